@@ -1,0 +1,3 @@
+module github.com/qrauth/qrauth
+
+go 1.26.8
