@@ -1,0 +1,161 @@
+// Command qrauthd runs the qrauth login service: one binary, an embedded
+// bbolt database, listening on 127.0.0.1:8080 unless told otherwise.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/store"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "qrauthd:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "qrauthd:", err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	stop()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "qrauthd:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the program: flags in, a running server out. Tests run it on
+// port 0 exactly as main does.
+type Main struct {
+	DataPath      string
+	Config        server.Config
+	TLSCert       string
+	TLSKey        string
+	LogLevel      string
+	LogFormat     string
+	ShutdownGrace time.Duration
+	LogOutput     io.Writer
+
+	Server *server.Server
+	DB     *store.DB
+}
+
+// NewMain returns a Main with the defaults.
+func NewMain() *Main {
+	return &Main{DataPath: filepath.Join("data", "qrauth.db"), LogLevel: "info", LogFormat: "text",
+		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr}
+}
+
+// env returns the environment variable QRAUTH_<NAME> or def, so every flag
+// can also come from the environment (flags win).
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
+		return v
+	}
+	return def
+}
+
+// ParseFlags reads flags, falling back to QRAUTH_* environment variables.
+func (m *Main) ParseFlags(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("qrauthd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (QRAUTH_ADDR)")
+	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
+	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
+	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
+	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
+	trust := fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
+	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", 3*time.Minute, "how long a login code page waits for a scan")
+	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", 30*time.Second, "how often the QR code changes while waiting")
+	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", 14*24*time.Hour, "browser session lifetime")
+	fs.IntVar(&m.Config.MaxRooms, "max-rooms", 50000, "cap on rooms open at once")
+	rate := fs.Float64("room-rate", 1, "new rooms per second per client IP (0 < rate; 'inf' not accepted: use a large number)")
+	fs.IntVar(&m.Config.RoomBurst, "room-burst", 20, "burst of new rooms per client IP")
+	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
+	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if (m.TLSCert == "") != (m.TLSKey == "") {
+		return errors.New("give both -tls-cert and -tls-key, or neither")
+	}
+	if *rate <= 0 {
+		return errors.New("-room-rate must be positive")
+	}
+	m.Config.RoomRate = rateLimit(*rate)
+	m.Config.TrustProxy = *trust
+	return nil
+}
+
+// Run opens the store and starts serving. It returns once the server
+// listens.
+func (m *Main) Run() error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: want debug, info, warn or error", m.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler
+	switch strings.ToLower(m.LogFormat) {
+	case "json":
+		h = slog.NewJSONHandler(m.LogOutput, opts)
+	case "text":
+		h = slog.NewTextHandler(m.LogOutput, opts)
+	default:
+		return fmt.Errorf("log format %q: want text or json", m.LogFormat)
+	}
+	log := slog.New(h)
+	m.Config.Logger = log
+	raiseOpenFileLimit(log)
+
+	db, err := store.Open(m.DataPath, store.Options{})
+	if err != nil {
+		return fmt.Errorf("open database %s: %w", m.DataPath, err)
+	}
+	m.DB = db
+	srv, err := server.New(m.Config, db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	srv.TLSCertFile, srv.TLSKeyFile = m.TLSCert, m.TLSKey
+	if err := srv.Open(); err != nil {
+		db.Close()
+		return err
+	}
+	m.Server = srv
+	log.Info("database open", slog.String("path", m.DataPath))
+	return nil
+}
+
+// Close shuts the server down gracefully and closes the database.
+func (m *Main) Close() error {
+	if m.Server == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownGrace)
+	defer cancel()
+	return m.Server.Shutdown(ctx)
+}

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Config configures a Server. The zero value of every field means its
+// default, so Config{} is a working local set-up.
+type Config struct {
+	// Addr is the listen address. Default "127.0.0.1:8080".
+	Addr string
+	// Origin is the public origin browsers use, such as
+	// "https://login.example.com". Default "http://" + Addr. It goes into
+	// every QR code and every signed decision, and WebSocket upgrades from
+	// any other Origin are refused.
+	Origin string
+	// TrustProxy takes the client address from X-Forwarded-For when the
+	// request comes from a loopback or private address (a reverse proxy).
+	TrustProxy bool
+
+	// PSKRotation is how long one QR code is valid while a room waits.
+	// Default 30s.
+	PSKRotation time.Duration
+	// RoomTTL bounds how long a room waits for a scan and decision.
+	// Default 3m.
+	RoomTTL time.Duration
+	// TicketTTL is how long a browser has to exchange its ticket. Default 10s.
+	TicketTTL time.Duration
+	// SessionTTL is the lifetime of a browser session. Default 14 days.
+	SessionTTL time.Duration
+
+	// MaxRooms caps the rooms open at once on this instance. Default 50000.
+	MaxRooms int
+	// RoomRate and RoomBurst limit room creation per client IP. Default
+	// 1/s with a burst of 20. rate.Inf disables the limit.
+	RoomRate  rate.Limit
+	RoomBurst int
+	// AppRate and AppBurst limit app sockets and app API calls per client
+	// IP. Default 5/s with a burst of 30.
+	AppRate  rate.Limit
+	AppBurst int
+
+	// Now and Rand default to time.Now and crypto/rand.Reader; tests
+	// replace them.
+	Now  func() time.Time
+	Rand io.Reader
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Locator names the approximate place of an address. Default: loopback
+	// and private ranges only.
+	Locator Locator
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8080"
+	}
+	if c.Origin == "" {
+		c.Origin = "http://" + c.Addr
+	}
+	u, err := url.Parse(c.Origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return c, fmt.Errorf("origin %q: want scheme://host[:port] with no path, such as https://login.example.com", c.Origin)
+	}
+	c.Origin = strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.PSKRotation, 30*time.Second)
+	def(&c.RoomTTL, 3*time.Minute)
+	def(&c.TicketTTL, 10*time.Second)
+	def(&c.SessionTTL, 14*24*time.Hour)
+	if c.PSKRotation < 0 || c.RoomTTL < 0 || c.TicketTTL < 0 || c.SessionTTL < 0 {
+		return c, fmt.Errorf("durations must be positive")
+	}
+	if c.MaxRooms == 0 {
+		c.MaxRooms = 50000
+	}
+	if c.RoomRate == 0 {
+		c.RoomRate = 1
+	}
+	if c.RoomBurst == 0 {
+		c.RoomBurst = 20
+	}
+	if c.AppRate == 0 {
+		c.AppRate = 5
+	}
+	if c.AppBurst == 0 {
+		c.AppBurst = 30
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Locator == nil {
+		c.Locator = LocalLocator{}
+	}
+	return c, nil
+}
+
+// secure reports whether cookies get the Secure attribute: whenever the
+// public origin is https. Plain http is only for local development.
+func (c Config) secure() bool { return strings.HasPrefix(c.Origin, "https://") }

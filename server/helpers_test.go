@@ -1,0 +1,269 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/store"
+	"golang.org/x/time/rate"
+)
+
+// testServer is a real server on a loopback port over a real bbolt file.
+type testServer struct {
+	*server.Server
+	DB  *store.DB
+	URL string
+}
+
+// MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
+// before start. Cleanup shuts it down and checks nothing is left open.
+func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
+	tb.Helper()
+	db, err := store.Open(tb.TempDir()+"/qrauth.db", store.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := server.New(cfg, db)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := s.Open(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
+	})
+	return &testServer{Server: s, DB: db, URL: s.Origin()}
+}
+
+// browser is a browser: a cookie jar, the login page, the browser socket.
+type browser struct {
+	tb     testing.TB
+	srv    *testServer
+	client *http.Client
+	ws     *websocket.Conn
+}
+
+func newBrowser(tb testing.TB, srv *testServer) *browser {
+	jar, _ := cookiejar.New(nil)
+	b := &browser{tb: tb, srv: srv, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
+	resp, err := b.client.Get(srv.URL + "/")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		tb.Fatalf("GET /: %d", resp.StatusCode)
+	}
+	return b
+}
+
+// dial opens the browser socket; query is e.g. "?mode=link".
+func (b *browser) dial(query string) (*websocket.Conn, *http.Response, error) {
+	u, _ := url.Parse(b.srv.URL)
+	h := http.Header{"Origin": {b.srv.URL}, "User-Agent": {"Mozilla/5.0 (X11; Linux x86_64) Chrome/120.0 Safari/537.36"}}
+	for _, c := range b.client.Jar.Cookies(u) {
+		h.Add("Cookie", c.Name+"="+c.Value)
+	}
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+"/ws/browser"+query, h)
+}
+
+func (b *browser) open() *qrauth.ServerMessage {
+	b.tb.Helper()
+	ws, resp, err := b.dial("")
+	if err != nil {
+		b.tb.Fatalf("dial browser socket: %v (%v)", err, resp)
+	}
+	b.ws = ws
+	b.tb.Cleanup(func() { ws.Close() })
+	m := b.next()
+	if m.Type != qrauth.MsgQR {
+		b.tb.Fatalf("first message %+v, want qr", m)
+	}
+	return m
+}
+
+// next reads the next message within a deadline.
+func (b *browser) next() *qrauth.ServerMessage {
+	b.tb.Helper()
+	return readMsg(b.tb, b.ws)
+}
+
+func readMsg(tb testing.TB, ws *websocket.Conn) *qrauth.ServerMessage {
+	tb.Helper()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		tb.Fatalf("read: %v", err)
+	}
+	var m qrauth.ServerMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		tb.Fatalf("decode %q: %v", data, err)
+	}
+	return &m
+}
+
+// readClose reads until the socket closes and returns the close code.
+func readClose(tb testing.TB, ws *websocket.Conn) int {
+	tb.Helper()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err != nil {
+			if ce, ok := err.(*websocket.CloseError); ok {
+				return ce.Code
+			}
+			tb.Fatalf("want close frame, got %v", err)
+		}
+	}
+}
+
+// exchange posts a ticket and returns the status and decoded body.
+func (b *browser) exchange(ticket string) (int, map[string]any) {
+	b.tb.Helper()
+	return b.do("POST", "/api/session", `{"ticket":"`+ticket+`"}`)
+}
+
+func (b *browser) do(method, path, body string) (int, map[string]any) {
+	b.tb.Helper()
+	req, _ := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, &m); err != nil {
+			b.tb.Fatalf("%s %s: body %q", method, path, data)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+// phone is a raw app: it speaks the protocol by hand, so tests can also
+// send what a real app never would.
+type phone struct {
+	tb    testing.TB
+	srv   *testServer
+	priv  ed25519.PrivateKey
+	pub   ed25519.PublicKey
+	id    qrauth.DeviceID
+	phone string
+	ws    *websocket.Conn
+	ch    *qrauth.ServerMessage
+}
+
+func newPhone(tb testing.TB, srv *testServer, number string) *phone {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	resp, err := http.Get(srv.URL + "/.well-known/qrauth")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d qrauth.Discovery
+	json.NewDecoder(resp.Body).Decode(&d)
+	salt, _ := base64.RawURLEncoding.DecodeString(d.PhoneSalt)
+	e164, err := qrauth.NormalizePhone(number)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &phone{tb: tb, srv: srv, priv: priv, pub: pub, id: qrauth.DeviceIDFromKey(pub), phone: qrauth.PhoneIDHash(salt, e164)}
+}
+
+func (p *phone) dial() {
+	p.tb.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+"/ws/app", nil)
+	if err != nil {
+		p.tb.Fatal(err)
+	}
+	p.ws = ws
+	p.tb.Cleanup(func() { ws.Close() })
+}
+
+func (p *phone) send(v any) {
+	p.tb.Helper()
+	if err := p.ws.WriteJSON(v); err != nil {
+		p.tb.Fatal(err)
+	}
+}
+
+// join scans a QR message and returns the server's answer.
+func (p *phone) join(qr *qrauth.ServerMessage) *qrauth.ServerMessage {
+	p.tb.Helper()
+	p.dial()
+	psk := qr.URL[strings.LastIndex(qr.URL, "/")+1:]
+	p.send(qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone})
+	m := readMsg(p.tb, p.ws)
+	if m.Type == qrauth.MsgChallenge {
+		p.ch = m
+	}
+	return m
+}
+
+// decision builds the signed decision for the current challenge.
+func (p *phone) decision(decision string) qrauth.Decision {
+	return qrauth.Decision{Origin: p.ch.Origin, Room: p.ch.Room, Nonce: p.ch.Nonce, Mode: p.ch.Mode,
+		DeviceID: p.id, PhoneIDHash: p.phone, Decision: decision}
+}
+
+func (p *phone) decide(decision string, withKey bool, profile *qrauth.Profile) *qrauth.ServerMessage {
+	p.tb.Helper()
+	d := p.decision(decision)
+	f := qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: decision, Signature: d.Sign(p.priv), DeviceName: "Test phone", Profile: profile}
+	if withKey {
+		f.PublicKey = base64.RawURLEncoding.EncodeToString(p.pub)
+	}
+	p.send(f)
+	return readMsg(p.tb, p.ws)
+}
+
+// snapshot is everything the store holds that a refusal must not change.
+func snapshot(tb testing.TB, st qrauth.Store) string {
+	tb.Helper()
+	ctx := context.Background()
+	events, err := st.ListAudit(ctx, qrauth.AuditFilter{Limit: 1000})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var users []qrauth.UserID
+	for _, e := range events {
+		if e.UserID != "" && !slices.Contains(users, e.UserID) {
+			users = append(users, e.UserID)
+		}
+	}
+	var out []any
+	out = append(out, events)
+	for _, id := range users {
+		u, _ := st.FindUserByID(ctx, id)
+		ds, _ := st.FindDevicesByUser(ctx, id)
+		ss, _ := st.FindSessionsByUser(ctx, id)
+		out = append(out, u, ds, ss)
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}

@@ -1,0 +1,103 @@
+package server_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/qrauth/qrauth"
+)
+
+// signUp runs a whole sign-up with the profile sent from the browser form
+// and returns the signed-in browser.
+func signUp(t *testing.T, srv *testServer, p *phone) *browser {
+	t.Helper()
+	b := newBrowser(t, srv)
+	qr := b.open()
+	ch := p.join(qr)
+	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeSignUp {
+		t.Fatalf("join: %+v", ch)
+	}
+	if m := b.next(); m.Type != qrauth.MsgScanned {
+		t.Fatalf("browser: %+v, want scanned", m)
+	}
+	if m := p.decide(qrauth.DecisionApprove, true, nil); m.Type != qrauth.MsgNeedsForm {
+		t.Fatalf("decide: %+v", m)
+	}
+	if m := b.next(); m.Type != qrauth.MsgSignUp {
+		t.Fatalf("browser: %+v, want signup", m)
+	}
+	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Name: "Ada Lovelace", Email: "ada@example.com"})
+	m := b.next()
+	if m.Type != qrauth.MsgApproved || m.Ticket == "" {
+		t.Fatalf("browser: %+v, want approved", m)
+	}
+	if d := readMsg(t, p.ws); d.Type != qrauth.MsgDone || d.Result != "signed_up" {
+		t.Fatalf("app: %+v", d)
+	}
+	if st, body := b.exchange(m.Ticket); st != 200 {
+		t.Fatalf("exchange: %d %v", st, body)
+	}
+	return b
+}
+
+// signIn runs a whole sign-in for a registered phone.
+func signIn(t *testing.T, srv *testServer, p *phone) *browser {
+	t.Helper()
+	b := newBrowser(t, srv)
+	ch := p.join(b.open())
+	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeLogin {
+		t.Fatalf("join: %+v", ch)
+	}
+	b.next() // scanned
+	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone || d.Result != "signed_in" {
+		t.Fatalf("decide: %+v", d)
+	}
+	m := b.next()
+	if m.Type != qrauth.MsgApproved {
+		t.Fatalf("browser: %+v", m)
+	}
+	if st, body := b.exchange(m.Ticket); st != 200 {
+		t.Fatalf("exchange: %d %v", st, body)
+	}
+	return b
+}
+
+func TestSignUpThenSignIn(t *testing.T) {
+	srv := MustOpenServer(t, nil)
+	p := newPhone(t, srv, "+41 79 123 45 67")
+	b := signUp(t, srv, p)
+	st, me := b.do("GET", "/api/me", "")
+	if st != 200 || me["user"].(map[string]any)["name"] != "Ada Lovelace" {
+		t.Fatalf("me: %d %v", st, me)
+	}
+
+	b2 := signIn(t, srv, p)
+	st, me2 := b2.do("GET", "/api/me", "")
+	if st != 200 || me2["user"].(map[string]any)["id"] != me["user"].(map[string]any)["id"] {
+		t.Fatalf("me after sign-in: %d %v", st, me2)
+	}
+	_, list := b2.do("GET", "/api/sessions", "")
+	if n := len(list["sessions"].([]any)); n != 2 {
+		t.Fatalf("sessions: %d, want 2", n)
+	}
+	events, _ := srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{})
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if want := []string{"signup", "signin", "signin"}; !equal(types, want) {
+		t.Fatalf("audit %v, want %v", types, want)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// limiter keeps one token bucket per client IP. Idle buckets are dropped by
+// purge, so the map stays as small as the set of recent callers.
+type limiter struct {
+	limit rate.Limit
+	burst int
+
+	mu sync.Mutex
+	m  map[string]*bucket
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newLimiter(limit rate.Limit, burst int) *limiter {
+	return &limiter{limit: limit, burst: burst, m: make(map[string]*bucket)}
+}
+
+// allow takes a token for ip. When none is left it returns the wait until
+// the next one, for Retry-After.
+func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
+	if l.limit == rate.Inf {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.m[ip]
+	if !ok {
+		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.m[ip] = b
+	}
+	b.seen = now
+	r := b.lim.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Minute
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// purge drops buckets idle long enough to have refilled completely.
+func (l *limiter) purge(now time.Time) {
+	full := time.Duration(math.Ceil(float64(l.burst)/float64(l.limit))) * time.Second
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ip, b := range l.m {
+		if now.Sub(b.seen) > full {
+			delete(l.m, ip)
+		}
+	}
+}

@@ -1,0 +1,439 @@
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/qrauth/qrauth"
+)
+
+type roomState int
+
+const (
+	stateWaiting roomState = iota // showing a QR code
+	stateScanned                  // an app joined and has the challenge
+	stateProfile                  // sign-up: key proven, waiting for the form
+	stateDone                     // finished; the room is gone from the hub
+)
+
+// room is one browser waiting to be signed in (or, in link mode, to add a
+// phone). It is one-shot: once finished it is never reused.
+type room struct {
+	h        *hub
+	id       string
+	browser  *conn
+	bindHash []byte
+	bctx     qrauth.BrowserContext
+	linkUser *qrauth.User // link mode: the signed-in account
+	expires  time.Time
+
+	mu     sync.Mutex
+	mode   string
+	state  roomState
+	psk    [32]byte // hash of the current PSK
+	timer  *time.Timer
+	app    *conn
+	appIP  string
+	nonce  string
+	phone  string
+	devID  qrauth.DeviceID
+	device *qrauth.Device // login: the registered device; signup: the new one
+	user   *qrauth.User   // login: the account
+}
+
+// openRoom creates a room for a connected browser and sends it the first
+// QR code.
+func (h *hub) openRoom(browser *conn, mode string, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User) (*room, error) {
+	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	r := &room{
+		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx,
+		linkUser: linkUser, mode: mode, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
+	}
+	if err := h.register(r); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.timer = time.AfterFunc(h.cfg.PSKRotation, r.onTimer)
+	r.rotateLocked()
+	return r, nil
+}
+
+func (r *room) onTimer() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.state == stateDone:
+	case !r.h.cfg.Now().Before(r.expires):
+		r.expireLocked()
+	case r.state == stateWaiting:
+		r.rotateLocked()
+	default:
+		r.timer.Reset(r.expires.Sub(r.h.cfg.Now()))
+	}
+}
+
+// rotateLocked puts the room (back) into waiting with a fresh PSK and
+// sends the browser its QR code.
+func (r *room) rotateLocked() {
+	now := r.h.cfg.Now()
+	left := r.expires.Sub(now)
+	if left <= 0 {
+		r.expireLocked()
+		return
+	}
+	psk, err := qrauth.RandomToken(r.h.cfg.Rand, 16)
+	if err != nil {
+		r.failLocked(qrauth.Internal(err))
+		return
+	}
+	url := r.h.cfg.Origin + "/q/" + psk
+	png, err := renderQR(url)
+	if err != nil {
+		r.failLocked(qrauth.Internal(err))
+		return
+	}
+	sum := sha256.Sum256([]byte(psk))
+	r.h.setPSK(r, r.psk, sum)
+	r.psk = sum
+	r.state = stateWaiting
+	r.app, r.nonce, r.device, r.user, r.devID, r.phone = nil, "", nil, nil, "", ""
+	wait := min(r.h.cfg.PSKRotation, left)
+	r.timer.Reset(wait)
+	r.browser.sendMsg(&qrauth.ServerMessage{
+		Type: qrauth.MsgQR, Mode: r.baseMode(), QR: png, URL: url,
+		ExpiresIn: ceilSeconds(wait), RoomExpiresIn: ceilSeconds(left),
+	})
+}
+
+// baseMode is the mode the browser asked for; sign-up is decided by the scan.
+func (r *room) baseMode() string {
+	if r.linkUser != nil {
+		return qrauth.ModeLink
+	}
+	return qrauth.ModeLogin
+}
+
+func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
+
+// finishLocked ends the room: it leaves the hub, and each side gets its
+// goodbye from toBrowser and toApp.
+func (r *room) finishLocked(toBrowser, toApp func(*conn)) {
+	if r.state == stateDone {
+		return
+	}
+	r.state = stateDone
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.h.unregister(r)
+	toBrowser(r.browser)
+	if r.app != nil {
+		toApp(r.app)
+	}
+}
+
+func (r *room) expireLocked() {
+	err := qrauth.Errorf(qrauth.EEXPIRED, "room_expired", "The code expired before sign-in finished. Get a new code in the browser.")
+	r.finishLocked(func(c *conn) {
+		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgExpired})
+		c.closeWith(qrauth.CloseCode(qrauth.EEXPIRED), "expired")
+	}, func(c *conn) { c.closeErr(err) })
+}
+
+func (r *room) failLocked(err error) {
+	r.h.log.Error("room failed", slog.Any("err", err))
+	r.finishLocked(func(c *conn) { c.closeErr(err) }, func(c *conn) { c.closeErr(err) })
+}
+
+// browserGone ends the room when its browser leaves.
+func (r *room) browserGone() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := qrauth.Errorf(qrauth.ENOTFOUND, "browser_gone", "The browser closed the sign-in page.")
+	r.finishLocked(func(*conn) {}, func(c *conn) { c.closeErr(err) })
+}
+
+// appGone puts a scanned room back to waiting when its app leaves before
+// deciding, so the person can scan again. In sign-up the form can still be
+// sent from the browser, so the room stays.
+func (r *room) appGone(c *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.app != c || r.state != stateScanned {
+		return
+	}
+	r.rotateLocked()
+}
+
+// refuseJoinLocked answers a refused join and gives the browser a fresh
+// code, since the one scanned is spent.
+func (r *room) refuseJoinLocked(app *conn, err error) {
+	app.closeErr(err)
+	r.app = nil
+	r.rotateLocked()
+}
+
+// join handles an app's join frame on the room whose PSK it presented.
+// It reports whether the app is now in the room.
+func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppFrame, pskSum [32]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state != stateWaiting || r.psk != pskSum {
+		app.closeErr(errPSKUnknown)
+		return false
+	}
+	r.h.setPSK(r, r.psk, [32]byte{})
+	r.psk = [32]byte{}
+	st := r.h.store
+	dev, err := st.FindDeviceByID(ctx, f.DeviceID)
+	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		r.refuseJoinLocked(app, err)
+		return false
+	}
+	owner, err := st.FindUserByPhoneIDHash(ctx, f.PhoneIDHash)
+	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		r.refuseJoinLocked(app, err)
+		return false
+	}
+	msg := &qrauth.ServerMessage{Type: qrauth.MsgChallenge}
+	switch {
+	case r.linkUser != nil:
+		if dev != nil {
+			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_already_registered",
+				"This phone is already registered to an account. A phone can belong to one account only."))
+			return false
+		}
+		if owner != nil && owner.ID != r.linkUser.ID {
+			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "phone_taken",
+				"This phone number belongs to another account."))
+			return false
+		}
+		r.mode = qrauth.ModeLink
+		msg.Account = &qrauth.AccountInfo{Name: r.linkUser.Name}
+	case dev != nil:
+		if subtleEq(dev.PhoneIDHash, f.PhoneIDHash) != 1 {
+			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_mismatch",
+				"This device was registered with another phone number."))
+			return false
+		}
+		u, err := st.FindUserByID(ctx, dev.UserID)
+		if err != nil {
+			r.refuseJoinLocked(app, err)
+			return false
+		}
+		known, err := st.KnownAddress(ctx, u.ID, r.bctx.IP)
+		if err != nil {
+			r.refuseJoinLocked(app, err)
+			return false
+		}
+		r.mode, r.device, r.user = qrauth.ModeLogin, dev, u
+		msg.Account = &qrauth.AccountInfo{Name: u.Name}
+		msg.KnownAddress = &known
+	case owner != nil:
+		r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_not_linked",
+			"This phone number already has an account, but this phone is not linked to it. "+
+				"Sign in on a browser with a phone that is linked, then choose “Link a phone”."))
+		return false
+	default:
+		r.mode = qrauth.ModeSignUp
+	}
+	nonce, err := qrauth.RandomToken(r.h.cfg.Rand, 32)
+	if err != nil {
+		r.refuseJoinLocked(app, qrauth.Internal(err))
+		return false
+	}
+	r.state, r.app, r.appIP, r.nonce = stateScanned, app, appIP, nonce
+	r.devID, r.phone = f.DeviceID, f.PhoneIDHash
+	r.timer.Reset(r.expires.Sub(r.h.cfg.Now()))
+
+	bctx := r.bctx
+	msg.Mode, msg.Room, msg.Nonce, msg.Origin = r.mode, r.id, nonce, r.h.cfg.Origin
+	msg.Context = &bctx
+	msg.Proximity = proximity(r.bctx.IP, appIP)
+	app.sendMsg(msg)
+	r.browser.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgScanned})
+	return true
+}
+
+// decide handles the app's signed decision.
+func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.app != app || r.state != stateScanned {
+		app.closeErr(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "This room is not waiting for a decision."))
+		return
+	}
+	d := qrauth.Decision{
+		Origin: r.h.cfg.Origin, Room: r.id, Nonce: r.nonce, Mode: r.mode,
+		DeviceID: r.devID, PhoneIDHash: r.phone, Decision: f.Decision,
+	}
+	now := r.h.cfg.Now()
+	ev := func(typ string, uid qrauth.UserID) *qrauth.AuditEvent {
+		return &qrauth.AuditEvent{Time: now, Type: typ, UserID: uid, DeviceID: r.devID, IP: r.bctx.IP}
+	}
+	var pub ed25519.PublicKey
+	if r.mode == qrauth.ModeLogin {
+		pub = r.device.PublicKey
+	} else if f.PublicKey != "" {
+		pub, _ = base64.RawURLEncoding.DecodeString(f.PublicKey)
+		if qrauth.DeviceIDFromKey(pub) != r.devID {
+			r.refuseDecisionLocked(app, qrauth.Errorf(qrauth.EINVALID, "device_id_mismatch",
+				"The public key does not match the device id given when joining."))
+			return
+		}
+	}
+	// Only a new phone may decline without a signature: it has no key we
+	// know, and declining gives it nothing.
+	if pub != nil || f.Decision == qrauth.DecisionApprove {
+		if pub == nil {
+			r.refuseDecisionLocked(app, qrauth.Errorf(qrauth.EINVALID, "public_key_required", "A new device must send its public key."))
+			return
+		}
+		if err := d.Verify(pub, f.Signature); err != nil {
+			if r.user != nil {
+				e := ev(qrauth.AuditRefused, r.user.ID)
+				e.Detail = "bad signature"
+				r.h.audit(e)
+			}
+			r.refuseDecisionLocked(app, err)
+			return
+		}
+	}
+
+	if f.Decision == qrauth.DecisionDeny {
+		var uid qrauth.UserID
+		if r.user != nil {
+			uid = r.user.ID
+		} else if r.linkUser != nil {
+			uid = r.linkUser.ID
+		}
+		if uid != "" {
+			r.h.audit(ev(qrauth.AuditDenied, uid))
+		}
+		r.finishLocked(func(c *conn) {
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDenied})
+			c.closeWith(closeNormal, "denied")
+		}, func(c *conn) {
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: "denied"})
+			c.closeWith(closeNormal, "denied")
+		})
+		return
+	}
+
+	switch r.mode {
+	case qrauth.ModeLogin:
+		r.approveLocked(r.user.ID, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, "signed_in")
+	case qrauth.ModeLink:
+		dev := &qrauth.Device{ID: r.devID, UserID: r.linkUser.ID, Name: f.DeviceName, PublicKey: pub,
+			PhoneIDHash: r.phone, CreatedAt: now, LastSeenAt: now}
+		err := r.h.store.CreateDevice(ctx, dev, ev(qrauth.AuditDeviceLinked, r.linkUser.ID))
+		if err != nil {
+			r.failLocked(err)
+			return
+		}
+		info := &qrauth.DeviceInfo{ID: dev.ID, Name: dev.Name}
+		r.finishLocked(func(c *conn) {
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgLinked, Device: info})
+			c.closeWith(closeNormal, "linked")
+		}, func(c *conn) {
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: "linked", UserID: r.linkUser.ID, Device: info})
+			c.closeWith(closeNormal, "linked")
+		})
+	case qrauth.ModeSignUp:
+		r.device = &qrauth.Device{ID: r.devID, Name: f.DeviceName, PublicKey: pub,
+			PhoneIDHash: r.phone, CreatedAt: now, LastSeenAt: now}
+		if f.Profile != nil {
+			r.createAccountLocked(ctx, *f.Profile)
+			return
+		}
+		r.state = stateProfile
+		r.browser.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgSignUp})
+		app.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
+	}
+}
+
+// refuseDecisionLocked answers a bad decision. The nonce is spent, so the
+// app is dropped and the browser gets a fresh code to scan again.
+func (r *room) refuseDecisionLocked(app *conn, err error) {
+	r.refuseJoinLocked(app, err)
+}
+
+// profile handles the sign-up form, from the browser or from the app.
+func (r *room) profile(ctx context.Context, from *conn, p qrauth.Profile) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state != stateProfile || (from != r.browser && from != r.app) {
+		from.sendMsg(qrauth.ErrorMessageFor(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "No sign-up form is open.")))
+		return
+	}
+	r.createAccountLocked(ctx, p)
+}
+
+func (r *room) createAccountLocked(ctx context.Context, p qrauth.Profile) {
+	now := r.h.cfg.Now()
+	uid, err := qrauth.NewUserID(r.h.cfg.Rand)
+	if err != nil {
+		r.failLocked(qrauth.Internal(err))
+		return
+	}
+	u := &qrauth.User{ID: uid, Name: p.Name, Email: p.Email, PhoneIDHash: r.phone, CreatedAt: now}
+	r.device.UserID = uid
+	err = r.h.store.CreateUser(ctx, u, r.device,
+		&qrauth.AuditEvent{Time: now, Type: qrauth.AuditSignUp, UserID: uid, DeviceID: r.device.ID, IP: r.bctx.IP})
+	if err != nil {
+		r.failLocked(err)
+		return
+	}
+	r.user = u
+	r.approveLocked(uid, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, "signed_up")
+}
+
+// approveLocked hands the browser its ticket and tells the app.
+func (r *room) approveLocked(uid qrauth.UserID, dev *qrauth.DeviceInfo, result string) {
+	tok, err := r.h.issueTicket(&ticket{
+		userID: uid, deviceID: dev.ID, bindHash: r.bindHash, ip: r.bctx.IP, userAgent: r.bctx.UserAgent,
+	})
+	if err != nil {
+		r.failLocked(err)
+		return
+	}
+	r.finishLocked(func(c *conn) {
+		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgApproved, Ticket: tok})
+		c.closeWith(closeNormal, "approved")
+	}, func(c *conn) {
+		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: result, UserID: uid, Device: dev})
+		c.closeWith(closeNormal, result)
+	})
+}
+
+// proximity compares the browser's and the phone's addresses. Equal
+// addresses, or the same IPv4 /24 or IPv6 /64, count as one network.
+func proximity(browserIP, appIP string) *qrauth.Proximity {
+	p := &qrauth.Proximity{AppIP: appIP}
+	b, err1 := netip.ParseAddr(browserIP)
+	a, err2 := netip.ParseAddr(appIP)
+	if err1 == nil && err2 == nil {
+		b, a = b.Unmap(), a.Unmap()
+		bits := 24
+		if b.Is6() {
+			bits = 64
+		}
+		pb, _ := b.Prefix(bits)
+		pa, _ := a.Prefix(bits)
+		p.SameNetwork = b == a || (b.Is4() == a.Is4() && pb == pa) || (b.IsLoopback() && a.IsLoopback())
+	}
+	if !p.SameNetwork {
+		p.Warning = "The browser is on a different network than this phone. If you did not open this sign-in page yourself just now, deny."
+	}
+	return p
+}

@@ -1,0 +1,306 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// TicketRequest is the body of POST /api/session.
+type TicketRequest struct {
+	Ticket string `json:"ticket"`
+}
+
+// DecodeTicketRequest parses the ticket exchange body strictly: one JSON
+// object with one field holding a 43-character base64url ticket.
+func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
+	var t TicketRequest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&t); err != nil {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
+	}
+	if len(t.Ticket) != 43 || !validToken(t.Ticket) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_ticket", "The ticket is malformed.")
+	}
+	return &t, nil
+}
+
+func validToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// userView is what the browser learns about its account.
+type userView struct {
+	ID        qrauth.UserID `json:"id"`
+	Name      string        `json:"name"`
+	Email     string        `json:"email"`
+	CreatedAt time.Time     `json:"created_at"`
+}
+
+func viewUser(u *qrauth.User) userView {
+	return userView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
+}
+
+// sessionView is one row of a session list.
+type sessionView struct {
+	ID         qrauth.SessionID `json:"id"`
+	IP         string           `json:"ip"`
+	Browser    string           `json:"browser"`
+	OS         string           `json:"os"`
+	UserAgent  string           `json:"user_agent"`
+	CreatedAt  time.Time        `json:"created_at"`
+	LastSeenAt time.Time        `json:"last_seen_at"`
+	ExpiresAt  time.Time        `json:"expires_at"`
+	Current    bool             `json:"current"`
+}
+
+func readBody(c echo.Context) ([]byte, error) {
+	b, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "body_too_large", "The request body is too large.")
+	}
+	return b, nil
+}
+
+// handleCreateSession exchanges a ticket for a session cookie.
+func (s *Server) handleCreateSession(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeTicketRequest(body)
+	if err != nil {
+		return err
+	}
+	bind, err := c.Cookie(bindCookie)
+	if err != nil {
+		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Reload the sign-in page: this browser has no sign-in cookie.")
+	}
+	t, err := s.hub.redeemTicket(req.Ticket, bind.Value)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := s.store.FindUserByID(ctx, t.userID)
+	if err != nil {
+		return err
+	}
+	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	id, err := qrauth.NewSessionID(s.cfg.Rand)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	now := s.cfg.Now()
+	sess := &qrauth.Session{
+		ID: id, UserID: u.ID, TokenHash: qrauth.HashToken(tok), DeviceID: t.deviceID,
+		IP: t.ip, UserAgent: t.userAgent, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), LastSeenAt: now,
+	}
+	if err := s.store.CreateSession(ctx, sess, &qrauth.AuditEvent{
+		Time: now, Type: qrauth.AuditSignIn, UserID: u.ID, DeviceID: t.deviceID, SessionID: id, IP: t.ip,
+	}); err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(s.cfg.SessionTTL / time.Second),
+	})
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": id})
+}
+
+var errSignedOut = qrauth.Errorf(qrauth.EUNAUTHORIZED, "not_signed_in", "You are not signed in.")
+
+// authenticate returns the session and user of the request's session cookie.
+func (s *Server) authenticate(c echo.Context) (*qrauth.Session, *qrauth.User, error) {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil, nil, errSignedOut
+	}
+	ctx := c.Request().Context()
+	sess, err := s.store.FindSessionByTokenHash(ctx, qrauth.HashToken(ck.Value))
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return nil, nil, errSignedOut
+	} else if err != nil {
+		return nil, nil, err
+	}
+	now := s.cfg.Now()
+	if sess.Expired(now) {
+		return nil, nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "session_expired", "Your session has expired. Please sign in again.")
+	}
+	u, err := s.store.FindUserByID(ctx, sess.UserID)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A write per request would be wasteful; a minute's precision is enough
+	// for "last seen".
+	if now.Sub(sess.LastSeenAt) > time.Minute {
+		if err := s.store.TouchSession(ctx, sess.ID, now); err == nil {
+			sess.LastSeenAt = now
+		}
+	}
+	return sess, u, nil
+}
+
+func (s *Server) handleMe(c echo.Context) error {
+	sess, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID})
+}
+
+func (s *Server) handleUpdateProfile(c echo.Context) error {
+	_, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var p qrauth.Profile
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"name": "...", "email": "..."}.`)
+	}
+	if err := p.Normalize(); err != nil {
+		return err
+	}
+	u, err = s.store.UpdateProfile(c.Request().Context(), u.ID, p)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u)})
+}
+
+func (s *Server) clearSessionCookie(c echo.Context) {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+func (s *Server) handleLogout(c echo.Context) error {
+	sess, _, err := s.authenticate(c)
+	if qrauth.ErrorCode(err) == qrauth.EUNAUTHORIZED {
+		s.clearSessionCookie(c)
+		return c.NoContent(http.StatusNoContent)
+	} else if err != nil {
+		return err
+	}
+	if err := s.store.DeleteSession(c.Request().Context(), sess.ID, &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditSignOut, UserID: sess.UserID, SessionID: sess.ID, IP: c.RealIP(),
+	}); err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		return err
+	}
+	s.clearSessionCookie(c)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// listSessions returns the user's live sessions, marking current.
+func (s *Server) listSessions(ctx context.Context, uid qrauth.UserID, current qrauth.SessionID) ([]sessionView, error) {
+	list, err := s.store.FindSessionsByUser(ctx, uid)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	out := make([]sessionView, 0, len(list))
+	for _, x := range list {
+		if x.Expired(now) {
+			continue
+		}
+		b, o := parseUserAgent(x.UserAgent)
+		out = append(out, sessionView{ID: x.ID, IP: x.IP, Browser: b, OS: o, UserAgent: x.UserAgent,
+			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt, Current: x.ID == current})
+	}
+	return out, nil
+}
+
+// revokeSession ends one of the user's sessions. Someone else's session
+// id gives the same answer as an unknown one.
+func (s *Server) revokeSession(ctx context.Context, uid qrauth.UserID, id qrauth.SessionID, ev *qrauth.AuditEvent) error {
+	notFound := qrauth.Errorf(qrauth.ENOTFOUND, "session_not_found", "There is no such session.")
+	x, err := s.store.FindSessionByID(ctx, id)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND || (err == nil && x.UserID != uid) {
+		return notFound
+	} else if err != nil {
+		return err
+	}
+	ev.Time, ev.Type, ev.UserID, ev.SessionID = s.cfg.Now(), qrauth.AuditRevoked, uid, id
+	if err := s.store.DeleteSession(ctx, id, ev); qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return notFound
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) handleListSessions(c echo.Context) error {
+	sess, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.listSessions(c.Request().Context(), u.ID, sess.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"sessions": list})
+}
+
+func (s *Server) handleDeleteSession(c echo.Context) error {
+	sess, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	id := qrauth.SessionID(c.Param("id"))
+	if err := s.revokeSession(c.Request().Context(), u.ID, id, &qrauth.AuditEvent{
+		IP: c.RealIP(), Detail: "from browser session " + string(sess.ID),
+	}); err != nil {
+		return err
+	}
+	if id == sess.ID {
+		s.clearSessionCookie(c)
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+type deviceView struct {
+	ID         qrauth.DeviceID `json:"id"`
+	Name       string          `json:"name"`
+	CreatedAt  time.Time       `json:"created_at"`
+	LastSeenAt time.Time       `json:"last_seen_at"`
+}
+
+func (s *Server) handleListDevices(c echo.Context) error {
+	_, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.store.FindDevicesByUser(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	out := make([]deviceView, 0, len(list))
+	for _, d := range list {
+		out = append(out, deviceView{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"devices": out})
+}

@@ -1,0 +1,205 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// storeTimeout bounds the store calls a socket message triggers.
+const storeTimeout = 10 * time.Second
+
+// rateLimited answers 429 with Retry-After in whole seconds.
+func rateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
+	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(wait))))
+	return qrauth.Errorf(qrauth.ERATELIMITED, reason, "%s", msg)
+}
+
+// upgrade switches to WebSocket and starts the write pump. The caller must
+// not touch c afterwards: echo reuses it once the handler returns, and
+// returning early frees net/http's buffers for the life of the socket.
+func (s *Server) upgrade(c echo.Context) (*conn, error) {
+	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
+	if err != nil {
+		// The upgrader has already answered the client.
+		return nil, nil
+	}
+	cn := newConn(ws)
+	s.conns.Add(1)
+	s.hub.track(cn)
+	go func() {
+		cn.writePump()
+		s.hub.untrack(cn)
+		s.conns.Done()
+	}()
+	return cn, nil
+}
+
+// handleBrowserSocket opens a room for the login page (or, with
+// ?mode=link, for a signed-in account page adding a phone).
+func (s *Server) handleBrowserSocket(c echo.Context) error {
+	req := c.Request()
+	if req.Header.Get("Origin") != s.cfg.Origin {
+		return errBadOrigin
+	}
+	if !websocket.IsWebSocketUpgrade(req) {
+		return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
+	}
+	bind, err := c.Cookie(bindCookie)
+	if err != nil || bind.Value == "" {
+		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Reload the sign-in page: this browser has no sign-in cookie.")
+	}
+	var linkUser *qrauth.User
+	switch mode := c.QueryParam("mode"); mode {
+	case "", qrauth.ModeLogin:
+	case qrauth.ModeLink:
+		_, u, err := s.authenticate(c)
+		if err != nil {
+			return err
+		}
+		linkUser = u
+	default:
+		return qrauth.Errorf(qrauth.EINVALID, "invalid_mode", "Unknown mode %q.", mode)
+	}
+	ip := c.RealIP()
+	now := s.cfg.Now()
+	if ok, wait := s.rooms.allow(ip, now); !ok {
+		return rateLimited(c, wait, "rate_limited", "Too many new codes from this address. Wait a moment and try again.")
+	}
+	if s.hub.roomCount() >= s.cfg.MaxRooms {
+		return rateLimited(c, 5*time.Second, "too_many_rooms", "Too many people are signing in right now. Please try again in a moment.")
+	}
+	ua := req.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	browser, osName := parseUserAgent(ua)
+	bctx := qrauth.BrowserContext{
+		IP: ip, Place: s.cfg.Locator.Place(ip), Browser: browser, OS: osName,
+		UserAgent: ua, Origin: s.cfg.Origin, Time: now.UTC(),
+	}
+	bindHash := qrauth.HashToken(bind.Value)
+
+	cn, err := s.upgrade(c)
+	if cn == nil {
+		return err
+	}
+	r, err := s.hub.openRoom(cn, modeOf(linkUser), bindHash, bctx, linkUser)
+	if err != nil {
+		cn.closeErr(err)
+		go cn.readPump(pongWait, func([]byte) {}, func() {})
+		return nil
+	}
+	go cn.readPump(pongWait, func(data []byte) {
+		f, err := qrauth.DecodeBrowserFrame(data)
+		if err != nil {
+			cn.closeErr(err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
+	}, r.browserGone)
+	return nil
+}
+
+func modeOf(linkUser *qrauth.User) string {
+	if linkUser != nil {
+		return qrauth.ModeLink
+	}
+	return qrauth.ModeLogin
+}
+
+// handleAppSocket serves the phone app. Native apps send no Origin; a page
+// of another site that tries is refused.
+func (s *Server) handleAppSocket(c echo.Context) error {
+	req := c.Request()
+	if o := req.Header.Get("Origin"); o != "" && o != s.cfg.Origin {
+		return errBadOrigin
+	}
+	if !websocket.IsWebSocketUpgrade(req) {
+		return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
+	}
+	ip := c.RealIP()
+	if ok, wait := s.apps.allow(ip, s.cfg.Now()); !ok {
+		return rateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
+	}
+	cn, err := s.upgrade(c)
+	if cn == nil {
+		return err
+	}
+	var r *room
+	go cn.readPump(joinWait, func(data []byte) {
+		f, err := qrauth.DecodeAppFrame(data)
+		if err != nil {
+			cn.closeErr(err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		defer cancel()
+		switch {
+		case r == nil && f.Type == qrauth.MsgJoin:
+			if f.DeviceID == "" {
+				cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "device_id_required", "The join message must carry the device id."))
+				return
+			}
+			room, sum, err := s.hub.takePSK(f.PSK)
+			if err != nil {
+				cn.closeErr(err)
+				return
+			}
+			if room.join(ctx, cn, ip, f, sum) {
+				r = room
+			}
+		case r == nil:
+			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "join_first", "Join a room before anything else."))
+		case f.Type == qrauth.MsgDecision:
+			r.decide(ctx, cn, f)
+		case f.Type == qrauth.MsgProfile:
+			r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
+		default:
+			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))
+		}
+	}, func() {
+		if r != nil {
+			r.appGone(cn)
+		}
+	})
+	return nil
+}
+
+// track and untrack keep every socket known to the hub, so shutdown can
+// reach the app sockets that have not joined a room.
+func (h *hub) track(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
+		h.conns = make(map[*conn]struct{})
+	}
+	h.conns[c] = struct{}{}
+}
+
+func (h *hub) untrack(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+}
+
+// closeAll closes every socket still open, after the rooms said goodbye.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(closeRestart, "server restart")
+	}
+	h.log.Info("sockets told to reconnect", slog.Int("count", len(conns)))
+}

@@ -1,0 +1,441 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/qrauth/qrauth"
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultLockTimeout   = time.Second
+	DefaultMaxBatchSize  = 1000
+	DefaultMaxBatchDelay = time.Millisecond
+)
+
+// schemaVersion is the layout described in doc.go. Open refuses files written
+// by a newer layout rather than misreading them.
+const schemaVersion = 1
+
+// ErrLocked is returned (wrapped) by Open when another process holds the
+// database file.
+var ErrLocked = errors.New("database is locked by another process")
+
+// Options configure Open. The zero value of each field means its default.
+type Options struct {
+	// LockTimeout is how long Open waits for another process to release
+	// the file before failing with ErrLocked. bbolt would otherwise wait
+	// forever, which looks like a hung server. Default 1s.
+	LockTimeout time.Duration
+
+	// MaxBatchSize is the most writes that share one transaction. Default
+	// 1000.
+	MaxBatchSize int
+
+	// MaxBatchDelay is how long a write on the sign-in path waits for others
+	// to join its transaction. Every write waits this long even when alone,
+	// so it is a floor on sign-in latency: bbolt's default of 10ms would on
+	// its own blow the 5ms p99 target. Default 1ms.
+	MaxBatchDelay time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.MaxBatchSize <= 0 {
+		o.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if o.MaxBatchDelay <= 0 {
+		o.MaxBatchDelay = DefaultMaxBatchDelay
+	}
+	return o
+}
+
+// Bucket names; see doc.go.
+var (
+	bucketMeta            = []byte("meta")
+	bucketSecrets         = []byte("secrets")
+	bucketUsers           = []byte("users")
+	bucketUsersByPhone    = []byte("users_by_phone")
+	bucketDevices         = []byte("devices")
+	bucketDevicesByUser   = []byte("devices_by_user")
+	bucketSessions        = []byte("sessions")
+	bucketSessionsByToken = []byte("sessions_by_token")
+	bucketSessionsByUser  = []byte("sessions_by_user")
+	bucketAddresses       = []byte("addresses")
+	bucketAudit           = []byte("audit")
+	bucketAuditByUser     = []byte("audit_by_user")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketSecrets,
+		bucketUsers, bucketUsersByPhone,
+		bucketDevices, bucketDevicesByUser,
+		bucketSessions, bucketSessionsByToken, bucketSessionsByUser,
+		bucketAddresses,
+		bucketAudit, bucketAuditByUser,
+	}
+
+	keyVersion = []byte("version")
+
+	// present is the value of index entries whose key says it all. It is
+	// not empty because bbolt may return nil for an empty value, which
+	// would read as "absent".
+	present = []byte{1}
+)
+
+// DB is a qrauth.Store in a bbolt file. It is safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+}
+
+var _ qrauth.Store = (*DB)(nil)
+
+// Open opens or creates the database at path, creating missing parent
+// directories with mode 0700 and the file with mode 0600, since the file
+// names every user's phone hash and address history. It fails with ErrLocked
+// after opts.LockTimeout if another process has the file open.
+func Open(path string, opts Options) (*DB, error) {
+	opts = opts.withDefaults()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("store: open %s: %w (waited %s)", path, ErrLocked, opts.LockTimeout)
+	} else if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	b.MaxBatchSize = opts.MaxBatchSize
+	b.MaxBatchDelay = opts.MaxBatchDelay
+
+	if err := b.Update(initialize); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return &DB{bolt: b}, nil
+}
+
+func initialize(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keyVersion); v != nil {
+		if len(v) != 8 {
+			return fmt.Errorf("corrupt schema version %x", v)
+		} else if n := binary.BigEndian.Uint64(v); n > schemaVersion {
+			return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
+		}
+		return nil
+	}
+	return meta.Put(keyVersion, u64(schemaVersion))
+}
+
+// Path returns the file the database lives in.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Close waits for running transactions and releases the file. Pending
+// writes have already been made durable by the methods that issued them.
+func (db *DB) Close() error {
+	if err := db.bolt.Close(); err != nil {
+		return qrauth.Internal(err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction.
+func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctxError(ctx); err != nil {
+		return err
+	}
+	return storeError(db.bolt.View(fn))
+}
+
+// update runs fn and appends events in one write transaction, on its own
+// (batch false) or shared with concurrent callers (batch true). The events'
+// Seq fields are set only once the transaction has committed, so that a
+// failed or retried attempt leaves the caller's events as they were.
+func (db *DB) update(ctx context.Context, batch bool, events []*qrauth.AuditEvent, fn func(tx *bolt.Tx) error) error {
+	if err := ctxError(ctx); err != nil {
+		return err
+	}
+	p, err := newPendingEvents(events)
+	if err != nil {
+		return err
+	}
+	txfn := func(tx *bolt.Tx) error {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return p.write(tx)
+	}
+	if batch {
+		err = db.bolt.Batch(txfn)
+	} else {
+		err = db.bolt.Update(txfn)
+	}
+	if err != nil {
+		return storeError(err)
+	}
+	p.commit()
+	return nil
+}
+
+// ctxError refuses to start work for a caller that has gone away. Once a
+// transaction has started it runs to the end: bbolt cannot abandon a commit.
+func ctxError(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return qrauth.Internal(err)
+	}
+	return nil
+}
+
+// storeError passes our own errors through and wraps everything else (bbolt,
+// I/O, JSON) so callers see one error type.
+func storeError(err error) error {
+	var e *qrauth.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return qrauth.Internal(err)
+}
+
+// invalidf reports a call the store cannot carry out without corrupting its
+// indexes. It signals a bug in the caller, not bad user input.
+func invalidf(format string, args ...any) *qrauth.Error {
+	return qrauth.Errorf(qrauth.EINVALID, "invalid_argument", "store: "+format, args...)
+}
+
+func checkUserID(id qrauth.UserID) error {
+	if id == "" {
+		return invalidf("empty user id")
+	} else if strings.Contains(string(id), "/") {
+		return invalidf("user id %q contains '/'", id)
+	}
+	return nil
+}
+
+// userKey is the key of an entry in a by-user index. Because user ids hold
+// no "/", the entries of one user are exactly those starting with
+// userPrefix(id).
+func userKey(id qrauth.UserID, rest []byte) []byte {
+	k := make([]byte, 0, len(id)+1+len(rest))
+	k = append(k, id...)
+	k = append(k, '/')
+	return append(k, rest...)
+}
+
+func userPrefix(id qrauth.UserID) []byte { return userKey(id, nil) }
+
+// scanUser calls fn with the value of every entry of index b under user id.
+func scanUser(b *bolt.Bucket, id qrauth.UserID, fn func(k, v []byte) error) error {
+	prefix := userPrefix(id)
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func u64(n uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, n)
+	return b
+}
+
+// get decodes the record at key into a new T, or returns nil if there is
+// none.
+func get[T any](b *bolt.Bucket, key []byte) (*T, error) {
+	v := b.Get(key)
+	if v == nil {
+		return nil, nil
+	}
+	return decode[T](key, v)
+}
+
+// decode decodes a record into a new T. Decoding copies, so the result
+// outlives the transaction that v belongs to.
+func decode[T any](key, v []byte) (*T, error) {
+	r := new(T)
+	if err := json.Unmarshal(v, r); err != nil {
+		return nil, fmt.Errorf("decode record %q: %w", key, err)
+	}
+	return r, nil
+}
+
+func put(b *bolt.Bucket, key []byte, r any) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, v)
+}
+
+// Check verifies the file's page structure and that every index entry and
+// every record agree with each other. Tests run it when they close a DB; an
+// operator may run it after a crash. It holds the write lock while it runs,
+// because bbolt's page check is only safe against concurrent writers then.
+func (db *DB) Check() error {
+	tx, err := db.bolt.Begin(true)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	defer tx.Rollback()
+	var errs []error
+	for err := range tx.Check() {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		errs = checkIndexes(tx)
+	}
+	if len(errs) > 0 {
+		return qrauth.Internal(fmt.Errorf("store: check %s: %w", db.Path(), errors.Join(errs...)))
+	}
+	return nil
+}
+
+// checkIndexes returns every disagreement between records and indexes: each
+// record must be indexed, and each index entry must point to a record that
+// says the same thing.
+func checkIndexes(tx *bolt.Tx) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bucket := tx.Bucket
+
+	forEach := func(name []byte, fn func(k, v []byte) error) {
+		if err := bucket(name).ForEach(fn); err != nil {
+			fail("%s: %w", name, err)
+		}
+	}
+	users := map[qrauth.UserID]bool{}
+	forEach(bucketUsers, func(k, v []byte) error {
+		u, err := decode[qrauth.User](k, v)
+		if err != nil {
+			return err
+		} else if string(u.ID) != string(k) {
+			fail("user %q has id %q", k, u.ID)
+		}
+		users[u.ID] = true
+		return nil
+	})
+	forEach(bucketUsersByPhone, func(k, v []byte) error {
+		if !users[qrauth.UserID(v)] {
+			fail("phone %s points to missing user %q", k, v)
+		}
+		return nil
+	})
+
+	forEach(bucketDevices, func(k, v []byte) error {
+		d, err := decode[qrauth.Device](k, v)
+		if err != nil {
+			return err
+		}
+		switch {
+		case string(d.ID) != string(k):
+			fail("device %q has id %q", k, d.ID)
+		case !users[d.UserID]:
+			fail("device %q belongs to missing user %q", k, d.UserID)
+		case string(bucket(bucketDevicesByUser).Get(userKey(d.UserID, k))) != string(k):
+			fail("device %q missing from its user's index", k)
+		case string(bucket(bucketUsersByPhone).Get([]byte(d.PhoneIDHash))) != string(d.UserID):
+			fail("phone of device %q not indexed to its user", k)
+		}
+		return nil
+	})
+	forEach(bucketDevicesByUser, func(k, v []byte) error {
+		d, err := get[qrauth.Device](bucket(bucketDevices), v)
+		if err != nil {
+			return err
+		} else if d == nil || string(userKey(d.UserID, v)) != string(k) {
+			fail("device index entry %q does not match device %q", k, v)
+		}
+		return nil
+	})
+
+	forEach(bucketSessions, func(k, v []byte) error {
+		s, err := decode[qrauth.Session](k, v)
+		if err != nil {
+			return err
+		}
+		switch {
+		case string(s.ID) != string(k):
+			fail("session %q has id %q", k, s.ID)
+		case !users[s.UserID]:
+			fail("session %q belongs to missing user %q", k, s.UserID)
+		case string(bucket(bucketSessionsByToken).Get(s.TokenHash)) != string(k):
+			fail("session %q missing from the token index", k)
+		case string(bucket(bucketSessionsByUser).Get(userKey(s.UserID, k))) != string(k):
+			fail("session %q missing from its user's index", k)
+		}
+		return nil
+	})
+	forEach(bucketSessionsByToken, func(k, v []byte) error {
+		s, err := get[qrauth.Session](bucket(bucketSessions), v)
+		if err != nil {
+			return err
+		} else if s == nil || !bytes.Equal(s.TokenHash, k) {
+			fail("token index entry %x does not match session %q", k, v)
+		}
+		return nil
+	})
+	forEach(bucketSessionsByUser, func(k, v []byte) error {
+		s, err := get[qrauth.Session](bucket(bucketSessions), v)
+		if err != nil {
+			return err
+		} else if s == nil || string(userKey(s.UserID, v)) != string(k) {
+			fail("session index entry %q does not match session %q", k, v)
+		}
+		return nil
+	})
+
+	audit := bucket(bucketAudit)
+	forEach(bucketAudit, func(k, v []byte) error {
+		e, err := decode[qrauth.AuditEvent](k, v)
+		if err != nil {
+			return err
+		}
+		switch {
+		case len(k) != 8 || binary.BigEndian.Uint64(k) != e.Seq:
+			fail("audit key %x holds seq %d", k, e.Seq)
+		case e.Seq == 0 || e.Seq > audit.Sequence():
+			fail("audit seq %d out of range (1, %d)", e.Seq, audit.Sequence())
+		case e.UserID != "" && bucket(bucketAuditByUser).Get(userKey(e.UserID, k)) == nil:
+			fail("audit event %d missing from its user's index", e.Seq)
+		}
+		return nil
+	})
+	forEach(bucketAuditByUser, func(k, v []byte) error {
+		// The seq is the last 8 bytes and may itself contain '/'.
+		i := len(k) - 9
+		if i < 1 || k[i] != '/' {
+			fail("malformed audit index key %x", k)
+			return nil
+		}
+		e, err := get[qrauth.AuditEvent](audit, k[i+1:])
+		if err != nil {
+			return err
+		} else if e == nil || string(e.UserID) != string(k[:i]) {
+			fail("audit index entry %x does not match its event", k)
+		}
+		return nil
+	})
+	return errs
+}

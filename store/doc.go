@@ -1,0 +1,42 @@
+// Package store implements qrauth.Store on bbolt, an embedded key/value store
+// that keeps everything in one file and allows one writing process at a time.
+//
+// It owns the on-disk format: the buckets below, the JSON encoding of records
+// and the indexes that keep lookups to one or two B+tree seeks. Nothing else
+// reads or writes the file.
+//
+// # Layout
+//
+// Each noun has a bucket of records keyed by id, encoded with encoding/json,
+// and index buckets that point back to those ids. All are top-level buckets
+// created by Open:
+//
+//	meta               "version" → schema version, 8 bytes big-endian
+//	secrets            name → value
+//	users              UserID → User
+//	users_by_phone     PhoneIDHash → UserID
+//	devices            DeviceID → Device
+//	devices_by_user    UserID "/" DeviceID → DeviceID
+//	sessions           SessionID → Session
+//	sessions_by_token  TokenHash (raw SHA-256) → SessionID
+//	sessions_by_user   UserID "/" SessionID → SessionID
+//	addresses          UserID "/" IP → empty
+//	audit              Seq, 8 bytes big-endian → AuditEvent
+//	audit_by_user      UserID "/" Seq, 8 bytes big-endian → empty
+//
+// A UserID therefore never contains "/": otherwise a scan of one user's
+// prefix could return another user's entries. Methods refuse such ids with
+// EINVALID; ids made by qrauth.NewUserID never contain one.
+//
+// Seq comes from the audit bucket's own sequence, so it is assigned in the
+// same transaction as the event and a rolled-back transaction gives its
+// numbers back instead of leaving gaps that look like deleted entries.
+//
+// # Writes
+//
+// Every write is fsynced before its method returns. Writes on the sign-in
+// path go through bbolt's Batch, which lets concurrent callers share one
+// transaction and therefore one fsync; see Options.MaxBatchDelay. Batch may
+// run a function more than once, so those functions derive everything from
+// the transaction and touch the caller's values only after commit.
+package store

@@ -1,0 +1,172 @@
+// qrauth login page: shows the QR code of a room on /ws/browser and follows
+// it until the phone approves, then trades the ticket for a session.
+//
+// <main id="login" data-state="..."> holds the current state, one of
+// connecting, reconnecting, waiting, scanned, signup, approved, denied,
+// expired, error; the <section data-state="..."> of that state is shown.
+'use strict';
+
+(function () {
+  const q = window.qrauth;
+  const byId = q.byId;
+
+  const root = byId('login');
+  const sections = root.querySelectorAll('section[data-state]');
+  const statusLine = byId('status');
+  const qr = byId('qr');
+  const form = byId('signup-form');
+  const nameInput = byId('signup-name');
+  const emailInput = byId('signup-email');
+  const formError = byId('signup-error');
+  const submit = byId('signup-submit');
+  const sent = byId('signup-sent');
+  const countdown = new q.Countdown(byId('countdown'), byId('countdown-bar'));
+
+  const words = {
+    connecting: 'Getting a sign-in code…',
+    reconnecting: 'Reconnecting…',
+    waiting: 'Ready: scan the code with the qrauth app.',
+    scanned: 'Scanned — confirm on your phone.',
+    signup: 'New account: fill in the form here or on your phone.',
+    approved: 'Approved — signing you in…',
+    denied: 'Sign-in was declined on the phone.',
+    expired: 'This code has expired.',
+  };
+
+  let current = '';
+
+  function show(state, text) {
+    if (state !== 'waiting') countdown.stop();
+    if (state !== 'error') root.removeAttribute('data-error');
+    root.dataset.state = state;
+    for (const s of sections) s.hidden = s.dataset.state !== state;
+    const line = text || words[state] || '';
+    // Only touch the live region when the words change, so that a rotating
+    // code is not announced every 30 seconds.
+    if (statusLine.textContent !== line) statusLine.textContent = line;
+    current = state;
+  }
+
+  function showError(err) {
+    const tooMany = err.code === 'rate_limited';
+    byId('error-title').textContent = tooMany ? q.TOO_MANY : 'Something went wrong';
+    byId('error-message').textContent = tooMany
+      ? 'Wait a moment before you ask for a new code.'
+      : err.message;
+    show('error', tooMany ? q.TOO_MANY + '.' : 'Error: ' + err.message);
+    root.dataset.error = err.reason || err.code || 'error';
+  }
+
+  function resetForm() {
+    form.reset();
+    formError.hidden = true;
+    formError.textContent = '';
+    emailInput.removeAttribute('aria-invalid');
+    submit.disabled = false;
+    sent.hidden = true;
+  }
+
+  async function exchange(ticket) {
+    if (!ticket) {
+      showError({ code: 'internal', message: 'The server did not send a sign-in ticket. Please try again.' });
+      return;
+    }
+    try {
+      await q.api('POST', '/api/session', { ticket: ticket });
+    } catch (err) {
+      showError({ code: err.status === 429 ? 'rate_limited' : 'session', reason: 'session_' + err.status, message: err.message });
+      return;
+    }
+    location.assign('/account');
+  }
+
+  const room = new q.Room('/ws/browser', {
+    onState: function (state, msg) {
+      switch (state) {
+        case 'waiting':
+          if (typeof msg.qr === 'string' && msg.qr.startsWith('data:image/')) qr.src = msg.qr;
+          countdown.start(msg.expires_in);
+          show('waiting');
+          break;
+        case 'signup':
+          if (current !== 'signup') {
+            resetForm();
+            show('signup');
+            nameInput.focus();
+          }
+          break;
+        case 'approved':
+          show('approved');
+          exchange(msg.ticket);
+          break;
+        case 'error':
+          showError(msg);
+          break;
+        case 'linked':
+          // Not expected on the login page; a link room only opens from the
+          // account page.
+          location.assign('/account');
+          break;
+        default:
+          show(state);
+      }
+    },
+    // A profile the server rejected keeps the form open with its message.
+    onError: function (err) {
+      if (current !== 'signup' || !/^invalid_(name|email)$/.test(err.reason)) return false;
+      formError.textContent = err.message;
+      formError.hidden = false;
+      if (err.reason === 'invalid_email') emailInput.setAttribute('aria-invalid', 'true');
+      submit.disabled = false;
+      sent.hidden = true;
+      return true;
+    },
+  });
+
+  form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    const name = nameInput.value.trim();
+    const email = emailInput.value.trim();
+    if (email && !emailInput.validity.valid) {
+      formError.textContent = 'That does not look like an e-mail address (name@example.com).';
+      formError.hidden = false;
+      emailInput.setAttribute('aria-invalid', 'true');
+      emailInput.focus();
+      return;
+    }
+    formError.hidden = true;
+    emailInput.removeAttribute('aria-invalid');
+    if (!room.send({ type: 'profile', name: name, email: email })) {
+      formError.textContent = 'Lost the connection to the server. Fill in the form on your phone, or get a new code.';
+      formError.hidden = false;
+      return;
+    }
+    submit.disabled = true;
+    sent.hidden = false;
+  });
+
+  function restart() {
+    room.start();
+  }
+  byId('retry-now').addEventListener('click', restart);
+  byId('denied-new').addEventListener('click', restart);
+  byId('expired-new').addEventListener('click', restart);
+  byId('error-retry').addEventListener('click', restart);
+
+  // Someone who is already signed in goes straight to the account page.
+  // Anything else (401, no network) means: show the code.
+  async function init() {
+    try {
+      const res = await q.api('GET', '/api/me');
+      if (res.data && res.data.user) {
+        location.replace('/account');
+        return;
+      }
+    } catch (e) {
+      // Not signed in.
+    }
+    room.start();
+  }
+
+  init();
+})();
