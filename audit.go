@@ -10,7 +10,6 @@ const (
 	AuditSignOut      = "signout"
 	AuditRevoked      = "session_revoked"
 	AuditDeviceLinked = "device_linked"
-	AuditRefused      = "refused"
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

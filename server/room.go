@@ -300,11 +300,9 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 			return
 		}
 		if err := d.Verify(pub, f.Signature); err != nil {
-			if r.user != nil {
-				e := ev(qrauth.AuditRefused, r.user.ID)
-				e.Detail = "bad signature"
-				r.h.audit(e)
-			}
+			// Logged, not audited: a refusal changes nothing in the store.
+			r.h.log.Warn("decision refused", slog.String("reason", "bad_signature"),
+				slog.String("mode", r.mode), slog.String("device", string(r.devID)), slog.String("app_ip", r.appIP))
 			r.refuseDecisionLocked(app, err)
 			return
 		}

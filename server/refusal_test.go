@@ -1,0 +1,355 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
+)
+
+// wantError reads the error message the server sends before closing, and
+// the close code.
+func wantError(t *testing.T, ws *websocket.Conn, reason string, closeCode int) {
+	t.Helper()
+	wantErrorMsg(t, readMsg(t, ws), ws, reason, closeCode)
+}
+
+// wantErrorMsg checks an error message already read, then the close code.
+func wantErrorMsg(t *testing.T, m *qrauth.ServerMessage, ws *websocket.Conn, reason string, closeCode int) {
+	t.Helper()
+	if m.Type != qrauth.MsgError || m.Reason != reason || m.Message == "" {
+		t.Fatalf("got %+v, want error %s", m, reason)
+	}
+	if c := readClose(t, ws); c != closeCode {
+		t.Fatalf("close code %d, want %d", c, closeCode)
+	}
+}
+
+// registered returns a server with one signed-up phone.
+func registered(t *testing.T, edit func(*server.Config)) (*testServer, *phone) {
+	srv := MustOpenServer(t, edit)
+	p := newPhone(t, srv, "+41 79 123 45 67")
+	signUp(t, srv, p)
+	return srv, p
+}
+
+func TestDecisionRefused(t *testing.T) {
+	srv, p := registered(t, nil)
+	cases := []struct {
+		name string
+		edit func(d *qrauth.Decision, p *phone)
+	}{
+		{"WrongKey", func(d *qrauth.Decision, p *phone) { _, p.priv, _ = ed25519.GenerateKey(rand.Reader) }},
+		{"OtherOrigin", func(d *qrauth.Decision, p *phone) { d.Origin = "https://evil.example" }},
+		{"OtherRoom", func(d *qrauth.Decision, p *phone) { d.Room = "AAAAAAAAAAAAAAAAAAAAAA" }},
+		{"OtherNonce", func(d *qrauth.Decision, p *phone) { d.Nonce = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
+		{"OtherMode", func(d *qrauth.Decision, p *phone) { d.Mode = qrauth.ModeLink }},
+		{"DenySignedAsApprove", func(d *qrauth.Decision, p *phone) { d.Decision = qrauth.DecisionDeny }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := snapshot(t, srv.DB)
+			q := *p
+			q.tb = t
+			b := newBrowser(t, srv)
+			q.join(b.open())
+			b.next() // scanned
+			d := q.decision(qrauth.DecisionApprove)
+			tc.edit(&d, &q)
+			q.send(qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: qrauth.DecisionApprove, Signature: d.Sign(q.priv)})
+			wantError(t, q.ws, "bad_signature", 4401)
+			// The browser gets a fresh code to scan again; nobody signed in.
+			if m := b.next(); m.Type != qrauth.MsgQR {
+				t.Fatalf("browser: %+v, want a new qr", m)
+			}
+			if after := snapshot(t, srv.DB); after != before {
+				t.Fatalf("store changed:\n%s\n%s", before, after)
+			}
+		})
+	}
+}
+
+func TestJoinRefused(t *testing.T) {
+	t.Run("ReusedPSK", func(t *testing.T) {
+		srv, p := registered(t, nil)
+		b := newBrowser(t, srv)
+		qr := b.open()
+		if ch := p.join(qr); ch.Type != qrauth.MsgChallenge {
+			t.Fatalf("first join: %+v", ch)
+		}
+		before := snapshot(t, srv.DB)
+		other := newPhone(t, srv, "+44 7700 900123")
+		wantErrorMsg(t, other.join(qr), other.ws, "psk_unknown", 4404)
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+	})
+	t.Run("ExpiredPSK", func(t *testing.T) {
+		srv := MustOpenServer(t, func(c *server.Config) { c.PSKRotation = 50 * time.Millisecond })
+		p := newPhone(t, srv, "+41 79 123 45 67")
+		b := newBrowser(t, srv)
+		old := b.open()
+		if m := b.next(); m.Type != qrauth.MsgQR || m.URL == old.URL {
+			t.Fatalf("rotation: %+v", m)
+		}
+		before := snapshot(t, srv.DB)
+		wantErrorMsg(t, p.join(old), p.ws, "psk_unknown", 4404)
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+	})
+	t.Run("UnknownPSK", func(t *testing.T) {
+		srv := MustOpenServer(t, nil)
+		p := newPhone(t, srv, "+41 79 123 45 67")
+		wantErrorMsg(t, p.join(&qrauth.ServerMessage{URL: srv.URL + "/q/AAAAAAAAAAAAAAAAAAAAAA"}), p.ws, "psk_unknown", 4404)
+	})
+	t.Run("KnownPhoneUnknownDevice", func(t *testing.T) {
+		srv, p := registered(t, nil)
+		before := snapshot(t, srv.DB)
+		// Same phone number, new key: knowing the number is not enough.
+		thief := newPhone(t, srv, "+41 79 123 45 67")
+		if thief.phone != p.phone {
+			t.Fatal("phone hashes differ")
+		}
+		b := newBrowser(t, srv)
+		wantErrorMsg(t, thief.join(b.open()), thief.ws, "device_not_linked", 4409)
+		if m := b.next(); m.Type != qrauth.MsgQR {
+			t.Fatalf("browser: %+v, want a new code", m)
+		}
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+	})
+	t.Run("KnownDeviceOtherPhone", func(t *testing.T) {
+		srv, p := registered(t, nil)
+		q := *p
+		q.tb = t
+		q.phone = strings.Repeat("a", 64)
+		b := newBrowser(t, srv)
+		wantErrorMsg(t, q.join(b.open()), q.ws, "phone_mismatch", 4401)
+	})
+}
+
+func TestTicketRefused(t *testing.T) {
+	approved := func(t *testing.T) (*testServer, *browser, string) {
+		srv, p := registered(t, nil)
+		b := newBrowser(t, srv)
+		p.join(b.open())
+		b.next()
+		p.decide(qrauth.DecisionApprove, false, nil)
+		m := b.next()
+		if m.Type != qrauth.MsgApproved {
+			t.Fatalf("%+v", m)
+		}
+		return srv, b, m.Ticket
+	}
+	t.Run("Reused", func(t *testing.T) {
+		_, b, tk := approved(t)
+		if st, _ := b.exchange(tk); st != 200 {
+			t.Fatal(st)
+		}
+		st, body := b.exchange(tk)
+		if st != 401 || body["reason"] != "ticket_invalid" {
+			t.Fatalf("%d %v", st, body)
+		}
+	})
+	t.Run("OtherBrowser", func(t *testing.T) {
+		srv, b, tk := approved(t)
+		before := snapshot(t, srv.DB)
+		thief := newBrowser(t, srv)
+		st, body := thief.exchange(tk)
+		if st != 401 || body["reason"] != "ticket_wrong_browser" {
+			t.Fatalf("%d %v", st, body)
+		}
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+		// The attempt burnt the ticket.
+		if st, _ := b.exchange(tk); st != 401 {
+			t.Fatalf("owner after theft attempt: %d", st)
+		}
+	})
+	t.Run("Malformed", func(t *testing.T) {
+		srv := MustOpenServer(t, nil)
+		b := newBrowser(t, srv)
+		for _, body := range []string{"", "{", `{"ticket":1}`, `{"ticket":"x"}`, `{"ticket":"` + strings.Repeat("A", 43) + `","x":1}`, strings.Repeat("[", 20000)} {
+			st, m := b.do("POST", "/api/session", body)
+			if st != 400 && st != 413 {
+				t.Fatalf("%q: %d %v", body, st, m)
+			}
+		}
+	})
+	t.Run("NoBindCookie", func(t *testing.T) {
+		srv, _, tk := approved(t)
+		resp, err := http.Post(srv.URL+"/api/session", "application/json", strings.NewReader(`{"ticket":"`+tk+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatal(resp.StatusCode)
+		}
+	})
+}
+
+func TestSocketRefused(t *testing.T) {
+	t.Run("WrongOrigin", func(t *testing.T) {
+		srv := MustOpenServer(t, nil)
+		b := newBrowser(t, srv)
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		for _, origin := range []string{"https://evil.example", ""} {
+			_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {origin}})
+			if err == nil || resp == nil || resp.StatusCode != 401 {
+				t.Fatalf("origin %q: %v %v", origin, err, resp)
+			}
+		}
+		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/app", http.Header{"Origin": {"https://evil.example"}})
+		if err == nil || resp.StatusCode != 401 {
+			t.Fatalf("app socket: %v", err)
+		}
+		_ = b
+		if n := srv.Server; n == nil {
+			t.Fatal()
+		}
+	})
+	t.Run("NoBindCookie", func(t *testing.T) {
+		srv := MustOpenServer(t, nil)
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {srv.URL}})
+		if err == nil || resp.StatusCode != 401 {
+			t.Fatalf("%v %v", err, resp)
+		}
+	})
+	t.Run("OversizedFrame", func(t *testing.T) {
+		srv, p := registered(t, nil)
+		before := snapshot(t, srv.DB)
+		p.dial()
+		p.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), qrauth.MaxFrameSize+1))
+		if c := readClose(t, p.ws); c != websocket.CloseMessageTooBig {
+			t.Fatalf("close %d", c)
+		}
+		b := newBrowser(t, srv)
+		b.open()
+		b.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), qrauth.MaxFrameSize+1))
+		if c := readClose(t, b.ws); c != websocket.CloseMessageTooBig {
+			t.Fatalf("close %d", c)
+		}
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+	})
+	t.Run("MalformedFrame", func(t *testing.T) {
+		srv, p := registered(t, nil)
+		before := snapshot(t, srv.DB)
+		for _, f := range []string{"{", `{"type":"join"}`, `{"type":"nope"}`, `{"type":"join","psk":1}`, `[]`, `{"type":"decision","decision":"maybe"}`} {
+			p.dial()
+			p.ws.WriteMessage(websocket.TextMessage, []byte(f))
+			m := readMsg(t, p.ws)
+			if m.Type != qrauth.MsgError || m.Code != qrauth.EINVALID {
+				t.Fatalf("%s: %+v", f, m)
+			}
+			if c := readClose(t, p.ws); c != 4400 {
+				t.Fatalf("%s: close %d", f, c)
+			}
+		}
+		b := newBrowser(t, srv)
+		b.open()
+		b.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"profile","name":5}`))
+		wantError(t, b.ws, "malformed_frame", 4400)
+		if after := snapshot(t, srv.DB); after != before {
+			t.Fatal("store changed")
+		}
+	})
+	t.Run("DecisionBeforeJoin", func(t *testing.T) {
+		srv := MustOpenServer(t, nil)
+		p := newPhone(t, srv, "+41 79 123 45 67")
+		p.dial()
+		p.send(qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: qrauth.DecisionApprove})
+		wantError(t, p.ws, "join_first", 4400)
+	})
+}
+
+func TestRateLimit(t *testing.T) {
+	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 2 })
+	b := newBrowser(t, srv)
+	for i := 0; i < 2; i++ {
+		ws, _, err := b.dial("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+	}
+	_, resp, err := b.dial("")
+	if err == nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third room: %v %+v", err, resp)
+	}
+}
+
+func TestRoomCap(t *testing.T) {
+	srv := MustOpenServer(t, func(c *server.Config) { c.MaxRooms = 1 })
+	b := newBrowser(t, srv)
+	b.open()
+	_, resp, err := b.dial("")
+	if err == nil || resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second room: %v %+v", err, resp)
+	}
+}
+
+func TestRoomExpires(t *testing.T) {
+	srv := MustOpenServer(t, func(c *server.Config) { c.RoomTTL = 100 * time.Millisecond })
+	b := newBrowser(t, srv)
+	qr := b.open()
+	if qr.RoomExpiresIn != 1 {
+		t.Fatalf("room_expires_in %d", qr.RoomExpiresIn)
+	}
+	if m := b.next(); m.Type != qrauth.MsgExpired {
+		t.Fatalf("%+v", m)
+	}
+	if c := readClose(t, b.ws); c != 4410 {
+		t.Fatalf("close %d", c)
+	}
+	// A new code without reloading the page: just a new socket.
+	b.open()
+}
+
+func TestDeny(t *testing.T) {
+	srv, p := registered(t, nil)
+	b := newBrowser(t, srv)
+	p.join(b.open())
+	b.next()
+	if d := p.decide(qrauth.DecisionDeny, false, nil); d.Type != qrauth.MsgDone || d.Result != "denied" {
+		t.Fatalf("%+v", d)
+	}
+	if m := b.next(); m.Type != qrauth.MsgDenied {
+		t.Fatalf("%+v", m)
+	}
+	events, _ := srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{})
+	if last := events[len(events)-1]; last.Type != qrauth.AuditDenied {
+		t.Fatalf("last audit %+v", last)
+	}
+}
+
+func TestScanPageDoesNotConsume(t *testing.T) {
+	srv, p := registered(t, nil)
+	b := newBrowser(t, srv)
+	qr := b.open()
+	resp, err := http.Get(qr.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if ch := p.join(qr); ch.Type != qrauth.MsgChallenge {
+		t.Fatalf("%+v", ch)
+	}
+}
