@@ -269,3 +269,11 @@ func snapshot(tb testing.TB, st qrauth.Store) string {
 	b, _ := json.Marshal(out)
 	return string(b)
 }
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

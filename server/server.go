@@ -39,6 +39,9 @@ type Server struct {
 	stopped  chan struct{}
 	served   chan error
 
+	shutdownOnce sync.Once
+	shutdownErr  error
+
 	// TLSCertFile and TLSKeyFile, when both are set, make Open serve HTTPS.
 	TLSCertFile, TLSKeyFile string
 }
@@ -204,7 +207,13 @@ func (s *Server) janitor() {
 // Shutdown stops accepting connections, tells every browser to reconnect,
 // waits (until ctx ends) for sockets and requests to finish, and closes the
 // store so that everything written is flushed.
+// Calling it again returns the first call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
+	return s.shutdownErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
 	var errs []error
 	if s.http != nil {
 		// http.Server.Shutdown ignores hijacked WebSocket connections; the
