@@ -1,0 +1,162 @@
+package qrauth_test
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/qrauth/qrauth"
+)
+
+func TestDecodeAppFrame(t *testing.T) {
+	psk := strings.Repeat("A", 22)
+	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
+	hash := strings.Repeat("ab", 32)
+	cases := []struct {
+		name, frame, reason string
+	}{
+		{"OK/Join", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `"}`, ""},
+		{"OK/Deny", `{"type":"decision","decision":"deny"}`, ""},
+		{"OK/Profile", `{"type":"profile","name":" Ada ","email":"ada@example.com"}`, ""},
+		{"ErrMalformed", `{`, "malformed_frame"},
+		{"ErrTrailing", `{"type":"profile"} {}`, "malformed_frame"},
+		{"ErrUnknownField", `{"type":"profile","admin":true}`, "malformed_frame"},
+		{"ErrUnknownType", `{"type":"hello"}`, "unknown_type"},
+		{"ErrShortPSK", `{"type":"join","psk":"abc","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `"}`, "invalid_psk"},
+		{"ErrDeviceID", `{"type":"join","psk":"` + psk + `","device_id":"d_x","phone_id_hash":"` + hash + `"}`, "invalid_device_id"},
+		{"ErrPhoneHash", `{"type":"join","psk":"` + psk + `","phone_id_hash":"ABC"}`, "invalid_phone_id_hash"},
+		{"ErrDecision", `{"type":"decision","decision":"yes"}`, "invalid_decision"},
+		{"ErrSignature", `{"type":"decision","decision":"approve","signature":"AAAA"}`, "invalid_signature_encoding"},
+		{"ErrPublicKey", `{"type":"decision","decision":"approve","public_key":"AAAA"}`, "invalid_public_key"},
+		{"ErrEmail", `{"type":"profile","email":"nope"}`, "invalid_email"},
+		{"ErrName", `{"type":"profile","name":"a\nb"}`, "invalid_name"},
+		{"ErrTooLarge", `{"type":"profile","name":"` + strings.Repeat("a", qrauth.MaxFrameSize) + `"}`, "frame_too_large"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := qrauth.DecodeAppFrame([]byte(tc.frame))
+			if tc.reason == "" {
+				if err != nil || f == nil {
+					t.Fatalf("err %v", err)
+				}
+				return
+			}
+			if qrauth.ErrorCode(err) != qrauth.EINVALID || qrauth.ErrorReason(err) != tc.reason {
+				t.Fatalf("err %v, want %s", err, tc.reason)
+			}
+		})
+	}
+}
+
+func TestDecisionSignature(t *testing.T) {
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	pub := priv.Public().(ed25519.PublicKey)
+	d := qrauth.Decision{Origin: "https://login.example.com", Room: "room", Nonce: "nonce", Mode: qrauth.ModeLogin,
+		DeviceID: qrauth.DeviceIDFromKey(pub), PhoneIDHash: strings.Repeat("0", 64), Decision: qrauth.DecisionApprove}
+	want := "qrauth-v1 decision\norigin=https://login.example.com\nroom=room\nnonce=nonce\nmode=login\ndevice=" +
+		string(d.DeviceID) + "\nphone=" + d.PhoneIDHash + "\ndecision=approve\n"
+	if got := string(d.SignedBytes()); got != want {
+		t.Fatalf("signed bytes\n%q\nwant\n%q", got, want)
+	}
+	sig := d.Sign(priv)
+	if err := d.Verify(pub, sig); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(*qrauth.Decision){
+		"Origin":   func(d *qrauth.Decision) { d.Origin = "https://evil.example" },
+		"Room":     func(d *qrauth.Decision) { d.Room = "other" },
+		"Nonce":    func(d *qrauth.Decision) { d.Nonce = "other" },
+		"Mode":     func(d *qrauth.Decision) { d.Mode = qrauth.ModeLink },
+		"Decision": func(d *qrauth.Decision) { d.Decision = qrauth.DecisionDeny },
+		"Newline":  func(d *qrauth.Decision) { d.Room = "room\nnonce=x" },
+	} {
+		t.Run("Err"+name, func(t *testing.T) {
+			e := d
+			edit(&e)
+			if err := e.Verify(pub, sig); qrauth.ErrorReason(err) != "bad_signature" {
+				t.Fatalf("verified after changing %s: %v", name, err)
+			}
+		})
+	}
+}
+
+func TestNormalizePhone(t *testing.T) {
+	for in, want := range map[string]string{
+		"+41 79 123 45 67":  "+41791234567",
+		"0041 79 123 45 67": "+41791234567",
+		"+1 (202) 555-0100": "+12025550100",
+		"079 123 45 67":     "",
+		"+41 79 ABC":        "",
+		"+1234":             "",
+	} {
+		got, err := qrauth.NormalizePhone(in)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+	a := qrauth.PhoneIDHash([]byte("salt"), "+41791234567")
+	if !qrauth.ValidPhoneIDHash(a) || a == qrauth.PhoneIDHash([]byte("other salt"), "+41791234567") {
+		t.Fatal("hash not salted or malformed")
+	}
+}
+
+func TestErrorTable(t *testing.T) {
+	for code, status := range map[string]int{
+		qrauth.EINVALID: 400, qrauth.EUNAUTHORIZED: 401, qrauth.ENOTFOUND: 404, qrauth.ECONFLICT: 409,
+		qrauth.EEXPIRED: 410, qrauth.ERATELIMITED: 429, qrauth.EINTERNAL: 500, "bogus": 500,
+	} {
+		if qrauth.HTTPStatus(code) != status || qrauth.CloseCode(code) != 4000+status {
+			t.Errorf("%s: %d %d", code, qrauth.HTTPStatus(code), qrauth.CloseCode(code))
+		}
+	}
+	if qrauth.ErrorMessage(json.Unmarshal([]byte("{"), new(any))) == "" {
+		t.Fatal("foreign error has no message")
+	}
+}
+
+// FuzzDecodeAppFrame: no input panics, and anything accepted re-encodes
+// and decodes to the same frame.
+func FuzzDecodeAppFrame(f *testing.F) {
+	f.Add([]byte(`{"type":"join","psk":"AAAAAAAAAAAAAAAAAAAAAA","device_id":"d_AAAAAAAAAAAAAAAAAAAAAA","phone_id_hash":"` + strings.Repeat("0", 64) + `"}`))
+	f.Add([]byte(`{"type":"decision","decision":"approve","profile":{"name":"x","email":"a@b.c"}}`))
+	f.Add([]byte(`{"type":"profile","name":"Ada"}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := qrauth.DecodeAppFrame(data)
+		if err != nil {
+			if qrauth.ErrorCode(err) != qrauth.EINVALID {
+				t.Fatalf("error of code %s: %v", qrauth.ErrorCode(err), err)
+			}
+			return
+		}
+		again, _ := json.Marshal(fr)
+		fr2, err := qrauth.DecodeAppFrame(again)
+		if err != nil {
+			t.Fatalf("accepted %q but not its re-encoding %q: %v", data, again, err)
+		}
+		b1, _ := json.Marshal(fr2)
+		if string(b1) != string(again) {
+			t.Fatalf("not stable: %s vs %s", again, b1)
+		}
+	})
+}
+
+func FuzzDecodeBrowserFrame(f *testing.F) {
+	f.Add([]byte(`{"type":"profile","name":"Ada","email":"ada@example.com"}`))
+	f.Add([]byte(`{"type":"profile"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := qrauth.DecodeBrowserFrame(data)
+		if err != nil {
+			if qrauth.ErrorCode(err) != qrauth.EINVALID {
+				t.Fatalf("error of code %s: %v", qrauth.ErrorCode(err), err)
+			}
+			return
+		}
+		p := qrauth.Profile{Name: fr.Name, Email: fr.Email}
+		if err := p.Normalize(); err != nil || p.Name != fr.Name || p.Email != fr.Email {
+			t.Fatalf("accepted a profile that does not normalise to itself: %+v", fr)
+		}
+	})
+}
