@@ -44,7 +44,7 @@ type Options struct {
 	MaxBatchSize int
 
 	// MaxBatchDelay is how long a write on the sign-in path waits for others
-	// to join its transaction. Every write waits this long even when alone,
+	// to join its transaction. Such a write waits this long even when alone,
 	// so it is a floor on sign-in latency: bbolt's default of 10ms would on
 	// its own blow the 5ms p99 target. Default 1ms.
 	MaxBatchDelay time.Duration
@@ -90,8 +90,8 @@ var (
 	keyVersion = []byte("version")
 
 	// present is the value of index entries whose key says it all. It is
-	// not empty because bbolt may return nil for an empty value, which
-	// would read as "absent".
+	// not empty because bbolt's Get returns nil for a nil value put earlier
+	// in the same transaction, which would read as "absent".
 	present = []byte{1}
 )
 

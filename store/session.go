@@ -180,7 +180,6 @@ func (db *DB) DeleteExpiredSessions(ctx context.Context, now time.Time) (int, er
 
 	var n int
 	err = db.update(ctx, false, nil, func(tx *bolt.Tx) error {
-		n = 0
 		for _, id := range expired {
 			// Deleted since the scan? Sessions never get a new expiry,
 			// so one still present is still expired.

@@ -65,10 +65,13 @@ func (db *DB) FindUserByID(ctx context.Context, id qrauth.UserID) (*qrauth.User,
 
 // FindUserByPhoneIDHash implements qrauth.Store.
 func (db *DB) FindUserByPhoneIDHash(ctx context.Context, phoneIDHash string) (*qrauth.User, error) {
+	if phoneIDHash == "" {
+		return nil, errUserNotFound()
+	}
 	var u *qrauth.User
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		id := tx.Bucket(bucketUsersByPhone).Get([]byte(phoneIDHash))
-		if id == nil || phoneIDHash == "" {
+		if id == nil {
 			return errUserNotFound()
 		}
 		u, err = findUser(tx, qrauth.UserID(id))

@@ -13,7 +13,6 @@ package storetest
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -1247,7 +1246,7 @@ func testAppendAudit(t *testing.T, open opener) {
 		evs := []*qrauth.AuditEvent{
 			newEvent(qrauth.AuditSignIn, "u_alice"),
 			newEvent(qrauth.AuditDenied, "u_bob"),
-			{Time: t0, Type: qrauth.AuditRefused, IP: "203.0.113.9"},
+			{Time: t0, Type: qrauth.AuditDenied, IP: "203.0.113.9"},
 		}
 		noError(t, s.AppendAudit(t.Context(), evs...))
 		if evs[0].Seq == 0 || evs[1].Seq <= evs[0].Seq || evs[2].Seq <= evs[1].Seq {

@@ -380,7 +380,11 @@
       showPageError(err.message, true);
       return;
     }
-    renderUser(res.data && res.data.user);
+    if (!res.data || !res.data.user) {
+      signedOut();
+      return;
+    }
+    renderUser(res.data.user);
     await Promise.all([loadSessions(), loadDevices()]);
     root.dataset.state = 'ready';
   }

@@ -1,0 +1,239 @@
+package webclient_test
+
+import (
+	"io/fs"
+	"path"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/qrauth/qrauth/webclient"
+)
+
+func readAll(t *testing.T) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := fs.WalkDir(webclient.Files(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(webclient.Files(), p)
+		if err != nil {
+			return err
+		}
+		files[p] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func htmlFiles(files map[string]string) []string {
+	var names []string
+	for name := range files {
+		if strings.HasSuffix(name, ".html") {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func TestFilesHasEveryPage(t *testing.T) {
+	files := readAll(t)
+	for _, name := range []string{
+		webclient.LoginPage, webclient.AccountPage, webclient.ScanPage,
+		"app.css", "common.js", "login.js", "account.js",
+	} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("Files() has no %s", name)
+		}
+	}
+}
+
+var (
+	tagRe       = regexp.MustCompile(`(?s)<[a-zA-Z][^>]*>`)
+	quotedRe    = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+	badAttrRe   = regexp.MustCompile(`(?i)\s(on[a-z]+|style)\s*=`)
+	scriptRe    = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+	srcAttrRe   = regexp.MustCompile(`(?i)\ssrc\s*=\s*"[^"]+"`)
+	refRe       = regexp.MustCompile(`(?i)\s(?:src|href|action|poster|data)\s*=\s*"([^"]*)"`)
+	langRe      = regexp.MustCompile(`(?is)<html\s[^>]*\blang="[A-Za-z]{2,3}(-[A-Za-z0-9]+)*"`)
+	titleRe     = regexp.MustCompile(`(?is)<title>([^<]*)</title>`)
+	viewportRe  = regexp.MustCompile(`(?is)<meta\s[^>]*name="viewport"[^>]*content="[^"]*width=device-width`)
+	charsetRe   = regexp.MustCompile(`(?i)<meta\s+charset="utf-8"`)
+	idRe        = regexp.MustCompile(`\sid="([^"]+)"`)
+	cssURLRe    = regexp.MustCompile(`url\(\s*['"]?([^'")]+)`)
+	byIDRe      = regexp.MustCompile(`byId\('([^']+)'\)`)
+	pageRoutes  = map[string]bool{"/": true, "/account": true}
+	jsForbidden = []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "console.log"}
+)
+
+// TestHTMLIsCSPClean checks what the server's Content-Security-Policy
+// (script-src 'self'; style-src 'self') would block: inline scripts, inline
+// event handlers, style attributes and style elements. It also checks the
+// basics every page needs.
+func TestHTMLIsCSPClean(t *testing.T) {
+	files := readAll(t)
+	for _, name := range htmlFiles(files) {
+		doc := files[name]
+		for _, m := range scriptRe.FindAllStringSubmatch(doc, -1) {
+			if !srcAttrRe.MatchString(m[1]) {
+				t.Errorf("%s: <script%s> has no src", name, m[1])
+			}
+			if strings.TrimSpace(m[2]) != "" {
+				t.Errorf("%s: inline script content %.40q", name, m[2])
+			}
+		}
+		if strings.Contains(strings.ToLower(doc), "<style") {
+			t.Errorf("%s: has a <style> element", name)
+		}
+		if strings.Contains(strings.ToLower(doc), "javascript:") {
+			t.Errorf("%s: has a javascript: URL", name)
+		}
+		for _, tag := range tagRe.FindAllString(doc, -1) {
+			if m := badAttrRe.FindString(quotedRe.ReplaceAllString(tag, `""`)); m != "" {
+				t.Errorf("%s: attribute%s in %.60s", name, m, tag)
+			}
+		}
+		if !langRe.MatchString(doc) {
+			t.Errorf("%s: no <html lang=...>", name)
+		}
+		if m := titleRe.FindStringSubmatch(doc); m == nil || strings.TrimSpace(m[1]) == "" {
+			t.Errorf("%s: no <title>", name)
+		}
+		if !viewportRe.MatchString(doc) {
+			t.Errorf("%s: no viewport meta with width=device-width", name)
+		}
+		if !charsetRe.MatchString(doc) {
+			t.Errorf("%s: no <meta charset=\"utf-8\">", name)
+		}
+		seen := map[string]bool{}
+		for _, m := range idRe.FindAllStringSubmatch(doc, -1) {
+			if seen[m[1]] {
+				t.Errorf("%s: duplicate id %q", name, m[1])
+			}
+			seen[m[1]] = true
+		}
+	}
+}
+
+// TestReferencesExist checks that every URL a page or the CSS names is
+// either one of the embedded files under /static/, a page route or a
+// fragment, and that nothing is loaded from another origin.
+func TestReferencesExist(t *testing.T) {
+	files := readAll(t)
+	check := func(from, ref string) {
+		switch {
+		case strings.HasPrefix(ref, "#"), pageRoutes[ref], strings.HasPrefix(ref, "data:"):
+		case strings.HasPrefix(ref, "/static/"):
+			p := path.Clean(strings.TrimPrefix(ref, "/static/"))
+			if _, ok := files[p]; !ok {
+				t.Errorf("%s: %s is not in Files()", from, ref)
+			}
+		default:
+			t.Errorf("%s: reference %q is neither /static/ nor a page route", from, ref)
+		}
+	}
+	n := 0
+	for _, name := range htmlFiles(files) {
+		for _, m := range refRe.FindAllStringSubmatch(files[name], -1) {
+			check(name, m[1])
+			n++
+		}
+	}
+	for name, body := range files {
+		if !strings.HasSuffix(name, ".css") {
+			continue
+		}
+		if strings.Contains(body, "@import") {
+			t.Errorf("%s: uses @import", name)
+		}
+		for _, m := range cssURLRe.FindAllStringSubmatch(body, -1) {
+			check(name, strings.TrimSpace(m[1]))
+		}
+	}
+	if n == 0 {
+		t.Fatal("found no references at all; the pattern is broken")
+	}
+}
+
+// TestScriptsMatchPages checks that every element a script looks up with
+// byId exists in its page, and that no script builds HTML from strings.
+func TestScriptsMatchPages(t *testing.T) {
+	files := readAll(t)
+	pages := map[string]string{"login.js": webclient.LoginPage, "account.js": webclient.AccountPage}
+	for script, page := range pages {
+		ids := map[string]bool{}
+		for _, m := range idRe.FindAllStringSubmatch(files[page], -1) {
+			ids[m[1]] = true
+		}
+		if !strings.Contains(files[page], `src="/static/`+script+`"`) {
+			t.Errorf("%s does not load %s", page, script)
+		}
+		for _, m := range byIDRe.FindAllStringSubmatch(files[script], -1) {
+			if !ids[m[1]] {
+				t.Errorf("%s: byId(%q) is not an id in %s", script, m[1], page)
+			}
+		}
+	}
+	for name, body := range files {
+		if !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		for _, bad := range jsForbidden {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s: uses %s", name, bad)
+			}
+		}
+	}
+}
+
+// TestScanPageIsStatic checks that the page a camera app opens runs no code
+// and calls no API: the PSK in its URL must go nowhere.
+func TestScanPageIsStatic(t *testing.T) {
+	doc := readAll(t)[webclient.ScanPage]
+	for _, bad := range []string{"<script", "/api/", "/ws/", "<form", "<img"} {
+		if strings.Contains(doc, bad) {
+			t.Errorf("scan.html contains %q", bad)
+		}
+	}
+	if !strings.Contains(doc, `name="referrer" content="no-referrer"`) {
+		t.Error("scan.html must not send its URL (with the PSK) as a referrer")
+	}
+}
+
+// TestContract pins the ids and attributes that browser tests and the
+// server rely on.
+func TestContract(t *testing.T) {
+	files := readAll(t)
+	want := map[string][]string{
+		webclient.LoginPage: {
+			`<main id="login"`, `data-state="connecting"`,
+			`id="qr" alt="QR code to scan with the qrauth app"`,
+			`id="signup-form"`, `id="signup-name"`, `id="signup-email" name="email" type="email"`,
+			`id="status"`, `aria-live="polite"`,
+			`<label for="signup-name">`, `<label for="signup-email">`,
+			`data-state="waiting"`, `data-state="scanned"`, `data-state="signup"`, `data-state="approved"`,
+			`data-state="denied"`, `data-state="expired"`, `data-state="error"`, `data-state="reconnecting"`,
+		},
+		webclient.AccountPage: {
+			`<main id="account"`, `id="user-name"`, `id="user-email"`, `id="sessions"`, `id="devices"`,
+			`id="link-phone"`, `id="link-qr"`, `id="link-qr-img"`, `id="logout"`,
+			`id="profile-form"`, `<label for="profile-name">`, `<label for="profile-email">`,
+		},
+	}
+	for page, needles := range want {
+		for _, s := range needles {
+			if !strings.Contains(files[page], s) {
+				t.Errorf("%s: missing %s", page, s)
+			}
+		}
+	}
+	for _, state := range []string{"waiting", "scanned", "signup", "approved", "denied", "expired", "error", "connecting", "reconnecting"} {
+		if !strings.Contains(files[webclient.LoginPage], `<section data-state="`+state+`"`) {
+			t.Errorf("index.html: no <section data-state=%q>", state)
+		}
+	}
+}
