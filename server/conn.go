@@ -37,29 +37,43 @@ const (
 
 type outFrame struct {
 	data      []byte
+	ping      bool
 	closeCode int // non-zero: send a close frame with this code, then end
 	closeText string
 }
 
-// conn is one WebSocket. Its write pump owns every write and the pings; its
-// read pump owns reads, the read limit and the pong deadline. Nobody waits
-// on a slow peer: when the queue is full the socket is closed.
+// conn is one WebSocket. Its read pump owns reads, the read limit and the
+// pong deadline. Writes go through a queue drained by a writer goroutine
+// that exists only while there is something to write, and pings come from
+// a timer: an idle socket costs one parked goroutine, not two, which is
+// most of a waiting room's memory. Nobody waits on a slow peer: when the
+// queue is full the socket is closed.
 type conn struct {
 	ws       *websocket.Conn
-	send     chan outFrame
-	done     chan struct{} // closed when the write pump has finished
 	readDone chan struct{} // closed when the read pump has finished
+	onDone   func()        // called once, after the socket is closed
 
-	mu      sync.Mutex
-	closing bool
+	mu       sync.Mutex
+	queue    []outFrame
+	writing  bool // a writer goroutine is draining the queue
+	closing  bool // a close is queued or under way; nothing more is sent
+	finished bool
+	ping     *time.Timer
 }
 
-func newConn(ws *websocket.Conn) *conn {
-	return &conn{
-		ws:       ws,
-		send:     make(chan outFrame, sendBuffer),
-		done:     make(chan struct{}),
-		readDone: make(chan struct{}),
+func newConn(ws *websocket.Conn, onDone func()) *conn {
+	c := &conn{ws: ws, readDone: make(chan struct{}), onDone: onDone}
+	c.ping = time.AfterFunc(pingPeriod, c.sendPing)
+	return c
+}
+
+func (c *conn) sendPing() {
+	if c.enqueue(outFrame{ping: true}) {
+		c.mu.Lock()
+		if !c.finished {
+			c.ping.Reset(pingPeriod)
+		}
+		c.mu.Unlock()
 	}
 }
 
@@ -84,74 +98,95 @@ func (c *conn) closeErr(err error) {
 	c.closeWith(qrauth.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
 }
 
-func (c *conn) enqueue(f outFrame) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	if f.closeCode != 0 {
-		c.closing = true
-	}
-	select {
-	case c.send <- f:
-		return true
-	default:
-		// The peer is not reading. Replace whatever it would have got with
-		// a close; the pump drains the queue into the void.
-		c.closing = true
-		go c.abort()
-		return false
-	}
-}
-
 func (c *conn) isClosing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closing
 }
 
-// abort closes the socket without a goodbye; the pumps then end on their
-// own errors.
+func (c *conn) enqueue(f outFrame) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	if len(c.queue) >= sendBuffer {
+		// The peer is not reading. Drop what it would have got and close.
+		c.closing = true
+		c.queue = nil
+		go c.abort()
+		return false
+	}
+	if f.closeCode != 0 {
+		c.closing = true
+	}
+	c.queue = append(c.queue, f)
+	if !c.writing {
+		c.writing = true
+		go c.drain()
+	}
+	return true
+}
+
+// drain writes queued frames until the queue is empty, then exits.
+func (c *conn) drain() {
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.finished {
+			c.writing = false
+			c.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		f := c.queue[0]
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+
+		deadline := time.Now().Add(writeWait)
+		var err error
+		switch {
+		case f.ping:
+			err = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+		case f.closeCode != 0:
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(f.closeCode, f.closeText), deadline)
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-c.readDone:
+			case <-t.C:
+			}
+			t.Stop()
+			c.finish()
+			continue
+		default:
+			_ = c.ws.SetWriteDeadline(deadline)
+			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+		}
+		if err != nil {
+			c.finish()
+		}
+	}
+}
+
+// abort closes a socket whose peer stopped reading, without waiting for it.
 func (c *conn) abort() {
 	_ = c.ws.WriteControl(websocket.CloseMessage,
 		websocket.FormatCloseMessage(closeSlowClient, "slow client"), time.Now().Add(time.Second))
-	_ = c.ws.Close()
+	c.finish()
 }
 
-// writePump runs in its own goroutine until the socket is closed.
-func (c *conn) writePump() {
-	ticker := time.NewTicker(pingPeriod)
-	defer func() {
-		ticker.Stop()
-		_ = c.ws.Close()
-		close(c.done)
-	}()
-	for {
-		select {
-		case f := <-c.send:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if f.closeCode != 0 {
-				_ = c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(f.closeCode, f.closeText))
-				select {
-				case <-c.readDone:
-				case <-time.After(closeGrace):
-				}
-				return
-			}
-			if err := c.ws.WriteMessage(websocket.TextMessage, f.data); err != nil {
-				return
-			}
-		case <-ticker.C:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-			if err := c.ws.WriteMessage(websocket.PingMessage, nil); err != nil {
-				return
-			}
-		case <-c.readDone:
-			// The peer went away (or broke the protocol); flush what is
-			// queued is pointless, stop now.
-			return
-		}
+// finish closes the socket once; the read pump then ends on its error.
+func (c *conn) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished, c.closing = true, true
+	c.ping.Stop()
+	c.mu.Unlock()
+	_ = c.ws.Close()
+	if c.onDone != nil {
+		c.onDone()
 	}
 }
 
@@ -161,6 +196,14 @@ func (c *conn) writePump() {
 func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose func()) {
 	defer func() {
 		close(c.readDone)
+		c.mu.Lock()
+		waiting := c.closing && !c.finished
+		c.mu.Unlock()
+		if !waiting {
+			// The peer left (or broke the protocol) before we said goodbye:
+			// nothing queued can be delivered any more.
+			c.finish()
+		}
 		onClose()
 	}()
 	c.ws.SetReadLimit(qrauth.MaxFrameSize)

@@ -250,3 +250,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// Rooms returns the number of rooms open now.
+func (s *Server) Rooms() int { return s.hub.roomCount() }

@@ -29,14 +29,13 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 		// The upgrader has already answered the client.
 		return nil, nil
 	}
-	cn := newConn(ws)
 	s.conns.Add(1)
-	s.hub.track(cn)
-	go func() {
-		cn.writePump()
+	var cn *conn
+	cn = newConn(ws, func() {
 		s.hub.untrack(cn)
 		s.conns.Done()
-	}()
+	})
+	s.hub.track(cn)
 	return cn, nil
 }
 

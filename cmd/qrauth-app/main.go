@@ -389,6 +389,9 @@ func (c *cli) ask(ctx context.Context, question string) (bool, error) {
 	}()
 	select {
 	case line := <-answer:
+		if !isTerminal(c.stdin) { // echo the piped answer, so a log reads like a session
+			fmt.Fprintln(c.stdout, strings.TrimSpace(line))
+		}
 		switch strings.ToLower(strings.TrimSpace(line)) {
 		case "y", "yes":
 			return true, nil
@@ -398,6 +401,16 @@ func (c *cli) ask(ctx context.Context, question string) (bool, error) {
 		fmt.Fprintln(c.stdout)
 		return false, qrauth.Errorf(qrauth.EINTERNAL, "canceled", "Cancelled; nothing was sent.")
 	}
+}
+
+// isTerminal reports whether r is a terminal, which echoes what is typed.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // outcome prints the server's done message and returns the exit code.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -54,6 +55,9 @@ type Main struct {
 	LogFormat     string
 	ShutdownGrace time.Duration
 	LogOutput     io.Writer
+	DebugAddr     string
+
+	debug *http.Server
 
 	Server *server.Server
 	DB     *store.DB
@@ -90,6 +94,7 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	fs.IntVar(&m.Config.MaxRooms, "max-rooms", 50000, "cap on rooms open at once")
 	rate := fs.Float64("room-rate", 1, "new rooms per second per client IP (0 < rate; 'inf' not accepted: use a large number)")
 	fs.IntVar(&m.Config.RoomBurst, "room-burst", 20, "burst of new rooms per client IP")
+	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
 	if err := fs.Parse(args); err != nil {
@@ -147,6 +152,11 @@ func (m *Main) Run() error {
 	}
 	m.Server = srv
 	log.Info("database open", slog.String("path", m.DataPath))
+	if m.DebugAddr != "" {
+		if err := m.serveDebug(log); err != nil {
+			return fmt.Errorf("debug server: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -157,5 +167,8 @@ func (m *Main) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.ShutdownGrace)
 	defer cancel()
+	if m.debug != nil {
+		m.debug.Close()
+	}
 	return m.Server.Shutdown(ctx)
 }
