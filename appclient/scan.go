@@ -25,6 +25,10 @@ const (
 	// dialer when the context has no earlier deadline.
 	handshakeTimeout = 30 * time.Second
 
+	// writeWait bounds one write when the context allows longer: a frame
+	// is small, so a write that takes this long means a dead peer.
+	writeWait = 10 * time.Second
+
 	// closeGrace bounds the write of the close frame in Close.
 	closeGrace = time.Second
 
@@ -195,10 +199,10 @@ func (s *Scan) Approve(ctx context.Context, opts ApproveOptions) (*qrauth.Server
 	if err := s.write(ctx, f); err != nil {
 		return nil, err
 	}
-	if f.Profile != nil || s.Challenge.Mode != qrauth.ModeSignUp {
-		return s.next(ctx, qrauth.MsgDone)
+	if s.Challenge.Mode == qrauth.ModeSignUp {
+		return s.next(ctx, qrauth.MsgDone, qrauth.MsgNeedsForm)
 	}
-	return s.next(ctx, qrauth.MsgDone, qrauth.MsgNeedsForm)
+	return s.next(ctx, qrauth.MsgDone)
 }
 
 // Deny signs and sends the refusal and returns the server's done message
@@ -365,9 +369,9 @@ func (s *Scan) endError() error {
 	return socketError(s.err)
 }
 
-// write sends one frame, with the write deadline of ctx. If the write
-// fails because the server already ended the room, the server's reason is
-// returned rather than a broken pipe.
+// write sends one frame, with the write deadline of ctx (at most
+// writeWait). If the write fails because the server already ended the
+// room, the server's reason is returned rather than a broken pipe.
 func (s *Scan) write(ctx context.Context, f *qrauth.AppFrame) error {
 	if err := ctx.Err(); err != nil {
 		return contextError(err)
@@ -376,7 +380,10 @@ func (s *Scan) write(ctx context.Context, f *qrauth.AppFrame) error {
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	deadline, _ := ctx.Deadline() // zero: no deadline
+	deadline := time.Now().Add(writeWait)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	s.conn.SetWriteDeadline(deadline)
 	if err := s.conn.WriteMessage(websocket.TextMessage, data); err != nil {
 		s.conn.Close() // ends the read pump; what it read is still queued

@@ -341,7 +341,8 @@ var modeTitles = map[string]string{
 // characters that could redraw the terminal.
 func (c *cli) showChallenge(ch *qrauth.ServerMessage) {
 	w := c.stdout
-	fmt.Fprintf(w, "%s for %s\n", modeTitles[ch.Mode], clean(ch.Origin))
+	fmt.Fprintln(w, modeTitles[ch.Mode])
+	fmt.Fprintf(w, "  Server:   %s\n", clean(ch.Origin))
 	fmt.Fprintf(w, "  Mode:     %s\n", ch.Mode)
 	if ch.Account != nil && ch.Account.Name != "" {
 		fmt.Fprintf(w, "  Account:  %s\n", clean(ch.Account.Name))
