@@ -23,10 +23,10 @@ const (
 // docs/protocol.md) and Message a sentence for people. The wrapped Err is for
 // logs only and never reaches a client.
 type Error struct {
-	Code    string
-	Reason  string
-	Message string
-	Err     error
+	Code    string `json:"code"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	Err     error  `json:"-"`
 }
 
 func (e *Error) Error() string {

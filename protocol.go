@@ -31,6 +31,14 @@ const (
 	DecisionDeny    = "deny"
 )
 
+// Results of a done message to the app.
+const (
+	ResultSignedIn = "signed_in"
+	ResultSignedUp = "signed_up"
+	ResultLinked   = "linked"
+	ResultDenied   = "denied"
+)
+
 // Message types, server to browser.
 const (
 	MsgQR        = "qr"        // waiting: a (new) QR code to show

@@ -322,7 +322,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDenied})
 			c.closeWith(closeNormal, "denied")
 		}, func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: "denied"})
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: qrauth.ResultDenied})
 			c.closeWith(closeNormal, "denied")
 		})
 		return
@@ -330,7 +330,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 
 	switch r.mode {
 	case qrauth.ModeLogin:
-		r.approveLocked(r.user.ID, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, "signed_in")
+		r.approveLocked(r.user.ID, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, qrauth.ResultSignedIn)
 	case qrauth.ModeLink:
 		dev := &qrauth.Device{ID: r.devID, UserID: r.linkUser.ID, Name: f.DeviceName, PublicKey: pub,
 			PhoneIDHash: r.phone, CreatedAt: now, LastSeenAt: now}
@@ -342,10 +342,10 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 		info := &qrauth.DeviceInfo{ID: dev.ID, Name: dev.Name}
 		r.finishLocked(func(c *conn) {
 			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgLinked, Device: info})
-			c.closeWith(closeNormal, "linked")
+			c.closeWith(closeNormal, qrauth.ResultLinked)
 		}, func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: "linked", UserID: r.linkUser.ID, Device: info})
-			c.closeWith(closeNormal, "linked")
+			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: qrauth.ResultLinked, UserID: r.linkUser.ID, Device: info})
+			c.closeWith(closeNormal, qrauth.ResultLinked)
 		})
 	case qrauth.ModeSignUp:
 		r.device = &qrauth.Device{ID: r.devID, Name: f.DeviceName, PublicKey: pub,
@@ -393,7 +393,7 @@ func (r *room) createAccountLocked(ctx context.Context, p qrauth.Profile) {
 		return
 	}
 	r.user = u
-	r.approveLocked(uid, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, "signed_up")
+	r.approveLocked(uid, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, qrauth.ResultSignedUp)
 }
 
 // approveLocked hands the browser its ticket and tells the app.
