@@ -10,6 +10,8 @@ const (
 	AuditSignOut      = "signout"
 	AuditRevoked      = "session_revoked"
 	AuditDeviceLinked = "device_linked"
+	AuditRolesChanged = "roles_changed"
+	AuditProfile      = "profile_changed"
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

@@ -11,6 +11,7 @@ import (
 const (
 	ECONFLICT     = "conflict"
 	EEXPIRED      = "expired"
+	EFORBIDDEN    = "forbidden"
 	EINTERNAL     = "internal"
 	EINVALID      = "invalid"
 	ENOTFOUND     = "not_found"
@@ -93,6 +94,7 @@ func ErrorMessage(err error) string {
 var codes = map[string]int{
 	ECONFLICT:     http.StatusConflict,
 	EEXPIRED:      http.StatusGone,
+	EFORBIDDEN:    http.StatusForbidden,
 	EINTERNAL:     http.StatusInternalServerError,
 	EINVALID:      http.StatusBadRequest,
 	ENOTFOUND:     http.StatusNotFound,

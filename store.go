@@ -34,6 +34,11 @@ type Store interface {
 	FindUserByPhoneIDHash(ctx context.Context, phoneIDHash string) (*User, error)
 	// UpdateProfile replaces the user's name and e-mail.
 	UpdateProfile(ctx context.Context, id UserID, p Profile, events ...*AuditEvent) (*User, error)
+	// SetRoles replaces the user's roles.
+	SetRoles(ctx context.Context, id UserID, roles []Role, events ...*AuditEvent) (*User, error)
+	// ListUsers returns up to limit users (0 means 100, at most 1000)
+	// with ids greater than after, in id order.
+	ListUsers(ctx context.Context, after UserID, limit int) ([]*User, error)
 
 	// CreateDevice adds d to the existing user d.UserID and indexes its
 	// PhoneIDHash to that user. ENOTFOUND if the user does not exist,
@@ -77,6 +82,11 @@ type Store interface {
 
 	// Close flushes and releases the store.
 	Close() error
+
+	// The stores of the flows beside the core, one interface each.
+	OfflineStore
+	OATHStore
+	BadgeStore
 }
 
 // AuditFilter selects audit events. Zero fields do not filter. Limit 0

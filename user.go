@@ -15,6 +15,7 @@ type User struct {
 	Email       string    `json:"email"`
 	PhoneIDHash string    `json:"phone_id_hash"`
 	CreatedAt   time.Time `json:"created_at"`
+	Roles       []Role    `json:"roles,omitempty"`
 }
 
 // Profile holds the fields a person may fill in at sign-up.

@@ -52,6 +52,23 @@ func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
+// peek reports whether ip would get a token now, without taking one.
+func (l *limiter) peek(ip string, now time.Time) (bool, time.Duration) {
+	if l.limit == rate.Inf {
+		return true, 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.m[ip]
+	if !ok {
+		return true, 0
+	}
+	if tok := b.lim.TokensAt(now); tok < 1 {
+		return false, time.Duration((1 - tok) / float64(l.limit) * float64(time.Second))
+	}
+	return true, 0
+}
+
 // purge drops buckets idle long enough to have refilled completely.
 func (l *limiter) purge(now time.Time) {
 	full := time.Duration(math.Ceil(float64(l.burst)/float64(l.limit))) * time.Second

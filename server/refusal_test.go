@@ -353,3 +353,25 @@ func TestScanPageDoesNotConsume(t *testing.T) {
 		t.Fatalf("%+v", ch)
 	}
 }
+
+// TestSocketProbe: a plain GET of the socket path tells the page why its
+// socket was refused, without using up a token.
+func TestSocketProbe(t *testing.T) {
+	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 1 })
+	b := newBrowser(t, srv)
+	if st, body := b.do("GET", "/ws/browser", ""); st != 400 || body["reason"] != "not_websocket" {
+		t.Fatalf("%d %v", st, body)
+	}
+	resp, err := http.Get(srv.URL + "/ws/browser")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("without cookie: %d", resp.StatusCode)
+	}
+	b.open() // the probes took no token: the one token is still there
+	if st, body := b.do("GET", "/ws/browser", ""); st != 429 || body["reason"] != "rate_limited" {
+		t.Fatalf("%d %v", st, body)
+	}
+}

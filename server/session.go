@@ -91,7 +91,7 @@ func (s *Server) handleCreateSession(c echo.Context) error {
 	}
 	bind, err := c.Cookie(bindCookie)
 	if err != nil {
-		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Reload the sign-in page: this browser has no sign-in cookie.")
+		return errNoBindCookie
 	}
 	t, err := s.hub.redeemTicket(req.Ticket, bind.Value)
 	if err != nil {

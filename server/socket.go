@@ -39,19 +39,42 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 	return cn, nil
 }
 
+const (
+	errTooManyCodes = "Too many new codes from this address. Wait a moment and try again."
+	errTooManyRooms = "Too many people are signing in right now. Please try again in a moment."
+)
+
+var errNoBindCookie = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Reload the sign-in page: this browser has no sign-in cookie.")
+
+// probeBrowserSocket answers a plain GET of the socket path with the reason
+// an upgrade would be refused. Browsers hide a failed handshake's status
+// from the page, so the page asks this way; it takes no token.
+func (s *Server) probeBrowserSocket(c echo.Context) error {
+	if ok, wait := s.rooms.peek(c.RealIP(), s.cfg.Now()); !ok {
+		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
+	}
+	if s.hub.roomCount() >= s.cfg.MaxRooms {
+		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
+	}
+	if ck, err := c.Cookie(bindCookie); err != nil || ck.Value == "" {
+		return errNoBindCookie
+	}
+	return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
+}
+
 // handleBrowserSocket opens a room for the login page (or, with
 // ?mode=link, for a signed-in account page adding a phone).
 func (s *Server) handleBrowserSocket(c echo.Context) error {
 	req := c.Request()
+	if !websocket.IsWebSocketUpgrade(req) {
+		return s.probeBrowserSocket(c)
+	}
 	if req.Header.Get("Origin") != s.cfg.Origin {
 		return errBadOrigin
 	}
-	if !websocket.IsWebSocketUpgrade(req) {
-		return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
-	}
 	bind, err := c.Cookie(bindCookie)
 	if err != nil || bind.Value == "" {
-		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Reload the sign-in page: this browser has no sign-in cookie.")
+		return errNoBindCookie
 	}
 	var linkUser *qrauth.User
 	switch mode := c.QueryParam("mode"); mode {
@@ -68,10 +91,10 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	ip := c.RealIP()
 	now := s.cfg.Now()
 	if ok, wait := s.rooms.allow(ip, now); !ok {
-		return rateLimited(c, wait, "rate_limited", "Too many new codes from this address. Wait a moment and try again.")
+		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
 	}
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
-		return rateLimited(c, 5*time.Second, "too_many_rooms", "Too many people are signing in right now. Please try again in a moment.")
+		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
 	}
 	ua := req.UserAgent()
 	if len(ua) > 512 {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/qrauth/qrauth"
 	bolt "go.etcd.io/bbolt"
@@ -114,4 +115,51 @@ func findUser(tx *bolt.Tx, id qrauth.UserID) (*qrauth.User, error) {
 		return nil, errUserNotFound()
 	}
 	return u, nil
+}
+
+// SetRoles implements qrauth.Store.
+func (db *DB) SetRoles(ctx context.Context, id qrauth.UserID, roles []qrauth.Role, events ...*qrauth.AuditEvent) (*qrauth.User, error) {
+	for _, r := range roles {
+		if !qrauth.ValidRole(r) {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_role", "Unknown role %q.", r)
+		}
+	}
+	roles = slices.Compact(slices.Sorted(slices.Values(roles)))
+	var u *qrauth.User
+	err := db.update(ctx, false, events, func(tx *bolt.Tx) (err error) {
+		if u, err = findUser(tx, id); err != nil {
+			return err
+		}
+		u.Roles = slices.Clone(roles)
+		return put(tx.Bucket(bucketUsers), []byte(id), u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// ListUsers implements qrauth.Store.
+func (db *DB) ListUsers(ctx context.Context, after qrauth.UserID, limit int) ([]*qrauth.User, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	var out []*qrauth.User
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketUsers).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && string(k) == string(after) {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < limit; k, v = c.Next() {
+			u, err := decode[qrauth.User](k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, u)
+		}
+		return nil
+	})
+	return out, err
 }

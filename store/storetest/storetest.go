@@ -51,6 +51,11 @@ func Run(t *testing.T, open func(t *testing.T) qrauth.Store) {
 		{"AppendAudit", testAppendAudit},
 		{"ListAudit", testListAudit},
 		{"Concurrent", testConcurrent},
+		{"SetRoles", testSetRoles},
+		{"ListUsers", testListUsers},
+		{"Offline", testOffline},
+		{"OATH", testOATH},
+		{"Badge", testBadge},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.fn(t, open) })
 	}

@@ -297,6 +297,12 @@
           showLink('scanned');
           break;
         case 'error': {
+          if (msg.reason === 'handshake_refused') {
+            // The socket may have been refused because the session ended.
+            q.api('GET', '/api/me').catch(function (err) {
+              if (err.status === 401) signedOut();
+            });
+          }
           const tooMany = msg.code === 'rate_limited';
           byId('link-error-title').textContent = tooMany ? q.TOO_MANY : 'Something went wrong';
           byId('link-error-message').textContent = tooMany ? 'Wait a moment before you ask for a new code.' : msg.message;

@@ -297,20 +297,30 @@
           message: 'The server ended the connection (code ' + code + '). Please try again.',
         });
       } else if (!opened) {
-        // The handshake failed. Browsers hide the HTTP status, so ask for it
-        // once: a plain GET of the socket path answers 429 when we are
-        // rate-limited and something else (400) otherwise.
+        // The handshake failed, and browsers hide its HTTP status. Ask the
+        // same path once with a plain GET: the server answers it with the
+        // reason the socket would be refused (429 when rate-limited, 401
+        // without the sign-in cookie), or 400 "not a WebSocket" when all
+        // is well. No answer, or a 5xx from a proxy, means "unreachable":
+        // retry with backoff.
         const gen = this.gen;
         let status = 0;
+        let body = null;
         try {
           const res = await fetch(this.path, { credentials: 'same-origin', cache: 'no-store' });
           status = res.status;
+          body = await res.json().catch(() => null);
         } catch (e) {
           status = 0;
         }
         if (gen !== this.gen) return;
         if (status === 429) {
-          this.fail({ code: 'rate_limited', reason: 'http_429', message: TOO_MANY });
+          this.fail({ code: 'rate_limited', reason: 'http_429', message: TOO_MANY, status: status });
+        } else if (status >= 400 && status < 500 && body && body.reason !== 'not_websocket') {
+          this.fail({
+            code: body.code || 'refused', reason: body.reason || 'handshake_refused',
+            message: body.message || 'The server refused the connection. Reload the page.', status: status,
+          });
         } else {
           this.retry();
         }

@@ -127,6 +127,13 @@
     ev.preventDefault();
     const name = nameInput.value.trim();
     const email = emailInput.value.trim();
+    // The server counts bytes; a rejected field would end the room.
+    if (new TextEncoder().encode(name).length > 100) {
+      formError.textContent = 'The name must be at most 100 characters on one line.';
+      formError.hidden = false;
+      nameInput.focus();
+      return;
+    }
     if (email && !emailInput.validity.valid) {
       formError.textContent = 'That does not look like an e-mail address (name@example.com).';
       formError.hidden = false;

@@ -1,0 +1,7 @@
+package storetest
+
+import "testing"
+
+// testBadge checks the qrauth.BadgeStore methods.
+func testBadge(t *testing.T, open opener) {
+}

@@ -1,0 +1,7 @@
+package storetest
+
+import "testing"
+
+// testOATH checks the qrauth.OATHStore methods.
+func testOATH(t *testing.T, open opener) {
+}
