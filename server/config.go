@@ -57,6 +57,19 @@ type Config struct {
 	// Locator names the approximate place of an address. Default: loopback
 	// and private ranges only.
 	Locator Locator
+
+	// AdminSocket is the path of the operator's Unix socket for
+	// `qrauthd admin`; empty disables it.
+	AdminSocket string
+	// MasterKey is the operator's 32-byte key that encrypts secrets at rest
+	// (OATH secrets, offline keys) and seals badges. Flows that need it
+	// refuse to start without it.
+	MasterKey []byte
+
+	// The flows beside the core.
+	Offline OfflineConfig
+	OATH    OATHConfig
+	Badge   BadgeConfig
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -109,6 +122,19 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Locator == nil {
 		c.Locator = LocalLocator{}
+	}
+	if c.MasterKey != nil && len(c.MasterKey) != 32 {
+		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))
+	}
+
+	if c.Offline, err = c.Offline.withDefaults(c); err != nil {
+		return c, fmt.Errorf("offline: %w", err)
+	}
+	if c.OATH, err = c.OATH.withDefaults(c); err != nil {
+		return c, fmt.Errorf("oath: %w", err)
+	}
+	if c.Badge, err = c.Badge.withDefaults(c); err != nil {
+		return c, fmt.Errorf("badge: %w", err)
 	}
 	return c, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ type Server struct {
 
 	ln    net.Listener
 	http  *http.Server
+	admin *http.Server // the operator's Unix socket, when configured
 	echo  *echo.Echo
 	hub   *hub
 	rooms *limiter // room creation per IP
@@ -100,6 +102,12 @@ func (s *Server) Open() error {
 		s.served <- err
 	}()
 	s.log.Info("qrauth listening", slog.String("addr", ln.Addr().String()), slog.String("origin", s.cfg.Origin))
+	if s.cfg.AdminSocket != "" {
+		if err := s.openAdminSocket(s.cfg.AdminSocket); err != nil {
+			s.http.Close()
+			return err
+		}
+	}
 	return nil
 }
 
@@ -171,6 +179,12 @@ func (s *Server) routes(e *echo.Echo) {
 
 	e.GET("/api/app/sessions", s.handleAppListSessions)
 	e.DELETE("/api/app/sessions/:id", s.handleAppDeleteSession)
+
+	s.adminRoutes(e)
+	// The flows beside the core, each in its own files.
+	s.offlineRoutes(e)
+	s.oathRoutes(e)
+	s.badgeRoutes(e)
 }
 
 // janitor drops expired tickets, idle rate-limit buckets, old nonces and
@@ -222,6 +236,12 @@ func (s *Server) shutdown(ctx context.Context) error {
 		if err := s.http.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if s.admin != nil {
+		if err := s.admin.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		os.Remove(s.cfg.AdminSocket)
 	}
 	if s.hub != nil {
 		s.hub.shutdown()

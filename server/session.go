@@ -22,18 +22,26 @@ type TicketRequest struct {
 // object with one field holding a 43-character base64url ticket.
 func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 	var t TicketRequest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&t); err != nil {
-		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if err := decodeStrict(data, &t); err != nil {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
 	}
 	if len(t.Ticket) != 43 || !validToken(t.Ticket) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_ticket", "The ticket is malformed.")
 	}
 	return &t, nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data")
+	}
+	return nil
 }
 
 func validToken(s string) bool {
@@ -178,9 +186,7 @@ func (s *Server) handleUpdateProfile(c echo.Context) error {
 		return err
 	}
 	var p qrauth.Profile
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
+	if err := decodeStrict(body, &p); err != nil {
 		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"name": "...", "email": "..."}.`)
 	}
 	if err := p.Normalize(); err != nil {

@@ -24,6 +24,14 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "admin":
+			os.Exit(runAdmin(ctx, os.Args[2:], os.Stdout, os.Stderr))
+		case "genkey":
+			os.Exit(runGenkey(os.Args[2:], os.Stdout, os.Stderr))
+		}
+	}
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:], os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -56,6 +64,8 @@ type Main struct {
 	ShutdownGrace time.Duration
 	LogOutput     io.Writer
 	DebugAddr     string
+	AdminSocket   string
+	KeyFile       string
 
 	debug *http.Server
 
@@ -94,6 +104,11 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	fs.IntVar(&m.Config.MaxRooms, "max-rooms", 50000, "cap on rooms open at once")
 	rate := fs.Float64("room-rate", 1, "new rooms per second per client IP (0 < rate; 'inf' not accepted: use a large number)")
 	fs.IntVar(&m.Config.RoomBurst, "room-burst", 20, "burst of new rooms per client IP")
+	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
+	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with `qrauthd genkey` (QRAUTH_KEY_FILE)")
+	m.offlineFlags(fs)
+	m.oathFlags(fs)
+	m.badgeFlags(fs)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
@@ -134,6 +149,20 @@ func (m *Main) Run() error {
 	log := slog.New(h)
 	m.Config.Logger = log
 	raiseOpenFileLimit(log)
+
+	key, err := loadMasterKey(m.KeyFile)
+	if err != nil {
+		return err
+	}
+	m.Config.MasterKey = key
+	switch m.AdminSocket {
+	case "off":
+		m.Config.AdminSocket = ""
+	case "":
+		m.Config.AdminSocket = filepath.Join(filepath.Dir(m.DataPath), "admin.sock")
+	default:
+		m.Config.AdminSocket = m.AdminSocket
+	}
 
 	db, err := store.Open(m.DataPath, store.Options{})
 	if err != nil {

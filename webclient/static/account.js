@@ -393,6 +393,8 @@
     renderUser(res.data.user);
     await Promise.all([loadSessions(), loadDevices()]);
     root.dataset.state = 'ready';
+    // The scripts of other flows add their sections on this event.
+    document.dispatchEvent(new CustomEvent('qrauth:account-ready', { detail: { user: res.data.user } }));
   }
 
   init();

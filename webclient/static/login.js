@@ -71,13 +71,17 @@
       showError({ code: 'internal', message: 'The server did not send a sign-in ticket. Please try again.' });
       return;
     }
+    let res;
     try {
-      await q.api('POST', '/api/session', { ticket: ticket });
+      res = await q.api('POST', '/api/session', { ticket: ticket });
     } catch (err) {
       showError({ code: err.status === 429 ? 'rate_limited' : 'session', reason: 'session_' + err.status, message: err.message });
       return;
     }
-    location.assign('/account');
+    // A policy may require another step (such as a second factor); the
+    // server then names the page that asks for it.
+    const next = res && res.data && res.data.next;
+    location.assign(typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account');
   }
 
   const room = new q.Room('/ws/browser', {

@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qrauth/qrauth"
+)
+
+// adminCommand is one `qrauthd admin NAME ...` command. Flows register
+// theirs from their own files in init.
+type adminCommand struct {
+	usage string // arguments, e.g. "USER ROLE..."
+	help  string
+	run   func(ctx context.Context, cl *adminClient, args []string, out io.Writer) error
+}
+
+var adminCommands = map[string]adminCommand{
+	"users": {"", "list users with their roles and methods", adminUsers},
+	"user":  {"USER", "show one user as JSON", adminUser},
+	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
+	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
+}
+
+// adminClient calls the running server's admin API over its Unix socket.
+type adminClient struct {
+	http *http.Client
+}
+
+func newAdminClient(socket string) *adminClient {
+	return &adminClient{http: &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		}},
+	}}
+}
+
+// do sends a request and decodes the JSON answer into out (if not nil).
+// Error answers become *qrauth.Error.
+func (cl *adminClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://qrauthd"+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach qrauthd on its admin socket (is it running with this -data?): %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		var e qrauth.Error
+		if json.Unmarshal(data, &e) == nil && e.Message != "" {
+			return &e
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// raw returns the answer's bytes, for downloads such as PDFs.
+func (cl *adminClient) raw(ctx context.Context, method, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://qrauthd"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach qrauthd on its admin socket: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		var e qrauth.Error
+		if json.Unmarshal(data, &e) == nil && e.Message != "" {
+			return nil, &e
+		}
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return data, nil
+}
+
+// runAdmin runs `qrauthd admin [-socket PATH] COMMAND ARGS...`.
+func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
+	fs := flag.NewFlagSet("qrauthd admin", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	data := fs.String("data", env("DATA", filepath.Join("data", "qrauth.db")), "the server's database file; the socket is next to it")
+	socket := fs.String("socket", env("ADMIN_SOCKET", ""), "admin socket (default: admin.sock next to -data)")
+	fs.Usage = func() {
+		fmt.Fprintln(errOut, "usage: qrauthd admin [-data FILE | -socket PATH] COMMAND [ARGS]\n\ncommands:")
+		names := make([]string, 0, len(adminCommands))
+		for n := range adminCommands {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		tw := tabwriter.NewWriter(errOut, 2, 8, 2, ' ', 0)
+		for _, n := range names {
+			c := adminCommands[n]
+			fmt.Fprintf(tw, "  %s %s\t%s\n", n, c.usage, c.help)
+		}
+		tw.Flush()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	cmd, ok := adminCommands[fs.Arg(0)]
+	if !ok {
+		fmt.Fprintf(errOut, "qrauthd admin: unknown command %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	if *socket == "" {
+		*socket = filepath.Join(filepath.Dir(*data), "admin.sock")
+	}
+	if err := cmd.run(ctx, newAdminClient(*socket), fs.Args()[1:], out); err != nil {
+		var e *qrauth.Error
+		if errors.As(err, &e) {
+			fmt.Fprintf(errOut, "qrauthd admin: %s [%s]\n", e.Message, e.Reason)
+		} else {
+			fmt.Fprintf(errOut, "qrauthd admin: %v\n", err)
+		}
+		if errors.Is(err, errUsage) {
+			fmt.Fprintf(errOut, "usage: qrauthd admin %s %s\n", fs.Arg(0), cmd.usage)
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("wrong arguments")
+
+type adminUserRow struct {
+	ID        qrauth.UserID  `json:"id"`
+	Name      string         `json:"name"`
+	Email     string         `json:"email"`
+	CreatedAt time.Time      `json:"created_at"`
+	Roles     []qrauth.Role  `json:"roles"`
+	Devices   int            `json:"devices"`
+	Methods   map[string]any `json:"methods"`
+}
+
+func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
+	if len(args) != 0 {
+		return errUsage
+	}
+	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tE-MAIL\tROLES\tDEVICES\tMETHODS")
+	after := ""
+	for {
+		var page struct {
+			Users []adminUserRow `json:"users"`
+		}
+		if err := cl.do(ctx, "GET", "/admin/api/users?limit=1000&after="+after, nil, &page); err != nil {
+			return err
+		}
+		for _, u := range page.Users {
+			var roles []string
+			for _, r := range u.Roles {
+				roles = append(roles, string(r))
+			}
+			var methods []string
+			for m, v := range u.Methods {
+				if v != false && v != nil {
+					methods = append(methods, m)
+				}
+			}
+			sort.Strings(methods)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.ID, u.Name, u.Email, strings.Join(roles, ","), u.Devices, strings.Join(methods, ","))
+		}
+		if len(page.Users) < 1000 {
+			break
+		}
+		after = string(page.Users[len(page.Users)-1].ID)
+	}
+	return tw.Flush()
+}
+
+func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	var v json.RawMessage
+	if err := cl.do(ctx, "GET", "/admin/api/users/"+args[0], nil, &v); err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	json.Indent(&buf, v, "", "  ")
+	fmt.Fprintln(out, buf.String())
+	return nil
+}
+
+func adminRoles(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
+	if len(args) < 1 {
+		return errUsage
+	}
+	roles := []qrauth.Role{}
+	for _, r := range args[1:] {
+		roles = append(roles, qrauth.Role(r))
+	}
+	var v struct {
+		User adminUserRow `json:"user"`
+	}
+	if err := cl.do(ctx, "PUT", "/admin/api/users/"+args[0]+"/roles", map[string]any{"roles": roles}, &v); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s now has roles %v\n", v.User.ID, v.User.Roles)
+	return nil
+}
+
+func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
+	if len(args) > 1 {
+		return errUsage
+	}
+	q := ""
+	if len(args) == 1 {
+		q = "&user=" + args[0]
+	}
+	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tUSER\tDEVICE\tIP\tDETAIL")
+	var after uint64
+	for {
+		var page struct {
+			Events []qrauth.AuditEvent `json:"events"`
+		}
+		if err := cl.do(ctx, "GET", fmt.Sprintf("/admin/api/audit?after=%d%s", after, q), nil, &page); err != nil {
+			return err
+		}
+		for _, e := range page.Events {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.UserID, e.DeviceID, e.IP, e.Detail)
+			after = e.Seq
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+	}
+	return tw.Flush()
+}

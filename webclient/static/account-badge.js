@@ -1,0 +1,2 @@
+// account-badge: added by its flow; listens for the page's qrauth:* events.
+'use strict';

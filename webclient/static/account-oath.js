@@ -1,0 +1,2 @@
+// account-oath: added by its flow; listens for the page's qrauth:* events.
+'use strict';

@@ -1,0 +1,2 @@
+// admin-oath: added by its flow; listens for the page's qrauth:* events.
+'use strict';
