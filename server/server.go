@@ -26,14 +26,15 @@ type Server struct {
 	store qrauth.Store
 	log   *slog.Logger
 
-	ln    net.Listener
-	http  *http.Server
-	admin *http.Server // the operator's Unix socket, when configured
-	echo  *echo.Echo
-	hub   *hub
-	rooms *limiter // room creation per IP
-	apps  *limiter // app sockets and app API calls per IP
-	seen  *nonceCache
+	ln      net.Listener
+	http    *http.Server
+	admin   *http.Server // the operator's Unix socket, when configured
+	echo    *echo.Echo
+	hub     *hub
+	rooms   *limiter // room creation per IP
+	apps    *limiter // app sockets and app API calls per IP
+	seen    *nonceCache
+	pending pendingStore
 
 	upgrader websocket.Upgrader
 	conns    sync.WaitGroup // live sockets, drained at shutdown
@@ -170,6 +171,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/ws/app", s.handleAppSocket)
 
 	e.POST("/api/session", s.handleCreateSession)
+	e.GET("/api/signin/pending", s.handlePendingSignIn)
 	e.GET("/api/me", s.handleMe)
 	e.PATCH("/api/me", s.handleUpdateProfile)
 	e.POST("/api/logout", s.handleLogout)
@@ -204,6 +206,7 @@ func (s *Server) janitor() {
 			s.rooms.purge(now)
 			s.apps.purge(now)
 			s.seen.purge(now)
+			s.pending.purge(now)
 			if now.Sub(lastSweep) > 10*time.Minute {
 				lastSweep = now
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -105,34 +105,9 @@ func (s *Server) handleCreateSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	u, err := s.store.FindUserByID(ctx, t.userID)
-	if err != nil {
-		return err
-	}
-	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
-	if err != nil {
-		return qrauth.Internal(err)
-	}
-	id, err := qrauth.NewSessionID(s.cfg.Rand)
-	if err != nil {
-		return qrauth.Internal(err)
-	}
-	now := s.cfg.Now()
-	sess := &qrauth.Session{
-		ID: id, UserID: u.ID, TokenHash: qrauth.HashToken(tok), DeviceID: t.deviceID,
-		IP: t.ip, UserAgent: t.userAgent, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), LastSeenAt: now,
-	}
-	if err := s.store.CreateSession(ctx, sess, &qrauth.AuditEvent{
-		Time: now, Type: qrauth.AuditSignIn, UserID: u.ID, DeviceID: t.deviceID, SessionID: id, IP: t.ip,
-	}); err != nil {
-		return err
-	}
-	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
-		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(s.cfg.SessionTTL / time.Second),
+	return s.continueSignIn(c, &signIn{
+		UserID: t.userID, DeviceID: t.deviceID, IP: t.ip, UserAgent: t.userAgent, Methods: []string{MethodQR},
 	})
-	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": id})
 }
 
 var errSignedOut = qrauth.Errorf(qrauth.EUNAUTHORIZED, "not_signed_in", "You are not signed in.")

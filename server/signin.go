@@ -1,0 +1,215 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// A sign-in is one or more steps. The first (a QR scan, a badge, an
+// offline code) identifies the user; gates then decide whether another
+// step is required (a second factor). Until the last step passes, the
+// browser holds a pending sign-in: a cookie naming an in-memory record
+// bound to the browser's bind cookie. Only then is a session issued.
+
+// Sign-in methods, recorded on the audit event of the sign-in.
+const (
+	MethodQR = "qr"
+)
+
+// pendingTTL bounds how long a browser may take for the further steps.
+const pendingTTL = 5 * time.Minute
+
+// maxPendingAttempts bounds wrong answers to one pending sign-in, on top of
+// each method's own counting.
+const maxPendingAttempts = 5
+
+const pendingCookie = "qrauth_pending"
+
+// signIn is a sign-in in progress or complete.
+type signIn struct {
+	UserID    qrauth.UserID
+	DeviceID  qrauth.DeviceID // the approving phone, if any
+	IP        string
+	UserAgent string
+	Methods   []string // steps passed so far, in order
+
+	bindHash []byte
+	expires  time.Time
+	attempts int
+}
+
+// Passed reports whether method is among the steps passed.
+func (si *signIn) Passed(method string) bool { return slices.Contains(si.Methods, method) }
+
+// gate decides, after each step, whether si needs another one: it returns
+// the path of the page that asks for it, or "" when it has nothing to ask.
+// Flows register gates from their own files (see signInGates).
+type gate func(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (next string, err error)
+
+var signInGates []gate
+
+type pendingStore struct {
+	mu sync.Mutex
+	m  map[[32]byte]*signIn
+}
+
+// continueSignIn is called after every passed step: it either issues the
+// session or parks the sign-in and answers with the next page.
+func (s *Server) continueSignIn(c echo.Context, si *signIn) error {
+	ctx := c.Request().Context()
+	u, err := s.store.FindUserByID(ctx, si.UserID)
+	if err != nil {
+		return err
+	}
+	for _, g := range signInGates {
+		next, err := g(s, ctx, u, si)
+		if err != nil {
+			return err
+		}
+		if next != "" {
+			if err := s.parkSignIn(c, si); err != nil {
+				return err
+			}
+			return c.JSON(http.StatusOK, map[string]any{"next": next, "methods": si.Methods})
+		}
+	}
+	s.dropPending(c)
+	sess, err := s.issueSession(c, si)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": "/account"})
+}
+
+// issueSession stores a session for si and sets its cookie.
+func (s *Server) issueSession(c echo.Context, si *signIn) (*qrauth.Session, error) {
+	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	id, err := qrauth.NewSessionID(s.cfg.Rand)
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	now := s.cfg.Now()
+	sess := &qrauth.Session{
+		ID: id, UserID: si.UserID, TokenHash: qrauth.HashToken(tok), DeviceID: si.DeviceID,
+		IP: si.IP, UserAgent: si.UserAgent, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), LastSeenAt: now,
+	}
+	if err := s.store.CreateSession(c.Request().Context(), sess, &qrauth.AuditEvent{
+		Time: now, Type: qrauth.AuditSignIn, UserID: si.UserID, DeviceID: si.DeviceID, SessionID: id, IP: si.IP,
+		Detail: "methods " + strings.Join(si.Methods, "+"),
+	}); err != nil {
+		return nil, err
+	}
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(s.cfg.SessionTTL / time.Second),
+	})
+	return sess, nil
+}
+
+// parkSignIn keeps si for the next step under a fresh pending cookie.
+func (s *Server) parkSignIn(c echo.Context, si *signIn) error {
+	bind, err := c.Cookie(bindCookie)
+	if err != nil || bind.Value == "" {
+		return errNoBindCookie
+	}
+	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	si.bindHash = qrauth.HashToken(bind.Value)
+	if si.expires.IsZero() {
+		si.expires = s.cfg.Now().Add(pendingTTL)
+	}
+	s.dropPending(c)
+	s.pending.mu.Lock()
+	if s.pending.m == nil {
+		s.pending.m = make(map[[32]byte]*signIn)
+	}
+	s.pending.m[sha256.Sum256([]byte(tok))] = si
+	s.pending.mu.Unlock()
+	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		SameSite: http.SameSiteStrictMode, MaxAge: int(pendingTTL / time.Second)})
+	return nil
+}
+
+var errNoPending = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_pending_sign_in",
+	"There is no sign-in waiting for this step, or it has expired. Start again from the sign-in page.")
+
+// pendingSignIn returns the browser's parked sign-in. Each call counts as
+// an attempt; past maxPendingAttempts the sign-in is dropped.
+func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
+	ck, err := c.Cookie(pendingCookie)
+	if err != nil || ck.Value == "" {
+		return nil, errNoPending
+	}
+	bind, err := c.Cookie(bindCookie)
+	if err != nil {
+		return nil, errNoPending
+	}
+	key := sha256.Sum256([]byte(ck.Value))
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	si, ok := s.pending.m[key]
+	switch {
+	case !ok:
+		return nil, errNoPending
+	case !s.cfg.Now().Before(si.expires), si.attempts >= maxPendingAttempts:
+		delete(s.pending.m, key)
+		return nil, errNoPending
+	case subtle.ConstantTimeCompare(si.bindHash, qrauth.HashToken(bind.Value)) != 1:
+		return nil, errNoPending
+	}
+	si.attempts++
+	return si, nil
+}
+
+// dropPending forgets the browser's parked sign-in, if any.
+func (s *Server) dropPending(c echo.Context) {
+	ck, err := c.Cookie(pendingCookie)
+	if err != nil {
+		return
+	}
+	s.pending.mu.Lock()
+	delete(s.pending.m, sha256.Sum256([]byte(ck.Value)))
+	s.pending.mu.Unlock()
+	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+}
+
+// purge drops expired pending sign-ins.
+func (p *pendingStore) purge(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, si := range p.m {
+		if !now.Before(si.expires) {
+			delete(p.m, k)
+		}
+	}
+}
+
+// handlePendingSignIn tells a step's page who is signing in and which
+// steps are done, so it can say "Signing in as …".
+func (s *Server) handlePendingSignIn(c echo.Context) error {
+	si, err := s.pendingSignIn(c)
+	if err != nil {
+		return err
+	}
+	si.attempts-- // looking is not an attempt
+	u, err := s.store.FindUserByID(c.Request().Context(), si.UserID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"name": u.Name, "methods": si.Methods, "expires_at": si.expires})
+}
