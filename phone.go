@@ -12,7 +12,9 @@ import (
 // leading "00" becomes "+". Numbers without a country code are refused,
 // because the same local number in two countries must not hash alike.
 func NormalizePhone(s string) (string, error) {
-	s = strings.TrimSpace(s)
+	// "+41 (0)79 …" writes the national trunk prefix in brackets; it is
+	// not dialled from abroad and must not change the number.
+	s = strings.ReplaceAll(strings.TrimSpace(s), "(0)", "")
 	if strings.HasPrefix(s, "00") {
 		s = "+" + s[2:]
 	}

@@ -101,3 +101,50 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestSignUpFormMistake: a wrong e-mail in the form is answered with an
+// error and the form stays open; the corrected form signs up.
+func TestSignUpFormMistake(t *testing.T) {
+	srv := MustOpenServer(t, nil)
+	p := newPhone(t, srv, "+41 79 123 45 67")
+	b := newBrowser(t, srv)
+	p.join(b.open())
+	b.next() // scanned
+	p.decide(qrauth.DecisionApprove, true, nil)
+	b.next() // signup
+	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "not-an-address"})
+	if m := b.next(); m.Type != qrauth.MsgError || m.Reason != "invalid_email" {
+		t.Fatalf("%+v", m)
+	}
+	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "ada@example.com"})
+	if m := b.next(); m.Type != qrauth.MsgApproved {
+		t.Fatalf("%+v", m)
+	}
+}
+
+// TestLinkAfterSignOut: a link room opened by a session that has since
+// signed out links nothing.
+func TestLinkAfterSignOut(t *testing.T) {
+	srv, p := registered(t, nil)
+	b := signIn(t, srv, p)
+	ws, _, err := b.dial("?mode=link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ws = ws
+	qr := b.next()
+	if st, _ := b.do("POST", "/api/logout", ""); st != 204 {
+		t.Fatal(st)
+	}
+	before := snapshot(t, srv.DB)
+	second := newPhone(t, srv, "+41 78 000 00 00")
+	second.join(qr)
+	b.next() // scanned
+	d := second.decide(qrauth.DecisionApprove, true, nil)
+	if d.Type != qrauth.MsgError || d.Reason != "session_ended" {
+		t.Fatalf("%+v", d)
+	}
+	if after := snapshot(t, srv.DB); after != before {
+		t.Fatal("store changed")
+	}
+}

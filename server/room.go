@@ -30,7 +30,8 @@ type room struct {
 	browser  *conn
 	bindHash []byte
 	bctx     qrauth.BrowserContext
-	linkUser *qrauth.User // link mode: the signed-in account
+	linkUser *qrauth.User     // link mode: the signed-in account
+	linkSess qrauth.SessionID // and the session that asked
 	expires  time.Time
 
 	mu     sync.Mutex
@@ -49,14 +50,14 @@ type room struct {
 
 // openRoom creates a room for a connected browser and sends it the first
 // QR code.
-func (h *hub) openRoom(browser *conn, mode string, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User) (*room, error) {
+func (h *hub) openRoom(browser *conn, mode string, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
 	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
 	r := &room{
 		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx,
-		linkUser: linkUser, mode: mode, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
+		linkUser: linkUser, linkSess: linkSess, mode: mode, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
 	}
 	if err := h.register(r); err != nil {
 		return nil, err
@@ -332,6 +333,15 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 	case qrauth.ModeLogin:
 		r.approveLocked(r.user.ID, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, qrauth.ResultSignedIn)
 	case qrauth.ModeLink:
+		// The account page may have been signed out since it opened the
+		// room; a phone is only linked for a session that still exists.
+		if _, err := r.h.store.FindSessionByID(ctx, r.linkSess); err != nil {
+			if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+				err = qrauth.Errorf(qrauth.EUNAUTHORIZED, "session_ended", "The browser that asked to link this phone has signed out.")
+			}
+			r.failLocked(err)
+			return
+		}
 		dev := &qrauth.Device{ID: r.devID, UserID: r.linkUser.ID, Name: f.DeviceName, PublicKey: pub,
 			PhoneIDHash: r.phone, CreatedAt: now, LastSeenAt: now}
 		err := r.h.store.CreateDevice(ctx, dev, ev(qrauth.AuditDeviceLinked, r.linkUser.ID))

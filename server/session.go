@@ -167,7 +167,9 @@ func (s *Server) handleUpdateProfile(c echo.Context) error {
 	if err := p.Normalize(); err != nil {
 		return err
 	}
-	u, err = s.store.UpdateProfile(c.Request().Context(), u.ID, p)
+	u, err = s.store.UpdateProfile(c.Request().Context(), u.ID, p, &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditProfile, UserID: u.ID, IP: c.RealIP(),
+	})
 	if err != nil {
 		return err
 	}

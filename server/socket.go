@@ -77,14 +77,15 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		return errNoBindCookie
 	}
 	var linkUser *qrauth.User
+	var linkSession qrauth.SessionID
 	switch mode := c.QueryParam("mode"); mode {
 	case "", qrauth.ModeLogin:
 	case qrauth.ModeLink:
-		_, u, err := s.authenticate(c)
+		sess, u, err := s.authenticate(c)
 		if err != nil {
 			return err
 		}
-		linkUser = u
+		linkUser, linkSession = u, sess.ID
 	default:
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_mode", "Unknown mode %q.", mode)
 	}
@@ -111,15 +112,24 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	if cn == nil {
 		return err
 	}
-	r, err := s.hub.openRoom(cn, modeOf(linkUser), bindHash, bctx, linkUser)
-	if err != nil {
+	r, err := s.hub.openRoom(cn, modeOf(linkUser), bindHash, bctx, linkUser, linkSession)
+	if qrauth.ErrorReason(err) == "shutting_down" {
+		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
+		cn.closeWith(closeRestart, "server restart")
+		go cn.readPump(pongWait, func([]byte) {}, func() {})
+		return nil
+	} else if err != nil {
 		cn.closeErr(err)
 		go cn.readPump(pongWait, func([]byte) {}, func() {})
 		return nil
 	}
 	go cn.readPump(pongWait, func(data []byte) {
 		f, err := qrauth.DecodeBrowserFrame(data)
-		if err != nil {
+		if fieldError(err) {
+			// A mistake in the sign-up form: say so and keep the room.
+			cn.sendMsg(qrauth.ErrorMessageFor(err))
+			return
+		} else if err != nil {
 			cn.closeErr(err)
 			return
 		}
@@ -128,6 +138,16 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
 	}, r.browserGone)
 	return nil
+}
+
+// fieldError reports whether err is a wrong value in an otherwise
+// well-formed message (a bad e-mail address), which the sender can correct.
+func fieldError(err error) bool {
+	switch qrauth.ErrorReason(err) {
+	case "invalid_name", "invalid_email", "invalid_device_name":
+		return true
+	}
+	return false
 }
 
 func modeOf(linkUser *qrauth.User) string {
@@ -158,7 +178,10 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	var r *room
 	go cn.readPump(joinWait, func(data []byte) {
 		f, err := qrauth.DecodeAppFrame(data)
-		if err != nil {
+		if fieldError(err) && r != nil {
+			cn.sendMsg(qrauth.ErrorMessageFor(err))
+			return
+		} else if err != nil {
 			cn.closeErr(err)
 			return
 		}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -88,6 +89,46 @@ func env(name, def string) string {
 	return def
 }
 
+// envDuration, envInt and envFloat read QRAUTH_<NAME> as a default; a
+// malformed value is reported by ParseFlags through badEnv.
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			badEnv = append(badEnv, "QRAUTH_"+name)
+			return def
+		}
+		return d
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			badEnv = append(badEnv, "QRAUTH_"+name)
+			return def
+		}
+		return n
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			badEnv = append(badEnv, "QRAUTH_"+name)
+			return def
+		}
+		return f
+	}
+	return def
+}
+
+var badEnv []string
+
 // ParseFlags reads flags, falling back to QRAUTH_* environment variables.
 func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("qrauthd", flag.ContinueOnError)
@@ -98,12 +139,15 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
 	trust := fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
-	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", 3*time.Minute, "how long a login code page waits for a scan")
-	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", 30*time.Second, "how often the QR code changes while waiting")
-	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", 14*24*time.Hour, "browser session lifetime")
-	fs.IntVar(&m.Config.MaxRooms, "max-rooms", 50000, "cap on rooms open at once")
-	rate := fs.Float64("room-rate", 1, "new rooms per second per client IP (0 < rate; 'inf' not accepted: use a large number)")
-	fs.IntVar(&m.Config.RoomBurst, "room-burst", 20, "burst of new rooms per client IP")
+	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", envDuration("ROOM_TTL", 3*time.Minute), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
+	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", envDuration("PSK_ROTATION", 30*time.Second), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
+	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", envDuration("SESSION_TTL", 14*24*time.Hour), "browser session lifetime (QRAUTH_SESSION_TTL)")
+	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", envDuration("TICKET_TTL", 10*time.Second), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
+	fs.IntVar(&m.Config.MaxRooms, "max-rooms", envInt("MAX_ROOMS", 50000), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
+	rate := fs.Float64("room-rate", envFloat("ROOM_RATE", 1), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
+	fs.IntVar(&m.Config.RoomBurst, "room-burst", envInt("ROOM_BURST", 20), "burst of new rooms per client IP (QRAUTH_ROOM_BURST)")
+	appRate := fs.Float64("app-rate", envFloat("APP_RATE", 5), "app connections and app API calls per second per client IP (QRAUTH_APP_RATE)")
+	fs.IntVar(&m.Config.AppBurst, "app-burst", envInt("APP_BURST", 30), "burst of app connections per client IP (QRAUTH_APP_BURST)")
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with `qrauthd genkey` (QRAUTH_KEY_FILE)")
 	m.offlineFlags(fs)
@@ -118,13 +162,16 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if len(badEnv) > 0 {
+		return fmt.Errorf("malformed environment variable(s): %s", strings.Join(badEnv, ", "))
+	}
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
 	}
-	if *rate <= 0 {
-		return errors.New("-room-rate must be positive")
+	if *rate <= 0 || *appRate <= 0 {
+		return errors.New("-room-rate and -app-rate must be positive")
 	}
-	m.Config.RoomRate = rateLimit(*rate)
+	m.Config.RoomRate, m.Config.AppRate = rateLimit(*rate), rateLimit(*appRate)
 	m.Config.TrustProxy = *trust
 	return nil
 }

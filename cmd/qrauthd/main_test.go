@@ -51,9 +51,15 @@ func newChromium(t *testing.T) (context.Context, func() []string) {
 		}
 		t.Fatal("chromium not on the PATH: install it (apt-get install chromium) or set QRAUTH_SKIP_BROWSER=1")
 	}
+	// Not t.TempDir: Chromium's helper processes may still be writing to
+	// the profile while the browser exits, which fails TempDir's check.
+	profile, err := os.MkdirTemp("", "qrauth-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
 		chromedp.Flag("disable-gpu", true),
@@ -67,7 +73,17 @@ func newChromium(t *testing.T) (context.Context, func() []string) {
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
+	t.Cleanup(func() {
+		cancelT()
+		cancelC()
+		cancelA()
+		for range 50 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // helper processes still exiting
+		}
+	})
 
 	var mu sync.Mutex
 	var problems []string
