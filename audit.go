@@ -4,14 +4,15 @@ import "time"
 
 // Audit event types.
 const (
-	AuditSignUp       = "signup"
-	AuditSignIn       = "signin"
-	AuditDenied       = "denied"
-	AuditSignOut      = "signout"
-	AuditRevoked      = "session_revoked"
-	AuditDeviceLinked = "device_linked"
-	AuditRolesChanged = "roles_changed"
-	AuditProfile      = "profile_changed"
+	AuditSignUp        = "signup"
+	AuditSignIn        = "signin"
+	AuditDenied        = "denied"
+	AuditSignOut       = "signout"
+	AuditRevoked       = "session_revoked"
+	AuditDeviceLinked  = "device_linked"
+	AuditDeviceRemoved = "device_removed"
+	AuditRolesChanged  = "roles_changed"
+	AuditProfile       = "profile_changed"
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

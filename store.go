@@ -48,6 +48,10 @@ type Store interface {
 	FindDeviceByID(ctx context.Context, id DeviceID) (*Device, error)
 	// FindDevicesByUser returns the user's devices, oldest first.
 	FindDevicesByUser(ctx context.Context, id UserID) ([]*Device, error)
+	// DeleteDevice removes a device: its key no longer signs anything in.
+	// Its PhoneIDHash stays indexed to the user. ENOTFOUND if it does not
+	// exist.
+	DeleteDevice(ctx context.Context, id DeviceID, events ...*AuditEvent) error
 	// TouchDevice sets the device's LastSeenAt.
 	TouchDevice(ctx context.Context, id DeviceID, at time.Time) error
 

@@ -238,3 +238,26 @@ func TestSecretsNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveDevice(t *testing.T) {
+	srv, p := registered(t, nil)
+	b := signIn(t, srv, p)
+	other := newBrowser(t, srv)
+	if st, _ := other.do("DELETE", "/api/devices/"+string(p.id), ""); st != 401 {
+		t.Fatalf("anonymous: %d", st)
+	}
+	if st, body := b.do("DELETE", "/api/devices/"+string(p.id), ""); st != 204 {
+		t.Fatalf("%d %v", st, body)
+	}
+	if st, _ := b.do("DELETE", "/api/devices/"+string(p.id), ""); st != 404 {
+		t.Fatalf("again: %d", st)
+	}
+	// The removed phone's key signs nobody in; its number still names the
+	// account, so it cannot sign up afresh either.
+	b2 := newBrowser(t, srv)
+	wantErrorMsg(t, p.join(b2.open()), p.ws, "device_not_linked", 4409)
+	// The browser session survives and can link a new phone.
+	if st, _ := b.do("GET", "/api/me", ""); st != 200 {
+		t.Fatal(st)
+	}
+}

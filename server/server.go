@@ -178,6 +178,7 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/api/sessions", s.handleListSessions)
 	e.DELETE("/api/sessions/:id", s.handleDeleteSession)
 	e.GET("/api/devices", s.handleListDevices)
+	e.DELETE("/api/devices/:id", s.handleDeleteDevice)
 
 	e.GET("/api/app/sessions", s.handleAppListSessions)
 	e.DELETE("/api/app/sessions/:id", s.handleAppDeleteSession)

@@ -287,3 +287,27 @@ func (s *Server) handleListDevices(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }
+
+// handleDeleteDevice removes one of the user's phones, say a lost one: its
+// key signs nothing in from now on.
+func (s *Server) handleDeleteDevice(c echo.Context) error {
+	sess, u, err := s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id := qrauth.DeviceID(c.Param("id"))
+	d, err := s.store.FindDeviceByID(ctx, id)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND || (err == nil && d.UserID != u.ID) {
+		return qrauth.Errorf(qrauth.ENOTFOUND, "device_not_found", "There is no such phone on your account.")
+	} else if err != nil {
+		return err
+	}
+	if err := s.store.DeleteDevice(ctx, id, &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditDeviceRemoved, UserID: u.ID, DeviceID: id, SessionID: sess.ID,
+		IP: c.RealIP(), Detail: "removed " + d.Name + " from browser session " + string(sess.ID),
+	}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

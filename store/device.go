@@ -120,3 +120,19 @@ func findDevice(tx *bolt.Tx, id qrauth.DeviceID) (*qrauth.Device, error) {
 	}
 	return d, nil
 }
+
+// DeleteDevice implements qrauth.Store. The phone's PhoneIDHash stays
+// indexed to the user, so the number still names the account and a new
+// phone with it can be linked from a signed-in browser.
+func (db *DB) DeleteDevice(ctx context.Context, id qrauth.DeviceID, events ...*qrauth.AuditEvent) error {
+	return db.update(ctx, true, events, func(tx *bolt.Tx) error {
+		d, err := findDevice(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketDevicesByUser).Delete(userKey(d.UserID, []byte(d.ID))); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDevices).Delete([]byte(d.ID))
+	})
+}

@@ -60,3 +60,41 @@ func testListUsers(t *testing.T, open opener) {
 		t.Fatalf("second page %v %v", rest, err)
 	}
 }
+
+func testDeleteDevice(t *testing.T, open opener) {
+	ctx := context.Background()
+	t.Run("OK", func(t *testing.T) {
+		st := open(t)
+		u, d := mustCreateUser(t, st, "gone")
+		ev := newEvent(qrauth.AuditDeviceRemoved, u.ID)
+		if err := st.DeleteDevice(ctx, d.ID, ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Seq == 0 {
+			t.Fatal("event not appended")
+		}
+		if _, err := st.FindDeviceByID(ctx, d.ID); qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+			t.Fatalf("device still found: %v", err)
+		}
+		if list, _ := st.FindDevicesByUser(ctx, u.ID); len(list) != 0 {
+			t.Fatalf("device still listed: %v", list)
+		}
+		// The number still names the account.
+		if got, err := st.FindUserByPhoneIDHash(ctx, d.PhoneIDHash); err != nil || got.ID != u.ID {
+			t.Fatalf("phone index: %v %v", got, err)
+		}
+		// And a new phone with that number can be linked.
+		d2 := newDevice(u.ID, "gone", t0)
+		d2.ID = "d_gone2"
+		if err := st.CreateDevice(ctx, d2); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		st := open(t)
+		ev := newEvent(qrauth.AuditDeviceRemoved, "u_x")
+		if err := st.DeleteDevice(ctx, "d_missing", ev); qrauth.ErrorCode(err) != qrauth.ENOTFOUND || ev.Seq != 0 {
+			t.Fatalf("err %v seq %d", err, ev.Seq)
+		}
+	})
+}

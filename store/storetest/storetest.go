@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) qrauth.Store) {
 		{"Concurrent", testConcurrent},
 		{"SetRoles", testSetRoles},
 		{"ListUsers", testListUsers},
+		{"DeleteDevice", testDeleteDevice},
 		{"Offline", testOffline},
 		{"OATH", testOATH},
 		{"Badge", testBadge},

@@ -230,10 +230,38 @@
       body.appendChild(el('p', 'item-meta', 'Added ' + q.formatDate(d.created_at) +
         ' · Last used ' + q.formatDate(d.last_seen_at)));
       li.appendChild(body);
+      const btn = el('button', 'btn btn-danger btn-small', 'Remove');
+      btn.type = 'button';
+      btn.dataset.deviceId = d.id;
+      btn.setAttribute('aria-label', 'Remove ' + (d.name || 'phone'));
+      btn.addEventListener('click', function () { removeDevice(d, btn, devices.length); });
+      li.appendChild(btn);
       items.push(li);
     }
     if (!items.length) items.push(emptyItem('No phones yet.'));
     devicesList.replaceChildren(...items);
+  }
+
+  // removeDevice forgets a phone (say, a lost one): its key signs nobody
+  // in any more. Removing the last one needs a second thought: without a
+  // phone, only this browser can link a new one.
+  async function removeDevice(d, btn, count) {
+    const name = d.name || 'this phone';
+    const warning = count === 1
+      ? 'Remove ' + name + '? It is your only phone: link a new one right after, from this page, or you will not be able to sign in again.'
+      : 'Remove ' + name + '? It will no longer be able to sign you in.';
+    if (!window.confirm(warning)) return;
+    btn.disabled = true;
+    devicesError.hidden = true;
+    try {
+      await q.api('DELETE', '/api/devices/' + encodeURIComponent(d.id));
+    } catch (err) {
+      btn.disabled = false;
+      failed(err, devicesError);
+      return;
+    }
+    announce('Removed ' + name + '.');
+    await loadDevices();
   }
 
   async function loadDevices() {
