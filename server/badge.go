@@ -1,16 +1,443 @@
 package server
 
-import "github.com/labstack/echo/v4"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
 
-// BadgeConfig configures the badge flow. The zero value is its default.
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+	"golang.org/x/time/rate"
+)
+
+// The badge flow: printed QR badges shown to the webcam (see
+// docs/badge.md). A badge is either the first step of a sign-in (it
+// identifies the holder) or a method (it authenticates someone an earlier
+// step identified), as BadgeConfig.Policy says. Passwords live here too:
+// they are the second factor after an insecure badge and the credential
+// that secure badges are sealed under.
+
+// Sign-in methods of this flow, recorded on the sign-in's audit event.
+const (
+	MethodBadgeInsecure = "badge_insecure"
+	MethodBadgeSecure   = "badge_secure"
+	MethodPassword      = "password"
+)
+
+// Badge policies: what a badge is in a sign-in.
+const (
+	// BadgeFirstStep: a badge starts a sign-in and identifies its holder.
+	// A secure badge then counts as username and password; an insecure one
+	// needs a second factor.
+	BadgeFirstStep = "first-step"
+	// BadgeMethod: a badge never starts a sign-in. After another first
+	// step (the phone), a user who holds a secure badge must show it.
+	BadgeMethod = "method"
+)
+
+// Second factors that may follow an insecure badge.
+const (
+	SecondFactorPassword = "password"
+	SecondFactorPhone    = "phone" // approve with the holder's own phone, as a normal QR sign-in
+)
+
+// Who may print a badge of their own from the account page.
+const (
+	SelfIssueNone   = "none"
+	SelfIssueSecure = "secure"
+	SelfIssueAny    = "any"
+)
+
+// DefaultPasswordParams are the argon2id parameters of new password hashes:
+// OWASP's 19 MiB, two passes, one lane. Raising them later rehashes each
+// password at its next use, keeping its stamp (so badges stay valid).
+var DefaultPasswordParams = qrauth.PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 1, KeyLen: 32}
+
+// BadgeConfig configures the badge flow. The zero value is its default:
+// badges and passwords off.
 type BadgeConfig struct {
+	// Enabled turns on badges (issuing, printing, scanning) and passwords.
+	// It needs Config.MasterKey, from which the badge keys are derived.
+	Enabled bool
+	// InsecureScans accepts insecure badges at sign-in: the deployment
+	// switch "insecure badge scans enabled". Off by default.
+	InsecureScans bool
+	// Policy is BadgeFirstStep (default) or BadgeMethod.
+	Policy string
+	// SecondFactors lists what may follow an insecure badge:
+	// SecondFactorPassword and/or SecondFactorPhone. Default both. Steps
+	// of other flows (an OATH code) count as well when their own gates ask
+	// for them.
+	SecondFactors []string
+	// SelfIssue says which badges users may print for themselves:
+	// SelfIssueNone (default), SelfIssueSecure or SelfIssueAny. Admins and
+	// the helpdesk issue for anyone regardless.
+	SelfIssue string
+	// Password holds the argon2id parameters of new hashes. Zero fields
+	// take DefaultPasswordParams.
+	Password qrauth.PasswordParams
+	// FrameRate and FrameBurst limit camera frames and badge scans per
+	// client IP. Default 5/s with a burst of 20: a page sends about three
+	// frames a second.
+	FrameRate  rate.Limit
+	FrameBurst int
+	// PasswordRate and PasswordBurst limit password attempts per client IP;
+	// each account additionally gets 10 wrong passwords, then one per 30 s.
+	// Default 1/s with a burst of 10.
+	PasswordRate  rate.Limit
+	PasswordBurst int
+	// Invalid lists settings that could not be read (such as an
+	// environment variable that does not parse); New refuses to start
+	// and names them.
+	Invalid []string
 }
 
 // withDefaults fills in defaults and checks the settings against the rest
 // of the configuration (for example, that a master key is present).
 func (c BadgeConfig) withDefaults(all Config) (BadgeConfig, error) {
+	if len(c.Invalid) > 0 {
+		return c, errors.New(strings.Join(c.Invalid, "; "))
+	}
+	if c.Enabled && len(all.MasterKey) == 0 {
+		return c, errors.New("badges need the master key, from which their sealing keys are derived: " +
+			"make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key")
+	}
+	switch c.Policy {
+	case "":
+		c.Policy = BadgeFirstStep
+	case BadgeFirstStep, BadgeMethod:
+	default:
+		return c, fmt.Errorf("policy %q: want %s or %s", c.Policy, BadgeFirstStep, BadgeMethod)
+	}
+	if c.Policy == BadgeMethod && c.InsecureScans {
+		return c, errors.New("insecure badge scans cannot go with the method policy: an insecure badge only says who " +
+			"someone is, it authenticates nothing; use a secure badge as the method, or the first-step policy")
+	}
+	if len(c.SecondFactors) == 0 {
+		c.SecondFactors = []string{SecondFactorPassword, SecondFactorPhone}
+	}
+	for _, f := range c.SecondFactors {
+		if f != SecondFactorPassword && f != SecondFactorPhone {
+			return c, fmt.Errorf("second factor %q: want %s or %s", f, SecondFactorPassword, SecondFactorPhone)
+		}
+	}
+	c.SecondFactors = slices.Compact(slices.Sorted(slices.Values(c.SecondFactors)))
+	switch c.SelfIssue {
+	case "":
+		c.SelfIssue = SelfIssueNone
+	case SelfIssueNone, SelfIssueSecure, SelfIssueAny:
+	default:
+		return c, fmt.Errorf("self-issue %q: want %s, %s or %s", c.SelfIssue, SelfIssueNone, SelfIssueSecure, SelfIssueAny)
+	}
+	p := &c.Password
+	if p.Time == 0 {
+		p.Time = DefaultPasswordParams.Time
+	}
+	if p.Memory == 0 {
+		p.Memory = DefaultPasswordParams.Memory
+	}
+	if p.Threads == 0 {
+		p.Threads = DefaultPasswordParams.Threads
+	}
+	if p.KeyLen == 0 {
+		p.KeyLen = DefaultPasswordParams.KeyLen
+	}
+	if p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || p.Time > 100 || p.KeyLen < 16 || p.KeyLen > 64 {
+		return c, fmt.Errorf("password parameters %+v: want memory 8×threads to 4194304 KiB, time 1 to 100, key length 16 to 64", *p)
+	}
+	if c.FrameRate == 0 {
+		c.FrameRate = 5
+	}
+	if c.FrameBurst == 0 {
+		c.FrameBurst = 20
+	}
+	if c.PasswordRate == 0 {
+		c.PasswordRate = 1
+	}
+	if c.PasswordBurst == 0 {
+		c.PasswordBurst = 10
+	}
+	if c.FrameRate < 0 || c.FrameBurst < 0 || c.PasswordRate < 0 || c.PasswordBurst < 0 {
+		return c, errors.New("rates and bursts must be positive")
+	}
 	return c, nil
 }
 
+// allows reports whether f may follow an insecure badge.
+func (c BadgeConfig) allows(f string) bool { return slices.Contains(c.SecondFactors, f) }
+
+// badgeFlow is the state of the flow on one server: keys and limits.
+type badgeFlow struct {
+	s    *Server
+	cfg  BadgeConfig
+	keys *badgeKeys // nil while badges are off
+
+	frames   *limiter // frames and scans per IP
+	pwIP     *limiter // password attempts per IP
+	pwUser   *limiter // wrong passwords per account
+	hashes   chan struct{}
+	decodes  chan struct{}
+	purgeMu  sync.Mutex
+	purgedAt time.Time
+}
+
 func (s *Server) badgeRoutes(e *echo.Echo) {
+	cfg := s.cfg.Badge
+	// argon2id holds its memory for the whole hash, and a QR decode is
+	// CPU-bound: bound both by the cores, so a flood queues instead of
+	// exhausting memory.
+	n := max(2, runtime.GOMAXPROCS(0))
+	b := &badgeFlow{s: s, cfg: cfg,
+		frames:  newLimiter(cfg.FrameRate, cfg.FrameBurst),
+		pwIP:    newLimiter(cfg.PasswordRate, cfg.PasswordBurst),
+		pwUser:  newLimiter(rate.Every(30*time.Second), 10),
+		hashes:  make(chan struct{}, n),
+		decodes: make(chan struct{}, n),
+	}
+	if cfg.Enabled {
+		keys, err := newBadgeKeys(s.cfg.MasterKey, s.cfg.Rand)
+		if err != nil {
+			// Unreachable: HKDF fails only for absurd output lengths.
+			panic(err)
+		}
+		b.keys = keys
+	}
+
+	e.GET("/badge", b.handlePage)
+	e.GET("/api/badge/status", b.handleStatus)
+	e.POST("/api/badge/scan", b.handleScan)
+	e.POST("/api/badge/frame", b.handleFrame)
+	e.POST("/api/badge/phone", b.handlePhone)
+	e.POST("/api/signin/password", b.handlePasswordStep)
+
+	e.GET("/api/password", b.handleGetPassword)
+	e.PUT("/api/password", b.handleSetPassword)
+	e.DELETE("/api/password", b.handleDeletePassword)
+
+	e.GET("/api/badges", b.handleListOwnBadges)
+	e.POST("/api/badges", b.handleIssueOwnBadge)
+	e.POST("/api/badges/:id/revoke", b.handleRevokeOwnBadge)
+
+	e.GET("/admin/api/badge/users/:id", b.handleAdminListBadges)
+	e.POST("/admin/api/badge/users/:id", b.handleAdminIssueBadge)
+	e.POST("/admin/api/badge/badges/:id/revoke", b.handleAdminRevokeBadge)
+}
+
+func init() {
+	signInGates = append(signInGates, badgeGate)
+	adminUserExtras = append(adminUserExtras, badgeAdminExtras)
+}
+
+// badgeGate asks for the second factor after an insecure badge, and, under
+// the method policy, for the badge of a user who holds one after any other
+// first step.
+func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (string, error) {
+	if si.Passed(MethodBadgeInsecure) {
+		// A username substitute alone proves nothing: any other step
+		// (password, the phone, a code of another flow) must follow.
+		for _, m := range si.Methods {
+			if m != MethodBadgeInsecure {
+				return "", nil
+			}
+		}
+		return "/badge", nil
+	}
+	cfg := s.cfg.Badge
+	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
+		return "", nil
+	}
+	active, err := holdsSecureBadge(s, ctx, u.ID)
+	if err != nil || !active {
+		return "", err
+	}
+	return "/badge", nil
+}
+
+// holdsSecureBadge reports whether the user has a secure badge that could
+// still sign in: not revoked, not expired, sealed under the current
+// password.
+func holdsSecureBadge(s *Server, ctx context.Context, uid qrauth.UserID) (bool, error) {
+	badges, err := s.store.FindBadgesByUser(ctx, uid)
+	if err != nil {
+		return false, err
+	}
+	pw, err := s.store.FindPassword(ctx, uid)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	fp, now := qrauth.CredentialFingerprint(pw.Stamp), s.cfg.Now()
+	for _, b := range badges {
+		if b.Kind == qrauth.BadgeSecure && b.Active(now) && string(b.Credential) == string(fp) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// badgeAdminExtras reports whether the user has a password and how many
+// badges can still be used.
+func badgeAdminExtras(s *Server, ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	if !s.cfg.Badge.Enabled {
+		return nil
+	}
+	_, err := s.store.FindPassword(ctx, u.ID)
+	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		return err
+	}
+	methods["password"] = err == nil
+	badges, err := s.store.FindBadgesByUser(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	n, now := 0, s.cfg.Now()
+	for _, b := range badges {
+		if b.Active(now) {
+			n++
+		}
+	}
+	methods["badge"] = n
+	return nil
+}
+
+var (
+	errBadgesOff = qrauth.Errorf(qrauth.EFORBIDDEN, "badges_disabled",
+		"Badges and passwords are not enabled on this service.")
+	errInsecureBadgesOff = qrauth.Errorf(qrauth.EFORBIDDEN, "badge_insecure_disabled",
+		"This service does not accept insecure badges. Use a secure badge, or sign in with your phone.")
+	errBadgeRevoked = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_revoked",
+		"This badge has been revoked. Ask your helpdesk for a new one.")
+	errBadgePasswordChanged = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_password_changed",
+		"This badge no longer works: the account's password was changed after it was printed. Print a new badge.")
+	errBadgeNeedsFirstStep = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_needs_first_step",
+		"Sign in with your phone first; this service then asks for your badge.")
+	errBadgeWrongUser = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_wrong_user",
+		"This badge belongs to someone other than the person signing in.")
+	errBadgeInsecureNotMethod = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_insecure_not_method",
+		"An insecure badge only says who you are; this step needs a secure badge.")
+)
+
+func errBadgeExpired(at time.Time) error {
+	return qrauth.Errorf(qrauth.EEXPIRED, "badge_expired", "This badge expired on %s. Ask for a new one.", at.UTC().Format("2 January 2006"))
+}
+
+// purge drops idle rate-limit buckets now and then. The server's janitor
+// does not know this flow's limiters.
+func (b *badgeFlow) purge(now time.Time) {
+	b.purgeMu.Lock()
+	due := now.Sub(b.purgedAt) > time.Minute
+	if due {
+		b.purgedAt = now
+	}
+	b.purgeMu.Unlock()
+	if due {
+		b.frames.purge(now)
+		b.pwIP.purge(now)
+		b.pwUser.purge(now)
+	}
+}
+
+// acquire takes a slot of sem, waiting at most a few seconds.
+func acquire(c echo.Context, sem chan struct{}) error {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-c.Request().Context().Done():
+		return qrauth.Internal(c.Request().Context().Err())
+	case <-t.C:
+		return rateLimited(c, 2*time.Second, "busy", "The service is busy. Please try again in a moment.")
+	}
+}
+
+func (b *badgeFlow) handlePage(c echo.Context) error {
+	if err := b.s.ensureBindCookie(c); err != nil {
+		return err
+	}
+	return b.s.servePage(c, "badge.html")
+}
+
+// Steps a parked sign-in may wait for on the badge page.
+const (
+	stepSecondFactor = "second_factor" // after an insecure badge
+	stepBadge        = "badge"         // method policy: show your badge
+)
+
+// handleStatus tells the badge page what the deployment accepts and, when
+// this browser has a sign-in waiting for a step of this flow, which.
+func (b *badgeFlow) handleStatus(c echo.Context) error {
+	out := map[string]any{
+		"enabled":        b.cfg.Enabled,
+		"insecure_scans": b.cfg.Enabled && b.cfg.InsecureScans,
+		"policy":         b.cfg.Policy,
+		"second_factors": b.cfg.SecondFactors,
+		"pending":        nil,
+	}
+	si, ok := b.peekPending(c)
+	if !ok {
+		return c.JSON(http.StatusOK, out)
+	}
+	ctx := c.Request().Context()
+	u, err := b.s.store.FindUserByID(ctx, si.UserID)
+	if err != nil {
+		return err
+	}
+	step := ""
+	if next, err := badgeGate(b.s, ctx, u, si); err != nil {
+		return err
+	} else if next == "/badge" && si.Passed(MethodBadgeInsecure) {
+		step = stepSecondFactor
+	} else if next == "/badge" {
+		step = stepBadge
+	}
+	if step == "" {
+		// Waiting for another flow's step: not this page's business.
+		return c.JSON(http.StatusOK, out)
+	}
+	_, err = b.s.store.FindPassword(ctx, si.UserID)
+	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		return err
+	}
+	out["pending"] = map[string]any{
+		"name": u.Name, "methods": si.Methods, "step": step, "has_password": err == nil, "expires_at": si.expires,
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// peekPending returns a snapshot of the browser's parked sign-in without
+// counting an attempt: looking is not guessing.
+func (b *badgeFlow) peekPending(c echo.Context) (*signIn, bool) {
+	si, err := b.s.pendingSignIn(c)
+	if err != nil {
+		return nil, false
+	}
+	b.s.pending.mu.Lock()
+	si.attempts--
+	cp := *si
+	cp.Methods = slices.Clone(si.Methods)
+	b.s.pending.mu.Unlock()
+	return &cp, true
+}
+
+// pendingStep returns a copy of the browser's parked sign-in, counting an
+// attempt. Handlers add their method to the copy and continue with it, so
+// two requests racing on one sign-in never share a slice.
+func (b *badgeFlow) pendingStep(c echo.Context) (*signIn, error) {
+	si, err := b.s.pendingSignIn(c)
+	if err != nil {
+		return nil, err
+	}
+	b.s.pending.mu.Lock()
+	cp := *si
+	cp.Methods = slices.Clone(si.Methods)
+	b.s.pending.mu.Unlock()
+	return &cp, nil
 }

@@ -66,7 +66,7 @@ var (
 	idRe        = regexp.MustCompile(`\sid="([^"]+)"`)
 	cssURLRe    = regexp.MustCompile(`url\(\s*['"]?([^'")]+)`)
 	byIDRe      = regexp.MustCompile(`byId\('([^']+)'\)`)
-	pageRoutes  = map[string]bool{"/": true, "/account": true}
+	pageRoutes  = map[string]bool{"/": true, "/account": true, "/offline": true, "/badge": true, "/admin": true}
 	jsForbidden = []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "console.log"}
 )
 

@@ -1,7 +1,9 @@
 // Command qrauth-app is the qrauth phone app on the command line: it holds a
 // device key, scans login codes (a picture of the QR code or its URL),
 // shows which browser asks, approves or denies, and lists and ends the
-// account's browser sessions. Scripts and tests drive it like a phone.
+// account's browser sessions. It also turns on offline codes, answers
+// offline challenges with no network at all, and approves transactions.
+// Scripts and tests drive it like a phone.
 //
 // Usage:
 //
@@ -9,11 +11,14 @@
 //	qrauth-app scan FILE.png|URL [--approve|--deny] [--name N --email E]
 //	qrauth-app sessions
 //	qrauth-app revoke ID
+//	qrauth-app activate offline-device|offline-pin [--pin PIN]
+//	qrauth-app deactivate offline-device|offline-pin
+//	qrauth-app offline FILE.png|DATA [--pin PIN]
 //
 // The device state is kept in $QRAUTH_APP_STATE, or else in
 // qrauth/device.json below the user's configuration directory; --state
-// overrides both. Exit codes: 0 success, 1 error or refusal, 2 usage error,
-// 3 denied.
+// overrides both. Offline keys live beside it (device.offline.json).
+// Exit codes: 0 success, 1 error or refusal, 2 usage error, 3 denied.
 package main
 
 import (
@@ -66,6 +71,16 @@ const usageText = `Usage:
         list the browsers signed in to the account
   qrauth-app revoke ID
         end a browser session
+  qrauth-app activate offline-device|offline-pin [--pin PIN]
+        turn on offline codes for this phone (needs the network, once)
+  qrauth-app deactivate offline-device|offline-pin
+        turn offline codes off
+  qrauth-app offline FILE|DATA [--pin PIN]
+        answer an offline code (a picture of it, or its text) with a
+        one-time number; works with no network at all
+
+A scanned transaction code (…/t/…) shows the transaction's text and asks
+to approve it or deny it, with --approve or --deny for scripts.
 
 Every command takes --state FILE (default $QRAUTH_APP_STATE or
 the user config directory's qrauth/device.json).
@@ -95,6 +110,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.sessions(ctx, rest)
 	case "revoke":
 		return c.revoke(ctx, rest)
+	case "activate":
+		return c.activate(ctx, rest)
+	case "deactivate":
+		return c.deactivate(ctx, rest)
+	case "offline":
+		return c.offline(ctx, rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK
@@ -262,6 +283,9 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 	text, err := readCode(pos[0])
 	if err != nil {
 		return c.fail(err)
+	}
+	if appclient.IsTransactionURL(text) {
+		return c.transaction(ctx, d, text, *approve, *deny, *timeout)
 	}
 
 	stepCtx, cancel := context.WithTimeout(ctx, *timeout)

@@ -1,7 +1,225 @@
 package storetest
 
-import "testing"
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/qrauth/qrauth"
+)
+
+func newOATHToken(id string, kind qrauth.OATHKind) *qrauth.OATHToken {
+	return &qrauth.OATHToken{ID: id, Kind: kind, Algorithm: qrauth.OATHSHA1, Digits: 6, Period: 30,
+		Secret: []byte("sealed:" + id), Source: qrauth.OATHSourceAccount, CreatedAt: t0}
+}
+
+func findOATH(t *testing.T, s qrauth.Store, id qrauth.UserID) *qrauth.OATHAccount {
+	t.Helper()
+	a, err := s.FindOATHAccount(t.Context(), id)
+	noError(t, err)
+	return a
+}
+
+// activeOATH returns a store with user "oath" holding the active token
+// t_1, confirmed at counter 100.
+func activeOATH(t *testing.T, open opener) (qrauth.Store, qrauth.UserID) {
+	t.Helper()
+	st := open(t)
+	u, _ := mustCreateUser(t, st, "oath")
+	_, err := st.PutOATHPending(t.Context(), u.ID, newOATHToken("t_1", qrauth.OATHTOTP))
+	noError(t, err)
+	_, err = st.ActivateOATHPending(t.Context(), u.ID, qrauth.OATHUse{TokenID: "t_1", Counter: 100, Offset: 1, At: t0})
+	noError(t, err)
+	return st, u.ID
+}
 
 // testOATH checks the qrauth.OATHStore methods.
 func testOATH(t *testing.T, open opener) {
+	ctx := t.Context
+	t.Run("NotFound", func(t *testing.T) {
+		st := open(t)
+		_, err := st.FindOATHAccount(ctx(), "u_missing")
+		wantError(t, err, qrauth.ENOTFOUND, "user_not_found")
+		u, _ := mustCreateUser(t, st, "oath")
+		_, err = st.FindOATHAccount(ctx(), u.ID)
+		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
+		_, err = st.PutOATHPending(ctx(), "u_missing", newOATHToken("t_1", qrauth.OATHTOTP))
+		wantError(t, err, qrauth.ENOTFOUND, "user_not_found")
+		wantError(t, st.DeleteOATHAccount(ctx(), u.ID), qrauth.ENOTFOUND, "oath_not_found")
+		_, err = st.UnlockOATHAccount(ctx(), u.ID)
+		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
+		_, err = st.RecordOATHUse(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_1"})
+		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
+	})
+
+	t.Run("PendingThenActive", func(t *testing.T) {
+		st := open(t)
+		u, _ := mustCreateUser(t, st, "oath")
+		ev := newEvent(qrauth.AuditOATHSecretAdded, u.ID)
+		a, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_1", qrauth.OATHTOTP))
+		noError(t, err)
+		if a.Active() || a.Pending == nil || a.Pending.ID != "t_1" || a.UserID != u.ID {
+			t.Fatalf("after PutOATHPending: %+v", a)
+		}
+		// A newer enrolment replaces the pending token.
+		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_2", qrauth.OATHTOTP))
+		noError(t, err)
+		_, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_1", Counter: 5, At: t0}, ev)
+		wantError(t, err, qrauth.ECONFLICT, "oath_pending_changed")
+		if ev.Seq != 0 {
+			t.Fatal("event appended for a refused activation")
+		}
+		at := t0.Add(time.Minute)
+		a, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_2", Counter: 5, Offset: -1, At: at}, ev)
+		noError(t, err)
+		if ev.Seq == 0 {
+			t.Fatal("activation event not appended")
+		}
+		got := findOATH(t, st, u.ID)
+		if !got.Active() || got.Token.ID != "t_2" || got.Pending != nil || got.NextCounter != 6 || got.Offset != -1 ||
+			!got.ActivatedAt.Equal(at) || !got.LastUsedAt.Equal(at) || string(got.Token.Secret) != "sealed:t_2" {
+			t.Fatalf("after activation: %+v", got)
+		}
+		same(t, "returned account", a.Token, got.Token)
+		// The same pending token cannot be activated twice.
+		_, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_2", Counter: 7, At: at})
+		wantError(t, err, qrauth.ECONFLICT, "oath_pending_changed")
+
+		// Re-enrolment keeps the active token until the new one is confirmed.
+		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_3", qrauth.OATHHOTP))
+		noError(t, err)
+		if got := findOATH(t, st, u.ID); got.Token.ID != "t_2" || got.Pending.ID != "t_3" {
+			t.Fatalf("during re-enrolment: %+v", got)
+		}
+	})
+
+	t.Run("Replay", func(t *testing.T) {
+		st, uid := activeOATH(t, open)
+		_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 100, At: t0})
+		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
+		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 99, At: t0})
+		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
+		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_0", Counter: 200, At: t0})
+		wantError(t, err, qrauth.ECONFLICT, "oath_changed")
+		a, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, Offset: 2, At: t0.Add(time.Hour)})
+		noError(t, err)
+		if a.NextCounter != 102 || a.Offset != 2 || !a.LastUsedAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("after use: %+v", a)
+		}
+		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, At: t0})
+		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
+	})
+
+	t.Run("ConcurrentReplay", func(t *testing.T) {
+		st, uid := activeOATH(t, open)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 150, At: t0})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			if err == nil {
+				ok++
+			} else if qrauth.ErrorReason(err) != "oath_replayed" {
+				t.Fatal(err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("the same code was accepted %d times", ok)
+		}
+	})
+
+	t.Run("LockAndUnlock", func(t *testing.T) {
+		st, uid := activeOATH(t, open)
+		lock := newEvent(qrauth.AuditOATHLocked, uid)
+		for i := 1; i <= 2; i++ {
+			a, err := st.RecordOATHFailure(ctx(), uid, "t_1", t0, 3, lock)
+			noError(t, err)
+			if a.Failures != i || a.Locked() || lock.Seq != 0 {
+				t.Fatalf("failure %d: %+v (lock event seq %d)", i, a, lock.Seq)
+			}
+		}
+		// A success in between resets the count.
+		_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, At: t0})
+		noError(t, err)
+		if a := findOATH(t, st, uid); a.Failures != 0 {
+			t.Fatalf("failures after success: %d", a.Failures)
+		}
+		_, err = st.RecordOATHFailure(ctx(), uid, "t_0", t0, 3, lock)
+		wantError(t, err, qrauth.ECONFLICT, "oath_changed")
+		for range 3 {
+			_, err = st.RecordOATHFailure(ctx(), uid, "t_1", t0.Add(time.Minute), 3, lock)
+			noError(t, err)
+		}
+		a := findOATH(t, st, uid)
+		if !a.Locked() || !a.LockedAt.Equal(t0.Add(time.Minute)) || lock.Seq == 0 {
+			t.Fatalf("not locked after 3 failures: %+v (lock event seq %d)", a, lock.Seq)
+		}
+		// Locked: neither failures nor successes count any more.
+		_, err = st.RecordOATHFailure(ctx(), uid, "t_1", t0, 3)
+		wantError(t, err, qrauth.EFORBIDDEN, "oath_locked")
+		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 300, At: t0})
+		wantError(t, err, qrauth.EFORBIDDEN, "oath_locked")
+
+		unlock := newEvent(qrauth.AuditOATHUnlocked, uid)
+		a, err = st.UnlockOATHAccount(ctx(), uid, unlock)
+		noError(t, err)
+		if a.Locked() || a.Failures != 0 || unlock.Seq == 0 {
+			t.Fatalf("after unlock: %+v", a)
+		}
+		again := newEvent(qrauth.AuditOATHUnlocked, uid)
+		_, err = st.UnlockOATHAccount(ctx(), uid, again)
+		wantError(t, err, qrauth.ECONFLICT, "oath_not_locked")
+		if again.Seq != 0 {
+			t.Fatal("event appended for a refused unlock")
+		}
+		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 300, At: t0})
+		noError(t, err)
+	})
+
+	t.Run("CreateToken", func(t *testing.T) {
+		st := open(t)
+		u, _ := mustCreateUser(t, st, "oath")
+		_, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_p", qrauth.OATHTOTP))
+		noError(t, err)
+		ev := newEvent(qrauth.AuditOATHLetterOrdered, u.ID)
+		a, err := st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_l", qrauth.OATHHOTP), ev)
+		noError(t, err)
+		if !a.Active() || a.Token.ID != "t_l" || a.Pending != nil || a.NextCounter != 0 || ev.Seq == 0 {
+			t.Fatalf("after CreateOATHToken: %+v", a)
+		}
+		ev2 := newEvent(qrauth.AuditOATHLetterOrdered, u.ID)
+		_, err = st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_x", qrauth.OATHTOTP), ev2)
+		wantError(t, err, qrauth.ECONFLICT, "oath_exists")
+		if ev2.Seq != 0 || findOATH(t, st, u.ID).Token.ID != "t_l" {
+			t.Fatal("refused CreateOATHToken changed something")
+		}
+		_, err = st.CreateOATHToken(ctx(), u.ID, &qrauth.OATHToken{ID: "t_bad", Kind: qrauth.OATHTOTP})
+		wantError(t, err, qrauth.EINVALID, "")
+	})
+
+	t.Run("Delete", func(t *testing.T) {
+		st, uid := activeOATH(t, open)
+		ev := newEvent(qrauth.AuditOATHSecretDeleted, uid)
+		noError(t, st.DeleteOATHAccount(ctx(), uid, ev))
+		if ev.Seq == 0 {
+			t.Fatal("delete event not appended")
+		}
+		_, err := st.FindOATHAccount(ctx(), uid)
+		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
+		// A fresh enrolment starts from scratch: no replay state survives.
+		_, err = st.PutOATHPending(ctx(), uid, newOATHToken("t_2", qrauth.OATHTOTP))
+		noError(t, err)
+		a, err := st.ActivateOATHPending(ctx(), uid, qrauth.OATHUse{TokenID: "t_2", Counter: 1, At: t0})
+		noError(t, err)
+		if a.NextCounter != 2 || a.Failures != 0 {
+			t.Fatalf("%+v", a)
+		}
+	})
 }

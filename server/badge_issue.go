@@ -1,0 +1,339 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// Issuing, listing and revoking badges: by the holder on the account page
+// (when BadgeConfig.SelfIssue allows it; revoking one's own badge is always
+// allowed), and by an admin or the helpdesk for anyone, on the admin page
+// or with `qrauthd admin badge`.
+
+// Badge statuses in views.
+const (
+	badgeActive          = "active"
+	badgeRevokedStatus   = "revoked"
+	badgeExpiredStatus   = "expired"
+	badgePasswordChanged = "password_changed" // secure, sealed under an earlier password
+)
+
+// maxBadgeValidity bounds the expiry date of a secure badge.
+const maxBadgeValidity = 10 * 366 * 24 * time.Hour
+
+type badgeView struct {
+	ID        qrauth.BadgeID   `json:"id"`
+	Kind      qrauth.BadgeKind `json:"kind"`
+	Status    string           `json:"status"`
+	CreatedAt time.Time        `json:"created_at"`
+	CreatedBy string           `json:"created_by"`
+	ExpiresAt time.Time        `json:"expires_at,omitzero"`
+	RevokedAt time.Time        `json:"revoked_at,omitzero"`
+	RevokedBy string           `json:"revoked_by,omitempty"`
+}
+
+// viewBadge describes b; pw is the holder's current password, or nil.
+func (b *badgeFlow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
+	v := badgeView{ID: x.ID, Kind: x.Kind, Status: badgeActive, CreatedAt: x.CreatedAt, CreatedBy: x.CreatedBy,
+		ExpiresAt: x.ExpiresAt, RevokedAt: x.RevokedAt, RevokedBy: x.RevokedBy}
+	switch {
+	case x.Revoked():
+		v.Status = badgeRevokedStatus
+	case x.Expired(b.s.cfg.Now()):
+		v.Status = badgeExpiredStatus
+	case x.Kind == qrauth.BadgeSecure && (pw == nil || !bytes.Equal(qrauth.CredentialFingerprint(pw.Stamp), x.Credential)):
+		v.Status = badgePasswordChanged
+	}
+	return v
+}
+
+// listBadges returns the views of a user's badges, newest first, and
+// whether the user has a password.
+func (b *badgeFlow) listBadges(ctx context.Context, uid qrauth.UserID) ([]badgeView, bool, error) {
+	list, err := b.s.store.FindBadgesByUser(ctx, uid)
+	if err != nil {
+		return nil, false, err
+	}
+	_, pw, err := b.viewPassword(ctx, uid)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]badgeView, 0, len(list))
+	for i := len(list) - 1; i >= 0; i-- {
+		out = append(out, b.viewBadge(list[i], pw))
+	}
+	return out, pw != nil, nil
+}
+
+// issueRequest is the body of both issue calls.
+type issueRequest struct {
+	Kind qrauth.BadgeKind `json:"kind"`
+	// Expires is an optional last day of validity, YYYY-MM-DD (UTC), for
+	// secure badges only.
+	Expires string `json:"expires"`
+	// CurrentPassword is needed when people print a secure badge of
+	// their own: a browser left signed in must not be enough to mint a
+	// credential that outlives its session.
+	CurrentPassword string `json:"current_password"`
+}
+
+// issuedBadge is the answer to an issue call. The payload and the files
+// are returned once and kept nowhere.
+type issuedBadge struct {
+	Badge   badgeView `json:"badge"`
+	Payload string    `json:"payload"`
+	PNG     []byte    `json:"png"`
+	PDF     []byte    `json:"pdf"`
+}
+
+// issue creates a badge of kind for u, issued by by (for the record and
+// the audit log), and renders it.
+func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string) (*issuedBadge, error) {
+	if !qrauth.ValidBadgeKind(req.Kind) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_badge_kind", "The badge kind must be %q or %q.", qrauth.BadgeSecure, qrauth.BadgeInsecure)
+	}
+	now := b.s.cfg.Now()
+	var expires time.Time
+	if req.Expires != "" {
+		if req.Kind == qrauth.BadgeInsecure {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "insecure_badge_expiry", "Insecure badges never expire; revoke one when it is no longer needed.")
+		}
+		day, err := time.Parse(time.DateOnly, req.Expires)
+		if err != nil {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_expiry", "Give the last day of validity as YYYY-MM-DD.")
+		}
+		// Valid through the whole of that day (UTC).
+		expires = day.Add(24 * time.Hour)
+		if !expires.After(now) || expires.Sub(now) > maxBadgeValidity {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_expiry", "The expiry must be a day from today to ten years ahead.")
+		}
+	}
+	ctx := c.Request().Context()
+	id, err := qrauth.NewBadgeID(b.s.cfg.Rand)
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	badge := &qrauth.Badge{ID: id, UserID: u.ID, Kind: req.Kind, CreatedBy: by, CreatedAt: now, ExpiresAt: expires}
+	var payload string
+	var pw *qrauth.Password
+	if req.Kind == qrauth.BadgeSecure {
+		pw, err = b.s.store.FindPassword(ctx, u.ID)
+		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+			return nil, qrauth.Errorf(qrauth.ECONFLICT, "no_password",
+				"A secure badge is sealed under the account's password, and this account has none yet. Set a password on the account page first.")
+		} else if err != nil {
+			return nil, err
+		}
+		badge.Credential = qrauth.CredentialFingerprint(pw.Stamp)
+		payload, err = b.keys.securePayload(id, u.ID, pw.Stamp)
+	} else {
+		payload, err = b.keys.insecurePayload(id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	png, err := renderBadgePNG(payload)
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	pdf, err := renderBadgePDF(badgeCard{Payload: payload, Name: displayName(u), Kind: req.Kind, ID: id,
+		Issued: now, Expires: expires, Service: b.s.cfg.Origin})
+	if err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	detail := fmt.Sprintf("%s badge %s by %s", req.Kind, id, by)
+	if !expires.IsZero() {
+		detail += ", valid until " + req.Expires
+	}
+	if err := b.s.store.CreateBadge(ctx, badge, &qrauth.AuditEvent{
+		Time: now, Type: qrauth.AuditBadgeIssued, UserID: u.ID, IP: c.RealIP(), Detail: detail,
+	}); err != nil {
+		return nil, err
+	}
+	return &issuedBadge{Badge: b.viewBadge(badge, pw), Payload: payload, PNG: png, PDF: pdf}, nil
+}
+
+// displayName is the name printed on a badge.
+func displayName(u *qrauth.User) string {
+	if u.Name != "" {
+		return u.Name
+	}
+	return u.Email
+}
+
+// revoke revokes badge id of owner (any owner when owner is ""), by by.
+func (b *badgeFlow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by string) (badgeView, error) {
+	ctx := c.Request().Context()
+	notFound := qrauth.Errorf(qrauth.ENOTFOUND, "badge_not_found", "There is no such badge.")
+	x, err := b.s.store.FindBadgeByID(ctx, id)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND || (err == nil && owner != "" && x.UserID != owner) {
+		// Someone else's badge gives the same answer as an unknown one.
+		return badgeView{}, notFound
+	} else if err != nil {
+		return badgeView{}, err
+	}
+	now := b.s.cfg.Now()
+	x, err = b.s.store.RevokeBadge(ctx, id, now, by, &qrauth.AuditEvent{
+		Time: now, Type: qrauth.AuditBadgeRevoked, UserID: x.UserID, IP: c.RealIP(),
+		Detail: fmt.Sprintf("%s badge %s by %s", x.Kind, id, by),
+	})
+	if err != nil {
+		return badgeView{}, err
+	}
+	_, pw, err := b.viewPassword(ctx, x.UserID)
+	if err != nil {
+		return badgeView{}, err
+	}
+	return b.viewBadge(x, pw), nil
+}
+
+// selfKinds lists the kinds users may print for themselves.
+func (b *badgeFlow) selfKinds() []qrauth.BadgeKind {
+	switch b.cfg.SelfIssue {
+	case SelfIssueSecure:
+		return []qrauth.BadgeKind{qrauth.BadgeSecure}
+	case SelfIssueAny:
+		return []qrauth.BadgeKind{qrauth.BadgeSecure, qrauth.BadgeInsecure}
+	}
+	return []qrauth.BadgeKind{}
+}
+
+func (b *badgeFlow) handleListOwnBadges(c echo.Context) error {
+	_, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return c.JSON(http.StatusOK, map[string]any{"enabled": false, "badges": []badgeView{}})
+	}
+	list, hasPW, err := b.listBadges(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"enabled": true, "badges": list, "self_issue": b.selfKinds(),
+		"has_password": hasPW, "insecure_scans": b.cfg.InsecureScans, "policy": b.cfg.Policy})
+}
+
+func (b *badgeFlow) handleIssueOwnBadge(c echo.Context) error {
+	sess, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	var req issueRequest
+	if err := decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	allowed := false
+	for _, k := range b.selfKinds() {
+		allowed = allowed || k == req.Kind
+	}
+	if !allowed {
+		return qrauth.Errorf(qrauth.EFORBIDDEN, "self_issue_not_allowed", "This service does not let you print this badge yourself. Ask your helpdesk.")
+	}
+	if req.Kind == qrauth.BadgeSecure {
+		_, pw, err := b.viewPassword(c.Request().Context(), u.ID)
+		if err != nil {
+			return err
+		} else if pw != nil {
+			if req.CurrentPassword == "" {
+				return qrauth.Errorf(qrauth.EINVALID, "current_password_required", "Enter your password to print a secure badge.")
+			}
+			if err := b.checkCurrentPassword(c, pw, req.CurrentPassword, "self-issue"); err != nil {
+				return err
+			}
+		}
+	}
+	out, err := b.issue(c, u, req, "self")
+	if err != nil {
+		return err
+	}
+	b.s.log.Info("badge issued", "badge", out.Badge.ID, "user", u.ID, "session", sess.ID)
+	return c.JSON(http.StatusOK, out)
+}
+
+func (b *badgeFlow) handleRevokeOwnBadge(c echo.Context) error {
+	_, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	v, err := b.revoke(c, qrauth.BadgeID(c.Param("id")), u.ID, "self")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"badge": v})
+}
+
+// adminUser loads the user of the :id parameter for an admin call.
+func (b *badgeFlow) adminUser(c echo.Context) (Actor, *qrauth.User, error) {
+	actor, err := b.s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+	if err != nil {
+		return Actor{}, nil, err
+	}
+	if !b.cfg.Enabled {
+		return Actor{}, nil, errBadgesOff
+	}
+	u, err := b.s.store.FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
+	if err != nil {
+		return Actor{}, nil, err
+	}
+	return actor, u, nil
+}
+
+func (b *badgeFlow) handleAdminListBadges(c echo.Context) error {
+	_, u, err := b.adminUser(c)
+	if err != nil {
+		return err
+	}
+	list, hasPW, err := b.listBadges(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "badges": list, "has_password": hasPW,
+		"insecure_scans": b.cfg.InsecureScans, "policy": b.cfg.Policy})
+}
+
+func (b *badgeFlow) handleAdminIssueBadge(c echo.Context) error {
+	actor, u, err := b.adminUser(c)
+	if err != nil {
+		return err
+	}
+	var req issueRequest
+	if err := decodeJSONBody(c, &req); err != nil {
+		return err
+	}
+	if req.CurrentPassword != "" {
+		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "An administrator never gives the holder's password.")
+	}
+	out, err := b.issue(c, u, req, actor.Name())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (b *badgeFlow) handleAdminRevokeBadge(c echo.Context) error {
+	actor, err := b.s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	v, err := b.revoke(c, qrauth.BadgeID(c.Param("id")), "", actor.Name())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"badge": v})
+}

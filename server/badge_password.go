@@ -1,0 +1,282 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+	"golang.org/x/crypto/argon2"
+)
+
+// Passwords: argon2id with a per-user random salt; the parameters are kept
+// with each hash. A password is optional. It is the second factor after an
+// insecure badge and the credential secure badges are sealed under; it is
+// never enough on its own, since qrauth has no usernames to type.
+
+var (
+	errWrongPassword = qrauth.Errorf(qrauth.EUNAUTHORIZED, "wrong_password", "That password is not right.")
+	errNoPassword    = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_password",
+		"This account has no password. Approve with the account's phone instead, or ask your helpdesk.")
+	errPasswordTries = "Too many wrong passwords. Wait a moment before you try again."
+)
+
+// hashPassword makes a new credential for pw. stamp is the credential's
+// stamp: fresh for a new password, the old one for a rehash.
+func (b *badgeFlow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp []byte) (*qrauth.Password, error) {
+	salt := make([]byte, 16)
+	if _, err := io.ReadFull(b.s.cfg.Rand, salt); err != nil {
+		return nil, qrauth.Internal(err)
+	}
+	if stamp == nil {
+		stamp = make([]byte, 32)
+		if _, err := io.ReadFull(b.s.cfg.Rand, stamp); err != nil {
+			return nil, qrauth.Internal(err)
+		}
+	}
+	if err := acquire(c, b.hashes); err != nil {
+		return nil, err
+	}
+	defer func() { <-b.hashes }()
+	p := b.cfg.Password
+	return &qrauth.Password{
+		UserID: uid, Algorithm: qrauth.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: b.s.cfg.Now(),
+		Hash: argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen),
+	}, nil
+}
+
+// verifyPassword checks pw against the stored credential, with the
+// parameters stored with it. Stored parameters are bounded like the
+// configured ones, so a tampered record cannot make one check eat the
+// machine.
+func (b *badgeFlow) verifyPassword(c echo.Context, stored *qrauth.Password, pw string) (bool, error) {
+	p := stored.Params
+	if stored.Algorithm != qrauth.PasswordAlgorithm || p.Time == 0 || p.Time > 100 || p.Threads == 0 ||
+		p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || int(p.KeyLen) != len(stored.Hash) {
+		return false, qrauth.Internal(errBadStoredPassword)
+	}
+	if len(pw) > qrauth.MaxPasswordBytes {
+		return false, nil
+	}
+	if err := acquire(c, b.hashes); err != nil {
+		return false, err
+	}
+	defer func() { <-b.hashes }()
+	got := argon2.IDKey([]byte(pw), stored.Salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	return subtle.ConstantTimeCompare(got, stored.Hash) == 1, nil
+}
+
+var errBadStoredPassword = qrauth.Errorf(qrauth.EINTERNAL, "internal", "stored password has unusable parameters")
+
+// weaker reports whether p is below the configured parameters in any way.
+func (b *badgeFlow) weaker(p qrauth.PasswordParams) bool {
+	want := b.cfg.Password
+	return p.Time < want.Time || p.Memory < want.Memory || p.Threads < want.Threads || p.KeyLen < want.KeyLen
+}
+
+// limitPassword refuses a password attempt from an address or for an
+// account that has had too many. Only wrong answers use up the account's
+// allowance (see wrongPassword), so that a flood from elsewhere cannot
+// lock a person out of their own account for long.
+func (b *badgeFlow) limitPassword(c echo.Context, uid qrauth.UserID) error {
+	now := b.s.cfg.Now()
+	b.purge(now)
+	if ok, wait := b.pwIP.allow(c.RealIP(), now); !ok {
+		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
+	}
+	if ok, wait := b.pwUser.peek(string(uid), now); !ok {
+		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
+	}
+	return nil
+}
+
+func (b *badgeFlow) wrongPassword(c echo.Context, uid qrauth.UserID, where string) error {
+	b.pwUser.allow(string(uid), b.s.cfg.Now())
+	b.s.log.Info("wrong password", slog.String("user", string(uid)), slog.String("ip", c.RealIP()), slog.String("where", where))
+	return errWrongPassword
+}
+
+// checkCurrentPassword verifies pw as uid's current password, counting a
+// wrong one.
+func (b *badgeFlow) checkCurrentPassword(c echo.Context, stored *qrauth.Password, pw, where string) error {
+	if err := b.limitPassword(c, stored.UserID); err != nil {
+		return err
+	}
+	ok, err := b.verifyPassword(c, stored, pw)
+	if err != nil {
+		return err
+	} else if !ok {
+		return b.wrongPassword(c, stored.UserID, where)
+	}
+	b.rehash(c, stored, pw)
+	return nil
+}
+
+// rehash redoes a correct password's hash when the configured parameters
+// have been raised since it was made. The stamp stays, so secure badges
+// keep working. Failure only means the old hash stays another while.
+func (b *badgeFlow) rehash(c echo.Context, stored *qrauth.Password, pw string) {
+	if !b.weaker(stored.Params) {
+		return
+	}
+	p, err := b.hashPassword(c, stored.UserID, pw, stored.Stamp)
+	if err == nil {
+		p.SetAt = stored.SetAt
+		err = b.s.store.SetPassword(c.Request().Context(), p, stored.Stamp)
+	}
+	if err != nil && qrauth.ErrorCode(err) != qrauth.ECONFLICT {
+		b.s.log.Warn("password rehash failed", slog.String("user", string(stored.UserID)), slog.Any("err", err))
+	}
+}
+
+type passwordView struct {
+	Enabled bool      `json:"enabled"`
+	Set     bool      `json:"set"`
+	SetAt   time.Time `json:"set_at,omitzero"`
+}
+
+func (b *badgeFlow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *qrauth.Password, error) {
+	v := passwordView{Enabled: b.cfg.Enabled}
+	if !b.cfg.Enabled {
+		return v, nil, nil
+	}
+	p, err := b.s.store.FindPassword(ctx, uid)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return v, nil, nil
+	} else if err != nil {
+		return v, nil, err
+	}
+	v.Set, v.SetAt = true, p.SetAt
+	return v, p, nil
+}
+
+func (b *badgeFlow) handleGetPassword(c echo.Context) error {
+	_, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	v, _, err := b.viewPassword(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"password": v})
+}
+
+// handleSetPassword sets a first password or changes it. A change needs
+// the current password, so that a browser left signed in cannot be used to
+// take over the badges of its owner.
+func (b *badgeFlow) handleSetPassword(c echo.Context) error {
+	sess, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	var body struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	if err := qrauth.CheckPassword(body.New); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	_, cur, err := b.viewPassword(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	var prev []byte
+	typ, detail := qrauth.AuditPasswordSet, "from browser session "+string(sess.ID)
+	if cur != nil {
+		if body.Current == "" {
+			return qrauth.Errorf(qrauth.EINVALID, "current_password_required", "Enter your current password to change it.")
+		}
+		if err := b.checkCurrentPassword(c, cur, body.Current, "change"); err != nil {
+			return err
+		}
+		prev = cur.Stamp
+		typ, detail = qrauth.AuditPasswordChanged, detail+"; secure badges sealed under the old password no longer work"
+	}
+	p, err := b.hashPassword(c, u.ID, body.New, nil)
+	if err != nil {
+		return err
+	}
+	if err := b.s.store.SetPassword(ctx, p, prev, &qrauth.AuditEvent{
+		Time: b.s.cfg.Now(), Type: typ, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(), Detail: detail,
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"password": passwordView{Enabled: true, Set: true, SetAt: p.SetAt}})
+}
+
+// handleDeletePassword removes the password; it needs the password.
+func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
+	sess, u, err := b.s.authenticate(c)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	var body struct {
+		Current string `json:"current_password"`
+	}
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	_, cur, err := b.viewPassword(ctx, u.ID)
+	if err != nil {
+		return err
+	} else if cur == nil {
+		return qrauth.Errorf(qrauth.ENOTFOUND, "no_password", "This account has no password.")
+	}
+	if err := b.checkCurrentPassword(c, cur, body.Current, "remove"); err != nil {
+		return err
+	}
+	if err := b.s.store.DeletePassword(ctx, u.ID, cur.Stamp, &qrauth.AuditEvent{
+		Time: b.s.cfg.Now(), Type: qrauth.AuditPasswordRemoved, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
+		Detail: "from browser session " + string(sess.ID) + "; secure badges no longer work",
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"password": passwordView{Enabled: true}})
+}
+
+// handlePasswordStep is the password as the second factor after an
+// insecure badge.
+func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
+	var body struct {
+		Password string `json:"password"`
+	}
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	si, err := b.pendingStep(c)
+	if err != nil {
+		return err
+	}
+	if !si.Passed(MethodBadgeInsecure) || si.Passed(MethodPassword) {
+		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "password_not_expected", "This sign-in does not wait for a password.")
+	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPassword) {
+		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a password here.")
+	}
+	stored, err := b.s.store.FindPassword(c.Request().Context(), si.UserID)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return errNoPassword
+	} else if err != nil {
+		return err
+	}
+	if err := b.checkCurrentPassword(c, stored, body.Password, "sign-in"); err != nil {
+		return err
+	}
+	si.Methods = append(si.Methods, MethodPassword)
+	return b.s.continueSignIn(c, si)
+}

@@ -1,0 +1,247 @@
+package server
+
+import (
+	"bytes"
+	"image"
+	_ "image/jpeg" // camera frames
+	_ "image/png"  // uploaded screenshots
+	"mime"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/qrauth/qrauth"
+)
+
+// Scanning. The badge page sends downscaled camera frames (JPEG, at most
+// the server's 16 KiB body limit) about three times a second; the server
+// finds the QR code with gozxing. Decoding on the server keeps the page
+// free of third-party code and lets one decoder, tested here, read both
+// camera frames and uploaded photos. Frames are decoded in memory and
+// dropped; they are never stored or logged.
+
+// MaxBadgeImagePixels bounds the images the frame endpoint decodes: far
+// above a downscaled frame, far below what could exhaust memory.
+const MaxBadgeImagePixels = 2048 * 2048
+
+var (
+	errNoQRCode    = qrauth.Errorf(qrauth.EINVALID, "no_qr_code", "No QR code could be read in the image.")
+	errUnreadable  = qrauth.Errorf(qrauth.EINVALID, "unreadable_image", "The image is not a JPEG or PNG picture that can be read.")
+	errImageTooBig = qrauth.Errorf(qrauth.EINVALID, "unreadable_image", "The image is too large; send at most 2048×2048 pixels.")
+)
+
+// DecodeBadgeImage returns the text of the QR code in a JPEG or PNG image.
+// It returns EINVALID "unreadable_image" for anything that is not such an
+// image of at most MaxBadgeImagePixels pixels, and EINVALID "no_qr_code"
+// when no QR code can be read in it.
+func DecodeBadgeImage(data []byte) (text string, err error) {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return "", errUnreadable
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxBadgeImagePixels {
+		return "", errImageTooBig
+	}
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return "", errUnreadable
+	}
+	// gozxing is a port of ZXing; a crafted image must stay a typed error.
+	defer func() {
+		if p := recover(); p != nil {
+			text, err = "", errNoQRCode
+		}
+	}()
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return "", errUnreadable
+	}
+	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
+	if err != nil {
+		return "", errNoQRCode
+	}
+	return res.GetText(), nil
+}
+
+// limitScan takes a token of the client's frame-and-scan allowance.
+func (b *badgeFlow) limitScan(c echo.Context) error {
+	now := b.s.cfg.Now()
+	b.purge(now)
+	if ok, wait := b.frames.allow(c.RealIP(), now); !ok {
+		return rateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
+	}
+	return nil
+}
+
+// handleScan signs in with a payload the browser read itself:
+// {"payload": "QRB1…"}.
+func (b *badgeFlow) handleScan(c echo.Context) error {
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	var body struct {
+		Payload string `json:"payload"`
+	}
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	if err := b.limitScan(c); err != nil {
+		return err
+	}
+	return b.signInWithBadge(c, body.Payload)
+}
+
+// handleFrame reads a QR code in a camera frame or photo (the body, as
+// image/jpeg or image/png) and, when it finds one, signs in with it as
+// handleScan does. No code in the frame is {"found": false}, a normal
+// answer: most frames of a camera show no badge yet.
+func (b *badgeFlow) handleFrame(c echo.Context) error {
+	if !b.cfg.Enabled {
+		return errBadgesOff
+	}
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
+	if mt != "image/jpeg" && mt != "image/png" {
+		return qrauth.Errorf(qrauth.EINVALID, "unsupported_image", "Send the picture as image/jpeg or image/png.")
+	}
+	if err := b.limitScan(c); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	if err := acquire(c, b.decodes); err != nil {
+		return err
+	}
+	text, err := DecodeBadgeImage(body)
+	<-b.decodes
+	if qrauth.ErrorReason(err) == "no_qr_code" {
+		return c.JSON(http.StatusOK, map[string]any{"found": false})
+	} else if err != nil {
+		return err
+	}
+	return b.signInWithBadge(c, text)
+}
+
+// signInWithBadge checks a scanned payload and takes the step the policy
+// gives it: the start of a sign-in (first-step) or the badge step of the
+// browser's parked sign-in (method).
+func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
+	p, err := qrauth.ParseBadgePayload(text)
+	if err != nil {
+		return err
+	}
+	if p.Kind == qrauth.BadgeInsecure && !b.cfg.InsecureScans {
+		// Refused before anything is looked up: with the switch off an
+		// insecure badge means nothing, valid or not.
+		return errInsecureBadgesOff
+	}
+	badge, err := b.verifyBadge(c, p)
+	if err != nil {
+		return err
+	}
+	method := MethodBadgeSecure
+	if badge.Kind == qrauth.BadgeInsecure {
+		method = MethodBadgeInsecure
+	}
+	if b.cfg.Policy == BadgeMethod {
+		si, err := b.pendingStep(c)
+		if qrauth.ErrorReason(err) == "no_pending_sign_in" {
+			return errBadgeNeedsFirstStep
+		} else if err != nil {
+			return err
+		}
+		switch {
+		case badge.Kind != qrauth.BadgeSecure:
+			return errBadgeInsecureNotMethod
+		case badge.UserID != si.UserID:
+			return errBadgeWrongUser
+		}
+		si.Methods = append(si.Methods, method)
+		return b.s.continueSignIn(c, si)
+	}
+	// First step: a new sign-in, whatever this browser had parked before.
+	return b.s.continueSignIn(c, &signIn{
+		UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Methods: []string{method},
+	})
+}
+
+// verifyBadge checks a payload against the deployment's keys, the badge's
+// record and, for a secure badge, the holder's current password.
+func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth.Badge, error) {
+	ctx := c.Request().Context()
+	if p.Kind == qrauth.BadgeInsecure && !b.keys.checkInsecure(p) {
+		return nil, qrauth.ErrBadgeInvalid
+	}
+	badge, err := b.s.store.FindBadgeByID(ctx, p.ID)
+	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+		return nil, qrauth.ErrBadgeInvalid
+	} else if err != nil {
+		return nil, err
+	} else if badge.Kind != p.Kind {
+		return nil, qrauth.ErrBadgeInvalid
+	}
+	if p.Kind == qrauth.BadgeSecure {
+		pw, err := b.s.store.FindPassword(ctx, badge.UserID)
+		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
+			return nil, errBadgePasswordChanged
+		} else if err != nil {
+			return nil, err
+		}
+		// The fingerprint only chooses the message; the seal decides.
+		if !bytes.Equal(qrauth.CredentialFingerprint(pw.Stamp), badge.Credential) {
+			return nil, errBadgePasswordChanged
+		}
+		if !b.keys.openSecure(p, badge.UserID, pw.Stamp) {
+			return nil, qrauth.ErrBadgeInvalid
+		}
+	}
+	if badge.Revoked() {
+		return nil, errBadgeRevoked
+	} else if badge.Expired(b.s.cfg.Now()) {
+		return nil, errBadgeExpired(badge.ExpiresAt)
+	}
+	return badge, nil
+}
+
+// handlePhone is phone approval as the second factor after an insecure
+// badge. The badge page opens an ordinary login room; the holder scans it
+// with their own phone and approves; the page posts the room's ticket
+// here instead of to /api/session. The sign-in continues only if the
+// approving phone belongs to the badge's holder.
+func (b *badgeFlow) handlePhone(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeTicketRequest(body)
+	if err != nil {
+		return err
+	}
+	bind, err := c.Cookie(bindCookie)
+	if err != nil {
+		return errNoBindCookie
+	}
+	si, err := b.pendingStep(c)
+	if err != nil {
+		return err
+	}
+	if !si.Passed(MethodBadgeInsecure) || si.Passed(MethodQR) {
+		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_not_expected", "This sign-in does not wait for a phone.")
+	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPhone) {
+		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a phone approval here.")
+	}
+	t, err := b.s.hub.redeemTicket(req.Ticket, bind.Value)
+	if err != nil {
+		return err
+	}
+	if t.userID != si.UserID {
+		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_phone_other_user",
+			"That phone belongs to another account than the badge. Approve with the badge holder's own phone.")
+	}
+	si.Methods = append(si.Methods, MethodQR)
+	si.DeviceID = t.deviceID
+	return b.s.continueSignIn(c, si)
+}

@@ -1,0 +1,182 @@
+package server
+
+import (
+	"encoding/hex"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// The OATH part of the admin API, under /admin/api/oath/:id where :id is
+// a user id. Every change and every look at a secret is audited with who
+// did it ("by operator" for `qrauthd admin`, else the admin's user id).
+
+func (s *Server) adminOATHAccount(c echo.Context) (*qrauth.User, *qrauth.OATHAccount, error) {
+	ctx := c.Request().Context()
+	u, err := s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := s.findOATH(ctx, u.ID)
+	return u, a, err
+}
+
+var errOATHNone = qrauth.Errorf(qrauth.ENOTFOUND, "oath_not_found", "This user has no active authenticator.")
+
+func (s *Server) handleAdminOATH(c echo.Context) error {
+	if _, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
+		return err
+	}
+	_, a, err := s.adminOATHAccount(c)
+	if err != nil {
+		return err
+	} else if a == nil {
+		return errOATHNone
+	}
+	return c.JSON(http.StatusOK, map[string]any{"account": viewOATH(a, true)})
+}
+
+func (s *Server) handleAdminOATHDelete(c echo.Context) error {
+	actor, err := s.requireRole(c, qrauth.RoleAdmin)
+	if err != nil {
+		return err
+	}
+	u, a, err := s.adminOATHAccount(c)
+	if err != nil {
+		return err
+	} else if a == nil {
+		return errOATHNone
+	}
+	what := "pending enrolment"
+	if a.Active() {
+		what = tokenDetail(a.Token)
+	}
+	if err := s.store.DeleteOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditOATHSecretDeleted, UserID: u.ID, IP: c.RealIP(),
+		Detail: what + " deleted by " + actor.Name(),
+	}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) handleAdminOATHUnlock(c echo.Context) error {
+	actor, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+	if err != nil {
+		return err
+	}
+	u, a, err := s.adminOATHAccount(c)
+	if err != nil {
+		return err
+	} else if !a.Active() {
+		return errOATHNone
+	}
+	a, err = s.store.UnlockOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditOATHUnlocked, UserID: u.ID, IP: c.RealIP(),
+		Detail: tokenDetail(a.Token) + " unlocked by " + actor.Name(),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"account": viewOATH(a, true)})
+}
+
+// handleAdminOATHSecret shows a user's active secret as QR, Base32 and
+// hex. It is a POST because it has an effect: the audit event, written
+// before the secret leaves the server.
+func (s *Server) handleAdminOATHSecret(c echo.Context) error {
+	actor, err := s.requireRole(c, qrauth.RoleSecretViewer)
+	if err != nil {
+		return err
+	}
+	u, a, err := s.adminOATHAccount(c)
+	if err != nil {
+		return err
+	} else if !a.Active() {
+		return errOATHNone
+	}
+	secret, err := s.cfg.OATH.openSecret(u.ID, a.Token)
+	if err != nil {
+		return err
+	}
+	defer clear(secret)
+	v, err := s.viewOATHKey(u, a.Token, secret)
+	if err != nil {
+		return err
+	}
+	v.Hex, v.Reused = hex.EncodeToString(secret), true
+	if err := s.store.AppendAudit(c.Request().Context(), &qrauth.AuditEvent{
+		Time: s.cfg.Now(), Type: qrauth.AuditOATHSecretViewed, UserID: u.ID, IP: c.RealIP(),
+		Detail: tokenDetail(a.Token) + " viewed by " + actor.Name(),
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// handleAdminOATHLetter writes an activation letter into LetterDir. A user
+// with an active token gets a letter of that token; otherwise a new token
+// is created, active at once (the letter is how it reaches the person;
+// they prove it works at their next sign-in).
+func (s *Server) handleAdminOATHLetter(c echo.Context) error {
+	actor, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+	if err != nil {
+		return err
+	}
+	cfg := &s.cfg.OATH
+	if cfg.LetterDir == "" {
+		return qrauth.Errorf(qrauth.ECONFLICT, "oath_letters_off",
+			"Activation letters are not configured: start qrauthd with -oath-letter-dir DIR.")
+	}
+	u, a, err := s.adminOATHAccount(c)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	reused := a.Active()
+	var t *qrauth.OATHToken
+	var secret []byte
+	if reused {
+		t = a.Token
+		if secret, err = cfg.openSecret(u.ID, t); err != nil {
+			return err
+		}
+	} else if t, secret, err = cfg.newOATHToken(s.cfg.Rand, u.ID, cfg.Kind, qrauth.OATHSourceLetter, now); err != nil {
+		return err
+	}
+	defer clear(secret)
+	key, err := oathURI(t, secret, cfg.Issuer, oathAccountName(u))
+	if err != nil {
+		return err
+	}
+	pdf, err := renderOATHLetter(oathLetter{Key: key, Token: t, User: u, Origin: s.cfg.Origin, Created: now})
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	// The file first, the record after: a letter whose token failed to
+	// store is removed again, so no letter carries a secret that does not
+	// work.
+	path, err := writeLetter(cfg.LetterDir, u.ID, now, pdf)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	ordered := &qrauth.AuditEvent{Time: now, Type: qrauth.AuditOATHLetterOrdered, UserID: u.ID, IP: c.RealIP(),
+		Detail: "letter " + filepath.Base(path) + " of " + tokenDetail(t) + " ordered by " + actor.Name()}
+	ctx := c.Request().Context()
+	if reused {
+		err = s.store.AppendAudit(ctx, ordered)
+	} else {
+		a, err = s.store.CreateOATHToken(ctx, u.ID, t, &qrauth.AuditEvent{
+			Time: now, Type: qrauth.AuditOATHSecretAdded, UserID: u.ID, IP: c.RealIP(),
+			Detail: tokenDetail(t) + " created for an activation letter by " + actor.Name(),
+		}, ordered)
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"file": path, "token_id": t.ID, "reused": reused, "account": viewOATH(a, true)})
+}

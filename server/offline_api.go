@@ -1,0 +1,525 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// OfflineBeginRequest is the body of POST /api/offline/sessions: exactly
+// one of UserID and Email names the user; DeviceID is needed only when the
+// user has several phones with the method.
+type OfflineBeginRequest struct {
+	UserID   qrauth.UserID   `json:"user_id"`
+	Email    string          `json:"email"`
+	DeviceID qrauth.DeviceID `json:"device_id"`
+	Method   string          `json:"method"`
+	Context  string          `json:"context"`
+}
+
+// DecodeOfflineBeginRequest parses and checks the begin body: strict JSON,
+// one way of naming the user, a known method, a context of at most 200
+// bytes of UTF-8 without control characters.
+func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.OfflineMethod, error) {
+	var r OfflineBeginRequest
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, "", qrauth.Errorf(qrauth.EINVALID, "malformed_body",
+			`The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
+	}
+	if err := checkUserRef(r.UserID, r.Email); err != nil {
+		return nil, "", err
+	}
+	if r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID) {
+		return nil, "", qrauth.Errorf(qrauth.EINVALID, "invalid_device_id", "device_id is not a device id.")
+	}
+	m, err := qrauth.ParseOfflineMethod(r.Method)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := qrauth.CheckContext(r.Context); err != nil {
+		return nil, "", err
+	}
+	return &r, m, nil
+}
+
+// ApprovalRequest is the body of POST /api/approvals.
+type ApprovalRequest struct {
+	UserID   qrauth.UserID   `json:"user_id"`
+	Email    string          `json:"email"`
+	DeviceID qrauth.DeviceID `json:"device_id"`
+	Text     string          `json:"text"`
+}
+
+// DecodeApprovalRequest parses and checks the body of POST /api/approvals.
+func DecodeApprovalRequest(data []byte) (*ApprovalRequest, error) {
+	var r ApprovalRequest
+	if err := decodeStrict(data, &r); err != nil {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body",
+			`The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
+	}
+	if err := checkUserRef(r.UserID, r.Email); err != nil {
+		return nil, err
+	}
+	if r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_device_id", "device_id is not a device id.")
+	}
+	if err := qrauth.CheckApprovalText(r.Text); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func checkUserRef(id qrauth.UserID, email string) error {
+	if (id == "") == (email == "") {
+		return qrauth.Errorf(qrauth.EINVALID, "user_required", "Name the user with exactly one of user_id and email.")
+	}
+	if len(id) > 64 || len(email) > qrauth.MaxEmailLen {
+		return qrauth.Errorf(qrauth.EINVALID, "invalid_user", "The user id or e-mail is too long.")
+	}
+	return nil
+}
+
+// findUser returns the user named by id or e-mail. E-mail addresses are
+// optional and not unique, so an address that several accounts use is
+// refused as ambiguous.
+func (o *offlineFlow) findUser(ctx context.Context, id qrauth.UserID, email string) (*qrauth.User, error) {
+	if id != "" {
+		return o.s.store.FindUserByID(ctx, id)
+	}
+	users, err := o.usersByEmail(ctx, email)
+	if err != nil {
+		return nil, err
+	}
+	switch len(users) {
+	case 0:
+		return nil, qrauth.Errorf(qrauth.ENOTFOUND, "user_not_found", "No account has this e-mail address.")
+	case 1:
+		return users[0], nil
+	}
+	return nil, qrauth.Errorf(qrauth.ECONFLICT, "ambiguous_email", "Several accounts use this e-mail address; name the user by user_id.")
+}
+
+// usersByEmail finds the accounts with an e-mail address, compared without
+// regard to case. The store has no e-mail index (the address is an optional
+// profile field), so this walks the user list; see docs/offline.md.
+func (o *offlineFlow) usersByEmail(ctx context.Context, email string) ([]*qrauth.User, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return nil, nil
+	}
+	var out []*qrauth.User
+	var after qrauth.UserID
+	for {
+		page, err := o.s.store.ListUsers(ctx, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range page {
+			if u.Email != "" && strings.EqualFold(u.Email, email) {
+				out = append(out, u)
+			}
+		}
+		if len(page) < 1000 {
+			return out, nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// newPageToken returns a token for the approval page and its hash.
+func (o *offlineFlow) newPageToken() (string, []byte, error) {
+	tok, err := qrauth.RandomToken(o.s.cfg.Rand, 32)
+	if err != nil {
+		return "", nil, qrauth.Internal(err)
+	}
+	return tok, qrauth.HashToken(tok), nil
+}
+
+// handleBegin: POST /api/offline/sessions.
+func (o *offlineFlow) handleBegin(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, method, err := DecodeOfflineBeginRequest(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := o.findUser(ctx, req.UserID, req.Email)
+	if err != nil {
+		return err
+	}
+	tok, hash, err := o.newPageToken()
+	if err != nil {
+		return err
+	}
+	sess, err := o.begin(ctx, beginRequest{User: u, Device: req.DeviceID, Method: method, Context: req.Context,
+		Purpose: qrauth.OfflineForAPI, ViewTokenHash: hash, IP: c.RealIP()})
+	if err != nil {
+		return err
+	}
+	qr, err := renderQR(sess.VerificationData)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	cred, err := o.credential(ctx, sess)
+	if err != nil {
+		return err
+	}
+	v := o.viewSession(sess, cred)
+	v.QR, v.PageURL = qr, o.s.cfg.Origin+"/approve#"+sess.ID+"."+tok
+	return c.JSON(http.StatusCreated, v)
+}
+
+// apiSession returns a session begun through the API. Sessions of the
+// browser sign-in are not the relying site's and read as missing.
+func (o *offlineFlow) apiSession(c echo.Context) (*qrauth.OfflineSession, error) {
+	sess, err := o.s.store.FindOfflineSession(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if sess.Purpose != qrauth.OfflineForAPI {
+		return nil, qrauth.Errorf(qrauth.ENOTFOUND, "offline_session_not_found", "There is no such offline code session.")
+	}
+	return sess, nil
+}
+
+// handleStatus: GET /api/offline/sessions/:id.
+func (o *offlineFlow) handleStatus(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	sess, err := o.apiSession(c)
+	if err != nil {
+		return err
+	}
+	cred, err := o.credential(c.Request().Context(), sess)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, o.viewSession(sess, cred))
+}
+
+// otpBody is the body of the verify calls.
+type otpBody struct {
+	OTP string `json:"otp"`
+}
+
+// handleVerify: POST /api/offline/sessions/:id/verify. A right or wrong
+// code is an answer (200 with result success or failure); a session that
+// can no longer be verified is an error.
+func (o *offlineFlow) handleVerify(c echo.Context) error {
+	actor, err := o.requireAPI(c)
+	if err != nil {
+		return err
+	}
+	var body otpBody
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	sess, err := o.apiSession(c)
+	if err != nil {
+		return err
+	}
+	after, cred, err := o.verify(c.Request().Context(), sess, body.OTP, c.RealIP(), actor)
+	if err != nil {
+		return err
+	}
+	v := o.viewSession(after, cred)
+	v.Result = "failure"
+	if after.State == qrauth.OfflineSucceeded {
+		v.Result = "success"
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// handleCancel: POST /api/offline/sessions/:id/cancel.
+func (o *offlineFlow) handleCancel(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	sess, err := o.apiSession(c)
+	if err != nil {
+		return err
+	}
+	sess, err = o.s.store.CancelOfflineSession(c.Request().Context(), sess.ID, o.s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, o.viewSession(sess, nil))
+}
+
+// handleUserMethods lists a user's offline methods (relying sites and
+// the admin page).
+func (o *offlineFlow) handleUserMethods(c echo.Context, _ string) error {
+	ctx := c.Request().Context()
+	u, err := o.s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	if err != nil {
+		return err
+	}
+	views, err := o.userMethods(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user_id": u.ID, "otp_length": o.cfg.OTPLength,
+		"max_attempts": o.cfg.MaxAttempts, "methods": views})
+}
+
+func (o *offlineFlow) userMethods(ctx context.Context, id qrauth.UserID) ([]offlineMethodView, error) {
+	creds, err := o.s.store.FindOfflineCredentialsByUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	devs, err := o.s.store.FindDevicesByUser(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	names := map[qrauth.DeviceID]string{}
+	for _, d := range devs {
+		names[d.ID] = d.Name
+	}
+	views := make([]offlineMethodView, 0, len(creds))
+	for _, cr := range creds {
+		views = append(views, o.viewMethod(cr, names[cr.DeviceID]))
+	}
+	return views, nil
+}
+
+// unlockBody is the body of the unlock calls.
+type unlockBody struct {
+	DeviceID qrauth.DeviceID `json:"device_id"`
+	Method   string          `json:"method"`
+}
+
+// handleUnlock lifts the lock of one method of one of the user's devices
+// (and clears its failure count), with an audit event.
+func (o *offlineFlow) handleUnlock(c echo.Context, actor string) error {
+	var body unlockBody
+	if err := decodeJSONBody(c, &body); err != nil {
+		return err
+	}
+	m, err := qrauth.ParseOfflineMethod(body.Method)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	uid := qrauth.UserID(c.Param("id"))
+	cred, err := o.s.store.FindOfflineCredential(ctx, body.DeviceID, m)
+	if err == nil && cred.UserID != uid {
+		err = qrauth.Errorf(qrauth.ENOTFOUND, "offline_method_not_found", "This offline method is not activated on that device.")
+	}
+	if err != nil {
+		return err
+	}
+	if !cred.Locked && cred.Failures == 0 {
+		return qrauth.Errorf(qrauth.ECONFLICT, "not_locked", "%s of this device is not locked.", m)
+	}
+	cred, err = o.s.store.UnlockOfflineCredential(ctx, cred.DeviceID, m, &qrauth.AuditEvent{
+		Time: o.s.cfg.Now(), Type: qrauth.AuditOfflineUnlocked, UserID: uid, DeviceID: cred.DeviceID, IP: c.RealIP(),
+		Detail: fmt.Sprintf("%s unlocked by %s (was locked: %v, wrong codes: %d)", m, actor, cred.Locked, cred.Failures),
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"method": o.viewMethod(cred, "")})
+}
+
+// approvalView is an online transaction as the relying site sees it.
+type approvalView struct {
+	ID         string               `json:"id"`
+	Status     qrauth.ApprovalState `json:"status"`
+	UserID     qrauth.UserID        `json:"user_id"`
+	DeviceID   qrauth.DeviceID      `json:"device_id,omitempty"`
+	Text       string               `json:"text"`
+	TextSHA256 string               `json:"text_sha256"`
+	CreatedAt  time.Time            `json:"created_at"`
+	ExpiresAt  time.Time            `json:"expires_at"`
+	Scanned    bool                 `json:"scanned"`
+	DecidedAt  *time.Time           `json:"decided_at,omitempty"`
+	DecidedBy  qrauth.DeviceID      `json:"decided_by,omitempty"`
+	Signature  string               `json:"signature,omitempty"`
+	// SignedBytes is what DecidedBy signed, for anyone who wants to check
+	// Signature against the device's public key.
+	SignedBytes string `json:"signed_bytes,omitempty"`
+	URL         string `json:"url,omitempty"`
+	QR          string `json:"qr,omitempty"`
+	PageURL     string `json:"page_url,omitempty"`
+}
+
+func (o *offlineFlow) viewApproval(a *qrauth.Approval) approvalView {
+	v := approvalView{ID: a.ID, Status: a.Status(o.s.cfg.Now()), UserID: a.UserID, DeviceID: a.DeviceID, Text: a.Text,
+		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, Scanned: a.ScannedBy != "",
+		DecidedBy: a.DecidedBy, Signature: a.Signature}
+	if !a.DecidedAt.IsZero() {
+		t := a.DecidedAt
+		v.DecidedAt = &t
+	}
+	if a.Signature != "" {
+		d := o.transactionDecision(a, a.DecidedBy, a.State)
+		v.SignedBytes = string(d.SignedBytes())
+	}
+	return v
+}
+
+// transactionDecision is what a device signs to decide a.
+func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) qrauth.TransactionDecision {
+	d := qrauth.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
+		DeviceID: dev, Decision: qrauth.DecisionDeny}
+	if st == qrauth.ApprovalApproved {
+		d.Decision = qrauth.DecisionApprove
+	}
+	return d
+}
+
+// handleCreateApproval: POST /api/approvals.
+func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := DecodeApprovalRequest(body)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	u, err := o.findUser(ctx, req.UserID, req.Email)
+	if err != nil {
+		return err
+	}
+	if req.DeviceID != "" {
+		d, err := o.s.store.FindDeviceByID(ctx, req.DeviceID)
+		if err == nil && d.UserID != u.ID {
+			err = qrauth.Errorf(qrauth.ENOTFOUND, "device_not_found", "That device does not belong to this user.")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	id, err := qrauth.RandomToken(o.s.cfg.Rand, 16)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	view, viewHash, err := o.newPageToken()
+	if err != nil {
+		return err
+	}
+	tok := approvalQRToken(view)
+	now := o.s.cfg.Now()
+	a := &qrauth.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
+		TextSHA256: qrauth.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
+		State: qrauth.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
+	if err := o.s.store.CreateApproval(ctx, a); err != nil {
+		return err
+	}
+	o.purge(ctx)
+	v := o.viewApproval(a)
+	v.URL = o.s.cfg.Origin + qrauth.TransactionQRPath + tok
+	if v.QR, err = renderQR(v.URL); err != nil {
+		return qrauth.Internal(err)
+	}
+	v.PageURL = o.s.cfg.Origin + "/approve#" + a.ID + "." + view
+	return c.JSON(http.StatusCreated, v)
+}
+
+// approvalQRToken derives the token in a transaction's QR code from the
+// token of its approval page, one way: the page can have its QR code drawn
+// again, while the QR code (seen by anyone near the screen) does not open
+// the page. Only the hashes of both are stored.
+func approvalQRToken(pageToken string) string {
+	sum := sha256.Sum256([]byte("qrauth-v1 transaction-qr\n" + pageToken))
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// maxApprovalWait bounds a long poll of an approval's status.
+const maxApprovalWait = 25 * time.Second
+
+// waitParam reads ?wait=SECONDS (0 to 25).
+func waitParam(c echo.Context) (time.Duration, error) {
+	w := c.QueryParam("wait")
+	if w == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(w)
+	if err != nil || n < 0 || time.Duration(n)*time.Second > maxApprovalWait {
+		return 0, qrauth.Errorf(qrauth.EINVALID, "invalid_wait", "wait must be 0 to %d seconds.", int(maxApprovalWait/time.Second))
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// awaitApproval reads approval id, waiting up to wait for it to leave
+// pending (or for its scan, when it was not scanned yet and scanned is
+// false), so that a relying site or page need not poll in a tight loop.
+func (o *offlineFlow) awaitApproval(ctx context.Context, id string, wait time.Duration, scanned bool) (*qrauth.Approval, error) {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		ch, done := o.wait.add(id)
+		a, err := o.s.store.FindApproval(ctx, id)
+		if err != nil || wait == 0 || a.Status(o.s.cfg.Now()) != qrauth.ApprovalPending || (a.ScannedBy != "") != scanned {
+			done()
+			return a, err
+		}
+		select {
+		case <-ch:
+			done()
+		case <-timeout:
+			done()
+			return a, nil
+		case <-ctx.Done():
+			done()
+			return a, nil
+		case <-o.onShutdown():
+			done()
+			return a, nil
+		}
+	}
+}
+
+// handleApprovalStatus: GET /api/approvals/:id[?wait=SECONDS].
+func (o *offlineFlow) handleApprovalStatus(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	wait, err := waitParam(c)
+	if err != nil {
+		return err
+	}
+	a, err := o.awaitApproval(c.Request().Context(), c.Param("id"), wait, c.QueryParam("scanned") == "true")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, o.viewApproval(a))
+}
+
+// handleCancelApproval: POST /api/approvals/:id/cancel.
+func (o *offlineFlow) handleCancelApproval(c echo.Context) error {
+	if _, err := o.requireAPI(c); err != nil {
+		return err
+	}
+	id := c.Param("id")
+	a, err := o.s.store.DecideApproval(c.Request().Context(), id, qrauth.ApprovalDecision{State: qrauth.ApprovalCancelled, At: o.s.cfg.Now()})
+	if err != nil {
+		return err
+	}
+	o.wait.notify(id)
+	return c.JSON(http.StatusOK, o.viewApproval(a))
+}

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
+)
+
+// The phone's calls of the offline flow. Each is signed with the device key
+// (authenticateDevice): a PhoneIdHash or a device id alone never activates
+// anything.
+
+func (o *offlineFlow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) {
+	m := qrauth.OfflineMethod(c.Param("method"))
+	if !qrauth.ValidOfflineMethod(m) {
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method: use OFFLINE_DEVICE or OFFLINE_PIN.")
+	}
+	return m, nil
+}
+
+// handleAppActivate: POST /api/app/offline/:method. The server draws the
+// method key, keeps it sealed under the master key, and returns it this
+// once. Activating again replaces the key (codes of sessions begun under
+// the old one fail), except while the method is locked.
+func (o *offlineFlow) handleAppActivate(c echo.Context) error {
+	dev, err := o.s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	m, err := o.methodParam(c)
+	if err != nil {
+		return err
+	}
+	key := make([]byte, qrauth.OfflineKeySize)
+	if _, err := io.ReadFull(o.s.cfg.Rand, key); err != nil {
+		return qrauth.Internal(err)
+	}
+	defer clear(key)
+	keyID, err := qrauth.RandomToken(o.s.cfg.Rand, 9)
+	if err != nil {
+		return qrauth.Internal(err)
+	}
+	sealed, err := o.sealer.seal(key, keyAD(dev.UserID, dev.ID, m))
+	if err != nil {
+		return err
+	}
+	now := o.s.cfg.Now()
+	cred := &qrauth.OfflineCredential{UserID: dev.UserID, DeviceID: dev.ID, Method: m, SealedKey: sealed, KeyID: keyID, ActivatedAt: now}
+	if err := o.s.store.PutOfflineCredential(c.Request().Context(), cred, &qrauth.AuditEvent{
+		Time: now, Type: qrauth.AuditOfflineActivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+		Detail: fmt.Sprintf("%s activated on %s", m, dev.Name),
+	}); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, qrauth.OfflineActivation{Method: m, DeviceID: dev.ID, UserID: dev.UserID, Origin: o.s.cfg.Origin,
+		Key: base64.RawURLEncoding.EncodeToString(key), KeyID: keyID, OTPLength: o.cfg.OTPLength,
+		MaxAttempts: o.cfg.MaxAttempts, ActivatedAt: now})
+}
+
+// handleAppDeactivate: DELETE /api/app/offline/:method.
+func (o *offlineFlow) handleAppDeactivate(c echo.Context) error {
+	dev, err := o.s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	m, err := o.methodParam(c)
+	if err != nil {
+		return err
+	}
+	if err := o.s.store.DeleteOfflineCredential(c.Request().Context(), dev.ID, m, &qrauth.AuditEvent{
+		Time: o.s.cfg.Now(), Type: qrauth.AuditOfflineDeactivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+		Detail: fmt.Sprintf("%s turned off on %s", m, dev.Name),
+	}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// handleAppListMethods: GET /api/app/offline, the device's own methods.
+func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
+	dev, err := o.s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	creds, err := o.s.store.FindOfflineCredentialsByUser(c.Request().Context(), dev.UserID)
+	if err != nil {
+		return err
+	}
+	out := []qrauth.OfflineMethodInfo{}
+	for _, cr := range creds {
+		if cr.DeviceID == dev.ID {
+			out = append(out, qrauth.OfflineMethodInfo{Method: cr.Method, KeyID: cr.KeyID, Locked: cr.Locked,
+				RemainingAttempts: o.remaining(cr), ActivatedAt: cr.ActivatedAt, LastUsedAt: cr.LastUsedAt})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"methods": out, "otp_length": o.cfg.OTPLength, "max_attempts": o.cfg.MaxAttempts})
+}
+
+// appApproval returns the transaction of the token in the path, checked
+// to be for the calling device's account (and device, when the relying
+// site chose one).
+func (o *offlineFlow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.Approval, error) {
+	tok := c.Param("token")
+	if len(tok) < 22 || len(tok) > 64 || !validToken(tok) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_token", "This is not a transaction code.")
+	}
+	a, err := o.s.store.FindApprovalByTokenHash(c.Request().Context(), qrauth.HashToken(tok))
+	if err != nil {
+		return nil, err
+	}
+	if a.UserID != dev.UserID || (a.DeviceID != "" && a.DeviceID != dev.ID) {
+		return nil, qrauth.Errorf(qrauth.EFORBIDDEN, "not_your_transaction",
+			"This transaction is for another account or another phone. Do not approve it.")
+	}
+	return a, nil
+}
+
+// handleAppApproval: GET /api/app/approvals/:token. The phone fetches the
+// text to show; the first fetch marks the transaction scanned.
+func (o *offlineFlow) handleAppApproval(c echo.Context) error {
+	dev, err := o.s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	a, err := o.appApproval(c, dev)
+	if err != nil {
+		return err
+	}
+	if a, err = o.s.store.ScanApproval(c.Request().Context(), a.ID, dev.ID, o.s.cfg.Now()); err != nil {
+		return err
+	}
+	o.wait.notify(a.ID)
+	return c.JSON(http.StatusOK, qrauth.TransactionInfo{ID: a.ID, Origin: o.s.cfg.Origin, Text: a.Text,
+		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt})
+}
+
+// handleAppDecide: POST /api/app/approvals/:token. Besides the request
+// signature, the body carries the device's signature over the
+// TransactionDecision (origin, transaction id, SHA-256 of the text,
+// device, decision), which is stored as the record of what was approved.
+func (o *offlineFlow) handleAppDecide(c echo.Context) error {
+	dev, err := o.s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := qrauth.DecodeTransactionDecisionRequest(body)
+	if err != nil {
+		return err
+	}
+	a, err := o.appApproval(c, dev)
+	if err != nil {
+		return err
+	}
+	st := qrauth.ApprovalDenied
+	typ := qrauth.AuditApprovalDenied
+	if req.Decision == qrauth.DecisionApprove {
+		st, typ = qrauth.ApprovalApproved, qrauth.AuditApprovalApproved
+	}
+	d := o.transactionDecision(a, dev.ID, st)
+	if err := d.Verify(dev.PublicKey, req.Signature); err != nil {
+		return err
+	}
+	now := o.s.cfg.Now()
+	a, err = o.s.store.DecideApproval(c.Request().Context(), a.ID, qrauth.ApprovalDecision{
+		State: st, DeviceID: dev.ID, Signature: req.Signature, At: now,
+	}, &qrauth.AuditEvent{Time: now, Type: typ, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+		Detail: fmt.Sprintf("transaction %s, text sha256 %s", a.ID, a.TextSHA256)})
+	if err != nil {
+		return err
+	}
+	o.wait.notify(a.ID)
+	return c.JSON(http.StatusOK, map[string]any{"id": a.ID, "status": a.State})
+}
