@@ -229,7 +229,11 @@ func (s *Server) badgeRoutes(e *echo.Echo) {
 	e.POST("/admin/api/badge/badges/:id/revoke", b.handleAdminRevokeBadge)
 }
 
+// badgeGateIndex is the place of badgeGate in signInGates.
+var badgeGateIndex int
+
 func init() {
+	badgeGateIndex = len(signInGates)
 	signInGates = append(signInGates, badgeGate)
 	adminUserExtras = append(adminUserExtras, badgeAdminExtras)
 }
@@ -243,6 +247,16 @@ func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (stri
 		// (password, the phone, a code of another flow) must follow.
 		for _, m := range si.Methods {
 			if m != MethodBadgeInsecure {
+				return "", nil
+			}
+		}
+		// When a later gate asks for a step of its own (an OATH code), that
+		// step is the second factor: let it ask, rather than asking for a
+		// password first and its step after.
+		for _, g := range signInGates[badgeGateIndex+1:] {
+			if next, err := g(s, ctx, u, si); err != nil {
+				return "", err
+			} else if next != "" {
 				return "", nil
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"image"
 	_ "image/jpeg" // camera frames
 	_ "image/png"  // uploaded screenshots
+	"log/slog"
 	"mime"
 	"net/http"
 
@@ -146,6 +147,11 @@ func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
 	if badge.Kind == qrauth.BadgeInsecure {
 		method = MethodBadgeInsecure
 	}
+	// The sign-in's audit event names the methods, not the badge; the log
+	// says which badge it was. A badge id is no secret: printing a badge
+	// takes the master key.
+	b.s.log.Info("badge accepted", slog.String("badge", string(badge.ID)), slog.String("kind", string(badge.Kind)),
+		slog.String("user", string(badge.UserID)), slog.String("ip", c.RealIP()), slog.String("policy", b.cfg.Policy))
 	if b.cfg.Policy == BadgeMethod {
 		si, err := b.pendingStep(c)
 		if qrauth.ErrorReason(err) == "no_pending_sign_in" {

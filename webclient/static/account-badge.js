@@ -264,7 +264,7 @@
       });
       section.append(form, result);
     } else {
-      section.append(el('p', 'panel-note', 'To get a badge, ask your helpdesk to print one for you.'));
+      section.append(el('p', 'panel-note badge-self-note', 'To get a badge, ask your helpdesk to print one for you.'));
     }
     section.append(status);
     document.addEventListener('qrauth:password-changed', load);

@@ -233,10 +233,12 @@
   }
 
   // binarize writes into rgba (of w×h) black where grey is clearly darker
-  // than its neighbourhood and white elsewhere: a local threshold, as QR
-  // decoders use, so uneven light does not swallow the code.
+  // than its neighbourhood and white elsewhere: a local threshold, so
+  // uneven light does not swallow the code. The neighbourhood is wide (an
+  // eighth of the picture) so that it always spans several modules: a
+  // narrow one would hollow out the solid centres of the finder patterns.
   function binarize(grey, w, h, rgba) {
-    const r = Math.max(6, Math.round(Math.min(w, h) / 40));
+    const r = Math.max(8, Math.round(Math.min(w, h) / 8));
     const iw = w + 1;
     const sum = new Float64Array(iw * (h + 1));
     for (let y = 0; y < h; y++) {
