@@ -427,18 +427,10 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 }
 
 // peekPending returns a snapshot of the browser's parked sign-in without
-// counting an attempt: looking is not guessing.
+// counting an attempt.
 func (b *badgeFlow) peekPending(c echo.Context) (*signIn, bool) {
-	si, err := b.s.pendingSignIn(c)
-	if err != nil {
-		return nil, false
-	}
-	b.s.pending.mu.Lock()
-	si.attempts--
-	cp := *si
-	cp.Methods = slices.Clone(si.Methods)
-	b.s.pending.mu.Unlock()
-	return &cp, true
+	si, err := b.s.peekSignIn(c)
+	return si, err == nil
 }
 
 // pendingStep returns a copy of the browser's parked sign-in, counting an

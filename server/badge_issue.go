@@ -316,6 +316,16 @@ func (b *badgeFlow) handleAdminIssueBadge(c echo.Context) error {
 	if req.CurrentPassword != "" {
 		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "An administrator never gives the holder's password.")
 	}
+	// A badge signs its holder in: issuing one for a user who holds a role
+	// the issuer lacks would hand the issuer that role.
+	if !actor.Operator {
+		for _, r := range u.Roles {
+			if !actor.User.HasRole(r) {
+				return qrauth.Errorf(qrauth.EFORBIDDEN, "badge_privileged_holder",
+					"This user holds the %s role, which you do not: ask someone who holds it, or the operator.", r)
+			}
+		}
+	}
 	out, err := b.issue(c, u, req, actor.Name())
 	if err != nil {
 		return err

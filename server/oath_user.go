@@ -320,21 +320,6 @@ func (s *Server) handleVerifyPage(c echo.Context) error {
 	return s.servePage(c, "verify.html")
 }
 
-// peekSignIn returns the browser's parked sign-in without counting an
-// attempt: looking, or asking for an enrolment, is not a guess.
-func (s *Server) peekSignIn(c echo.Context) (*signIn, error) {
-	si, err := s.pendingSignIn(c)
-	if err != nil {
-		return nil, err
-	}
-	s.pending.mu.Lock()
-	if si.attempts > 0 {
-		si.attempts--
-	}
-	s.pending.mu.Unlock()
-	return si, nil
-}
-
 // oathSignInState is what the verify page must ask for: "verify" (a code
 // from the active token), "enrol" (set one up first, policy required) or
 // "locked".
@@ -380,6 +365,10 @@ func (s *Server) handleOATHSignInEnrol(c echo.Context) error {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_on_account_page",
 			"Set up an authenticator app from your account page after you have signed in.")
 	}
+	if !si.Authenticated() {
+		return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_needs_sign_in",
+			"An authenticator app can only be set up after signing in with your phone. Sign in with the QR code first.")
+	}
 	u, err := s.store.FindUserByID(c.Request().Context(), si.UserID)
 	if err != nil {
 		return err
@@ -414,6 +403,10 @@ func (s *Server) handleOATHSignIn(c echo.Context) error {
 			return err
 		}
 	case s.cfg.OATH.Policy == OATHPolicyRequired:
+		if !si.Authenticated() {
+			return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_needs_sign_in",
+				"An authenticator app can only be set up after signing in with your phone. Sign in with the QR code first.")
+		}
 		if _, err := s.confirmOATH(c, si.UserID, code, "during sign-in"); err != nil {
 			return err
 		}

@@ -175,6 +175,34 @@ func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
 	return si, nil
 }
 
+// peekSignIn returns a snapshot of the browser's parked sign-in without
+// counting an attempt: looking is not guessing.
+func (s *Server) peekSignIn(c echo.Context) (*signIn, error) {
+	si, err := s.pendingSignIn(c)
+	if err != nil {
+		return nil, err
+	}
+	s.pending.mu.Lock()
+	defer s.pending.mu.Unlock()
+	si.attempts--
+	cp := *si
+	cp.Methods = slices.Clone(si.Methods)
+	return &cp, nil
+}
+
+// Authenticated reports whether a step so far proved who the person is,
+// rather than only naming them: an insecure badge is a username
+// substitute, and a step such as enrolling a new second factor must not
+// build on it alone.
+func (si *signIn) Authenticated() bool {
+	for _, m := range si.Methods {
+		if m != MethodBadgeInsecure {
+			return true
+		}
+	}
+	return false
+}
+
 // dropPending forgets the browser's parked sign-in, if any.
 func (s *Server) dropPending(c echo.Context) {
 	ck, err := c.Cookie(pendingCookie)
@@ -202,11 +230,10 @@ func (p *pendingStore) purge(now time.Time) {
 // handlePendingSignIn tells a step's page who is signing in and which
 // steps are done, so it can say "Signing in as …".
 func (s *Server) handlePendingSignIn(c echo.Context) error {
-	si, err := s.pendingSignIn(c)
+	si, err := s.peekSignIn(c)
 	if err != nil {
 		return err
 	}
-	si.attempts-- // looking is not an attempt
 	u, err := s.store.FindUserByID(c.Request().Context(), si.UserID)
 	if err != nil {
 		return err

@@ -133,6 +133,16 @@ func (db *DB) DeleteDevice(ctx context.Context, id qrauth.DeviceID, events ...*q
 		if err := tx.Bucket(bucketDevicesByUser).Delete(userKey(d.UserID, []byte(d.ID))); err != nil {
 			return err
 		}
+		// Its offline keys go with it: a removed phone must not produce
+		// codes that still verify.
+		for _, m := range qrauth.OfflineMethods {
+			if err := tx.Bucket(bucketOfflineCreds).Delete(credKey(d.ID, m)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketOfflineCredsByUser).Delete(userKey(d.UserID, credKey(d.ID, m))); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketDevices).Delete([]byte(d.ID))
 	})
 }
