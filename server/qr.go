@@ -21,7 +21,7 @@ import (
 // qrModulePixels is the size of one QR module in the PNG. The page scales
 // the image up with crisp edges, so a small PNG keeps every rotation message
 // small while staying easy for any camera and decoder.
-const qrModulePixels = 6
+const qrModulePixels = 3
 
 // qrQuietZone is the blank border, in modules, that readers need.
 const qrQuietZone = 4

@@ -182,6 +182,7 @@ func (s *Server) clearSessionCookie(c echo.Context) {
 }
 
 func (s *Server) handleLogout(c echo.Context) error {
+	s.dropPending(c)
 	sess, _, err := s.authenticate(c)
 	if qrauth.ErrorCode(err) == qrauth.EUNAUTHORIZED {
 		s.clearSessionCookie(c)

@@ -19,9 +19,8 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultLockTimeout   = time.Second
-	DefaultMaxBatchSize  = 1000
-	DefaultMaxBatchDelay = time.Millisecond
+	DefaultLockTimeout  = time.Second
+	DefaultMaxBatchSize = 1000
 )
 
 // schemaVersion is the layout described in doc.go. Open refuses files written
@@ -39,15 +38,9 @@ type Options struct {
 	// forever, which looks like a hung server. Default 1s.
 	LockTimeout time.Duration
 
-	// MaxBatchSize is the most writes that share one transaction. Default
-	// 1000.
+	// MaxBatchSize is the most writes that share one transaction (see
+	// committer). Default 1000.
 	MaxBatchSize int
-
-	// MaxBatchDelay is how long a write on the sign-in path waits for others
-	// to join its transaction. Such a write waits this long even when alone,
-	// so it is a floor on sign-in latency: bbolt's default of 10ms would on
-	// its own blow the 5ms p99 target. Default 1ms.
-	MaxBatchDelay time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -56,9 +49,6 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatchSize <= 0 {
 		o.MaxBatchSize = DefaultMaxBatchSize
-	}
-	if o.MaxBatchDelay <= 0 {
-		o.MaxBatchDelay = DefaultMaxBatchDelay
 	}
 	return o
 }
@@ -97,7 +87,8 @@ var (
 
 // DB is a qrauth.Store in a bbolt file. It is safe for concurrent use.
 type DB struct {
-	bolt *bolt.DB
+	bolt   *bolt.DB
+	writes *committer
 }
 
 var _ qrauth.Store = (*DB)(nil)
@@ -117,14 +108,12 @@ func Open(path string, opts Options) (*DB, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	b.MaxBatchSize = opts.MaxBatchSize
-	b.MaxBatchDelay = opts.MaxBatchDelay
 
 	if err := b.Update(initialize); err != nil {
 		b.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{bolt: b}, nil
+	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize}}, nil
 }
 
 func initialize(tx *bolt.Tx) error {
@@ -186,7 +175,7 @@ func (db *DB) update(ctx context.Context, batch bool, events []*qrauth.AuditEven
 		return p.write(tx)
 	}
 	if batch {
-		err = db.bolt.Batch(txfn)
+		err = db.writes.run(txfn)
 	} else {
 		err = db.bolt.Update(txfn)
 	}

@@ -35,8 +35,8 @@
 // # Writes
 //
 // Every write is fsynced before its method returns. Writes on the sign-in
-// path go through bbolt's Batch, which lets concurrent callers share one
-// transaction and therefore one fsync; see Options.MaxBatchDelay. Batch may
-// run a function more than once, so those functions derive everything from
+// path go through group commit (commit.go): writes that arrive while a
+// commit is on its way to disk share the next transaction and its fsyncs.
+// A write may run more than once, so those functions derive everything from
 // the transaction and touch the caller's values only after commit.
 package store

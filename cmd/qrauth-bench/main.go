@@ -77,7 +77,6 @@ type options struct {
 	pskRotation time.Duration
 	roomTTL     time.Duration
 	dataDir     string
-	batchDelay  time.Duration
 
 	// hold
 	rooms       int
@@ -127,7 +126,6 @@ func parseFlags(command string, args []string, stderr io.Writer) (*options, erro
 
 	fs.DurationVar(&o.pskRotation, "psk-rotation", 30*time.Second, "in-process server: QR code rotation")
 	fs.DurationVar(&o.roomTTL, "room-ttl", 0, "in-process server: room lifetime (default: long enough for the run)")
-	fs.DurationVar(&o.batchDelay, "store-batch-delay", 0, "in-process server: store.Options.MaxBatchDelay (default: the store's)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "in-process server: directory for the bbolt file, kept afterwards (default: a temporary directory, removed)")
 
 	fs.IntVar(&o.rooms, "rooms", 1000, "hold: rooms to open")

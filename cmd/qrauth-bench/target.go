@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -54,7 +55,7 @@ func startInproc(o *options, addr string, roomTTL time.Duration) (*inprocServer,
 		}
 		dir, removes = d, true
 	}
-	db, err := store.Open(filepath.Join(dir, "qrauth.db"), store.Options{MaxBatchDelay: o.batchDelay})
+	db, err := store.Open(filepath.Join(dir, "qrauth.db"), store.Options{})
 	if err != nil {
 		if removes {
 			os.RemoveAll(dir)
@@ -171,7 +172,7 @@ type debugStats struct {
 func (t *target) debugStats(ctx context.Context, gc bool) (*debugStats, error) {
 	if t.inproc != nil {
 		if gc {
-			runtime.GC()
+			debug.FreeOSMemory()
 		}
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -185,7 +186,9 @@ func (t *target) debugStats(ctx context.Context, gc bool) (*debugStats, error) {
 	defer cancel()
 	u := t.Debug + "/debug/stats"
 	if gc {
-		u += "?gc=1"
+		// Collect and return free pages to the OS first, so that VmRSS is
+		// what the rooms need rather than the collector's headroom.
+		u += "?free=1"
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"time"
 )
 
@@ -25,7 +26,13 @@ func (m *Main) serveDebug(log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/stats", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("gc") == "1" {
+		switch {
+		case r.URL.Query().Get("free") == "1":
+			// Collect and hand every free page back to the OS, so resident
+			// memory shows what the process needs, not the collector's
+			// headroom.
+			debug.FreeOSMemory()
+		case r.URL.Query().Get("gc") == "1":
 			runtime.GC()
 		}
 		var ms runtime.MemStats
