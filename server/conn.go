@@ -16,8 +16,10 @@ const (
 	writeWait = 10 * time.Second
 	// pongWait is how long a socket may stay silent, pongs included.
 	pongWait = 60 * time.Second
-	// pingPeriod must be below pongWait so a healthy peer never times out.
-	pingPeriod = pongWait * 9 / 10
+	// pingPeriod must be well below pongWait so a healthy peer never times
+	// out: with 54 s of 60, a machine starved of CPU dropped thousands of
+	// healthy waiting rooms whose pongs were read late (docs/benchmarks.md).
+	pingPeriod = pongWait / 2
 	// joinWait is how long a fresh app socket has to send its join frame.
 	joinWait = 15 * time.Second
 	// closeGrace is how long we wait for the peer's close frame after ours,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -97,7 +98,9 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
 		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
 	}
-	ua := req.UserAgent()
+	// A copy: the original would keep the whole request's headers alive
+	// for the life of the room.
+	ua := strings.Clone(req.UserAgent())
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
