@@ -222,12 +222,12 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 			return nil, Errorf(EINVALID, "invalid_decision", "The decision must be approve or deny.")
 		}
 		if f.Signature != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.Signature); err != nil || len(b) != ed25519.SignatureSize {
+			if b, err := base64.RawURLEncoding.DecodeString(f.Signature); err != nil || len(b) != ed25519.SignatureSize || !isToken(f.Signature, 86, 86) {
 				return nil, Errorf(EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
 			}
 		}
 		if f.PublicKey != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.PublicKey); err != nil || len(b) != ed25519.PublicKeySize {
+			if b, err := base64.RawURLEncoding.DecodeString(f.PublicKey); err != nil || len(b) != ed25519.PublicKeySize || !isToken(f.PublicKey, 43, 43) {
 				return nil, Errorf(EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
 			}
 		}

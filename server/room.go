@@ -50,20 +50,21 @@ type room struct {
 
 // openRoom creates a room for a connected browser and sends it the first
 // QR code.
-func (h *hub) openRoom(browser *conn, mode string, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
+func (h *hub) openRoom(browser *conn, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
 	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
 	r := &room{
 		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx,
-		linkUser: linkUser, linkSess: linkSess, mode: mode, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
+		linkUser: linkUser, linkSess: linkSess, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
 	}
 	if err := h.register(r); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.mode = r.baseMode()
 	r.timer = time.AfterFunc(h.cfg.PSKRotation, r.onTimer)
 	r.rotateLocked()
 	return r, nil
@@ -176,9 +177,9 @@ func (r *room) appGone(c *conn) {
 	r.rotateLocked()
 }
 
-// refuseJoinLocked answers a refused join and gives the browser a fresh
-// code, since the one scanned is spent.
-func (r *room) refuseJoinLocked(app *conn, err error) {
+// refuseLocked answers a refused join or decision and gives the browser a
+// fresh code, since the one scanned (and its nonce) is spent.
+func (r *room) refuseLocked(app *conn, err error) {
 	app.closeErr(err)
 	r.app = nil
 	r.rotateLocked()
@@ -198,24 +199,24 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 	st := r.h.store
 	dev, err := st.FindDeviceByID(ctx, f.DeviceID)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
-		r.refuseJoinLocked(app, err)
+		r.refuseLocked(app, err)
 		return false
 	}
 	owner, err := st.FindUserByPhoneIDHash(ctx, f.PhoneIDHash)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
-		r.refuseJoinLocked(app, err)
+		r.refuseLocked(app, err)
 		return false
 	}
 	msg := &qrauth.ServerMessage{Type: qrauth.MsgChallenge}
 	switch {
 	case r.linkUser != nil:
 		if dev != nil {
-			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_already_registered",
+			r.refuseLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_already_registered",
 				"This phone is already registered to an account. A phone can belong to one account only."))
 			return false
 		}
 		if owner != nil && owner.ID != r.linkUser.ID {
-			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "phone_taken",
+			r.refuseLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "phone_taken",
 				"This phone number belongs to another account."))
 			return false
 		}
@@ -223,25 +224,25 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 		msg.Account = &qrauth.AccountInfo{Name: r.linkUser.Name}
 	case dev != nil:
 		if subtleEq(dev.PhoneIDHash, f.PhoneIDHash) != 1 {
-			r.refuseJoinLocked(app, qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_mismatch",
+			r.refuseLocked(app, qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_mismatch",
 				"This device was registered with another phone number."))
 			return false
 		}
 		u, err := st.FindUserByID(ctx, dev.UserID)
 		if err != nil {
-			r.refuseJoinLocked(app, err)
+			r.refuseLocked(app, err)
 			return false
 		}
 		known, err := st.KnownAddress(ctx, u.ID, r.bctx.IP)
 		if err != nil {
-			r.refuseJoinLocked(app, err)
+			r.refuseLocked(app, err)
 			return false
 		}
 		r.mode, r.device, r.user = qrauth.ModeLogin, dev, u
 		msg.Account = &qrauth.AccountInfo{Name: u.Name}
 		msg.KnownAddress = &known
 	case owner != nil:
-		r.refuseJoinLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_not_linked",
+		r.refuseLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_not_linked",
 			"This phone number already has an account, but this phone is not linked to it. "+
 				"Sign in on a browser with a phone that is linked, then choose “Link a phone”."))
 		return false
@@ -250,7 +251,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 	}
 	nonce, err := qrauth.RandomToken(r.h.cfg.Rand, 32)
 	if err != nil {
-		r.refuseJoinLocked(app, qrauth.Internal(err))
+		r.refuseLocked(app, qrauth.Internal(err))
 		return false
 	}
 	r.state, r.app, r.appIP, r.nonce = stateScanned, app, appIP, nonce
@@ -288,7 +289,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 	} else if f.PublicKey != "" {
 		pub, _ = base64.RawURLEncoding.DecodeString(f.PublicKey)
 		if qrauth.DeviceIDFromKey(pub) != r.devID {
-			r.refuseDecisionLocked(app, qrauth.Errorf(qrauth.EINVALID, "device_id_mismatch",
+			r.refuseLocked(app, qrauth.Errorf(qrauth.EINVALID, "device_id_mismatch",
 				"The public key does not match the device id given when joining."))
 			return
 		}
@@ -297,14 +298,14 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 	// know, and declining gives it nothing.
 	if pub != nil || f.Decision == qrauth.DecisionApprove {
 		if pub == nil {
-			r.refuseDecisionLocked(app, qrauth.Errorf(qrauth.EINVALID, "public_key_required", "A new device must send its public key."))
+			r.refuseLocked(app, qrauth.Errorf(qrauth.EINVALID, "public_key_required", "A new device must send its public key."))
 			return
 		}
 		if err := d.Verify(pub, f.Signature); err != nil {
 			// Logged, not audited: a refusal changes nothing in the store.
 			r.h.log.Warn("decision refused", slog.String("reason", "bad_signature"),
 				slog.String("mode", r.mode), slog.String("device", string(r.devID)), slog.String("app_ip", r.appIP))
-			r.refuseDecisionLocked(app, err)
+			r.refuseLocked(app, err)
 			return
 		}
 	}
@@ -368,12 +369,6 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 		r.browser.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgSignUp})
 		app.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
 	}
-}
-
-// refuseDecisionLocked answers a bad decision. The nonce is spent, so the
-// app is dropped and the browser gets a fresh code to scan again.
-func (r *room) refuseDecisionLocked(app *conn, err error) {
-	r.refuseJoinLocked(app, err)
 }
 
 // profile handles the sign-up form, from the browser or from the app.

@@ -115,7 +115,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	if cn == nil {
 		return err
 	}
-	r, err := s.hub.openRoom(cn, modeOf(linkUser), bindHash, bctx, linkUser, linkSession)
+	r, err := s.hub.openRoom(cn, bindHash, bctx, linkUser, linkSession)
 	if qrauth.ErrorReason(err) == "shutting_down" {
 		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
 		cn.closeWith(closeRestart, "server restart")
@@ -151,13 +151,6 @@ func fieldError(err error) bool {
 		return true
 	}
 	return false
-}
-
-func modeOf(linkUser *qrauth.User) string {
-	if linkUser != nil {
-		return qrauth.ModeLink
-	}
-	return qrauth.ModeLogin
 }
 
 // handleAppSocket serves the phone app. Native apps send no Origin; a page
