@@ -74,6 +74,16 @@ func DecodeBadgeImage(data []byte) (text string, err error) {
 			}
 		}
 	}
+	// A clean image of the code alone (the badge PNG, an upload of it) can
+	// be read without the finder-pattern search, which is what misses.
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return "", errNoQRCode
+	}
+	pure := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true}
+	if res, err := qrcode.NewQRCodeReader().Decode(bmp, pure); err == nil {
+		return res.GetText(), nil
+	}
 	return "", errNoQRCode
 }
 
