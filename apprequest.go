@@ -33,21 +33,13 @@ type AppRequest struct {
 // SignedBytes returns the exact bytes signed, in the same line format as
 // Decision.SignedBytes.
 func (r *AppRequest) SignedBytes() []byte {
-	var b bytes.Buffer
-	b.WriteString("qrauth-v1 request\n")
-	for _, kv := range [][2]string{
+	return signedLines("qrauth-v1 request", [][2]string{
 		{"method", r.Method},
 		{"path", r.Path},
 		{"time", strconv.FormatInt(r.Time, 10)},
 		{"nonce", r.Nonce},
 		{"device", string(r.DeviceID)},
-	} {
-		b.WriteString(kv[0])
-		b.WriteByte('=')
-		b.WriteString(kv[1])
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
+	})
 }
 
 // Sign returns the base64url signature of r under priv.

@@ -49,9 +49,12 @@ func Errorf(code, reason, format string, args ...any) *Error {
 	return &Error{Code: code, Reason: reason, Message: fmt.Sprintf(format, args...)}
 }
 
+// internalMessage is what people see of an internal error.
+const internalMessage = "Something went wrong on our side. Please try again."
+
 // Internal wraps an unexpected error. People see a generic message; logs see err.
 func Internal(err error) *Error {
-	return &Error{Code: EINTERNAL, Reason: "internal", Message: "Something went wrong on our side. Please try again.", Err: err}
+	return &Error{Code: EINTERNAL, Reason: "internal", Message: internalMessage, Err: err}
 }
 
 // ErrorCode returns the code of err, EINTERNAL for errors that are not *Error,
@@ -86,7 +89,7 @@ func ErrorMessage(err error) string {
 	} else if errors.As(err, &e) {
 		return e.Message
 	}
-	return "Something went wrong on our side. Please try again."
+	return internalMessage
 }
 
 // codes maps each error code to its HTTP status. The WebSocket close code is

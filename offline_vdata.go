@@ -1,7 +1,6 @@
 package qrauth
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -253,21 +252,13 @@ func TextSHA256(text string) string {
 //	device=DEVICE\n
 //	decision=approve|deny\n
 func (d *TransactionDecision) SignedBytes() []byte {
-	var b bytes.Buffer
-	b.WriteString("qrauth-v1 transaction\n")
-	for _, kv := range [][2]string{
+	return signedLines("qrauth-v1 transaction", [][2]string{
 		{"origin", d.Origin},
 		{"transaction", d.TransactionID},
 		{"text-sha256", d.TextSHA256},
 		{"device", string(d.DeviceID)},
 		{"decision", d.Decision},
-	} {
-		b.WriteString(kv[0])
-		b.WriteByte('=')
-		b.WriteString(kv[1])
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
+	})
 }
 
 // Sign returns the base64url signature of d under priv.

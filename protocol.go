@@ -306,9 +306,7 @@ type Decision struct {
 // one "key=value" line per field, each ending in "\n". No field may contain
 // a newline; the server only signs values it validated.
 func (d *Decision) SignedBytes() []byte {
-	var b bytes.Buffer
-	b.WriteString("qrauth-v1 decision\n")
-	for _, kv := range [][2]string{
+	return signedLines("qrauth-v1 decision", [][2]string{
 		{"origin", d.Origin},
 		{"room", d.Room},
 		{"nonce", d.Nonce},
@@ -316,7 +314,17 @@ func (d *Decision) SignedBytes() []byte {
 		{"device", string(d.DeviceID)},
 		{"phone", d.PhoneIDHash},
 		{"decision", d.Decision},
-	} {
+	})
+}
+
+// signedLines returns the signed-bytes format shared by Decision,
+// AppRequest and TransactionDecision: the header line, then one
+// "key=value" line per field, each ending in "\n".
+func signedLines(header string, fields [][2]string) []byte {
+	var b bytes.Buffer
+	b.WriteString(header)
+	b.WriteByte('\n')
+	for _, kv := range fields {
 		b.WriteString(kv[0])
 		b.WriteByte('=')
 		b.WriteString(kv[1])

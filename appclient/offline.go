@@ -523,6 +523,12 @@ func (t *Transaction) decide(ctx context.Context, decision string) (qrauth.Appro
 // the method, path, time, nonce and device are signed; the calls that
 // carry a body that matters sign it themselves (TransactionDecision).
 func (d *Device) signedJSON(ctx context.Context, method, path string, body any, want int, out any) error {
+	return d.signedRequest(ctx, method, path, body, want, false, out)
+}
+
+// signedRequest is signedJSON and do: with okToo, a 200 answer is accepted
+// besides want.
+func (d *Device) signedRequest(ctx context.Context, method, path string, body any, want int, okToo bool, out any) error {
 	if err := d.check(); err != nil {
 		return err
 	}
@@ -557,7 +563,7 @@ func (d *Device) signedJSON(ctx context.Context, method, path string, body any, 
 		return transportError(ctx, origin, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != want {
+	if resp.StatusCode != want && !(okToo && resp.StatusCode == http.StatusOK) {
 		return responseError(resp)
 	}
 	if out == nil {

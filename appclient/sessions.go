@@ -2,10 +2,7 @@ package appclient
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/qrauth/qrauth"
@@ -52,39 +49,8 @@ func (d *Device) RevokeSession(ctx context.Context, id qrauth.SessionID) error {
 
 // do makes a device-signed request to the origin and decodes a JSON answer
 // into out (unless out is nil). Any status other than want is an error,
-// decoded from the server's JSON error body.
+// decoded from the server's JSON error body; when want is 204, 200 is
+// accepted too.
 func (d *Device) do(ctx context.Context, method, path string, want int, out any) error {
-	if err := d.check(); err != nil {
-		return err
-	}
-	nonce, err := qrauth.RandomToken(d.rand(), 16)
-	if err != nil {
-		return wrapf(qrauth.EINTERNAL, "no_randomness", err, "Cannot sign the request: no randomness.")
-	}
-	origin, _ := normalizeOrigin(d.Origin) // checked by d.check
-	req, err := http.NewRequestWithContext(ctx, method, origin+path, nil)
-	if err != nil {
-		return qrauth.Internal(err)
-	}
-	r := qrauth.AppRequest{Method: method, Path: path, Time: d.now().Unix(), Nonce: nonce, DeviceID: d.ID()}
-	req.Header.Set(qrauth.HeaderDevice, string(r.DeviceID))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, r.Nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(d.PrivateKey))
-	req.Header.Set("Accept", "application/json")
-	resp, err := d.httpClient().Do(req)
-	if err != nil {
-		return transportError(ctx, origin, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want && !(want == http.StatusNoContent && resp.StatusCode == http.StatusOK) {
-		return responseError(resp)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseSize)).Decode(out); err != nil {
-		return wrapf(qrauth.EINTERNAL, "bad_response", err, "The server sent an answer this app cannot read.")
-	}
-	return nil
+	return d.signedRequest(ctx, method, path, nil, want, want == http.StatusNoContent, out)
 }

@@ -63,7 +63,7 @@ func (h *hub) register(r *room) error {
 		return qrauth.Errorf(qrauth.ERATELIMITED, "shutting_down", "The server is restarting. Please try again in a moment.")
 	}
 	if len(h.rooms) >= h.cfg.MaxRooms {
-		return qrauth.Errorf(qrauth.ERATELIMITED, "too_many_rooms", "Too many people are signing in right now. Please try again in a moment.")
+		return qrauth.Errorf(qrauth.ERATELIMITED, "too_many_rooms", "%s", errTooManyRooms)
 	}
 	h.rooms[r.id] = r
 	return nil

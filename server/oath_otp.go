@@ -32,7 +32,6 @@ var (
 			"from another account or tampered with. An administrator must delete it; then enrol again.")
 	errOATHLocked = qrauth.Errorf(qrauth.EFORBIDDEN, "oath_locked",
 		"Too many wrong codes: the authenticator is locked. Ask an administrator to unlock it.")
-	errOATHDisabled = qrauth.Errorf(qrauth.ENOTFOUND, "oath_disabled", "Authenticator apps are not enabled on this service.")
 )
 
 func otpAlgorithm(a qrauth.OATHAlgorithm) otp.Algorithm {

@@ -87,31 +87,6 @@ func (cl *adminClient) do(ctx context.Context, method, path string, body, out an
 	return nil
 }
 
-// raw returns the answer's bytes, for downloads such as PDFs.
-func (cl *adminClient) raw(ctx context.Context, method, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://qrauthd"+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach qrauthd on its admin socket: %w", err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 400 {
-		var e qrauth.Error
-		if json.Unmarshal(data, &e) == nil && e.Message != "" {
-			return nil, &e
-		}
-		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	return data, nil
-}
-
 // runAdmin runs `qrauthd admin [-socket PATH] COMMAND ARGS...`.
 func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("qrauthd admin", flag.ContinueOnError)
