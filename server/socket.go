@@ -25,18 +25,26 @@ func rateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
 // not touch c afterwards: echo reuses it once the handler returns, and
 // returning early frees net/http's buffers for the life of the socket.
 func (s *Server) upgrade(c echo.Context) (*conn, error) {
+	// Counted before the hijack: http.Server.Shutdown waits for this
+	// request until then, so shutdown's Wait can never start before this
+	// Add (a WaitGroup must not grow from zero while being waited on).
+	s.conns.Add(1)
 	ws, err := s.upgrader.Upgrade(c.Response(), c.Request(), nil)
 	if err != nil {
 		// The upgrader has already answered the client.
+		s.conns.Done()
 		return nil, nil
 	}
-	s.conns.Add(1)
 	var cn *conn
 	cn = newConn(ws, func() {
 		s.hub.untrack(cn)
 		s.conns.Done()
 	})
-	s.hub.track(cn)
+	if !s.hub.track(cn) {
+		// Shutdown began while this socket was being upgraded.
+		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
+		cn.closeWith(closeRestart, "server restart")
+	}
 	return cn, nil
 }
 
@@ -216,13 +224,15 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 
 // track and untrack keep every socket known to the hub, so shutdown can
 // reach the app sockets that have not joined a room.
-func (h *hub) track(c *conn) {
+// track reports false once the hub has shut down: the socket must go.
+func (h *hub) track(c *conn) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.conns == nil {
 		h.conns = make(map[*conn]struct{})
 	}
 	h.conns[c] = struct{}{}
+	return !h.closed
 }
 
 func (h *hub) untrack(c *conn) {
