@@ -171,9 +171,7 @@ func ParseBadgePayload(s string) (*BadgePayload, error) {
 	}
 	// Go's base64 skips \r and \n even in strict mode; a badge is one
 	// canonical string, so anything but the alphabet is refused first.
-	if strings.ContainsFunc(rest, func(r rune) bool {
-		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) {
+	if !ValidToken(rest, 0, len(rest)) {
 		return nil, ErrBadgeInvalid
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)

@@ -80,9 +80,9 @@ func (v *VerificationData) Encode() (string, error) {
 		return "", Errorf(EINVALID, "invalid_method", "Unknown offline method %q: use OFFLINE_DEVICE or OFFLINE_PIN.", offlineClip(string(v.Method), 40))
 	case v.Digits < MinOTPLength || v.Digits > MaxOTPLength:
 		return "", Errorf(EINVALID, "invalid_otp_length", "The code length must be %d to %d digits.", MinOTPLength, MaxOTPLength)
-	case !isToken(v.Challenge, VDataChallengeLen, VDataChallengeLen):
+	case !ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen):
 		return "", Errorf(EINVALID, "invalid_challenge", "The challenge must be %d base64url characters.", VDataChallengeLen)
-	case !isToken(v.Hint, VDataHintLen, VDataHintLen):
+	case !ValidToken(v.Hint, VDataHintLen, VDataHintLen):
 		return "", Errorf(EINVALID, "invalid_device_hint", "The device hint must be %d base64url characters.", VDataHintLen)
 	}
 	if err := CheckContext(v.Context); err != nil {
@@ -123,7 +123,7 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 	}
 	v := &VerificationData{Method: m, Digits: int(s[2] - '0'),
 		Challenge: s[3 : 3+VDataChallengeLen], Hint: s[3+VDataChallengeLen : VDataHeaderLen], Context: s[VDataHeaderLen:]}
-	if !isToken(v.Challenge, VDataChallengeLen, VDataChallengeLen) || !isToken(v.Hint, VDataHintLen, VDataHintLen) {
+	if !ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen) || !ValidToken(v.Hint, VDataHintLen, VDataHintLen) {
 		return nil, errNotOfflineCode
 	}
 	if err := CheckContext(v.Context); err != nil {

@@ -72,7 +72,7 @@ func DecodeTransactionDecisionRequest(data []byte) (*TransactionDecisionRequest,
 	if r.Decision != DecisionApprove && r.Decision != DecisionDeny {
 		return nil, Errorf(EINVALID, "invalid_decision", `The decision must be "approve" or "deny".`)
 	}
-	if !isToken(r.Signature, 86, 86) { // 64 bytes in base64url
+	if !ValidToken(r.Signature, 86, 86) { // 64 bytes in base64url
 		return nil, Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature over the transaction is not valid.")
 	}
 	return &r, nil

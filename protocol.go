@@ -208,7 +208,7 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 	}
 	switch f.Type {
 	case MsgJoin:
-		if !isToken(f.PSK, 16, 64) {
+		if !ValidToken(f.PSK, 16, 64) {
 			return nil, Errorf(EINVALID, "invalid_psk", "The code is not a qrauth code.")
 		}
 		if f.DeviceID != "" && !ValidDeviceID(f.DeviceID) {
@@ -222,12 +222,12 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 			return nil, Errorf(EINVALID, "invalid_decision", "The decision must be approve or deny.")
 		}
 		if f.Signature != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.Signature); err != nil || len(b) != ed25519.SignatureSize || !isToken(f.Signature, 86, 86) {
+			if b, err := base64.RawURLEncoding.DecodeString(f.Signature); err != nil || len(b) != ed25519.SignatureSize || !ValidToken(f.Signature, 86, 86) {
 				return nil, Errorf(EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
 			}
 		}
 		if f.PublicKey != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.PublicKey); err != nil || len(b) != ed25519.PublicKeySize || !isToken(f.PublicKey, 43, 43) {
+			if b, err := base64.RawURLEncoding.DecodeString(f.PublicKey); err != nil || len(b) != ed25519.PublicKeySize || !ValidToken(f.PublicKey, 43, 43) {
 				return nil, Errorf(EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
 			}
 		}
@@ -256,7 +256,7 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 // ValidDeviceID reports whether id has the form DeviceIDFromKey produces.
 func ValidDeviceID(id DeviceID) bool {
 	s := string(id)
-	return strings.HasPrefix(s, "d_") && isToken(s[2:], 22, 22)
+	return strings.HasPrefix(s, "d_") && ValidToken(s[2:], 22, 22)
 }
 
 // ValidPhoneIDHash reports whether h is 64 lowercase hex digits.
@@ -273,9 +273,9 @@ func ValidPhoneIDHash(h string) bool {
 	return true
 }
 
-// isToken reports whether s is base64url without padding, of a length in
-// [min, max].
-func isToken(s string, min, max int) bool {
+// ValidToken reports whether s is base64url without padding, of a length
+// in [min, max]: the form of every PSK, nonce, ticket and token.
+func ValidToken(s string, min, max int) bool {
 	if len(s) < min || len(s) > max {
 		return false
 	}

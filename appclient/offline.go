@@ -467,7 +467,7 @@ func ParseTransactionURL(origin, s string) (string, error) {
 		return "", notOurs
 	}
 	tok := u.Path[len(qrauth.TransactionQRPath):]
-	if !validToken(tok, 22, 64) {
+	if !qrauth.ValidToken(tok, 22, 64) {
 		return "", notOurs
 	}
 	return tok, nil

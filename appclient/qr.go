@@ -119,23 +119,8 @@ func ParseQRURL(origin, s string) (psk string, err error) {
 		return "", notOurs
 	}
 	psk = u.Path[len(QRPath):]
-	if !validToken(psk, minPSKLen, maxPSKLen) {
+	if !qrauth.ValidToken(psk, minPSKLen, maxPSKLen) {
 		return "", notOurs
 	}
 	return psk, nil
-}
-
-// validToken reports whether s is base64url without padding, of a length
-// in [min, max].
-func validToken(s string, min, max int) bool {
-	if len(s) < min || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

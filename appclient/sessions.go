@@ -41,7 +41,7 @@ func (d *Device) Sessions(ctx context.Context) ([]SessionInfo, error) {
 func (d *Device) RevokeSession(ctx context.Context, id qrauth.SessionID) error {
 	// A session id is a base64url token; checking it keeps the signed path
 	// and the path the server sees identical, with nothing to escape.
-	if !validToken(string(id), 1, 128) {
+	if !qrauth.ValidToken(string(id), 1, 128) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_session_id", "%q is not a session id.", string(id))
 	}
 	return d.do(ctx, http.MethodDelete, SessionsPath+"/"+string(id), http.StatusNoContent, nil)

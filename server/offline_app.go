@@ -105,7 +105,7 @@ func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
 // site chose one).
 func (o *offlineFlow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.Approval, error) {
 	tok := c.Param("token")
-	if len(tok) < 22 || len(tok) > 64 || !validToken(tok) {
+	if len(tok) < 22 || len(tok) > 64 || !qrauth.ValidToken(tok, 0, len(tok)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_token", "This is not a transaction code.")
 	}
 	a, err := o.s.store.FindApprovalByTokenHash(c.Request().Context(), qrauth.HashToken(tok))

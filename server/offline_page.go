@@ -251,7 +251,7 @@ var errBadPageToken = qrauth.Errorf(qrauth.ENOTFOUND, "invalid_page_link",
 
 func splitPageToken(tok string) (id, secret string, ok bool) {
 	id, secret, ok = strings.Cut(tok, ".")
-	if !ok || len(id) < 3 || len(id) > 64 || !validToken(id) || len(secret) != 43 || !validToken(secret) {
+	if !ok || len(id) < 3 || len(id) > 64 || !qrauth.ValidToken(id, 0, len(id)) || len(secret) != 43 || !qrauth.ValidToken(secret, 0, len(secret)) {
 		return "", "", false
 	}
 	return id, secret, true

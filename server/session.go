@@ -25,7 +25,7 @@ func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 	if err := decodeStrict(data, &t); err != nil {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
 	}
-	if len(t.Ticket) != 43 || !validToken(t.Ticket) {
+	if len(t.Ticket) != 43 || !qrauth.ValidToken(t.Ticket, 0, len(t.Ticket)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_ticket", "The ticket is malformed.")
 	}
 	return &t, nil
@@ -42,16 +42,6 @@ func decodeStrict(data []byte, v any) error {
 		return errors.New("trailing data")
 	}
 	return nil
-}
-
-func validToken(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // userView is what the browser learns about its account.
