@@ -110,12 +110,12 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 		return nil, errNotOfflineCode
 	}
 	var m OfflineMethod
-	switch s[1] {
-	case 'D':
-		m = OfflineDevice
-	case 'P':
-		m = OfflinePIN
-	default:
+	for method, code := range offlineMethodCodes {
+		if code == s[1] {
+			m = method
+		}
+	}
+	if m == "" {
 		return nil, errNotOfflineCode
 	}
 	if s[2] < '0'+MinOTPLength || s[2] > '0'+MaxOTPLength {
