@@ -193,10 +193,6 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		defer cancel()
 		switch {
 		case r == nil && f.Type == qrauth.MsgJoin:
-			if f.DeviceID == "" {
-				cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "device_id_required", "The join message must carry the device id."))
-				return
-			}
 			room, sum, err := s.hub.takePSK(f.PSK)
 			if err != nil {
 				cn.closeErr(err)
