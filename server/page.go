@@ -18,14 +18,17 @@ const (
 	sessionCookie = "qrauth_session"
 )
 
-// ensureBindCookie sets a fresh bind cookie unless the browser has one.
+// ensureBindCookie sets a fresh bind cookie unless the browser has one
+// the server issued (see bindValue).
 func (s *Server) ensureBindCookie(c echo.Context) error {
-	if ck, err := c.Cookie(bindCookie); err == nil && len(ck.Value) >= 32 {
+	if _, err := s.bindValue(c); err == nil {
 		return nil
+	} else if qrauth.ErrorReason(err) != qrauth.ErrorReason(errNoBindCookie) {
+		return err
 	}
-	v, err := qrauth.RandomToken(s.cfg.Rand, 32)
+	v, err := s.newBindValue(c.Request().Context())
 	if err != nil {
-		return qrauth.Internal(err)
+		return err
 	}
 	c.SetCookie(&http.Cookie{
 		Name: bindCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),

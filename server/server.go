@@ -36,6 +36,9 @@ type Server struct {
 	seen    *nonceCache
 	pending pendingStore
 
+	bindMu sync.Mutex
+	bindK  []byte // the bind cookie's MAC key, see bindKey
+
 	upgrader websocket.Upgrader
 	conns    sync.WaitGroup // live sockets, drained at shutdown
 	stop     chan struct{}
