@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
 )
 
 // chromiumSignIn gives the tab a session of uid, made in the store as a
@@ -162,6 +165,57 @@ func TestBrowserAdminAndAccount(t *testing.T) {
 		if !strings.Contains(p, "/api/me") || !strings.Contains(p, "401") {
 			t.Errorf("unexpected: %s", p)
 		}
+	}
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestBrowserVerifySaysFirstStep: the second-step page says what the first
+// step was. After a code from the phone it used to say "Your phone approved
+// the sign-in".
+func TestBrowserVerifySaysFirstStep(t *testing.T) {
+	m := offlineRunMain(t, "-oath-policy", "if-enrolled")
+	origin := m.Server.Origin()
+	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Grace Hopper", Email: "grace@example.com"})
+	k, err := dev.ActivateOffline(context.Background(), qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := &appclient.OfflineKeys{}
+	keys.Put(*k)
+	// An authenticator from an activation letter makes OATH the second step.
+	if code := runAdmin(context.Background(), []string{"-data", m.DataPath, "oath", "letter", string(k.UserID)}, io.Discard, io.Discard); code != 0 {
+		t.Fatalf("oath letter: exit %d", code)
+	}
+
+	ctx, problems := newChromium(t)
+	visit(t, ctx, origin+"/offline", `#offline[data-state="identify"]`)
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#identifier", "grace@example.com", chromedp.ByQuery),
+		chromedp.Click("#identify-submit", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitOfflineState(t, ctx, "offline", "code")
+	text, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#offline-qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := appclient.OfflineCode(text, keys, "8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who string
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#otp", code, chromedp.ByQuery),
+		chromedp.WaitVisible(`#verify[data-state="verify"]`, chromedp.ByQuery),
+		chromedp.Text("#verify-who", &who, chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("verify page: %v", err)
+	}
+	if !strings.Contains(who, "Grace Hopper") || !strings.Contains(who, "code from the phone was accepted") || strings.Contains(who, "approved") {
+		t.Errorf("verify page says %q after an offline code", who)
 	}
 	if p := problems(); len(p) > 0 {
 		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
