@@ -67,6 +67,9 @@ type TransactionDecisionRequest struct {
 func DecodeTransactionDecisionRequest(data []byte) (*TransactionDecisionRequest, error) {
 	var r TransactionDecisionRequest
 	if err := decodeStrict(data, &r); err != nil {
+		if err == ErrInvalidUTF8 {
+			return nil, err
+		}
 		return nil, Errorf(EINVALID, "malformed_body", `The body must be JSON: {"decision": "approve" or "deny", "signature": "..."}.`)
 	}
 	if r.Decision != DecisionApprove && r.Decision != DecisionDeny {

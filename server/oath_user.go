@@ -237,7 +237,7 @@ func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
 	var b oathEnrolBody
 	if len(body) > 0 {
 		if err := decodeStrict(body, &b); err != nil {
-			return "", qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be empty or JSON: {"kind": "totp"}.`)
+			return "", malformedBody(err, `The body must be empty or JSON: {"kind": "totp"}.`)
 		}
 	}
 	switch b.Kind {
@@ -254,7 +254,7 @@ func decodeOATHCode(c echo.Context) (string, error) {
 	}
 	var b oathCodeBody
 	if err := decodeStrict(body, &b); err != nil {
-		return "", qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"code": "123456"}.`)
+		return "", malformedBody(err, `The body must be JSON: {"code": "123456"}.`)
 	}
 	return b.Code, nil
 }
