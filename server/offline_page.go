@@ -93,7 +93,7 @@ func (o *offlineFlow) signInUser(ctx context.Context, ident string) (*qrauth.Use
 // signInContext is the context shown on the phone for a browser sign-in.
 func (o *offlineFlow) signInContext() string {
 	s := "Sign in to " + o.originHost()
-	for len(s) > qrauth.MaxContextLen {
+	for len(s) > qrauth.ContextLimit(s) {
 		_, n := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-n]
 	}
