@@ -1,7 +1,11 @@
 package qrauth_test
 
 import (
+	"bytes"
+	"encoding/json"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/qrauth/qrauth"
 )
@@ -58,4 +62,40 @@ func TestFramesRefuseInvalidUTF8(t *testing.T) {
 	if _, err := qrauth.DecodeTransactionDecisionRequest([]byte("{\"decision\":\"\xff\"}")); qrauth.ErrorReason(err) != "invalid_utf8" {
 		t.Errorf("transaction decision: %v", err)
 	}
+}
+
+// FuzzCheckJSONText: text CheckJSONText lets through never decodes to a
+// replacement character it did not spell out itself; so nothing passes
+// that Go's decoder would silently repair.
+func FuzzCheckJSONText(f *testing.F) {
+	f.Add([]byte(`{"name":"Zoë"}`))
+	f.Add([]byte(`{"name":"\ud83d\ude00"}`))
+	f.Add([]byte(`{"name":"\ud800"}`))
+	f.Add([]byte("{\"name\":\"\xff\"}"))
+	f.Add([]byte(`["\\\ud800", "\uFFFD"]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if qrauth.CheckJSONText(data) != nil {
+			return
+		}
+		var v any
+		if json.Unmarshal(data, &v) != nil {
+			return
+		}
+		spelled := bytes.Contains(data, []byte("\uFFFD")) || bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`))
+		if !spelled && strings.ContainsRune(mustMarshal(t, v), utf8.RuneError) {
+			t.Fatalf("%q passed but decodes to U+FFFD: %v", data, v)
+		}
+	})
+}
+
+func mustMarshal(t *testing.T, v any) string {
+	// SetEscapeHTML(false) and no ASCII escaping: json.Marshal writes
+	// U+FFFD as itself, so it can be looked for in the output.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
