@@ -35,9 +35,12 @@ var OfflineMethods = []OfflineMethod{OfflineDevice, OfflinePIN}
 // ValidOfflineMethod reports whether m is a known method.
 func ValidOfflineMethod(m OfflineMethod) bool { return m == OfflineDevice || m == OfflinePIN }
 
-// ParseOfflineMethod accepts a method by its name, case-insensitively, and
-// also the short forms "device" and "pin". EINVALID "invalid_method"
-// otherwise.
+// ParseOfflineMethod reads a method given by a client, anywhere one is
+// given (JSON bodies, the app API's path, the CLIs). The canonical names
+// are OFFLINE_DEVICE and OFFLINE_PIN, which every answer uses; accepted as
+// aliases, case-insensitively: "device"/"pin" and "offline-device"/
+// "offline-pin" (docs/offline.md, "Method names"). EINVALID
+// "invalid_method" otherwise.
 func ParseOfflineMethod(s string) (OfflineMethod, error) {
 	switch OfflineMethod(offlineUpper(s)) {
 	case OfflineDevice, "DEVICE", "OFFLINE-DEVICE":

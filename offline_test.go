@@ -12,8 +12,8 @@ import (
 
 func TestVerificationDataRoundTrip(t *testing.T) {
 	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
-	for _, ctx := range []string{"", "Sign in at login.example.com", strings.Repeat("€", 66), strings.Repeat("é", 100),
-		"Pay CHF 100.00\nto CH93 0076 2011 6238 5295 7"} {
+	for _, ctx := range []string{"", "Sign in at login.example.com", strings.Repeat("€", 66), strings.Repeat("é", 99) + "a",
+		strings.Repeat("a", 200), "Pay CHF 100.00\nto CH93 0076 2011 6238 5295 7"} {
 		v, err := qrauth.NewVerificationData(bytes.NewReader(make([]byte, 6)), qrauth.OfflinePIN, 8, dev, ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -166,7 +166,7 @@ func FuzzDecodeVerificationData(f *testing.F) {
 			}
 			return
 		}
-		if len(s) > qrauth.MaxVDataLen || !utf8.ValidString(s) {
+		if len(s) > qrauth.VDataHeaderLen+qrauth.ContextLimit(s) || !utf8.ValidString(s) {
 			t.Fatalf("accepted %d bytes %q", len(s), s)
 		}
 		back, err := v.Encode()
@@ -195,4 +195,23 @@ func FuzzDecodeTransactionDecisionRequest(f *testing.F) {
 			t.Fatalf("accepted %+v", r)
 		}
 	})
+}
+
+// TestContextLimit: a context beyond ASCII leaves room for the UTF-8 ECI
+// of its QR code, so it may hold one byte less than a plain ASCII one.
+func TestContextLimit(t *testing.T) {
+	for _, tc := range []struct {
+		ctx string
+		ok  bool
+	}{
+		{strings.Repeat("a", 200), true},
+		{strings.Repeat("a", 201), false},
+		{strings.Repeat("a", 198) + "é", false},
+		{strings.Repeat("a", 197) + "é", true},
+		{strings.Repeat("é", 100), false},
+	} {
+		if err := qrauth.CheckContext(tc.ctx); (err == nil) != tc.ok {
+			t.Errorf("%d bytes: %v", len(tc.ctx), err)
+		}
+	}
 }

@@ -19,7 +19,10 @@ import (
 // context. That symbol holds 213 bytes in byte mode (216 data codewords
 // less the 4-bit mode and 16-bit count), so a 200-byte context leaves 13
 // bytes for everything else, and the whole text stays printable so that
-// every scanner hands it over unchanged:
+// every scanner hands it over unchanged. A text beyond ASCII is drawn with a
+// UTF-8 ECI designator (12 bits) ahead of its byte-mode segment, so that
+// scanners do not guess another character set; that leaves 212 bytes, and
+// such a context may hold 199 (MaxContextLenNonASCII):
 //
 //	offset  length  field
 //	0       1       format version, "1"
@@ -39,8 +42,12 @@ const (
 	VDataHeaderLen    = 13
 	VDataChallengeLen = 8
 	VDataHintLen      = 2
-	// MaxContextLen is the longest context in bytes of UTF-8.
+	// MaxContextLen is the longest context in bytes: plain ASCII.
 	MaxContextLen = 200
+	// MaxContextLenNonASCII is the longest context, in bytes of UTF-8,
+	// that holds any character beyond ASCII: its QR code also carries the
+	// UTF-8 ECI designator (see above).
+	MaxContextLenNonASCII = MaxContextLen - 1
 	// MaxVDataLen is the longest verification data: 213 bytes, the
 	// byte-mode capacity of a version-10 QR code at level M.
 	MaxVDataLen = VDataHeaderLen + MaxContextLen
@@ -133,15 +140,27 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 }
 
 var errOfflineContextTooLong = Errorf(EINVALID, "context_too_long",
-	"The transaction context is longer than %d bytes of UTF-8 (an offline code must fit a version-10 QR code). Shorten it.", MaxContextLen)
+	"The transaction context is longer than %d bytes (%d bytes of UTF-8 if it holds characters beyond ASCII): "+
+		"an offline code must fit a version-10 QR code. Shorten it.", MaxContextLen, MaxContextLenNonASCII)
+
+// ContextLimit returns the longest a context like s may be, in bytes:
+// MaxContextLen if s is plain ASCII, else MaxContextLenNonASCII.
+func ContextLimit(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return MaxContextLenNonASCII
+		}
+	}
+	return MaxContextLen
+}
 
 // CheckContext checks a transaction context: UTF-8 of at most
-// MaxContextLen bytes, no control characters other than newline, and no
+// ContextLimit bytes, no control characters other than newline, and no
 // bidirectional controls, which could make the phone show a text that reads
 // differently from what the server signs off. EINVALID "context_too_long",
 // "context_not_utf8" or "context_control_character".
 func CheckContext(s string) error {
-	if len(s) > MaxContextLen {
+	if len(s) > ContextLimit(s) {
 		return errOfflineContextTooLong
 	}
 	return offlineCheckText(s, "context", "transaction context")

@@ -41,7 +41,9 @@ type OfflineMethodInfo struct {
 	Locked            bool          `json:"locked"`
 	RemainingAttempts int           `json:"remaining_attempts"`
 	ActivatedAt       time.Time     `json:"activated_at"`
-	LastUsedAt        time.Time     `json:"last_used_at"`
+	// LastUsedAt is omitted while the method was never used: no answer
+	// carries Go's zero time (0001-01-01) for "never".
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
 // TransactionInfo is what the phone fetches for a scanned transaction
@@ -67,6 +69,9 @@ type TransactionDecisionRequest struct {
 func DecodeTransactionDecisionRequest(data []byte) (*TransactionDecisionRequest, error) {
 	var r TransactionDecisionRequest
 	if err := decodeStrict(data, &r); err != nil {
+		if err == ErrInvalidUTF8 {
+			return nil, err
+		}
 		return nil, Errorf(EINVALID, "malformed_body", `The body must be JSON: {"decision": "approve" or "deny", "signature": "..."}.`)
 	}
 	if r.Decision != DecisionApprove && r.Decision != DecisionDeny {

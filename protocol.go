@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ProtocolVersion is the version of the wire protocol in docs/protocol.md.
@@ -168,9 +169,78 @@ type AppFrame struct {
 
 var errMalformed = Errorf(EINVALID, "malformed_frame", "The message is not valid JSON of a known shape.")
 
+// ErrInvalidUTF8 refuses JSON text that is not valid UTF-8. Go's decoder
+// would silently turn such bytes (and lone surrogate escapes) into U+FFFD
+// and store the result; a client's bad text must be refused instead.
+var ErrInvalidUTF8 = Errorf(EINVALID, "invalid_utf8", "The text is not valid UTF-8.")
+
+// CheckJSONText returns ErrInvalidUTF8 if data is not valid UTF-8 or if one
+// of its strings holds a \u escape of a lone UTF-16 surrogate (which no
+// UTF-8 text can encode). Every JSON body and frame passes here before it is
+// decoded.
+func CheckJSONText(data []byte) error {
+	if !utf8.Valid(data) {
+		return ErrInvalidUTF8
+	}
+	// Scan for \uD800–\uDFFF escapes: a high surrogate must be followed at
+	// once by an escaped low one, and a low one must not stand alone. A
+	// backslash only occurs in JSON inside strings, so no string tracking
+	// is needed beyond skipping the escaped character.
+	hex4 := func(i int) (rune, bool) {
+		if i+4 > len(data) {
+			return 0, false
+		}
+		var r rune
+		for _, c := range data[i : i+4] {
+			switch {
+			case c >= '0' && c <= '9':
+				r = r<<4 | rune(c-'0')
+			case c >= 'a' && c <= 'f':
+				r = r<<4 | rune(c-'a'+10)
+			case c >= 'A' && c <= 'F':
+				r = r<<4 | rune(c-'A'+10)
+			default:
+				return 0, false
+			}
+		}
+		return r, true
+	}
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		if data[i+1] != 'u' {
+			i++ // skip the escaped character (it may be a backslash)
+			continue
+		}
+		r, ok := hex4(i + 2)
+		if !ok {
+			continue // malformed: the decoder refuses it
+		}
+		i += 5
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return ErrInvalidUTF8
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+2 >= len(data) || data[i+1] != '\\' || data[i+2] != 'u' {
+				return ErrInvalidUTF8
+			}
+			lo, ok := hex4(i + 3)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return ErrInvalidUTF8
+			}
+			i += 6
+		}
+	}
+	return nil
+}
+
 func decodeStrict(data []byte, v any) error {
 	if len(data) > MaxFrameSize {
 		return Errorf(EINVALID, "frame_too_large", "The message is larger than %d bytes.", MaxFrameSize)
+	}
+	if err := CheckJSONText(data); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -233,7 +233,7 @@ func decodeJSONBody(c echo.Context, v any) error {
 		return err
 	}
 	if err := decodeStrict(body, v); err != nil {
-		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "The request body is not valid JSON of the expected shape.")
+		return malformedBody(err, "The request body is not valid JSON of the expected shape.")
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
@@ -35,6 +36,9 @@ const (
 	closeNormal     = websocket.CloseNormalClosure // 1000: the room finished
 	closeRestart    = websocket.CloseServiceRestart
 	closeSlowClient = websocket.CloseTryAgainLater // 1013: send queue overflowed
+	// closeBadText: a text frame that is not UTF-8 (RFC 6455 §8.1). gorilla
+	// does not check text frames itself.
+	closeBadText = websocket.CloseInvalidFramePayloadData // 1007
 )
 
 type outFrame struct {
@@ -225,6 +229,11 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 		}
 		if typ != websocket.TextMessage {
 			c.closeErr(qrauth.Errorf(qrauth.EINVALID, "binary_frame", "Only text frames are accepted."))
+			continue
+		}
+		if !utf8.Valid(data) {
+			c.sendMsg(qrauth.ErrorMessageFor(qrauth.ErrInvalidUTF8))
+			c.closeWith(closeBadText, qrauth.ErrorReason(qrauth.ErrInvalidUTF8))
 			continue
 		}
 		onFrame(data)

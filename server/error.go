@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -63,7 +64,13 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	code := qrauth.ErrorCode(err)
 	if code == qrauth.EINTERNAL {
-		s.log.Error("request failed", slog.String("route", c.Path()), slog.Any("err", err))
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client hung up before the answer: its choice, which it can
+			// make at will, so not an error of ours.
+			s.log.Info("request abandoned", slog.String("route", c.Path()))
+		} else {
+			s.log.Error("request failed", slog.String("route", c.Path()), slog.Any("err", err))
+		}
 	}
 	_ = c.JSON(qrauth.HTTPStatus(code), errorBody{code, qrauth.ErrorReason(err), qrauth.ErrorMessage(err)})
 }

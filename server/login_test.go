@@ -102,19 +102,32 @@ func equal(a, b []string) bool {
 	return true
 }
 
-// TestSignUpFormMistake: a wrong e-mail in the form is answered with an
-// error and the form stays open; the corrected form signs up.
+// TestSignUpFormMistake: an invalid form from the browser is refused with
+// its error and closes the socket with 4400, which ends the room (the page
+// checks the form before sending). An invalid form from the app closes the
+// app's socket with 4400 and leaves the room to the browser's form
+// (docs/protocol.md §6.3, §7.6).
 func TestSignUpFormMistake(t *testing.T) {
 	srv := MustOpenServer(t, nil)
-	p := newPhone(t, srv, "+41 79 123 45 67")
-	b := newBrowser(t, srv)
-	p.join(b.open())
-	b.next() // scanned
-	p.decide(qrauth.DecisionApprove, true, nil)
-	b.next() // signup
+	p, b := signUpForm(t, srv)
 	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "not-an-address"})
 	if m := b.next(); m.Type != qrauth.MsgError || m.Reason != "invalid_email" {
 		t.Fatalf("%+v", m)
+	}
+	if c := readClose(t, b.ws); c != 4400 {
+		t.Fatalf("browser close %d, want 4400", c)
+	}
+	if m := readMsg(t, p.ws); m.Reason != "browser_gone" {
+		t.Fatalf("app: %+v", m)
+	}
+
+	p, b = signUpForm(t, srv)
+	p.send(qrauth.AppFrame{Type: qrauth.MsgProfile, Name: "a\nb"})
+	if m := readMsg(t, p.ws); m.Type != qrauth.MsgError || m.Reason != "invalid_name" {
+		t.Fatalf("%+v", m)
+	}
+	if c := readClose(t, p.ws); c != 4400 {
+		t.Fatalf("app close %d, want 4400", c)
 	}
 	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "ada@example.com"})
 	if m := b.next(); m.Type != qrauth.MsgApproved {

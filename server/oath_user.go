@@ -13,18 +13,20 @@ import (
 // oathAccountView is what a user (and, with the admin fields, an
 // administrator) learns about an OATH account. Never the secret.
 type oathAccountView struct {
-	Active      bool                 `json:"active"`
-	Pending     bool                 `json:"pending"`
-	TokenID     string               `json:"token_id,omitempty"`
-	Kind        qrauth.OATHKind      `json:"kind,omitempty"`
-	Algorithm   qrauth.OATHAlgorithm `json:"algorithm,omitempty"`
-	Digits      int                  `json:"digits,omitempty"`
-	Period      int                  `json:"period,omitempty"`
-	Source      string               `json:"source,omitempty"`
-	CreatedAt   time.Time            `json:"created_at"`
-	ActivatedAt time.Time            `json:"activated_at"`
-	LastUsedAt  time.Time            `json:"last_used_at"`
-	Locked      bool                 `json:"locked"`
+	Active    bool                 `json:"active"`
+	Pending   bool                 `json:"pending"`
+	TokenID   string               `json:"token_id,omitempty"`
+	Kind      qrauth.OATHKind      `json:"kind,omitempty"`
+	Algorithm qrauth.OATHAlgorithm `json:"algorithm,omitempty"`
+	Digits    int                  `json:"digits,omitempty"`
+	Period    int                  `json:"period,omitempty"`
+	Source    string               `json:"source,omitempty"`
+	// Dates that have not happened (not activated, never used) are
+	// omitted, never Go's zero time.
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+	ActivatedAt time.Time `json:"activated_at,omitzero"`
+	LastUsedAt  time.Time `json:"last_used_at,omitzero"`
+	Locked      bool      `json:"locked"`
 
 	// For administrators.
 	Failures    *int       `json:"failures,omitempty"`
@@ -44,7 +46,10 @@ func viewOATH(a *qrauth.OATHAccount, admin bool) *oathAccountView {
 			t.ID, t.Kind, t.Algorithm, t.Digits, t.Period, t.Source, t.CreatedAt
 	}
 	if admin {
-		v.Failures, v.LockedAt, v.Offset, v.NextCounter = &a.Failures, &a.LockedAt, &a.Offset, &a.NextCounter
+		v.Failures, v.Offset, v.NextCounter = &a.Failures, &a.Offset, &a.NextCounter
+		if !a.LockedAt.IsZero() {
+			v.LockedAt = &a.LockedAt
+		}
 	}
 	return v
 }
@@ -237,7 +242,7 @@ func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
 	var b oathEnrolBody
 	if len(body) > 0 {
 		if err := decodeStrict(body, &b); err != nil {
-			return "", qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be empty or JSON: {"kind": "totp"}.`)
+			return "", malformedBody(err, `The body must be empty or JSON: {"kind": "totp"}.`)
 		}
 	}
 	switch b.Kind {
@@ -254,7 +259,7 @@ func decodeOATHCode(c echo.Context) (string, error) {
 	}
 	var b oathCodeBody
 	if err := decodeStrict(body, &b); err != nil {
-		return "", qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"code": "123456"}.`)
+		return "", malformedBody(err, `The body must be JSON: {"code": "123456"}.`)
 	}
 	return b.Code, nil
 }

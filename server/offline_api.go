@@ -31,8 +31,7 @@ type OfflineBeginRequest struct {
 func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.OfflineMethod, error) {
 	var r OfflineBeginRequest
 	if err := decodeStrict(data, &r); err != nil {
-		return nil, "", qrauth.Errorf(qrauth.EINVALID, "malformed_body",
-			`The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
+		return nil, "", malformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, "", err
@@ -62,8 +61,7 @@ type ApprovalRequest struct {
 func DecodeApprovalRequest(data []byte) (*ApprovalRequest, error) {
 	var r ApprovalRequest
 	if err := decodeStrict(data, &r); err != nil {
-		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body",
-			`The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
+		return nil, malformedBody(err, `The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, err

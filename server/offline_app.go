@@ -14,12 +14,12 @@ import (
 // (authenticateDevice): a PhoneIdHash or a device id alone never activates
 // anything.
 
+// methodParam reads the method of the path with the same spellings as
+// every other place a method is given (qrauth.ParseOfflineMethod): the
+// canonical OFFLINE_DEVICE and OFFLINE_PIN, and the aliases docs/offline.md
+// lists.
 func (o *offlineFlow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) {
-	m := qrauth.OfflineMethod(c.Param("method"))
-	if !qrauth.ValidOfflineMethod(m) {
-		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method: use OFFLINE_DEVICE or OFFLINE_PIN.")
-	}
-	return m, nil
+	return qrauth.ParseOfflineMethod(c.Param("method"))
 }
 
 // handleAppActivate: POST /api/app/offline/:method. The server draws the

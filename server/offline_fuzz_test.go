@@ -23,7 +23,7 @@ func FuzzDecodeOfflineBeginRequest(f *testing.F) {
 			}
 			return
 		}
-		if (r.UserID == "") == (r.Email == "") || !qrauth.ValidOfflineMethod(m) || len(r.Context) > qrauth.MaxContextLen ||
+		if (r.UserID == "") == (r.Email == "") || !qrauth.ValidOfflineMethod(m) || len(r.Context) > qrauth.ContextLimit(r.Context) ||
 			qrauth.CheckContext(r.Context) != nil || (r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID)) {
 			t.Fatalf("accepted %+v %s", r, m)
 		}

@@ -93,7 +93,7 @@ func (o *offlineFlow) signInUser(ctx context.Context, ident string) (*qrauth.Use
 // signInContext is the context shown on the phone for a browser sign-in.
 func (o *offlineFlow) signInContext() string {
 	s := "Sign in to " + o.originHost()
-	for len(s) > qrauth.MaxContextLen {
+	for len(s) > qrauth.ContextLimit(s) {
 		_, n := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-n]
 	}
@@ -257,15 +257,17 @@ func splitPageToken(tok string) (id, secret string, ok bool) {
 	return id, secret, true
 }
 
-// pageView is what the approval page shows.
+// pageView is what the approval page shows. A field of one kind only is
+// present, false or 0 included, exactly in the views of that kind; qr is
+// present only while the code can be used (docs/offline.md).
 type pageView struct {
 	Kind              string    `json:"kind"` // "offline" or "online"
 	Text              string    `json:"text"`
 	QR                string    `json:"qr,omitempty"`
 	Status            string    `json:"status"`
-	OTPLength         int       `json:"otp_length,omitempty"`
-	RemainingAttempts int       `json:"remaining_attempts,omitempty"`
-	Scanned           bool      `json:"scanned,omitempty"`
+	OTPLength         *int      `json:"otp_length,omitempty"`         // offline
+	RemainingAttempts *int      `json:"remaining_attempts,omitempty"` // offline
+	Scanned           *bool     `json:"scanned,omitempty"`            // online
 	ExpiresAt         time.Time `json:"expires_at"`
 }
 
@@ -304,7 +306,8 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 	if a, err = o.awaitApproval(ctx, id, time.Duration(body.Wait)*time.Second, body.Scanned); err != nil {
 		return err
 	}
-	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: a.ScannedBy != "", ExpiresAt: a.ExpiresAt}
+	scanned := a.ScannedBy != ""
+	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
 	if v.Status == string(qrauth.ApprovalPending) {
 		// The QR code is shown only while it can be used.
 		if v.QR, err = renderQR(o.s.cfg.Origin + qrauth.TransactionQRPath + approvalQRToken(secret)); err != nil {
@@ -316,8 +319,8 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 
 func (o *offlineFlow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) pageView {
 	v := o.viewSession(sess, cred)
-	pv := pageView{Kind: "offline", Text: v.Context, Status: string(v.Status), OTPLength: v.OTPLength,
-		RemainingAttempts: v.RemainingAttempts, ExpiresAt: v.ExpiresAt}
+	pv := pageView{Kind: "offline", Text: v.Context, Status: string(v.Status), OTPLength: &v.OTPLength,
+		RemainingAttempts: &v.RemainingAttempts, ExpiresAt: v.ExpiresAt}
 	if v.Status == qrauth.OfflinePending {
 		pv.QR, _ = renderQR(sess.VerificationData)
 	}

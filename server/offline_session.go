@@ -20,8 +20,9 @@ type offlineMethodView struct {
 	Failures          int                  `json:"failures"`
 	RemainingAttempts int                  `json:"remaining_attempts"`
 	ActivatedAt       time.Time            `json:"activated_at"`
-	LastUsedAt        time.Time            `json:"last_used_at"`
-	LockedAt          time.Time            `json:"locked_at"`
+	// Omitted while never used, while not locked (never Go's zero time).
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	LockedAt   time.Time `json:"locked_at,omitzero"`
 }
 
 func (o *offlineFlow) viewMethod(c *qrauth.OfflineCredential, name string) offlineMethodView {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	pngpkg "image/png"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/server"
-	qrcode "github.com/skip2/go-qrcode"
 )
 
 // offlineAPIToken is the relying site's bearer token in these tests.
@@ -568,6 +568,7 @@ func TestOfflineBeginRefused(t *testing.T) {
 		reason string
 	}{
 		{"ContextTooLong", `{"user_id":"` + string(e.uid) + `","method":"OFFLINE_DEVICE","context":"` + strings.Repeat("€", 67) + `"}`, 400, "context_too_long"},
+		{"ContextTooLong200NonASCII", `{"user_id":"` + string(e.uid) + `","method":"OFFLINE_DEVICE","context":"` + strings.Repeat("é", 100) + `"}`, 400, "context_too_long"},
 		{"ContextTooLong201", `{"user_id":"` + string(e.uid) + `","method":"OFFLINE_DEVICE","context":"` + strings.Repeat("a", 201) + `"}`, 400, "context_too_long"},
 		{"ContextControl", `{"user_id":"` + string(e.uid) + `","method":"OFFLINE_DEVICE","context":"a\u001b[2Jb"}`, 400, "context_control_character"},
 		{"ContextBidi", `{"user_id":"` + string(e.uid) + `","method":"OFFLINE_DEVICE","context":"Pay \u202e01 FHC"}`, 400, "context_control_character"},
@@ -591,9 +592,10 @@ func TestOfflineBeginRefused(t *testing.T) {
 			}
 		})
 	}
-	// By e-mail it works, and exactly 200 bytes of context is allowed.
+	// By e-mail it works, and exactly 199 bytes of context beyond ASCII
+	// (200 of ASCII, see TestOfflineQRCapacity) are allowed.
 	st, body := e.api("POST", "/api/offline/sessions", map[string]any{"email": "ADA@example.com", "method": "OFFLINE_DEVICE",
-		"context": strings.Repeat("é", 100)})
+		"context": strings.Repeat("é", 99) + "a"})
 	if st != 201 {
 		t.Fatalf("%d %v", st, body)
 	}
@@ -613,36 +615,54 @@ func TestOfflineBeginRefused(t *testing.T) {
 	}
 }
 
-// TestOfflineQRCapacity: the longest context (200 bytes of multi-byte
-// UTF-8) gives verification data that fits a version-10 QR code at level
-// M, and the server's PNG of it reads back byte for byte.
+// TestOfflineQRCapacity: the longest contexts (200 bytes of ASCII, 199 of
+// multi-byte UTF-8, which also carries the UTF-8 ECI) give verification data
+// whose PNG is a version-10 QR code at level M and reads back byte for byte,
+// both with the phone's decoder and with zbarimg, a generic scanner. The
+// exact bit budget is TestQRCapacityWithECI's.
 func TestOfflineQRCapacity(t *testing.T) {
 	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.OTPLength = 9 })
 	e.activate(qrauth.OfflinePIN, "1234")
-	for _, ctx := range []string{strings.Repeat("€", 66), strings.Repeat("é", 100), strings.Repeat("𝄞", 50), strings.Repeat("a", 200)} {
+	for _, ctx := range []string{strings.Repeat("€", 66) + "a", strings.Repeat("é", 99) + "a", strings.Repeat("𝄞", 49) + "abc",
+		strings.Repeat("a", 200), "Zahlung an Müller GmbH: 12,50 €\nIBAN CH93 0076 2011 6238 5295 7"} {
 		sess := e.begin(qrauth.OfflinePIN, ctx)
 		vd := sess["verification_data"].(string)
-		if len(vd) > qrauth.MaxVDataLen || len(vd) < 13+len(ctx) {
+		if len(vd) > qrauth.MaxVDataLen || len(vd) != 13+len(ctx) {
 			t.Fatalf("verification data of %d bytes", len(vd))
 		}
-		if _, err := qrcode.NewWithForcedVersion(vd, 10, qrcode.Medium); err != nil {
-			t.Fatalf("%d-byte context does not fit version 10-M: %v", len(ctx), err)
+		png := pngData(t, sess["qr"].(string))
+		img, err := pngpkg.Decode(bytes.NewReader(png))
+		if err != nil {
+			t.Fatal(err)
 		}
-		q, err := qrcode.New(vd, qrcode.Medium)
-		if err != nil || q.VersionNumber > 10 {
-			t.Fatalf("version %d, %v", q.VersionNumber, err)
+		// 3 pixels a module, a quiet zone of 4 modules, 17+4v modules a side.
+		if v := (img.Bounds().Dx()/3 - 8 - 17) / 4; v > 10 {
+			t.Fatalf("%d-byte context: version %d", len(ctx), v)
 		}
 		if got := offlineScan(t, sess["qr"].(string)); got != vd {
 			t.Fatalf("scanned %q, want %q", got, vd)
+		}
+		if got := server.ZbarScan(t, png); got != vd {
+			t.Fatalf("zbarimg read %q, want %q", got, vd)
 		}
 		if _, body := e.verify(sess, e.code(sess, "1234")); body["result"] != "success" {
 			t.Fatalf("%v", body)
 		}
 	}
 	// One more byte no longer fits, and is refused before anything happens.
-	if _, err := qrcode.NewWithForcedVersion("1P9AAAAAAAAAA"+strings.Repeat("€", 67), 10, qrcode.Medium); err == nil {
-		t.Fatal("the capacity check cannot fail: 201 bytes fit too")
+	for _, ctx := range []string{strings.Repeat("a", 201), strings.Repeat("é", 100), strings.Repeat("€", 66) + "ab"} {
+		st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
+		wantReason(t, st, body, 400, "context_too_long")
 	}
+}
+
+func pngData(t *testing.T, dataURL string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestOfflineBrowserSignIn drives the "sign in with a code" page's API

@@ -5,10 +5,12 @@ import (
 	"compress/zlib"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"hash/crc32"
 	"sync"
 
 	"rsc.io/qr"
+	"rsc.io/qr/coding"
 )
 
 // The login QR code is rendered on every PSK rotation of every waiting
@@ -28,7 +30,7 @@ const qrQuietZone = 4
 
 // renderQR returns a PNG data URL of a QR code of s at error correction M.
 func renderQR(s string) (string, error) {
-	code, err := qr.Encode(s, qr.M)
+	code, err := encodeQR(s)
 	if err != nil {
 		return "", err
 	}
@@ -41,6 +43,55 @@ func renderQR(s string) (string, error) {
 	copy(out, prefix)
 	base64.StdEncoding.Encode(out[len(prefix):], png)
 	return string(out), nil
+}
+
+// encodeQR encodes s at level M in the smallest version that holds it.
+// Plain ASCII goes as rsc.io/qr chooses (the login URLs). Anything else is
+// one byte-mode segment behind a UTF-8 ECI designator: without it a QR
+// reader must guess the character set of byte mode (ISO 8859-1 by the
+// standard, Shift-JIS or UTF-8 by heuristics), and zbar, for one, misreads
+// UTF-8 transaction texts as Shift-JIS. rsc.io/qr has no ECI segment, so
+// eciUTF8 adds one through its coding package.
+func encodeQR(s string) (*qr.Code, error) {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		ascii = ascii && s[i] < 0x80
+	}
+	if ascii {
+		return qr.Encode(s, qr.M)
+	}
+	segs := []coding.Encoding{eciUTF8{}, coding.String(s)}
+	for v := coding.Version(coding.MinVersion); v <= coding.MaxVersion; v++ {
+		bits := 0
+		for _, seg := range segs {
+			bits += seg.Bits(v)
+		}
+		if bits > v.DataBytes(coding.M)*8 {
+			continue
+		}
+		p, err := coding.NewPlan(v, coding.M, 0)
+		if err != nil {
+			return nil, err
+		}
+		cc, err := p.Encode(segs...)
+		if err != nil {
+			return nil, err
+		}
+		return &qr.Code{Bitmap: cc.Bitmap, Size: cc.Size, Stride: cc.Stride, Scale: 8}, nil
+	}
+	return nil, errors.New("text too long to encode as QR")
+}
+
+// eciUTF8 is an ECI segment (ISO/IEC 18004:2015 §7.4.2) that declares
+// the byte-mode data after it UTF-8: mode indicator 0111, then the
+// designator 000026 in its one-byte form 0bbbbbbb. 12 bits in every version.
+type eciUTF8 struct{}
+
+func (eciUTF8) Check() error            { return nil }
+func (eciUTF8) Bits(coding.Version) int { return 4 + 8 }
+func (eciUTF8) Encode(b *coding.Bits, _ coding.Version) {
+	b.Write(0b0111, 4)
+	b.Write(26, 8)
 }
 
 // qrPNG draws code as a 1-bit grayscale PNG with a quiet zone, scale

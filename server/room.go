@@ -155,7 +155,13 @@ func (r *room) expireLocked() {
 }
 
 func (r *room) failLocked(err error) {
-	r.h.log.Error("room failed", slog.Any("err", err))
+	// Only our own failures are errors; a refusal a client can provoke at
+	// will (a lost sign-up race, a link whose session ended) is not.
+	lvl := slog.LevelInfo
+	if qrauth.ErrorCode(err) == qrauth.EINTERNAL {
+		lvl = slog.LevelError
+	}
+	r.h.log.Log(context.Background(), lvl, "room failed", slog.Any("err", err))
 	r.finishLocked(func(c *conn) { c.closeErr(err) }, func(c *conn) { c.closeErr(err) })
 }
 

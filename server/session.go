@@ -23,7 +23,7 @@ type TicketRequest struct {
 func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 	var t TicketRequest
 	if err := decodeStrict(data, &t); err != nil {
-		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"ticket": "..."}.`)
+		return nil, malformedBody(err, `The body must be JSON: {"ticket": "..."}.`)
 	}
 	if len(t.Ticket) != 43 || !qrauth.ValidToken(t.Ticket, 0, len(t.Ticket)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_ticket", "The ticket is malformed.")
@@ -32,7 +32,12 @@ func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
+// Text that is not valid UTF-8 is refused with qrauth.ErrInvalidUTF8
+// rather than stored with U+FFFD in place of the bad bytes.
 func decodeStrict(data []byte, v any) error {
+	if err := qrauth.CheckJSONText(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -42,6 +47,16 @@ func decodeStrict(data []byte, v any) error {
 		return errors.New("trailing data")
 	}
 	return nil
+}
+
+// malformedBody is the refusal of a body decodeStrict could not decode:
+// invalid UTF-8 keeps its own reason, anything else is malformed_body with
+// msg describing the expected shape.
+func malformedBody(err error, msg string) error {
+	if err == qrauth.ErrInvalidUTF8 {
+		return err
+	}
+	return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "%s", msg)
 }
 
 // userView is what the browser learns about its account.
@@ -154,7 +169,7 @@ func (s *Server) handleUpdateProfile(c echo.Context) error {
 	}
 	var p qrauth.Profile
 	if err := decodeStrict(body, &p); err != nil {
-		return qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"name": "...", "email": "..."}.`)
+		return malformedBody(err, `The body must be JSON: {"name": "...", "email": "..."}.`)
 	}
 	if err := p.Normalize(); err != nil {
 		return err

@@ -136,11 +136,10 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	}
 	go cn.readPump(pongWait, func(data []byte) {
 		f, err := qrauth.DecodeBrowserFrame(data)
-		if fieldError(err) {
-			// A mistake in the sign-up form: say so and keep the room.
-			cn.sendMsg(qrauth.ErrorMessageFor(err))
-			return
-		} else if err != nil {
+		// Every refused frame, an invalid sign-up form included, closes the
+		// socket with 4400 (docs/protocol.md §6.3): the page checks the
+		// form before sending, so a refusal here is a client's bug.
+		if err != nil {
 			cn.closeErr(err)
 			return
 		}
@@ -149,16 +148,6 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
 	}, r.browserGone)
 	return nil
-}
-
-// fieldError reports whether err is a wrong value in an otherwise
-// well-formed message (a bad e-mail address), which the sender can correct.
-func fieldError(err error) bool {
-	switch qrauth.ErrorReason(err) {
-	case "invalid_name", "invalid_email", "invalid_device_name":
-		return true
-	}
-	return false
 }
 
 // handleAppSocket serves the phone app. Native apps send no Origin; a page
@@ -182,10 +171,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	var r *room
 	go cn.readPump(joinWait, func(data []byte) {
 		f, err := qrauth.DecodeAppFrame(data)
-		if fieldError(err) && r != nil {
-			cn.sendMsg(qrauth.ErrorMessageFor(err))
-			return
-		} else if err != nil {
+		if err != nil {
 			cn.closeErr(err)
 			return
 		}

@@ -115,16 +115,8 @@
           show(state);
       }
     },
-    // A profile the server rejected keeps the form open with its message.
-    onError: function (err) {
-      if (current !== 'signup' || !/^invalid_(name|email)$/.test(err.reason)) return false;
-      formError.textContent = err.message;
-      formError.hidden = false;
-      if (err.reason === 'invalid_email') emailInput.setAttribute('aria-invalid', 'true');
-      submit.disabled = false;
-      sent.hidden = true;
-      return true;
-    },
+    // A profile the server refuses ends the room (close 4400), so the
+    // form is checked here before sending and the refusal shows as an error.
   });
 
   form.addEventListener('submit', function (ev) {
