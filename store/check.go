@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"github.com/qrauth/qrauth"
@@ -178,18 +179,21 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 	return errs
 }
 
-// checkDeviceKeys reports every device whose public key is weak: anyone can
-// forge that device's signatures (issue 9), so the operator should delete it.
-func checkDeviceKeys(tx *bolt.Tx) []error {
+// WeakKeys reports every device whose public key is weak (WeakPublicKey):
+// anyone can forge that device's signatures (issue 9). They are not damage
+// to the file, so Check leaves them out; `qrauthd check` reports both.
+func (db *DB) WeakKeys() []error {
 	var errs []error
-	err := tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
-		d, err := decode[qrauth.Device](k, v)
-		if err != nil {
-			return err
-		} else if WeakPublicKey(d.PublicKey) {
-			errs = append(errs, fmt.Errorf("device %q of user %q has a weak public key: delete it (qrauthd admin devices)", k, d.UserID))
-		}
-		return nil
+	err := db.view(context.Background(), func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDevices).ForEach(func(k, v []byte) error {
+			d, err := decode[qrauth.Device](k, v)
+			if err != nil {
+				return err
+			} else if WeakPublicKey(d.PublicKey) {
+				errs = append(errs, fmt.Errorf("device %q of user %q has a weak public key, so anyone can sign in as that user with it: the user must remove that phone from the account page", k, d.UserID))
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		errs = append(errs, err)

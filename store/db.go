@@ -335,21 +335,19 @@ func put(b *bolt.Bucket, key []byte, r any) error {
 // operator may run it after a crash. It holds the write lock while it runs,
 // because bbolt's page check is only safe against concurrent writers then.
 //
-// Check does not look at key strength (Problems does): a weak device key is
+// Check does not look at key strength (WeakKeys does): a weak device key is
 // a danger to its account, not damage to the file.
 func (db *DB) Check() error {
-	if errs := db.problems(false); len(errs) > 0 {
+	if errs := db.Problems(); len(errs) > 0 {
 		return qrauth.Internal(fmt.Errorf("store: check %s: %w", db.Path(), errors.Join(errs...)))
 	}
 	return nil
 }
 
-// Problems is Check's list of findings, one error each, for `qrauthd check`,
-// plus every device whose public key is weak (see WeakPublicKey). A damaged
-// page that makes bbolt panic is one finding, not a crash.
-func (db *DB) Problems() []error { return db.problems(true) }
-
-func (db *DB) problems(keys bool) []error {
+// Problems is Check's list of findings, one error each, for `qrauthd check`
+// and the check at start. A damaged page that makes bbolt panic is one
+// finding, not a crash.
+func (db *DB) Problems() []error {
 	var errs []error
 	err := guard(func() error {
 		// A read-only DB has no writers to exclude (nor can it begin a
@@ -364,9 +362,6 @@ func (db *DB) problems(keys bool) []error {
 		}
 		if len(errs) == 0 {
 			errs = checkIndexes(tx)
-		}
-		if keys && len(errs) == 0 {
-			errs = checkDeviceKeys(tx)
 		}
 		return nil
 	})
