@@ -176,7 +176,7 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 			}
 			var methods []string
 			for m, v := range u.Methods {
-				if v != false && v != nil {
+				if inUse(v) {
 					methods = append(methods, m)
 				}
 			}
@@ -189,6 +189,25 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		after = string(page.Users[len(page.Users)-1].ID)
 	}
 	return tw.Flush()
+}
+
+// inUse reports whether a method entry of /admin/api/users says the user
+// has the method: true, a count above 0 (badges) or a non-empty list
+// (offline methods). A count of 0 used to print as "badge".
+func inUse(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case float64:
+		return v > 0
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		return len(v) > 0
+	case string:
+		return v != ""
+	}
+	return false
 }
 
 func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
