@@ -104,7 +104,7 @@ func VerifyFile(path string) error {
 	// writes them alternately, so either may be the newer or the torn one.
 	m0, err0 := parseMeta(read(0))
 	var m1 boltMeta
-	err1 := errors.New("not found")
+	err1 := errors.New("no second meta page found")
 	if err0 == nil {
 		m1, err1 = parseMeta(read(int64(m0.pageSize)))
 	} else {
