@@ -113,6 +113,19 @@ func HTTPStatus(code string) int {
 	return http.StatusInternalServerError
 }
 
+// ErrorCodeForStatus is the inverse of HTTPStatus, from the same table: the
+// error code of an HTTP status (or of a close code minus 4000), and false
+// for a status no code maps to. Clients use it so that a code added to the
+// table cannot be forgotten in their copy of the inverse.
+func ErrorCodeForStatus(status int) (string, bool) {
+	for c, s := range codes {
+		if s == status {
+			return c, true
+		}
+	}
+	return "", false
+}
+
 // CloseCode returns the WebSocket close code for an error code: 4000 plus
 // its HTTP status. Close codes 4000–4999 are terminal: a client must not
 // reconnect automatically. 1001 and 1012 mean "reconnect".

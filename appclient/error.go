@@ -1,13 +1,18 @@
 package appclient
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
@@ -28,11 +33,10 @@ func wrapf(code, reason string, cause error, format string, args ...any) *qrauth
 // codeForStatus is the inverse of qrauth.HTTPStatus: the error code of an
 // HTTP status or of a WebSocket close code minus 4000.
 func codeForStatus(status int) string {
-	for _, c := range []string{qrauth.ECONFLICT, qrauth.EEXPIRED, qrauth.EINVALID, qrauth.ENOTFOUND,
-		qrauth.ERATELIMITED, qrauth.EUNAUTHORIZED} {
-		if qrauth.HTTPStatus(c) == status {
-			return c
-		}
+	// From the root package's one table: a copy of it here once lacked
+	// EFORBIDDEN, so 403/4403 read as "invalid".
+	if c, ok := qrauth.ErrorCodeForStatus(status); ok {
+		return c
 	}
 	if status >= 400 && status < 500 {
 		return qrauth.EINVALID
@@ -56,6 +60,8 @@ func messageForCode(code string) string {
 		return "Too many attempts. Wait a moment and try again."
 	case qrauth.EUNAUTHORIZED:
 		return "The server refused this phone."
+	case qrauth.EFORBIDDEN:
+		return "The server does not allow this."
 	}
 	return "The server failed. Try again later."
 }
@@ -93,12 +99,61 @@ func responseError(resp *http.Response) *qrauth.Error {
 	if json.Unmarshal(body, &w) != nil {
 		w = wireError{}
 	}
+	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte(httpToHTTPS)) && resp.Request != nil {
+		return httpsRequired(resp.Request.URL)
+	}
 	e := serverError(w, resp.StatusCode)
 	if w.Code == "" {
 		e.Reason = fmt.Sprintf("http_%d", resp.StatusCode)
 		e.Err = fmt.Errorf("HTTP %s", resp.Status)
 	}
 	return e
+}
+
+// httpToHTTPS is what Go's HTTP server answers, with status 400, to plain
+// HTTP on a TLS port: the server has moved to HTTPS under the same address.
+const httpToHTTPS = "Client sent an HTTP request to an HTTPS server."
+
+// httpsRequired says that the server now speaks HTTPS only, instead of the
+// "malformed [http_400]" that the bare status would give.
+func httpsRequired(u *url.URL) *qrauth.Error {
+	was := *u
+	was.Path, was.RawQuery, was.Fragment = "", "", ""
+	if was.Scheme == "ws" {
+		was.Scheme = "http"
+	}
+	now := was
+	now.Scheme = "https"
+	return qrauth.Errorf(qrauth.EINVALID, "https_required",
+		"The server now answers only over HTTPS: change this phone's server address from %s to %s (its key stays valid).",
+		was.String(), now.String())
+}
+
+// tlsError explains a TLS failure, or returns nil if err is none. A
+// certificate the phone does not trust is the usual case with a private CA.
+func tlsError(what string, err error) *qrauth.Error {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
+	)
+	switch {
+	case errors.As(err, &unknown) || (errors.As(err, &verify) && !errors.As(err, &hostname) && !errors.As(err, &invalid)):
+		return wrapf(qrauth.EUNAUTHORIZED, "certificate_untrusted", err,
+			"This device does not trust the certificate of %s. For a private CA, set SSL_CERT_FILE to the CA's certificate file (PEM).", what)
+	case errors.As(err, &hostname):
+		return wrapf(qrauth.EUNAUTHORIZED, "certificate_name_mismatch", err,
+			"The certificate of %s is for another name: check the server address (%v).", what, hostname.Error())
+	case errors.As(err, &invalid):
+		return wrapf(qrauth.EUNAUTHORIZED, "certificate_invalid", err,
+			"The certificate of %s is not valid: check this device's clock, or ask the operator to renew it (%v).", what, invalid.Error())
+	case errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return wrapf(qrauth.EINVALID, "not_https", err,
+			"The server at %s does not speak HTTPS: check the server address (http://?).", what)
+	}
+	return nil
 }
 
 // contextError turns the end of a context into a typed error.
@@ -117,6 +172,9 @@ func transportError(ctx context.Context, what string, err error) *qrauth.Error {
 	}
 	if ctx.Err() != nil {
 		return contextError(ctx.Err())
+	}
+	if e := tlsError(what, err); e != nil {
+		return e
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -2,6 +2,9 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -65,6 +68,8 @@ type conn struct {
 	closing  bool // a close is queued or under way; nothing more is sent
 	finished bool
 	ping     *time.Timer
+
+	log *slog.Logger // for panics in the handlers; set by upgrade
 }
 
 func newConn(ws *websocket.Conn, onDone func()) *conn {
@@ -210,7 +215,7 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 			// nothing queued can be delivered any more.
 			c.finish()
 		}
-		onClose()
+		c.guard("close", onClose)
 	}()
 	c.ws.SetReadLimit(qrauth.MaxFrameSize)
 	_ = c.ws.SetReadDeadline(time.Now().Add(firstWait))
@@ -236,6 +241,25 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 			c.closeWith(closeBadText, qrauth.ErrorReason(qrauth.ErrInvalidUTF8))
 			continue
 		}
-		onFrame(data)
+		c.guard("frame", func() { onFrame(data) })
 	}
+}
+
+// guard runs a handler of this socket. A panic in it (a bug, or a damaged
+// database page) is logged at error with its cause and refuses this
+// socket's request with internal: it must not end the process, which would
+// drop every other room with it.
+func (c *conn) guard(what string, fn func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			log := c.log
+			if log == nil {
+				log = slog.Default()
+			}
+			log.Error("socket handler panicked", slog.String("in", what), slog.Any("panic", p),
+				slog.String("stack", string(debug.Stack())))
+			c.closeErr(qrauth.Internal(fmt.Errorf("panic: %v", p)))
+		}
+	}()
+	fn()
 }

@@ -188,9 +188,11 @@ func init() {
 			return nil
 		}
 		views := make([]offlineMethodView, 0, len(creds))
+		// viewMethod, as the other lists do: RemainingAttempts was left
+		// out here and read 0 for a method never used.
+		o := &offlineFlow{cfg: s.cfg.Offline}
 		for _, c := range creds {
-			views = append(views, offlineMethodView{DeviceID: c.DeviceID, Method: c.Method, Locked: c.Locked,
-				Failures: c.Failures, ActivatedAt: c.ActivatedAt, LastUsedAt: c.LastUsedAt, LockedAt: c.LockedAt})
+			views = append(views, o.viewMethod(c, ""))
 		}
 		methods["offline"] = views
 		return nil

@@ -938,6 +938,10 @@ func TestOfflineAdminUserList(t *testing.T) {
 	if len(list) != 1 || list[0].(map[string]any)["method"] != "OFFLINE_PIN" {
 		t.Fatalf("offline %v", list)
 	}
+	// Before: 0 for a method without a single failure.
+	if got := list[0].(map[string]any)["remaining_attempts"]; got != float64(3) {
+		t.Fatalf("remaining_attempts %v, want 3 (the default -offline-max-attempts)", got)
+	}
 }
 
 // TestOfflineSecretsNeverLogged: keys and codes stay out of the logs.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -205,22 +206,34 @@ func (s *Server) janitor() {
 		case <-s.stop:
 			return
 		case <-t.C:
-			now := s.cfg.Now()
-			s.hub.purge(now)
-			s.rooms.purge(now)
-			s.apps.purge(now)
-			s.seen.purge(now)
-			s.pending.purge(now)
-			if now.Sub(lastSweep) > 10*time.Minute {
-				lastSweep = now
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if n, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
-					s.log.Error("session sweep failed", slog.Any("err", err))
-				} else if n > 0 {
-					s.log.Info("expired sessions removed", slog.Int("count", n))
-				}
-				cancel()
-			}
+			s.sweep(&lastSweep)
+		}
+	}
+}
+
+// sweep is one round of the janitor. A panic in it (a damaged database
+// page) is logged and the janitor carries on at the next tick: the process
+// must not end over it.
+func (s *Server) sweep(lastSweep *time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("janitor panicked", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		}
+	}()
+	now := s.cfg.Now()
+	s.hub.purge(now)
+	s.rooms.purge(now)
+	s.apps.purge(now)
+	s.seen.purge(now)
+	s.pending.purge(now)
+	if now.Sub(*lastSweep) > 10*time.Minute {
+		*lastSweep = now
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if n, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
+			s.log.Error("session sweep failed", slog.Any("err", err))
+		} else if n > 0 {
+			s.log.Info("expired sessions removed", slog.Int("count", n))
 		}
 	}
 }

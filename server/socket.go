@@ -40,6 +40,7 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 		s.hub.untrack(cn)
 		s.conns.Done()
 	})
+	cn.log = s.log
 	if !s.hub.track(cn) {
 		// Shutdown began while this socket was being upgraded.
 		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})

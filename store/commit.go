@@ -69,14 +69,19 @@ func (c *committer) loop() {
 func (c *committer) commit(group []*queuedWrite) {
 	for len(group) > 0 {
 		failed := -1
-		err := c.db.Update(func(tx *bolt.Tx) error {
-			for i, w := range group {
-				if err := safeCall(w.fn, tx); err != nil {
-					failed = i
-					return err
+		// guard: a panic in bbolt itself (a damaged page) fails the whole
+		// group; without it the loop would die with busy still set and
+		// every later write would wait forever.
+		err := guard(func() error {
+			return c.db.Update(func(tx *bolt.Tx) error {
+				for i, w := range group {
+					if err := safeCall(w.fn, tx); err != nil {
+						failed = i
+						return err
+					}
 				}
-			}
-			return nil
+				return nil
+			})
 		})
 		if failed < 0 {
 			for _, w := range group {

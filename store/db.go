@@ -41,6 +41,10 @@ type Options struct {
 	// MaxBatchSize is the most writes that share one transaction (see
 	// committer). Default 1000.
 	MaxBatchSize int
+
+	// ReadOnly opens the file for reading only, sharing it with other
+	// readers (`qrauthd check`); it is never created or upgraded.
+	ReadOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -100,20 +104,68 @@ var _ qrauth.Store = (*DB)(nil)
 func Open(path string, opts Options) (*DB, error) {
 	opts = opts.withDefaults()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	// Refuse a truncated file before bbolt maps it: a read past its end
+	// is a fault, not an error.
+	if err := VerifyFile(path); err != nil {
+		return nil, openError(path, err)
+	}
+	var b *bolt.DB
+	err := guard(func() (err error) {
+		b, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout, ReadOnly: opts.ReadOnly})
+		return err
+	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("store: open %s: %w (waited %s)", path, ErrLocked, opts.LockTimeout)
+		return nil, openError(path, fmt.Errorf("%w (waited %s)", ErrLocked, opts.LockTimeout))
+	} else if errors.Is(err, bolterrors.ErrInvalid) || errors.Is(err, bolterrors.ErrChecksum) || errors.Is(err, bolterrors.ErrVersionMismatch) {
+		return nil, openError(path, fmt.Errorf("%w: %w", ErrDamaged, err))
 	} else if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
-
-	if err := b.Update(initialize); err != nil {
+	if opts.ReadOnly {
+		err = guard(func() error { return b.View(checkSchema) })
+	} else {
+		err = guard(func() error { return b.Update(initialize) })
+	}
+	if err != nil {
 		b.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize}}, nil
+}
+
+// openError names the file once: the causes below (os.PathError, our own
+// "store: " errors) would otherwise each repeat it or the package name.
+func openError(path string, err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	msg := strings.TrimPrefix(err.Error(), "store: ")
+	return &openErr{msg: "open " + path + ": " + msg, err: err}
+}
+
+type openErr struct {
+	msg string
+	err error
+}
+
+func (e *openErr) Error() string { return e.msg }
+func (e *openErr) Unwrap() error { return e.err }
+
+// checkSchema is initialize for a read-only open: it only reads.
+func checkSchema(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("%w: no meta bucket: not a qrauth database", ErrDamaged)
+	}
+	if v := meta.Get(keyVersion); len(v) != 8 {
+		return fmt.Errorf("%w: corrupt schema version %x", ErrDamaged, v)
+	} else if n := binary.BigEndian.Uint64(v); n > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
+	}
+	return nil
 }
 
 func initialize(tx *bolt.Tx) error {
@@ -151,7 +203,7 @@ func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctxError(ctx); err != nil {
 		return err
 	}
-	return storeError(db.bolt.View(fn))
+	return storeError(guard(func() error { return db.bolt.View(fn) }))
 }
 
 // update runs fn and appends events in one write transaction, on its own
@@ -177,7 +229,7 @@ func (db *DB) update(ctx context.Context, batch bool, events []*qrauth.AuditEven
 	if batch {
 		err = db.writes.run(txfn)
 	} else {
-		err = db.bolt.Update(txfn)
+		err = guard(func() error { return db.bolt.Update(txfn) })
 	}
 	if err != nil {
 		return storeError(err)
@@ -282,23 +334,41 @@ func put(b *bolt.Bucket, key []byte, r any) error {
 // every record agree with each other. Tests run it when they close a DB; an
 // operator may run it after a crash. It holds the write lock while it runs,
 // because bbolt's page check is only safe against concurrent writers then.
+//
+// Check does not look at key strength (WeakKeys does): a weak device key is
+// a danger to its account, not damage to the file.
 func (db *DB) Check() error {
-	tx, err := db.bolt.Begin(true)
-	if err != nil {
-		return qrauth.Internal(err)
-	}
-	defer tx.Rollback()
-	var errs []error
-	for err := range tx.Check() {
-		errs = append(errs, err)
-	}
-	if len(errs) == 0 {
-		errs = checkIndexes(tx)
-	}
-	if len(errs) > 0 {
+	if errs := db.Problems(); len(errs) > 0 {
 		return qrauth.Internal(fmt.Errorf("store: check %s: %w", db.Path(), errors.Join(errs...)))
 	}
 	return nil
+}
+
+// Problems is Check's list of findings, one error each, for `qrauthd check`
+// and the check at start. A damaged page that makes bbolt panic is one
+// finding, not a crash.
+func (db *DB) Problems() []error {
+	var errs []error
+	err := guard(func() error {
+		// A read-only DB has no writers to exclude (nor can it begin a
+		// write transaction).
+		tx, err := db.bolt.Begin(!db.bolt.IsReadOnly())
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		if len(errs) == 0 {
+			errs = checkIndexes(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // checkIndexes returns every disagreement between records and indexes: each
@@ -426,5 +496,12 @@ func checkIndexes(tx *bolt.Tx) []error {
 		}
 		return nil
 	})
+	forEach(bucketAddresses, func(k, _ []byte) error {
+		if i := bytes.IndexByte(k, '/'); i < 1 || !users[qrauth.UserID(k[:i])] {
+			fail("address entry %q belongs to no user", k)
+		}
+		return nil
+	})
+	errs = append(errs, checkFlowIndexes(tx, users)...)
 	return errs
 }

@@ -128,6 +128,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type cli struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	state          string // the state file in use, once loaded
 }
 
 // usage reports a usage error.
@@ -139,7 +140,12 @@ func (c *cli) usage(msg string) int {
 // fail prints err as one line, the message and the reason in brackets,
 // and returns the exit code for errors.
 func (c *cli) fail(err error) int {
-	fmt.Fprintf(c.stderr, "qrauth-app: %s\n", errorLine(err))
+	line := errorLine(err)
+	if qrauth.ErrorReason(err) == "https_required" && c.state != "" {
+		// appclient says what to change; only we know where it is kept.
+		line += fmt.Sprintf(" (The address is in the \"server\" and \"origin\" fields of %s.)", c.state)
+	}
+	fmt.Fprintf(c.stderr, "qrauth-app: %s\n", line)
 	return exitError
 }
 
@@ -205,6 +211,7 @@ func (c *cli) load(stateFlag string) (*appclient.Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.state = path
 	return appclient.Load(path)
 }
 

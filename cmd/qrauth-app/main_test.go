@@ -375,3 +375,34 @@ func TestRunSessions(t *testing.T) {
 		t.Fatalf("revoke unknown = %+v", r)
 	}
 }
+
+// Before: a phone set up under http:// whose server moved to https:// got
+// "The server refused the request as malformed. [http_400]", and a
+// certificate it did not trust "Cannot reach the qrauth server".
+func TestServerMovedToHTTPS(t *testing.T) {
+	s := newServer(t)
+	state := filepath.Join(t.TempDir(), "device.json")
+	if r := runApp(t, "", "init", "--server", s.URL, "--phone", "+41791234567", "--state", state); r.code != exitOK {
+		t.Fatalf("init = %+v", r)
+	}
+	// The same server, now on HTTPS with a certificate of its own CA.
+	tlsSrv := httptest.NewTLSServer(s.Config.Handler)
+	defer tlsSrv.Close()
+	plain := "http://" + strings.TrimPrefix(tlsSrv.URL, "https://")
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(state, []byte(strings.ReplaceAll(string(data), s.URL, plain)), 0o600)
+
+	r := runApp(t, "", "sessions", "--state", state)
+	if r.code != exitError || !strings.Contains(r.stderr, "[https_required]") || !strings.Contains(r.stderr, tlsSrv.URL) ||
+		!strings.Contains(r.stderr, state) {
+		t.Fatalf("sessions = %+v", r)
+	}
+
+	r = runApp(t, "", "init", "--server", tlsSrv.URL, "--phone", "+41791234567", "--state", filepath.Join(t.TempDir(), "d.json"))
+	if r.code != exitError || !strings.Contains(r.stderr, "[certificate_untrusted]") || !strings.Contains(r.stderr, "SSL_CERT_FILE to the CA's certificate file (PEM).") {
+		t.Fatalf("init against an untrusted certificate = %+v", r)
+	}
+}

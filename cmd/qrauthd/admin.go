@@ -90,34 +90,38 @@ func (cl *adminClient) do(ctx context.Context, method, path string, body, out an
 // runAdmin runs `qrauthd admin [-socket PATH] COMMAND ARGS...`.
 func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("qrauthd admin", flag.ContinueOnError)
-	fs.SetOutput(errOut)
+	fs.SetOutput(io.Discard)
 	data := fs.String("data", env("DATA", filepath.Join("data", "qrauth.db")), "the server's database file; the socket is next to it")
 	socket := fs.String("socket", env("ADMIN_SOCKET", ""), "admin socket (default: admin.sock next to -data)")
-	fs.Usage = func() {
-		fmt.Fprintln(errOut, "usage: qrauthd admin [-data FILE | -socket PATH] COMMAND [ARGS]\n\ncommands:")
+	usage := func(w io.Writer) {
+		fmt.Fprintln(w, "Usage: qrauthd admin [-data FILE | -socket PATH] COMMAND [ARGS]\n\n"+
+			"Talks to the running server over its admin socket (by default admin.sock next to -data).\n\nCommands:")
 		names := make([]string, 0, len(adminCommands))
 		for n := range adminCommands {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		tw := tabwriter.NewWriter(errOut, 2, 8, 2, ' ', 0)
+		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 		for _, n := range names {
 			c := adminCommands[n]
 			fmt.Fprintf(tw, "  %s %s\t%s\n", n, c.usage, c.help)
 		}
 		tw.Flush()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) || (err == nil && fs.Arg(0) == "help") {
+		usage(out)
+		return 0
+	} else if err != nil {
+		fmt.Fprintf(errOut, "qrauthd admin: %v (qrauthd admin -h)\n", err)
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fs.Usage()
+		usage(errOut)
 		return 2
 	}
 	cmd, ok := adminCommands[fs.Arg(0)]
 	if !ok {
-		fmt.Fprintf(errOut, "qrauthd admin: unknown command %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(errOut, "qrauthd admin: unknown command %q (qrauthd admin -h lists them)\n", fs.Arg(0))
 		return 2
 	}
 	if *socket == "" {
@@ -172,7 +176,7 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 			}
 			var methods []string
 			for m, v := range u.Methods {
-				if v != false && v != nil {
+				if inUse(v) {
 					methods = append(methods, m)
 				}
 			}
@@ -185,6 +189,25 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		after = string(page.Users[len(page.Users)-1].ID)
 	}
 	return tw.Flush()
+}
+
+// inUse reports whether a method entry of /admin/api/users says the user
+// has the method: true, a count above 0 (badges) or a non-empty list
+// (offline methods). A count of 0 used to print as "badge".
+func inUse(v any) bool {
+	switch v := v.(type) {
+	case bool:
+		return v
+	case float64:
+		return v > 0
+	case []any:
+		return len(v) > 0
+	case map[string]any:
+		return len(v) > 0
+	case string:
+		return v != ""
+	}
+	return false
 }
 
 func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {

@@ -122,8 +122,15 @@ func TestBadgeAdminCommands(t *testing.T) {
 	if code, out, _ := badgeAdmin(m, "audit", string(uid)); code != 0 || !strings.Contains(out, "badge_issued") || !strings.Contains(out, "badge_revoked") {
 		t.Fatalf("audit: %d %q", code, out)
 	}
-	if code, out, _ := badgeAdmin(m, "users"); code != 0 || !strings.Contains(out, "Grace Hopper") {
+	code, out, _ = badgeAdmin(m, "users")
+	if code != 0 || !strings.Contains(out, "Grace Hopper") {
 		t.Fatalf("users: %d %q", code, out)
+	}
+	// Her only badge is revoked: 0 badges is not the method "badge".
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Grace Hopper") && strings.Contains(line, "badge") {
+			t.Errorf("users lists a badge for a user with none: %q", line)
+		}
 	}
 }
 

@@ -42,8 +42,12 @@ func loadMasterKey(file string) ([]byte, error) {
 
 // runGenkey prints a new random master key.
 func runGenkey(args []string, out, errOut io.Writer) int {
-	if len(args) != 0 {
-		fmt.Fprintln(errOut, "usage: qrauthd genkey > qrauth.key && chmod 600 qrauth.key")
+	const usage = "Usage: qrauthd genkey > qrauth.key && chmod 600 qrauth.key"
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(out, usage)
+		return 0
+	} else if len(args) != 0 {
+		fmt.Fprintln(errOut, usage)
 		return 2
 	}
 	key := make([]byte, 32)

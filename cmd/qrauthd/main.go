@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,32 +26,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "admin":
-			os.Exit(runAdmin(ctx, os.Args[2:], os.Stdout, os.Stderr))
-		case "genkey":
-			os.Exit(runGenkey(os.Args[2:], os.Stdout, os.Stderr))
-		}
-	}
-	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "qrauthd:", err)
-		os.Exit(2)
-	}
-	if err := m.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "qrauthd:", err)
-		os.Exit(1)
-	}
-	<-ctx.Done()
-	stop()
-	if err := m.Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "qrauthd:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // Main is the program: flags in, a running server out. Tests run it on
@@ -67,6 +43,9 @@ type Main struct {
 	DebugAddr     string
 	AdminSocket   string
 	KeyFile       string
+	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
+	// or "false": whether Run checks the database before serving.
+	CheckOnStart string
 
 	debug *http.Server
 
@@ -77,7 +56,7 @@ type Main struct {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{DataPath: filepath.Join("data", "qrauth.db"), LogLevel: "info", LogFormat: "text",
-		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr}
+		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr, CheckOnStart: "auto"}
 }
 
 // env returns the environment variable QRAUTH_<NAME> or def, so every flag
@@ -127,38 +106,71 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
-var badEnv []string
+// badEnv collects the malformed QRAUTH_* variables met while ParseFlags
+// defines its flags. ParseFlags empties it first and holds parseMu, so one
+// run's bad environment does not fail the next.
+var (
+	parseMu sync.Mutex
+	badEnv  []string
+)
 
 // ParseFlags reads flags, falling back to QRAUTH_* environment variables.
+// On -h it writes the help to out and returns flag.ErrHelp; on a bad flag
+// it writes nothing and returns the error, for the caller to report in one
+// line.
 func (m *Main) ParseFlags(args []string, out io.Writer) error {
+	parseMu.Lock()
+	defer parseMu.Unlock()
+	badEnv = nil
+	fs := m.flagSet()
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(out, fs)
+		}
+		return err
+	}
+	return m.afterParse(fs)
+}
+
+// flagSet defines every flag of the server on a new FlagSet that prints
+// nothing itself (see ParseFlags).
+func (m *Main) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("qrauthd", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (QRAUTH_ADDR)")
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
-	trust := fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
+	fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
 	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", envDuration("ROOM_TTL", 3*time.Minute), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
 	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", envDuration("PSK_ROTATION", 30*time.Second), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
 	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", envDuration("SESSION_TTL", 14*24*time.Hour), "browser session lifetime (QRAUTH_SESSION_TTL)")
 	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", envDuration("TICKET_TTL", 10*time.Second), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
 	fs.IntVar(&m.Config.MaxRooms, "max-rooms", envInt("MAX_ROOMS", 50000), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
-	rate := fs.Float64("room-rate", envFloat("ROOM_RATE", 1), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
+	fs.Float64("room-rate", envFloat("ROOM_RATE", 1), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
 	fs.IntVar(&m.Config.RoomBurst, "room-burst", envInt("ROOM_BURST", 20), "burst of new rooms per client IP (QRAUTH_ROOM_BURST)")
-	appRate := fs.Float64("app-rate", envFloat("APP_RATE", 5), "app connections and app API calls per second per client IP (QRAUTH_APP_RATE)")
+	fs.Float64("app-rate", envFloat("APP_RATE", 5), "app connections and app API calls per second per client IP (QRAUTH_APP_RATE)")
 	fs.IntVar(&m.Config.AppBurst, "app-burst", envInt("APP_BURST", 30), "burst of app connections per client IP (QRAUTH_APP_BURST)")
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
-	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with `qrauthd genkey` (QRAUTH_KEY_FILE)")
+	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
 	m.offlineFlags(fs)
 	m.oathFlags(fs)
 	m.badgeFlags(fs)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
+	m.CheckOnStart = env("CHECK_ON_START", m.CheckOnStart)
+	fs.Var((*checkOnStartFlag)(&m.CheckOnStart), "check-on-start",
+		fmt.Sprintf("check the database before serving: true, false, or auto = files up to %d MiB (QRAUTH_CHECK_ON_START)", checkOnStartLimit>>20))
+	return fs
+}
+
+func (m *Main) afterParse(fs *flag.FlagSet) error {
+	rate, _ := fs.Lookup("room-rate").Value.(flag.Getter).Get().(float64)
+	appRate, _ := fs.Lookup("app-rate").Value.(flag.Getter).Get().(float64)
+	trust, _ := fs.Lookup("trust-proxy").Value.(flag.Getter).Get().(bool)
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -168,11 +180,14 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
 	}
-	if *rate <= 0 || *appRate <= 0 {
+	if _, err := parseCheckOnStart(m.CheckOnStart); err != nil {
+		return fmt.Errorf("-check-on-start / QRAUTH_CHECK_ON_START: %w", err)
+	}
+	if rate <= 0 || appRate <= 0 {
 		return errors.New("-room-rate and -app-rate must be positive")
 	}
-	m.Config.RoomRate, m.Config.AppRate = rateLimit(*rate), rateLimit(*appRate)
-	m.Config.TrustProxy = *trust
+	m.Config.RoomRate, m.Config.AppRate = rateLimit(rate), rateLimit(appRate)
+	m.Config.TrustProxy = trust
 	return nil
 }
 
@@ -212,8 +227,14 @@ func (m *Main) Run() error {
 	}
 
 	db, err := store.Open(m.DataPath, store.Options{})
-	if err != nil {
-		return fmt.Errorf("open database %s: %w", m.DataPath, err)
+	if errors.Is(err, store.ErrDamaged) {
+		return fmt.Errorf("database: %w\nRestore the file from a backup; `qrauthd check FILE` lists what is wrong with it", err)
+	} else if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := m.checkOnStart(db, log); err != nil {
+		db.Close()
+		return err
 	}
 	m.DB = db
 	srv, err := server.New(m.Config, db)

@@ -50,7 +50,7 @@ func (m *Main) oathFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	if f := fs.Lookup("data"); f != nil {
-		f.Value = followData{Value: f.Value, fn: func(path string) {
+		f.Value = &followData{Value: f.Value, fn: func(path string) {
 			if !explicit {
 				c.LetterDir = filepath.Join(filepath.Dir(path), "letters")
 			}
@@ -110,7 +110,16 @@ type followData struct {
 	fn func(string)
 }
 
-func (f followData) Set(s string) error {
+// String handles the zero followData, which the flag package makes to
+// find out whether a default is worth printing.
+func (f *followData) String() string {
+	if f == nil || f.Value == nil {
+		return ""
+	}
+	return f.Value.String()
+}
+
+func (f *followData) Set(s string) error {
 	if err := f.Value.Set(s); err != nil {
 		return err
 	}

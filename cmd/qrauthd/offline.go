@@ -36,7 +36,7 @@ func (m *Main) offlineFlags(fs *flag.FlagSet) {
 		}
 	}
 	fs.Func("offline-api-token-file", "file with the bearer tokens of relying sites for the offline API, one per line "+
-		"(make each with `qrauthd genkey`; mode 0600) (QRAUTH_OFFLINE_API_TOKEN_FILE)", load)
+		"(make each with qrauthd genkey; mode 0600) (QRAUTH_OFFLINE_API_TOKEN_FILE)", load)
 }
 
 // readTokenFile reads bearer tokens, one per line; blank lines and lines
