@@ -89,7 +89,7 @@ func (s *Server) openAdminSocket(path string) error {
 }
 
 // adminUserView is a row of the admin user list. Feature flows add their
-// per-user status through adminUserExtras.
+// per-user status through Flow.AdminUser.
 type adminUserView struct {
 	ID        qrauth.UserID  `json:"id"`
 	Name      string         `json:"name"`
@@ -99,10 +99,6 @@ type adminUserView struct {
 	Devices   int            `json:"devices"`
 	Methods   map[string]any `json:"methods"`
 }
-
-// adminUserExtras fills in the methods of a user row, one function per
-// flow (OATH, offline, badges), registered by those flows' files.
-var adminUserExtras []func(s *Server, ctx context.Context, u *qrauth.User, methods map[string]any) error
 
 func (s *Server) adminRoutes(e *echo.Echo) {
 	e.GET("/admin/api/users", s.handleAdminListUsers)
@@ -129,8 +125,8 @@ func (s *Server) viewAdminUser(ctx context.Context, u *qrauth.User) (adminUserVi
 	if v.Roles == nil {
 		v.Roles = []qrauth.Role{}
 	}
-	for _, fn := range adminUserExtras {
-		if err := fn(s, ctx, u, v.Methods); err != nil {
+	for _, f := range s.flows {
+		if err := f.AdminUser(ctx, u, v.Methods); err != nil {
 			return adminUserView{}, err
 		}
 	}

@@ -48,7 +48,7 @@ func (n *nonceCache) purge(now time.Time) {
 // authenticateDevice checks a device-signed request (see qrauth.AppRequest).
 func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	now := s.cfg.Now()
-	if ok, wait := s.apps.allow(c.RealIP(), now); !ok {
+	if ok, wait := s.apps.Allow(c.RealIP(), now); !ok {
 		return nil, rateLimited(c, wait, "rate_limited", "Too many requests from this address. Wait a moment and try again.")
 	}
 	h := c.Request().Header

@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -178,28 +177,46 @@ type badgeFlow struct {
 	cfg  BadgeConfig
 	keys *badgeKeys // nil while badges are off
 
-	frames   *limiter // frames and scans per IP
-	pwIP     *limiter // password attempts per IP
-	pwUser   *limiter // wrong passwords per account
-	hashes   chan struct{}
-	decodes  chan struct{}
-	purgeMu  sync.Mutex
-	purgedAt time.Time
+	frames  *Limiter // frames and scans per IP
+	pwIP    *Limiter // password attempts per IP
+	pwUser  *Limiter // wrong passwords per account
+	hashes  chan struct{}
+	decodes chan struct{}
 }
 
-func (s *Server) badgeRoutes(e *echo.Echo) {
+// Name implements Flow.
+func (b *badgeFlow) Name() string { return "badge" }
+
+// Gate implements Flow.
+func (b *badgeFlow) Gate(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+	return badgeGate(b.s, ctx, u, si)
+}
+
+// AdminUser implements Flow.
+func (b *badgeFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	return badgeAdminExtras(b.s, ctx, u, methods)
+}
+
+// Purge implements Flow: the limiters are the core's to purge.
+func (b *badgeFlow) Purge(context.Context, time.Time) {}
+
+// Shutdown implements Flow.
+func (b *badgeFlow) Shutdown() {}
+
+// Mount implements Flow.
+func (b *badgeFlow) Mount(h Host, e *echo.Echo) error {
+	s := h.(host).s
 	cfg := s.cfg.Badge
 	// argon2id holds its memory for the whole hash, and a QR decode is
 	// CPU-bound: bound both by the cores, so a flood queues instead of
 	// exhausting memory.
 	n := max(2, runtime.GOMAXPROCS(0))
-	b := &badgeFlow{s: s, cfg: cfg,
-		frames:  newLimiter(cfg.FrameRate, cfg.FrameBurst),
-		pwIP:    newLimiter(cfg.PasswordRate, cfg.PasswordBurst),
-		pwUser:  newLimiter(rate.Every(30*time.Second), 10),
-		hashes:  make(chan struct{}, n),
-		decodes: make(chan struct{}, n),
-	}
+	b.s, b.cfg = s, cfg
+	b.frames = h.NewLimiter(cfg.FrameRate, cfg.FrameBurst)
+	b.pwIP = h.NewLimiter(cfg.PasswordRate, cfg.PasswordBurst)
+	b.pwUser = h.NewLimiter(rate.Every(30*time.Second), 10)
+	b.hashes = make(chan struct{}, n)
+	b.decodes = make(chan struct{}, n)
 	if cfg.Enabled {
 		keys, err := newBadgeKeys(s.cfg.MasterKey, s.cfg.Rand)
 		if err != nil {
@@ -227,50 +244,33 @@ func (s *Server) badgeRoutes(e *echo.Echo) {
 	e.GET("/admin/api/badge/users/:id", b.handleAdminListBadges)
 	e.POST("/admin/api/badge/users/:id", b.handleAdminIssueBadge)
 	e.POST("/admin/api/badge/badges/:id/revoke", b.handleAdminRevokeBadge)
-}
-
-// badgeGateIndex is the place of badgeGate in signInGates.
-var badgeGateIndex int
-
-func init() {
-	badgeGateIndex = len(signInGates)
-	signInGates = append(signInGates, badgeGate)
-	adminUserExtras = append(adminUserExtras, badgeAdminExtras)
+	return nil
 }
 
 // badgeGate asks for the second factor after an insecure badge, and, under
 // the method policy, for the badge of a user who holds one after any other
 // first step.
-func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (string, error) {
+func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
 	if si.Passed(MethodBadgeInsecure) {
 		// A username substitute alone proves nothing: any other step
 		// (password, the phone, a code of another flow) must follow.
-		for _, m := range si.Methods {
-			if m != MethodBadgeInsecure {
-				return "", nil
-			}
+		if si.Authenticated() {
+			return Step{}, nil
 		}
 		// When a later gate asks for a step of its own (an OATH code), that
-		// step is the second factor: let it ask, rather than asking for a
-		// password first and its step after.
-		for _, g := range signInGates[badgeGateIndex+1:] {
-			if next, err := g(s, ctx, u, si); err != nil {
-				return "", err
-			} else if next != "" {
-				return "", nil
-			}
-		}
-		return "/badge", nil
+		// step is the second factor: a fallback lets it ask, rather than
+		// asking for a password first and its step after.
+		return Step{Page: "/badge", Fallback: true}, nil
 	}
 	cfg := s.cfg.Badge
 	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
-		return "", nil
+		return Step{}, nil
 	}
 	active, err := holdsSecureBadge(s, ctx, u.ID)
 	if err != nil || !active {
-		return "", err
+		return Step{}, err
 	}
-	return "/badge", nil
+	return Step{Page: "/badge"}, nil
 }
 
 // holdsSecureBadge reports whether the user has a secure badge that could
@@ -342,22 +342,6 @@ func errBadgeExpired(at time.Time) error {
 	return qrauth.Errorf(qrauth.EEXPIRED, "badge_expired", "This badge expired on %s. Ask for a new one.", at.UTC().Format("2 January 2006"))
 }
 
-// purge drops idle rate-limit buckets now and then. The server's janitor
-// does not know this flow's limiters.
-func (b *badgeFlow) purge(now time.Time) {
-	b.purgeMu.Lock()
-	due := now.Sub(b.purgedAt) > time.Minute
-	if due {
-		b.purgedAt = now
-	}
-	b.purgeMu.Unlock()
-	if due {
-		b.frames.purge(now)
-		b.pwIP.purge(now)
-		b.pwUser.purge(now)
-	}
-}
-
 // acquire takes a slot of sem, waiting at most a few seconds.
 func acquire(c echo.Context, sem chan struct{}) error {
 	t := time.NewTimer(5 * time.Second)
@@ -408,11 +392,13 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 		return err
 	}
 	step := ""
-	if next, err := badgeGate(b.s, ctx, u, si); err != nil {
+	// The step the whole sign-in asks for next: after an insecure badge,
+	// another flow's step (an OATH code) comes before this page's password.
+	if next, err := b.s.nextStep(ctx, u, si); err != nil {
 		return err
-	} else if next == "/badge" && si.Passed(MethodBadgeInsecure) {
+	} else if next.Page == "/badge" && si.Passed(MethodBadgeInsecure) {
 		step = stepSecondFactor
-	} else if next == "/badge" {
+	} else if next.Page == "/badge" {
 		step = stepBadge
 	}
 	if step == "" {
@@ -431,7 +417,7 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 
 // peekPending returns a snapshot of the browser's parked sign-in without
 // counting an attempt.
-func (b *badgeFlow) peekPending(c echo.Context) (*signIn, bool) {
+func (b *badgeFlow) peekPending(c echo.Context) (*SignIn, bool) {
 	si, err := b.s.peekSignIn(c)
 	return si, err == nil
 }
@@ -439,14 +425,6 @@ func (b *badgeFlow) peekPending(c echo.Context) (*signIn, bool) {
 // pendingStep returns a copy of the browser's parked sign-in, counting an
 // attempt. Handlers add their method to the copy and continue with it, so
 // two requests racing on one sign-in never share a slice.
-func (b *badgeFlow) pendingStep(c echo.Context) (*signIn, error) {
-	si, err := b.s.pendingSignIn(c)
-	if err != nil {
-		return nil, err
-	}
-	b.s.pending.mu.Lock()
-	cp := *si
-	cp.Methods = slices.Clone(si.Methods)
-	b.s.pending.mu.Unlock()
-	return &cp, nil
+func (b *badgeFlow) pendingStep(c echo.Context) (*SignIn, error) {
+	return b.s.pendingSignIn(c)
 }

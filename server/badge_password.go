@@ -84,18 +84,17 @@ func (b *badgeFlow) weaker(p qrauth.PasswordParams) bool {
 // lock a person out of their own account for long.
 func (b *badgeFlow) limitPassword(c echo.Context, uid qrauth.UserID) error {
 	now := b.s.cfg.Now()
-	b.purge(now)
-	if ok, wait := b.pwIP.allow(c.RealIP(), now); !ok {
+	if ok, wait := b.pwIP.Allow(c.RealIP(), now); !ok {
 		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
-	if ok, wait := b.pwUser.peek(string(uid), now); !ok {
+	if ok, wait := b.pwUser.Peek(string(uid), now); !ok {
 		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
 	return nil
 }
 
 func (b *badgeFlow) wrongPassword(c echo.Context, uid qrauth.UserID, where string) error {
-	b.pwUser.allow(string(uid), b.s.cfg.Now())
+	b.pwUser.Allow(string(uid), b.s.cfg.Now())
 	b.s.log.Info("wrong password", slog.String("user", string(uid)), slog.String("ip", c.RealIP()), slog.String("where", where))
 	return errWrongPassword
 }
@@ -277,6 +276,5 @@ func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
 	if err := b.checkCurrentPassword(c, stored, body.Password, "sign-in"); err != nil {
 		return err
 	}
-	si.Methods = append(si.Methods, MethodPassword)
-	return b.s.continueSignIn(c, si)
+	return b.s.continueSignIn(c, si.Pass(MethodPassword))
 }

@@ -114,8 +114,7 @@ func halfSize(img image.Image) image.Image {
 // limitScan takes a token of the client's frame-and-scan allowance.
 func (b *badgeFlow) limitScan(c echo.Context) error {
 	now := b.s.cfg.Now()
-	b.purge(now)
-	if ok, wait := b.frames.allow(c.RealIP(), now); !ok {
+	if ok, wait := b.frames.Allow(c.RealIP(), now); !ok {
 		return rateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
 	}
 	return nil
@@ -210,13 +209,15 @@ func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
 		case badge.UserID != si.UserID:
 			return errBadgeWrongUser
 		}
-		si.Methods = append(si.Methods, method)
-		return b.s.continueSignIn(c, si)
+		return b.s.continueSignIn(c, si.Pass(method))
 	}
 	// First step: a new sign-in, whatever this browser had parked before.
-	return b.s.continueSignIn(c, &signIn{
-		UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent(), Methods: []string{method},
-	})
+	si := &SignIn{UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	if method == MethodBadgeInsecure {
+		// A username substitute: it names the person, proves nothing.
+		return b.s.continueSignIn(c, si.PassIdentifying(method))
+	}
+	return b.s.continueSignIn(c, si.Pass(method))
 }
 
 // verifyBadge checks a payload against the deployment's keys, the badge's
@@ -292,7 +293,7 @@ func (b *badgeFlow) handlePhone(c echo.Context) error {
 		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_phone_other_user",
 			"That phone belongs to another account than the badge. Approve with the badge holder's own phone.")
 	}
-	si.Methods = append(si.Methods, MethodQR)
+	si = si.Pass(MethodQR)
 	si.DeviceID = t.deviceID
 	return b.s.continueSignIn(c, si)
 }

@@ -527,7 +527,7 @@ func badgeServerAt(t *testing.T, path string, key []byte, edits ...func(*server.
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db)
+	s, err := server.New(cfg, db, server.BuiltinFlows()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -895,7 +895,7 @@ func TestBadgePasswordRehash(t *testing.T) {
 	cfg := server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	badgeConfig(&cfg)
 	cfg.Badge.Password = qrauth.PasswordParams{Time: 2, Memory: 128, Threads: 1, KeyLen: 32}
-	s, err := server.New(cfg, db)
+	s, err := server.New(cfg, db, server.BuiltinFlows()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -990,7 +990,7 @@ func TestBadgeConfig(t *testing.T) {
 		"WeakArgon2Memory": {server.BadgeConfig{Password: qrauth.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := server.New(server.Config{MasterKey: tc.key, Badge: tc.cfg}, db)
+			_, err := server.New(server.Config{MasterKey: tc.key, Badge: tc.cfg}, db, server.BuiltinFlows()...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one about %q", err, tc.want)
 			}

@@ -43,7 +43,7 @@ func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db)
+	s, err := server.New(cfg, db, server.BuiltinFlows()...)
 	if err != nil {
 		tb.Fatal(err)
 	}

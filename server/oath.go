@@ -194,6 +194,36 @@ func (c OATHConfig) withDefaults(all Config) (OATHConfig, error) {
 	return c, nil
 }
 
+// oathFlow is the OATH flow as the server mounts it.
+type oathFlow struct{ s *Server }
+
+// Name implements Flow.
+func (f *oathFlow) Name() string { return MethodOATH }
+
+// Mount implements Flow.
+func (f *oathFlow) Mount(h Host, e *echo.Echo) error {
+	f.s = h.(host).s
+	f.s.oathRoutes(e)
+	return nil
+}
+
+// Gate implements Flow.
+func (f *oathFlow) Gate(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+	page, err := oathGate(f.s, ctx, u, si)
+	return Step{Page: page}, err
+}
+
+// AdminUser implements Flow.
+func (f *oathFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	return oathAdminExtra(f.s, ctx, u, methods)
+}
+
+// Purge implements Flow: OATH keeps nothing in memory.
+func (f *oathFlow) Purge(context.Context, time.Time) {}
+
+// Shutdown implements Flow.
+func (f *oathFlow) Shutdown() {}
+
 func (s *Server) oathRoutes(e *echo.Echo) {
 	// The account page's section asks GET /api/oath whether the flow is on,
 	// so that route answers also when it is off.
@@ -216,13 +246,8 @@ func (s *Server) oathRoutes(e *echo.Echo) {
 	e.POST("/admin/api/oath/:id/letter", s.handleAdminOATHLetter)
 }
 
-func init() {
-	signInGates = append(signInGates, oathGate)
-	adminUserExtras = append(adminUserExtras, oathAdminExtra)
-}
-
 // oathGate asks for an OATH code after the first step, as the policy says.
-func oathGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (string, error) {
+func oathGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (string, error) {
 	p := s.cfg.OATH.Policy
 	if !s.cfg.OATH.Enabled || p == OATHPolicyOff || si.Passed(MethodOATH) {
 		return "", nil

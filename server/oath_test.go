@@ -376,7 +376,7 @@ func oathServerAt(t *testing.T, path string, clock *oathClock) *testServer {
 	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	oathConfig(clock, nil)(&cfg)
-	s, err := server.New(cfg, db)
+	s, err := server.New(cfg, db, server.BuiltinFlows()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +716,7 @@ func TestOATHDisabled(t *testing.T) {
 	}
 	st, body = b.do("POST", "/api/oath/enrol", "")
 	oathWant(t, st, body, 404, "no_such_route")
-	if _, err := server.New(server.Config{OATH: server.OATHConfig{Enabled: true}}, srv.DB); err == nil ||
+	if _, err := server.New(server.Config{OATH: server.OATHConfig{Enabled: true}}, srv.DB, server.BuiltinFlows()...); err == nil ||
 		!strings.Contains(err.Error(), "qrauthd genkey") {
 		t.Fatalf("OATH without a key: %v", err)
 	}

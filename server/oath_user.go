@@ -3,7 +3,6 @@ package server
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -418,11 +417,6 @@ func (s *Server) handleOATHSignIn(c echo.Context) error {
 	default:
 		return qrauth.Errorf(qrauth.ECONFLICT, "oath_not_enrolled", "This account has no authenticator app.")
 	}
-	// si is shared with the pending map (whose lock guards its attempt
-	// count); the next step gets its own copy.
-	s.pending.mu.Lock()
-	next := *si
-	s.pending.mu.Unlock()
-	next.Methods = append(slices.Clone(si.Methods), MethodOATH)
-	return s.continueSignIn(c, &next)
+	// si is this request's own copy (pendingSignIn).
+	return s.continueSignIn(c, si.Pass(MethodOATH))
 }

@@ -111,7 +111,7 @@ type offlineFlow struct {
 	s      *Server
 	cfg    OfflineConfig
 	sealer *sealer
-	begins *limiter
+	begins *Limiter
 	tokens [][32]byte // SHA-256 of the API tokens
 	wait   approvalWaiters
 
@@ -122,9 +122,26 @@ type offlineFlow struct {
 	shutdown     chan struct{} // closed when the HTTP server shuts down
 }
 
-func (s *Server) offlineRoutes(e *echo.Echo) {
-	o := &offlineFlow{s: s, cfg: s.cfg.Offline, begins: newLimiter(s.cfg.Offline.BeginRate, s.cfg.Offline.BeginBurst),
-		shutdown: make(chan struct{})}
+// newOfflineFlow returns the flow, mounted by the server.
+func newOfflineFlow() *offlineFlow { return &offlineFlow{shutdown: make(chan struct{})} }
+
+// Name implements Flow.
+func (o *offlineFlow) Name() string { return "offline" }
+
+// Gate implements Flow: an offline code is a first step; it asks for none.
+func (o *offlineFlow) Gate(context.Context, *qrauth.User, *SignIn) (Step, error) { return Step{}, nil }
+
+// Purge implements Flow.
+func (o *offlineFlow) Purge(ctx context.Context, _ time.Time) { o.purge(ctx) }
+
+// Shutdown implements Flow: long polls end.
+func (o *offlineFlow) Shutdown() { o.shutdownOnce.Do(func() { close(o.shutdown) }) }
+
+// Mount implements Flow.
+func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
+	s := hs.(host).s
+	o.s, o.cfg = s, s.cfg.Offline
+	o.begins = hs.NewLimiter(s.cfg.Offline.BeginRate, s.cfg.Offline.BeginBurst)
 	for _, t := range o.cfg.APITokens {
 		o.tokens = append(o.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -175,10 +192,13 @@ func (s *Server) offlineRoutes(e *echo.Echo) {
 	// Administration.
 	e.GET("/admin/api/offline/users/:id", h(o.admin(o.handleUserMethods)))
 	e.POST("/admin/api/offline/users/:id/unlock", h(o.admin(o.handleUnlock)))
+	return nil
 }
 
-func init() {
-	adminUserExtras = append(adminUserExtras, func(s *Server, ctx context.Context, u *qrauth.User, methods map[string]any) error {
+// AdminUser implements Flow: the user's offline methods.
+func (o *offlineFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	{
+		s := o.s
 		creds, err := s.store.FindOfflineCredentialsByUser(ctx, u.ID)
 		if err != nil {
 			return err
@@ -196,7 +216,7 @@ func init() {
 		}
 		methods["offline"] = views
 		return nil
-	})
+	}
 }
 
 var errOfflineDisabled = qrauth.Errorf(qrauth.ENOTFOUND, "offline_disabled",
@@ -309,16 +329,9 @@ func (o *offlineFlow) originHost() string {
 	return o.s.cfg.Origin
 }
 
-// onShutdown returns a channel closed when the HTTP server shuts down, so
-// that long polls end instead of holding the shutdown up.
-func (o *offlineFlow) onShutdown() <-chan struct{} {
-	o.shutdownOnce.Do(func() {
-		if o.s.http != nil {
-			o.s.http.RegisterOnShutdown(func() { close(o.shutdown) })
-		}
-	})
-	return o.shutdown
-}
+// onShutdown returns a channel closed when the server shuts down, so that
+// long polls end instead of holding the shutdown up.
+func (o *offlineFlow) onShutdown() <-chan struct{} { return o.shutdown }
 
 // approvalWaiters lets long polls wait for a change of an approval.
 type approvalWaiters struct {

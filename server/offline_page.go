@@ -121,7 +121,7 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if ok, wait := o.begins.allow(c.RealIP(), o.s.cfg.Now()); !ok {
+	if ok, wait := o.begins.Allow(c.RealIP(), o.s.cfg.Now()); !ok {
 		return rateLimited(c, wait, "rate_limited", "Too many sign-in codes from this address. Wait a moment and try again.")
 	}
 	var body signInBeginBody
@@ -215,7 +215,7 @@ func (o *offlineFlow) handleSignInVerify(c echo.Context) error {
 	if after.State != qrauth.OfflineSucceeded {
 		return o.attemptError(after, cred)
 	}
-	return o.s.continueSignIn(c, &signIn{UserID: after.UserID, DeviceID: after.DeviceID, IP: c.RealIP(),
+	return o.s.continueSignIn(c, &SignIn{UserID: after.UserID, DeviceID: after.DeviceID, IP: c.RealIP(),
 		UserAgent: c.Request().UserAgent(), Methods: []string{MethodOffline}})
 }
 

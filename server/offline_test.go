@@ -231,7 +231,7 @@ func TestOfflineConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var cfg server.Config
 			tc.edit(&cfg)
-			_, err := server.New(cfg, MustOpenServer(t, nil).DB)
+			_, err := server.New(cfg, MustOpenServer(t, nil).DB, server.BuiltinFlows()...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
@@ -240,7 +240,7 @@ func TestOfflineConfig(t *testing.T) {
 	for n := qrauth.MinOTPLength; n <= qrauth.MaxOTPLength; n++ {
 		cfg := server.Config{MasterKey: make([]byte, 32)}
 		cfg.Offline.Enabled, cfg.Offline.OTPLength = true, n
-		if _, err := server.New(cfg, MustOpenServer(t, nil).DB); err != nil {
+		if _, err := server.New(cfg, MustOpenServer(t, nil).DB, server.BuiltinFlows()...); err != nil {
 			t.Fatalf("length %d: %v", n, err)
 		}
 	}

@@ -8,9 +8,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// limiter keeps one token bucket per client IP. Idle buckets are dropped by
-// purge, so the map stays as small as the set of recent callers.
-type limiter struct {
+// Limiter keeps one token bucket per key (a client IP, an account). Idle
+// buckets are dropped by purge, so the map stays as small as the set of recent callers.
+type Limiter struct {
 	limit rate.Limit
 	burst int
 
@@ -23,13 +23,13 @@ type bucket struct {
 	seen time.Time
 }
 
-func newLimiter(limit rate.Limit, burst int) *limiter {
-	return &limiter{limit: limit, burst: burst, m: make(map[string]*bucket)}
+func newLimiter(limit rate.Limit, burst int) *Limiter {
+	return &Limiter{limit: limit, burst: burst, m: make(map[string]*bucket)}
 }
 
-// allow takes a token for ip. When none is left it returns the wait until
+// Allow takes a token for ip. When none is left it returns the wait until
 // the next one, for Retry-After.
-func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
+func (l *Limiter) Allow(ip string, now time.Time) (bool, time.Duration) {
 	if l.limit == rate.Inf {
 		return true, 0
 	}
@@ -52,8 +52,8 @@ func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	return true, 0
 }
 
-// peek reports whether ip would get a token now, without taking one.
-func (l *limiter) peek(ip string, now time.Time) (bool, time.Duration) {
+// Peek reports whether ip would get a token now, without taking one.
+func (l *Limiter) Peek(ip string, now time.Time) (bool, time.Duration) {
 	if l.limit == rate.Inf {
 		return true, 0
 	}
@@ -70,7 +70,7 @@ func (l *limiter) peek(ip string, now time.Time) (bool, time.Duration) {
 }
 
 // purge drops buckets idle long enough to have refilled completely.
-func (l *limiter) purge(now time.Time) {
+func (l *Limiter) purge(now time.Time) {
 	full := time.Duration(math.Ceil(float64(l.burst)/float64(l.limit))) * time.Second
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -50,7 +50,7 @@ func registeredRoutes(t *testing.T) []string {
 	cfg := Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MasterKey: bytes.Repeat([]byte{7}, 32)}
 	cfg.Offline.Enabled, cfg.OATH.Enabled, cfg.Badge.Enabled = true, true, true
-	s, err := New(cfg, db)
+	s, err := New(cfg, db, BuiltinFlows()...)
 	if err != nil {
 		t.Fatal(err)
 	}

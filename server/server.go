@@ -31,10 +31,14 @@ type Server struct {
 	admin   *http.Server // the operator's Unix socket, when configured
 	echo    *echo.Echo
 	hub     *hub
-	rooms   *limiter // room creation per IP
-	apps    *limiter // app sockets and app API calls per IP
+	rooms   *Limiter // room creation per IP
+	apps    *Limiter // app sockets and app API calls per IP
 	seen    *nonceCache
 	pending pendingStore
+	flows   []Flow
+
+	limitersMu sync.Mutex
+	limiters   []*Limiter // the flows' (Host.NewLimiter), purged by the janitor
 
 	bindMu sync.Mutex
 	bindK  []byte // the bind cookie's MAC key, see bindKey
@@ -52,8 +56,9 @@ type Server struct {
 	TLSCertFile, TLSKeyFile string
 }
 
-// New checks cfg and prepares a server over store. It does not listen yet.
-func New(cfg Config, store qrauth.Store) (*Server, error) {
+// New checks cfg and prepares a server over store with the given flows, in
+// the order their sign-in gates run. It does not listen yet.
+func New(cfg Config, store qrauth.Store, flows ...Flow) (*Server, error) {
 	if store == nil {
 		return nil, errors.New("server: nil store")
 	}
@@ -65,7 +70,14 @@ func New(cfg Config, store qrauth.Store) (*Server, error) {
 	if origin == "" {
 		cfg.Origin = "" // decided by Open from the real listen address
 	}
-	return &Server{cfg: cfg, store: store, log: cfg.Logger}, nil
+	seen := map[string]bool{}
+	for _, f := range flows {
+		if f == nil || seen[f.Name()] {
+			return nil, fmt.Errorf("server: flow %v listed twice or nil", f)
+		}
+		seen[f.Name()] = true
+	}
+	return &Server{cfg: cfg, store: store, log: cfg.Logger, flows: flows}, nil
 }
 
 // Open listens on cfg.Addr and serves in the background. With port 0 the
@@ -84,7 +96,10 @@ func (s *Server) Open() error {
 		s.cfg.Origin = scheme + "://" + ln.Addr().String()
 	}
 	s.ln = ln
-	s.build()
+	if err := s.build(); err != nil {
+		ln.Close()
+		return err
+	}
 	s.http = &http.Server{
 		Handler:           s.echo,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -121,17 +136,7 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // Origin returns the public origin in effect.
 func (s *Server) Origin() string { return s.cfg.Origin }
 
-// Handler returns the HTTP handler, for serving it on a listener of your
-// own. Open calls it; call it yourself only instead of Open, after setting
-// cfg.Origin.
-func (s *Server) Handler() http.Handler {
-	if s.echo == nil {
-		s.build()
-	}
-	return s.echo
-}
-
-func (s *Server) build() {
+func (s *Server) build() error {
 	s.hub = newHub(s.cfg, s.store)
 	s.rooms = newLimiter(s.cfg.RoomRate, s.cfg.RoomBurst)
 	s.apps = newLimiter(s.cfg.AppRate, s.cfg.AppBurst)
@@ -146,7 +151,6 @@ func (s *Server) build() {
 	}
 	s.stop = make(chan struct{})
 	s.stopped = make(chan struct{})
-	go s.janitor()
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -159,10 +163,14 @@ func (s *Server) build() {
 	}
 	e.Use(s.recoverPanics, s.logRequests, s.securityHeaders, middleware.BodyLimit("16K"), s.checkUnsafeOrigin)
 	s.echo = e
-	s.routes(e)
+	if err := s.routes(e); err != nil {
+		return err
+	}
+	go s.janitor()
+	return nil
 }
 
-func (s *Server) routes(e *echo.Echo) {
+func (s *Server) routes(e *echo.Echo) error {
 	e.GET("/", s.handleLoginPage)
 	e.GET("/account", s.handleAccountPage)
 	e.GET("/q/:psk", s.handleScanPage)
@@ -188,10 +196,12 @@ func (s *Server) routes(e *echo.Echo) {
 	e.DELETE("/api/app/sessions/:id", s.handleAppDeleteSession)
 
 	s.adminRoutes(e)
-	// The flows beside the core, each in its own files.
-	s.offlineRoutes(e)
-	s.oathRoutes(e)
-	s.badgeRoutes(e)
+	for _, f := range s.flows {
+		if err := f.Mount(host{s}, e); err != nil {
+			return fmt.Errorf("flow %s: %w", f.Name(), err)
+		}
+	}
+	return nil
 }
 
 // janitor drops expired tickets, idle rate-limit buckets, old nonces and
@@ -226,6 +236,17 @@ func (s *Server) sweep(lastSweep *time.Time) {
 	s.apps.purge(now)
 	s.seen.purge(now)
 	s.pending.purge(now)
+	s.limitersMu.Lock()
+	limiters := s.limiters
+	s.limitersMu.Unlock()
+	for _, l := range limiters {
+		l.purge(now)
+	}
+	for _, f := range s.flows {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		f.Purge(ctx, now)
+		cancel()
+	}
 	if now.Sub(*lastSweep) > 10*time.Minute {
 		*lastSweep = now
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -249,6 +270,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) error {
 	var errs []error
+	for _, f := range s.flows {
+		f.Shutdown()
+	}
 	if s.http != nil {
 		// http.Server.Shutdown ignores hijacked WebSocket connections; the
 		// hub closes those.

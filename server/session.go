@@ -112,7 +112,7 @@ func (s *Server) handleCreateSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.continueSignIn(c, &signIn{
+	return s.continueSignIn(c, &SignIn{
 		UserID: t.userID, DeviceID: t.deviceID, IP: t.ip, UserAgent: t.userAgent, Methods: []string{MethodQR},
 	})
 }

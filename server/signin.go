@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,53 +33,28 @@ const maxPendingAttempts = 5
 
 const pendingCookie = "qrauth_pending"
 
-// signIn is a sign-in in progress or complete.
-type signIn struct {
-	UserID    qrauth.UserID
-	DeviceID  qrauth.DeviceID // the approving phone, if any
-	IP        string
-	UserAgent string
-	Methods   []string // steps passed so far, in order
-
-	bindHash []byte
-	expires  time.Time
-	attempts int
-}
-
-// Passed reports whether method is among the steps passed.
-func (si *signIn) Passed(method string) bool { return slices.Contains(si.Methods, method) }
-
-// gate decides, after each step, whether si needs another one: it returns
-// the path of the page that asks for it, or "" when it has nothing to ask.
-// Flows register gates from their own files (see signInGates).
-type gate func(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (next string, err error)
-
-var signInGates []gate
-
 type pendingStore struct {
 	mu sync.Mutex
-	m  map[[32]byte]*signIn
+	m  map[[32]byte]*SignIn
 }
 
 // continueSignIn is called after every passed step: it either issues the
 // session or parks the sign-in and answers with the next page.
-func (s *Server) continueSignIn(c echo.Context, si *signIn) error {
+func (s *Server) continueSignIn(c echo.Context, si *SignIn) error {
 	ctx := c.Request().Context()
 	u, err := s.store.FindUserByID(ctx, si.UserID)
 	if err != nil {
 		return err
 	}
-	for _, g := range signInGates {
-		next, err := g(s, ctx, u, si)
-		if err != nil {
+	next, err := s.nextStep(ctx, u, si)
+	if err != nil {
+		return err
+	}
+	if !next.Zero() {
+		if err := s.parkSignIn(c, si); err != nil {
 			return err
 		}
-		if next != "" {
-			if err := s.parkSignIn(c, si); err != nil {
-				return err
-			}
-			return c.JSON(http.StatusOK, map[string]any{"next": next, "methods": si.Methods})
-		}
+		return c.JSON(http.StatusOK, map[string]any{"next": next.Page, "methods": si.Methods})
 	}
 	s.dropPending(c)
 	sess, err := s.issueSession(c, si)
@@ -90,8 +64,28 @@ func (s *Server) continueSignIn(c echo.Context, si *signIn) error {
 	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": "/account"})
 }
 
+// nextStep runs the flows' gates in their order: the first step asked for
+// wins, except that a fallback step gives way to any later gate's step.
+func (s *Server) nextStep(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+	var fallback Step
+	for _, f := range s.flows {
+		st, err := f.Gate(ctx, u, si)
+		if err != nil {
+			return Step{}, err
+		}
+		switch {
+		case st.Zero():
+		case !st.Fallback:
+			return st, nil
+		case fallback.Zero():
+			fallback = st
+		}
+	}
+	return fallback, nil
+}
+
 // issueSession stores a session for si and sets its cookie.
-func (s *Server) issueSession(c echo.Context, si *signIn) (*qrauth.Session, error) {
+func (s *Server) issueSession(c echo.Context, si *SignIn) (*qrauth.Session, error) {
 	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
 	if err != nil {
 		return nil, qrauth.Internal(err)
@@ -119,7 +113,7 @@ func (s *Server) issueSession(c echo.Context, si *signIn) (*qrauth.Session, erro
 }
 
 // parkSignIn keeps si for the next step under a fresh pending cookie.
-func (s *Server) parkSignIn(c echo.Context, si *signIn) error {
+func (s *Server) parkSignIn(c echo.Context, si *SignIn) error {
 	bind, err := s.bindValue(c)
 	if err != nil {
 		return err
@@ -135,7 +129,7 @@ func (s *Server) parkSignIn(c echo.Context, si *signIn) error {
 	s.dropPending(c)
 	s.pending.mu.Lock()
 	if s.pending.m == nil {
-		s.pending.m = make(map[[32]byte]*signIn)
+		s.pending.m = make(map[[32]byte]*SignIn)
 	}
 	s.pending.m[sha256.Sum256([]byte(tok))] = si
 	s.pending.mu.Unlock()
@@ -147,9 +141,11 @@ func (s *Server) parkSignIn(c echo.Context, si *signIn) error {
 var errNoPending = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_pending_sign_in",
 	"There is no sign-in waiting for this step, or it has expired. Start again from the sign-in page.")
 
-// pendingSignIn returns the browser's parked sign-in. Each call counts as
-// an attempt; past maxPendingAttempts the sign-in is dropped.
-func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
+// pendingSignIn returns a copy of the browser's parked sign-in. Each call
+// counts as an attempt; past maxPendingAttempts the sign-in is dropped. The
+// copy is the caller's: a handler adds its step to it and continues, so two
+// requests racing on one sign-in never share a slice.
+func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
 	ck, err := c.Cookie(pendingCookie)
 	if err != nil || ck.Value == "" {
 		return nil, errNoPending
@@ -174,35 +170,24 @@ func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
 		return nil, errNoPending
 	}
 	si.attempts++
-	return si, nil
+	return si.clone(), nil
 }
 
 // peekSignIn returns a snapshot of the browser's parked sign-in without
 // counting an attempt: looking is not guessing.
-func (s *Server) peekSignIn(c echo.Context) (*signIn, error) {
+func (s *Server) peekSignIn(c echo.Context) (*SignIn, error) {
 	si, err := s.pendingSignIn(c)
 	if err != nil {
 		return nil, err
 	}
-	s.pending.mu.Lock()
-	defer s.pending.mu.Unlock()
-	si.attempts--
-	cp := *si
-	cp.Methods = slices.Clone(si.Methods)
-	return &cp, nil
-}
-
-// Authenticated reports whether a step so far proved who the person is,
-// rather than only naming them: an insecure badge is a username
-// substitute, and a step such as enrolling a new second factor must not
-// build on it alone.
-func (si *signIn) Authenticated() bool {
-	for _, m := range si.Methods {
-		if m != MethodBadgeInsecure {
-			return true
+	if ck, err := c.Cookie(pendingCookie); err == nil {
+		s.pending.mu.Lock()
+		if p, ok := s.pending.m[sha256.Sum256([]byte(ck.Value))]; ok {
+			p.attempts--
 		}
+		s.pending.mu.Unlock()
 	}
-	return false
+	return si, nil
 }
 
 // dropPending forgets the browser's parked sign-in, if any.

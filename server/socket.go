@@ -60,7 +60,7 @@ var errNoBindCookie = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Rel
 // an upgrade would be refused. Browsers hide a failed handshake's status
 // from the page, so the page asks this way; it takes no token.
 func (s *Server) probeBrowserSocket(c echo.Context) error {
-	if ok, wait := s.rooms.peek(c.RealIP(), s.cfg.Now()); !ok {
+	if ok, wait := s.rooms.Peek(c.RealIP(), s.cfg.Now()); !ok {
 		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
 	}
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
@@ -101,7 +101,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	}
 	ip := c.RealIP()
 	now := s.cfg.Now()
-	if ok, wait := s.rooms.allow(ip, now); !ok {
+	if ok, wait := s.rooms.Allow(ip, now); !ok {
 		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
 	}
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
@@ -162,7 +162,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
 	}
 	ip := c.RealIP()
-	if ok, wait := s.apps.allow(ip, s.cfg.Now()); !ok {
+	if ok, wait := s.apps.Allow(ip, s.cfg.Now()); !ok {
 		return rateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
 	}
 	cn, err := s.upgrade(c)

@@ -43,7 +43,7 @@ func startOfflineServer(t *testing.T, dbPath string, key []byte) *offlineServer 
 	cfg := qrserver.Config{Addr: "127.0.0.1:0", MasterKey: key, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cfg.Offline.Enabled = true
 	cfg.Offline.APITokens = []string{offlineToken}
-	srv, err := qrserver.New(cfg, db)
+	srv, err := qrserver.New(cfg, db, qrserver.BuiltinFlows()...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -237,7 +237,7 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.DB = db
-	srv, err := server.New(m.Config, db)
+	srv, err := server.New(m.Config, db, server.BuiltinFlows()...)
 	if err != nil {
 		db.Close()
 		return err
