@@ -168,13 +168,13 @@ func (si *SignIn) clone() *SignIn {
 // host is the Server as its flows see it.
 type host struct{ s *Server }
 
-func (h host) Origin() string        { return h.s.cfg.Origin }
-func (h host) Secure() bool          { return h.s.cfg.secure() }
-func (h host) Now() time.Time        { return h.s.cfg.Now() }
-func (h host) Rand() io.Reader       { return h.s.cfg.Rand }
-func (h host) Logger() *slog.Logger  { return h.s.log }
-func (h host) MasterKey() []byte     { return h.s.cfg.MasterKey }
-func (h host) Store() qrauth.Store   { return h.s.store }
+func (h host) Origin() string                       { return h.s.cfg.Origin }
+func (h host) Secure() bool                         { return h.s.cfg.secure() }
+func (h host) Now() time.Time                       { return h.s.cfg.Now() }
+func (h host) Rand() io.Reader                      { return h.s.cfg.Rand }
+func (h host) Logger() *slog.Logger                 { return h.s.log }
+func (h host) MasterKey() []byte                    { return h.s.cfg.MasterKey }
+func (h host) Store() qrauth.Store                  { return h.s.store }
 func (h host) RenderQR(text string) (string, error) { return renderQR(text) }
 
 func (h host) Authenticate(c echo.Context) (*qrauth.Session, *qrauth.User, error) {
@@ -202,9 +202,9 @@ func (h host) RedeemTicket(tok, bind string) (qrauth.UserID, qrauth.DeviceID, er
 }
 
 func (h host) ServePage(c echo.Context, name string) error { return h.s.servePage(c, name) }
-func (h host) EnsureBindCookie(c echo.Context) error      { return h.s.ensureBindCookie(c) }
-func (h host) BindValue(c echo.Context) (string, error)   { return h.s.bindValue(c) }
-func (h host) RedirectSignedIn(c echo.Context) bool       { return h.s.redirectSignedIn(c) }
+func (h host) EnsureBindCookie(c echo.Context) error       { return h.s.ensureBindCookie(c) }
+func (h host) BindValue(c echo.Context) (string, error)    { return h.s.bindValue(c) }
+func (h host) RedirectSignedIn(c echo.Context) bool        { return h.s.redirectSignedIn(c) }
 
 func (h host) NewLimiter(r rate.Limit, burst int) *Limiter {
 	l := newLimiter(r, burst)
