@@ -22,8 +22,6 @@ var (
 	bucketBadgesByUser = []byte("badges_by_user")
 )
 
-func init() { allBuckets = append(allBuckets, bucketPasswords, bucketBadges, bucketBadgesByUser) }
-
 func errNoPassword() error {
 	return qrauth.Errorf(qrauth.ENOTFOUND, "no_password", "This account has no password.")
 }

@@ -79,6 +79,11 @@ var (
 		bucketSessions, bucketSessionsByToken, bucketSessionsByUser,
 		bucketAddresses,
 		bucketAudit, bucketAuditByUser,
+		// The flows' buckets, declared in their files.
+		bucketOfflineCreds, bucketOfflineCredsByUser, bucketOfflineSessions,
+		bucketApprovals, bucketApprovalsByToken, bucketOfflineExpiry,
+		bucketOATH,
+		bucketPasswords, bucketBadges, bucketBadgesByUser,
 	}
 
 	keyVersion = []byte("version")

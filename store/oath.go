@@ -13,8 +13,6 @@ import (
 // plain secret.
 var bucketOATH = []byte("oath_accounts")
 
-func init() { allBuckets = append(allBuckets, bucketOATH) }
-
 func errOATHNotFound() error {
 	return qrauth.Errorf(qrauth.ENOTFOUND, "oath_not_found", "This account has no authenticator app enrolled.")
 }

@@ -32,11 +32,6 @@ var (
 	bucketOfflineExpiry      = []byte("offline_expiry")
 )
 
-func init() {
-	allBuckets = append(allBuckets, bucketOfflineCreds, bucketOfflineCredsByUser, bucketOfflineSessions,
-		bucketApprovals, bucketApprovalsByToken, bucketOfflineExpiry)
-}
-
 func errOfflineMethodNotFound() error {
 	return qrauth.Errorf(qrauth.ENOTFOUND, "offline_method_not_found", "This offline method is not activated on that device.")
 }
