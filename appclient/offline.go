@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"image"
 	"io"
 	"io/fs"
 	"net/http"
@@ -19,8 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	gzqrcode "github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/qrauth/qrauth"
 	"golang.org/x/crypto/argon2"
 )
@@ -342,23 +339,6 @@ func (d *Device) OfflineMethods(ctx context.Context) ([]qrauth.OfflineMethodInfo
 		return nil, err
 	}
 	return out.Methods, nil
-}
-
-func decodePureQR(img image.Image) (text string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			text, err = "", qrauth.Errorf(qrauth.EINVALID, "no_qr_code", "No QR code could be read in the image.")
-		}
-	}()
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		return "", err
-	}
-	res, err := gzqrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
-	if err != nil {
-		return "", err
-	}
-	return res.GetText(), nil
 }
 
 // OfflineChallenge is a scanned offline challenge with the key that

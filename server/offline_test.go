@@ -17,6 +17,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/server"
 )
 
@@ -642,7 +643,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 		if got := offlineScan(t, sess["qr"].(string)); got != vd {
 			t.Fatalf("scanned %q, want %q", got, vd)
 		}
-		if got := server.ZbarScan(t, png); got != vd {
+		if got := testutil.ZbarScan(t, png); got != vd {
 			t.Fatalf("zbarimg read %q, want %q", got, vd)
 		}
 		if _, body := e.verify(sess, e.code(sess, "1234")); body["result"] != "success" {
