@@ -424,33 +424,8 @@ func IsTransactionURL(s string) bool {
 // origin, ORIGIN/t/TOKEN, and returns the token. A code of another origin
 // is EINVALID "foreign_origin", anything else "not_a_transaction_code".
 func ParseTransactionURL(origin, s string) (string, error) {
-	want, ok := normalizeOrigin(origin)
-	if !ok {
-		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_origin", "The configured server origin %q is not valid; run init again.", origin)
-	}
-	notOurs := qrauth.Errorf(qrauth.EINVALID, "not_a_transaction_code", "This QR code is not a qrauth transaction code.")
-	s = strings.TrimSpace(s)
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" {
-		return "", notOurs
-	}
-	got, ok := canonicalOrigin(u)
-	if !ok {
-		return "", notOurs
-	}
-	if got != want {
-		return "", qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
-			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
-	}
-	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
-		!strings.HasPrefix(u.Path, qrauth.TransactionQRPath) {
-		return "", notOurs
-	}
-	tok := u.Path[len(qrauth.TransactionQRPath):]
-	if !qrauth.ValidToken(tok, 22, 64) {
-		return "", notOurs
-	}
-	return tok, nil
+	return parseCodeURL(origin, s, qrauth.TransactionQRPath,
+		qrauth.Errorf(qrauth.EINVALID, "not_a_transaction_code", "This QR code is not a qrauth transaction code."))
 }
 
 // FetchTransaction fetches the transaction of a scanned code with a

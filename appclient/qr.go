@@ -6,8 +6,6 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"io"
-	"net/url"
-	"strings"
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
@@ -20,11 +18,12 @@ const (
 	MaxQRImagePixels = 40_000_000
 )
 
-// PSK lengths accepted in a QR URL, in base64url characters: 22 is 128
-// bits, what the server issues; longer keys are accepted for the future.
+// Token lengths accepted in a code's URL (a login PSK, a transaction
+// token), in base64url characters: 22 is 128 bits, what the server issues;
+// longer ones are accepted for the future.
 const (
-	minPSKLen = 22
-	maxPSKLen = 64
+	minTokenLen = 22
+	maxTokenLen = 64
 )
 
 // QRPath is the path prefix of the URL in a qrauth QR code: ORIGIN/q/PSK.
@@ -61,31 +60,6 @@ func DecodeQRImage(r io.Reader) (string, error) {
 // origin, and EINVALID "not_a_qrauth_code" for anything that is not exactly
 // ORIGIN/q/PSK with a base64url PSK (no query, fragment or escapes).
 func ParseQRURL(origin, s string) (psk string, err error) {
-	want, ok := normalizeOrigin(origin)
-	if !ok {
-		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_origin", "The configured server origin %q is not valid; run init again.", origin)
-	}
-	notOurs := qrauth.Errorf(qrauth.EINVALID, "not_a_qrauth_code", "This QR code is not a qrauth login code.")
-	s = strings.TrimSpace(s)
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" {
-		return "", notOurs
-	}
-	got, ok := canonicalOrigin(u)
-	if !ok {
-		return "", notOurs
-	}
-	if got != want {
-		return "", qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
-			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
-	}
-	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
-		!strings.HasPrefix(u.Path, QRPath) {
-		return "", notOurs
-	}
-	psk = u.Path[len(QRPath):]
-	if !qrauth.ValidToken(psk, minPSKLen, maxPSKLen) {
-		return "", notOurs
-	}
-	return psk, nil
+	return parseCodeURL(origin, s, QRPath,
+		qrauth.Errorf(qrauth.EINVALID, "not_a_qrauth_code", "This QR code is not a qrauth login code."))
 }
