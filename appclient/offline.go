@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/atomicfile"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -195,45 +196,19 @@ func LoadOfflineKeys(path string) (*OfflineKeys, error) {
 	return &OfflineKeys{Keys: file.Keys}, nil
 }
 
-// Save writes the keys to path with mode 0600, atomically (a temporary
-// file renamed over path).
+// Save writes the keys to path with mode 0600, atomically (see
+// internal/atomicfile): a crash leaves the old keys or the new ones.
 func (k *OfflineKeys) Save(path string) error {
 	data, err := json.MarshalIndent(offlineKeysFile{Version: offlineKeysVersion, Keys: k.Keys}, "", "  ")
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// writeFileAtomic writes data to path with mode 0600 through a temporary
-// file in the same directory, so a crash leaves the old or the new file.
-func writeFileAtomic(path string, data []byte) error {
-	fail := func(err error) error {
-		return wrapf(qrauth.EINTERNAL, "offline_keys_not_saved", err, "Cannot save the offline keys to %s.", path)
+	err = os.MkdirAll(filepath.Dir(path), 0o700)
+	if err == nil {
+		err = atomicfile.Write(path, append(data, '\n'), 0o600)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(err)
-	}
-	f, err := os.CreateTemp(dir, ".offline-*.tmp") // mode 0600
 	if err != nil {
-		return fail(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+		return wrapf(qrauth.EINTERNAL, "offline_keys_not_saved", err, "Cannot save the offline keys to %s.", path)
 	}
 	return nil
 }
