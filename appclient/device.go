@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/qrauth/qrauth"
@@ -216,24 +215,15 @@ func (d *Device) Save(path string) error {
 // or others may read or write (the key would be exposed), with EUNAUTHORIZED
 // "state_file_insecure", and a missing file with ENOTFOUND "no_state_file".
 func Load(path string) (*Device, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadPrivate(path, maxResponseSize)
+	var insecure *atomicfile.ModeError
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, wrapf(qrauth.ENOTFOUND, "no_state_file", err, "No device state at %s; run init first.", path)
-	} else if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	} else if errors.As(err, &insecure) {
 		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "state_file_insecure",
 			"The device state %s holds a private key but has mode %04o, open to other users; run chmod 600 on it.",
-			path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxResponseSize))
-	if err != nil {
+			path, insecure.Mode)
+	} else if err != nil {
 		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
 	}
 	var s stateFile

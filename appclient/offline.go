@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -159,23 +158,14 @@ func OfflineKeysPath(statePath string) string {
 // empty set; a file open to other users is refused with EUNAUTHORIZED
 // "offline_keys_insecure".
 func LoadOfflineKeys(path string) (*OfflineKeys, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadPrivate(path, maxResponseSize)
+	var insecure *atomicfile.ModeError
 	if errors.Is(err, fs.ErrNotExist) {
 		return &OfflineKeys{}, nil
-	} else if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	} else if errors.As(err, &insecure) {
 		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "offline_keys_insecure",
-			"The offline keys %s have mode %04o, open to other users; run chmod 600 on the file.", path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxResponseSize))
-	if err != nil {
+			"The offline keys %s have mode %04o, open to other users; run chmod 600 on the file.", path, insecure.Mode)
+	} else if err != nil {
 		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
 	}
 	var file offlineKeysFile

@@ -166,10 +166,7 @@ func (e *offlineEnv) code(session map[string]any, pin string) string {
 // offlineScan decodes a PNG data URL with the phone's QR decoder.
 func offlineScan(t *testing.T, dataURL string) string {
 	t.Helper()
-	png, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	png := testutil.DataURLPNG(t, dataURL)
 	text, err := appclient.DecodeQRImage(bytes.NewReader(png))
 	if err != nil {
 		t.Fatal(err)
@@ -631,7 +628,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 		if len(vd) > qrauth.MaxVDataLen || len(vd) != 13+len(ctx) {
 			t.Fatalf("verification data of %d bytes", len(vd))
 		}
-		png := pngData(t, sess["qr"].(string))
+		png := testutil.DataURLPNG(t, sess["qr"].(string))
 		img, err := pngpkg.Decode(bytes.NewReader(png))
 		if err != nil {
 			t.Fatal(err)
@@ -655,15 +652,6 @@ func TestOfflineQRCapacity(t *testing.T) {
 		st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
 		wantReason(t, st, body, 400, "context_too_long")
 	}
-}
-
-func pngData(t *testing.T, dataURL string) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestOfflineBrowserSignIn drives the "sign in with a code" page's API

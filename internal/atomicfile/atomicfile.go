@@ -3,9 +3,12 @@
 // the badge files qrauthd writes): a temporary file in the same directory,
 // fsynced, renamed over the old one, and the directory fsynced so that the
 // rename survives a crash. A reader sees the old file or the new one.
+// ReadPrivate is its reading side for files that hold a secret.
 package atomicfile
 
 import (
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,4 +50,35 @@ func Write(path string, data []byte, perm fs.FileMode) error {
 		df.Close()
 	}
 	return nil
+}
+
+// ModeError is ReadPrivate's refusal of a file that group or others may
+// read or write.
+type ModeError struct {
+	Path string
+	Mode fs.FileMode
+}
+
+func (e *ModeError) Error() string {
+	return fmt.Sprintf("%s has mode %04o, open to other users", e.Path, e.Mode)
+}
+
+// ReadPrivate reads at most max bytes of a file that Write wrote with mode
+// 0600 and that holds a secret: a file group or others may read or write
+// is refused with a *ModeError before it is read (except on Windows, which
+// has no Unix modes). A missing file is an error wrapping fs.ErrNotExist.
+func ReadPrivate(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		return nil, &ModeError{Path: path, Mode: fi.Mode().Perm()}
+	}
+	return io.ReadAll(io.LimitReader(f, max))
 }

@@ -1,6 +1,8 @@
 package atomicfile_test
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,4 +36,27 @@ func TestWrite(t *testing.T) {
 			t.Fatal("write into a missing directory succeeded")
 		}
 	})
+}
+
+func TestReadPrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key.json")
+	if _, err := atomicfile.ReadPrivate(path, 100); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+	if err := atomicfile.Write(path, []byte("0123456789"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := atomicfile.ReadPrivate(path, 4); err != nil || string(got) != "0123" {
+		t.Fatalf("ReadPrivate = %q, %v", got, err)
+	}
+	if runtime.GOOS == "windows" {
+		return
+	}
+	if err := os.Chmod(path, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var me *atomicfile.ModeError
+	if _, err := atomicfile.ReadPrivate(path, 100); !errors.As(err, &me) || me.Mode != 0o640 {
+		t.Fatalf("group-readable file: %v", err)
+	}
 }

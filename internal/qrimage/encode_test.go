@@ -2,7 +2,6 @@ package qrimage_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"image/png"
 	"strings"
 	"testing"
@@ -22,10 +21,7 @@ func TestRenderQR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(url, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testutil.DataURLPNG(t, url)
 	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("not a PNG: %v", err)
@@ -41,16 +37,6 @@ func TestRenderQR(t *testing.T) {
 	if res.GetText() != want {
 		t.Fatalf("decoded %q, want %q", res.GetText(), want)
 	}
-}
-
-// pngOf returns the PNG bytes of a data URL from DataURL.
-func pngOf(tb testing.TB, dataURL string) []byte {
-	tb.Helper()
-	data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return data
 }
 
 // TestRenderQRUTF8: a text beyond ASCII carries a UTF-8 ECI, so zbar (which
@@ -72,7 +58,7 @@ func TestRenderQRUTF8(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := pngOf(t, url)
+		data := testutil.DataURLPNG(t, url)
 		if got := testutil.ZbarScan(t, data); got != s {
 			t.Errorf("zbarimg read %q, want %q", got, s)
 		}
