@@ -13,10 +13,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/atomicfile"
 )
 
 // Device is the phone's side of an account: the server it belongs to, its
@@ -205,34 +205,8 @@ func (d *Device) Save(path string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	f, err := os.CreateTemp(dir, ".device-*.tmp") // mode 0600
-	if err != nil {
+	if err := atomicfile.Write(path, data, 0o600); err != nil {
 		return fail(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if err := f.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		f.Close()
-		return fail(err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
-	}
-	// Make the rename durable; not every platform can sync a directory.
-	if df, err := os.Open(dir); err == nil {
-		df.Sync()
-		df.Close()
 	}
 	return nil
 }
@@ -241,24 +215,15 @@ func (d *Device) Save(path string) error {
 // or others may read or write (the key would be exposed), with EUNAUTHORIZED
 // "state_file_insecure", and a missing file with ENOTFOUND "no_state_file".
 func Load(path string) (*Device, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadPrivate(path, maxResponseSize)
+	var insecure *atomicfile.ModeError
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, wrapf(qrauth.ENOTFOUND, "no_state_file", err, "No device state at %s; run init first.", path)
-	} else if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	} else if errors.As(err, &insecure) {
 		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "state_file_insecure",
 			"The device state %s holds a private key but has mode %04o, open to other users; run chmod 600 on it.",
-			path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxResponseSize))
-	if err != nil {
+			path, insecure.Mode)
+	} else if err != nil {
 		return nil, wrapf(qrauth.EINTERNAL, "state_unreadable", err, "Cannot read the device state at %s.", path)
 	}
 	var s stateFile

@@ -7,21 +7,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"image"
 	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/makiuchi-d/gozxing"
-	gzqrcode "github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/atomicfile"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -161,23 +158,14 @@ func OfflineKeysPath(statePath string) string {
 // empty set; a file open to other users is refused with EUNAUTHORIZED
 // "offline_keys_insecure".
 func LoadOfflineKeys(path string) (*OfflineKeys, error) {
-	f, err := os.Open(path)
+	data, err := atomicfile.ReadPrivate(path, maxResponseSize)
+	var insecure *atomicfile.ModeError
 	if errors.Is(err, fs.ErrNotExist) {
 		return &OfflineKeys{}, nil
-	} else if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	} else if errors.As(err, &insecure) {
 		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "offline_keys_insecure",
-			"The offline keys %s have mode %04o, open to other users; run chmod 600 on the file.", path, fi.Mode().Perm())
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxResponseSize))
-	if err != nil {
+			"The offline keys %s have mode %04o, open to other users; run chmod 600 on the file.", path, insecure.Mode)
+	} else if err != nil {
 		return nil, wrapf(qrauth.EINTERNAL, "offline_keys_unreadable", err, "Cannot read the offline keys at %s.", path)
 	}
 	var file offlineKeysFile
@@ -198,45 +186,19 @@ func LoadOfflineKeys(path string) (*OfflineKeys, error) {
 	return &OfflineKeys{Keys: file.Keys}, nil
 }
 
-// Save writes the keys to path with mode 0600, atomically (a temporary
-// file renamed over path).
+// Save writes the keys to path with mode 0600, atomically (see
+// internal/atomicfile): a crash leaves the old keys or the new ones.
 func (k *OfflineKeys) Save(path string) error {
 	data, err := json.MarshalIndent(offlineKeysFile{Version: offlineKeysVersion, Keys: k.Keys}, "", "  ")
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-// writeFileAtomic writes data to path with mode 0600 through a temporary
-// file in the same directory, so a crash leaves the old or the new file.
-func writeFileAtomic(path string, data []byte) error {
-	fail := func(err error) error {
-		return wrapf(qrauth.EINTERNAL, "offline_keys_not_saved", err, "Cannot save the offline keys to %s.", path)
+	err = os.MkdirAll(filepath.Dir(path), 0o700)
+	if err == nil {
+		err = atomicfile.Write(path, append(data, '\n'), 0o600)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fail(err)
-	}
-	f, err := os.CreateTemp(dir, ".offline-*.tmp") // mode 0600
 	if err != nil {
-		return fail(err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fail(err)
+		return wrapf(qrauth.EINTERNAL, "offline_keys_not_saved", err, "Cannot save the offline keys to %s.", path)
 	}
 	return nil
 }
@@ -344,23 +306,6 @@ func (d *Device) OfflineMethods(ctx context.Context) ([]qrauth.OfflineMethodInfo
 	return out.Methods, nil
 }
 
-func decodePureQR(img image.Image) (text string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			text, err = "", qrauth.Errorf(qrauth.EINVALID, "no_qr_code", "No QR code could be read in the image.")
-		}
-	}()
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		return "", err
-	}
-	res, err := gzqrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true})
-	if err != nil {
-		return "", err
-	}
-	return res.GetText(), nil
-}
-
 // OfflineChallenge is a scanned offline challenge with the key that
 // answers it: show Context (and Method) to the person, ask for the PIN if
 // NeedsPIN, then call Code. Nothing here touches the network.
@@ -444,33 +389,8 @@ func IsTransactionURL(s string) bool {
 // origin, ORIGIN/t/TOKEN, and returns the token. A code of another origin
 // is EINVALID "foreign_origin", anything else "not_a_transaction_code".
 func ParseTransactionURL(origin, s string) (string, error) {
-	want, ok := normalizeOrigin(origin)
-	if !ok {
-		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_origin", "The configured server origin %q is not valid; run init again.", origin)
-	}
-	notOurs := qrauth.Errorf(qrauth.EINVALID, "not_a_transaction_code", "This QR code is not a qrauth transaction code.")
-	s = strings.TrimSpace(s)
-	u, err := url.Parse(s)
-	if err != nil || u.Opaque != "" {
-		return "", notOurs
-	}
-	got, ok := canonicalOrigin(u)
-	if !ok {
-		return "", notOurs
-	}
-	if got != want {
-		return "", qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
-			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
-	}
-	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
-		!strings.HasPrefix(u.Path, qrauth.TransactionQRPath) {
-		return "", notOurs
-	}
-	tok := u.Path[len(qrauth.TransactionQRPath):]
-	if !qrauth.ValidToken(tok, 22, 64) {
-		return "", notOurs
-	}
-	return tok, nil
+	return parseCodeURL(origin, s, qrauth.TransactionQRPath,
+		qrauth.Errorf(qrauth.EINVALID, "not_a_transaction_code", "This QR code is not a qrauth transaction code."))
 }
 
 // FetchTransaction fetches the transaction of a scanned code with a

@@ -56,6 +56,42 @@ func sameOrigin(a, b string) bool {
 	return ok && na == nb
 }
 
+// parseCodeURL is the check of every scanned code that carries a URL of
+// the server, ORIGIN + path + TOKEN, and returns the token. The origin is
+// compared first, so that a code shown by another site (which could be
+// relaying someone else's sign-in or transaction) is named as such:
+// EINVALID "foreign_origin". Anything else that is not exactly that shape
+// (no query, fragment, user info or escapes; a base64url token of 22 to 64
+// characters) is notOurs.
+func parseCodeURL(origin, s, path string, notOurs error) (string, error) {
+	want, ok := normalizeOrigin(origin)
+	if !ok {
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_origin", "The configured server origin %q is not valid; run init again.", origin)
+	}
+	s = strings.TrimSpace(s)
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" {
+		return "", notOurs
+	}
+	got, ok := canonicalOrigin(u)
+	if !ok {
+		return "", notOurs
+	}
+	if got != want {
+		return "", qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
+			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
+	}
+	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
+		!strings.HasPrefix(u.Path, path) {
+		return "", notOurs
+	}
+	tok := u.Path[len(path):]
+	if !qrauth.ValidToken(tok, minTokenLen, maxTokenLen) {
+		return "", notOurs
+	}
+	return tok, nil
+}
+
 // normalizeServer checks the base URL of a qrauth server as a person typed
 // it and returns it without a trailing slash. A path is allowed, for a
 // server mounted below a prefix.

@@ -1,24 +1,21 @@
 package server
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"io"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/keys"
 )
 
 // Badge payloads (see qrauth.ParseBadgePayload for the text form):
 //
 //	insecure: id || HMAC-SHA256(K_i, "QRB1I" || id)[:16]
-//	          K_i = HKDF-SHA256(master key, info "qrauth/v1/badge/insecure")
+//	          K_i = keys.BadgeInsecureKey(master key)
 //	secure:   id || nonce || AES-256-GCM(K_u, nonce, id, ad = "QRB1S" || id || user id)
-//	          K_u = HKDF-SHA256(master key, salt = the password's stamp,
-//	                            info "qrauth/v1/badge/secure/" || user id)
+//	          K_u = keys.BadgeCredentialAEAD(master key, user id, the password's stamp)
 //
 // Both keys come from the master key, so a badge of another deployment
 // (another master key) never verifies, and nobody holding only a copy of
@@ -34,7 +31,7 @@ type badgeKeys struct {
 }
 
 func newBadgeKeys(master []byte, rand io.Reader) (*badgeKeys, error) {
-	k, err := hkdf.Key(sha256.New, master, nil, "qrauth/v1/badge/insecure", 32)
+	k, err := keys.BadgeInsecureKey(master)
 	if err != nil {
 		return nil, err
 	}
@@ -46,19 +43,6 @@ func (k *badgeKeys) insecureTag(id []byte) []byte {
 	m.Write([]byte("QRB1I"))
 	m.Write(id)
 	return m.Sum(nil)[:16]
-}
-
-// credentialAEAD is the AEAD of one user's current password credential.
-func (k *badgeKeys) credentialAEAD(uid qrauth.UserID, stamp []byte) (cipher.AEAD, error) {
-	key, err := hkdf.Key(sha256.New, k.master, stamp, "qrauth/v1/badge/secure/"+string(uid), 32)
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
 }
 
 func secureAD(id []byte, uid qrauth.UserID) []byte {
@@ -82,7 +66,7 @@ func (k *badgeKeys) securePayload(id qrauth.BadgeID, uid qrauth.UserID, stamp []
 	if !ok {
 		return "", qrauth.Internal(errMalformedBadgeID)
 	}
-	aead, err := k.credentialAEAD(uid, stamp)
+	aead, err := keys.BadgeCredentialAEAD(k.master, uid, stamp)
 	if err != nil {
 		return "", qrauth.Internal(err)
 	}
@@ -107,7 +91,7 @@ func (k *badgeKeys) openSecure(p *qrauth.BadgePayload, uid qrauth.UserID, stamp 
 	if !ok {
 		return false
 	}
-	aead, err := k.credentialAEAD(uid, stamp)
+	aead, err := keys.BadgeCredentialAEAD(k.master, uid, stamp)
 	if err != nil || len(p.Auth) < aead.NonceSize() {
 		return false
 	}

@@ -2,7 +2,7 @@ package server
 
 import (
 	"bytes"
-	"image"
+	"errors"
 	_ "image/jpeg" // camera frames
 	_ "image/png"  // uploaded screenshots
 	"log/slog"
@@ -10,9 +10,8 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 )
 
 // Scanning. The badge page sends downscaled camera frames (JPEG, at most
@@ -27,7 +26,6 @@ import (
 const MaxBadgeImagePixels = 2048 * 2048
 
 var (
-	errNoQRCode    = qrauth.Errorf(qrauth.EINVALID, "no_qr_code", "No QR code could be read in the image.")
 	errUnreadable  = qrauth.Errorf(qrauth.EINVALID, "unreadable_image", "The image is not a JPEG or PNG picture that can be read.")
 	errImageTooBig = qrauth.Errorf(qrauth.EINVALID, "unreadable_image", "The image is too large; send at most 2048×2048 pixels.")
 )
@@ -36,79 +34,15 @@ var (
 // It returns EINVALID "unreadable_image" for anything that is not such an
 // image of at most MaxBadgeImagePixels pixels, and EINVALID "no_qr_code"
 // when no QR code can be read in it.
-func DecodeBadgeImage(data []byte) (text string, err error) {
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return "", errUnreadable
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxBadgeImagePixels {
+func DecodeBadgeImage(data []byte) (string, error) {
+	img, err := qrimage.Read(data, MaxBadgeImagePixels)
+	var tooBig *qrimage.TooLargeError
+	if errors.As(err, &tooBig) {
 		return "", errImageTooBig
-	}
-	img, _, err := image.Decode(bytes.NewReader(data))
-	if err != nil {
+	} else if err != nil {
 		return "", errUnreadable
 	}
-	// gozxing is a port of ZXing; a crafted image must stay a typed error.
-	defer func() {
-		if p := recover(); p != nil {
-			text, err = "", errNoQRCode
-		}
-	}()
-	// ZXing's detector misses some clean codes at one sampling and reads
-	// them at another (about 1 in 100 of printed badges rendered at 300
-	// dpi), so try both binarizers on the image and on a half-size copy
-	// before giving up. A webcam frame gets the same second chances.
-	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
-	for _, im := range []image.Image{img, halfSize(img)} {
-		if im == nil {
-			continue
-		}
-		src := gozxing.NewLuminanceSourceFromImage(im)
-		for _, bin := range []gozxing.Binarizer{gozxing.NewHybridBinarizer(src), gozxing.NewGlobalHistgramBinarizer(src)} {
-			bmp, err := gozxing.NewBinaryBitmap(bin)
-			if err != nil {
-				continue
-			}
-			if res, err := qrcode.NewQRCodeReader().Decode(bmp, hints); err == nil {
-				return res.GetText(), nil
-			}
-		}
-	}
-	// A clean image of the code alone (the badge PNG, an upload of it) can
-	// be read without the finder-pattern search, which is what misses.
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		return "", errNoQRCode
-	}
-	pure := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_PURE_BARCODE: true}
-	if res, err := qrcode.NewQRCodeReader().Decode(bmp, pure); err == nil {
-		return res.GetText(), nil
-	}
-	return "", errNoQRCode
-}
-
-// halfSize averages 2×2 pixels into one gray pixel; nil for images too
-// small to halve.
-func halfSize(img image.Image) image.Image {
-	b := img.Bounds()
-	w, h := b.Dx()/2, b.Dy()/2
-	if w < 64 || h < 64 {
-		return nil
-	}
-	out := image.NewGray(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			var sum uint32
-			for dy := 0; dy < 2; dy++ {
-				for dx := 0; dx < 2; dx++ {
-					r, g, bl, _ := img.At(b.Min.X+2*x+dx, b.Min.Y+2*y+dy).RGBA()
-					sum += (299*r + 587*g + 114*bl) / 1000
-				}
-			}
-			out.Pix[y*out.Stride+x] = uint8(sum / 4 >> 8)
-		}
-	}
-	return out
+	return qrimage.Decode(img)
 }
 
 // limitScan takes a token of the client's frame-and-scan allowance.

@@ -19,17 +19,6 @@ func BenchmarkPSK(b *testing.B) {
 	}
 }
 
-// BenchmarkRenderQR: the QR code of one rotation, as a PNG data URL.
-func BenchmarkRenderQR(b *testing.B) {
-	url := "https://login.example.com/q/" + strings.Repeat("A", 22)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := renderQR(url); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 // BenchmarkVerifyDecision: checking a phone's signed decision.
 func BenchmarkVerifyDecision(b *testing.B) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 	"golang.org/x/time/rate"
 )
 
@@ -175,7 +176,7 @@ func (h host) Rand() io.Reader                      { return h.s.cfg.Rand }
 func (h host) Logger() *slog.Logger                 { return h.s.log }
 func (h host) MasterKey() []byte                    { return h.s.cfg.MasterKey }
 func (h host) Store() qrauth.Store                  { return h.s.store }
-func (h host) RenderQR(text string) (string, error) { return renderQR(text) }
+func (h host) RenderQR(text string) (string, error) { return qrimage.DataURL(text) }
 
 func (h host) Authenticate(c echo.Context) (*qrauth.Session, *qrauth.User, error) {
 	return h.s.authenticate(c)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/keys"
 )
 
 // The oath flow: OATH one-time passwords (RFC 4226 HOTP, RFC 6238 TOTP)
@@ -102,7 +103,7 @@ type OATHConfig struct {
 	// with mode 0700 if missing. Empty refuses to order letters.
 	LetterDir string
 
-	sealer *sealer // AES-256-GCM under the master key, purpose "oath"
+	sealer *keys.Sealer // AES-256-GCM under the master key, purpose "oath"
 }
 
 // withDefaults fills in defaults and checks the settings against the rest
@@ -186,7 +187,7 @@ func (c OATHConfig) withDefaults(all Config) (OATHConfig, error) {
 			"Make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with " +
 			"-key-file qrauth.key (or put the key in QRAUTH_KEY)")
 	}
-	sl, err := newSealer(all.MasterKey, "oath", all.Rand)
+	sl, err := keys.NewSealer(all.MasterKey, keys.OATH, all.Rand)
 	if err != nil {
 		return c, err
 	}

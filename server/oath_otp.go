@@ -114,7 +114,7 @@ func (c *OATHConfig) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth
 	if _, err := io.ReadFull(rand, secret); err != nil {
 		return nil, nil, qrauth.Internal(err)
 	}
-	sealed, err := c.sealer.seal(secret, []byte(uid))
+	sealed, err := c.sealer.Seal(secret, []byte(uid))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,7 +129,7 @@ func (c *OATHConfig) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth
 // openSecret decrypts a token's secret; the user id is the associated
 // data, so a sealed secret copied into another user's record fails here.
 func (c *OATHConfig) openSecret(uid qrauth.UserID, t *qrauth.OATHToken) ([]byte, error) {
-	pt, err := c.sealer.open(t.Secret, []byte(uid))
+	pt, err := c.sealer.Open(t.Secret, []byte(uid))
 	if err != nil {
 		return nil, errOATHUnreadable
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 )
 
 // oathAccountView is what a user (and, with the admin fields, an
@@ -78,7 +79,7 @@ func (s *Server) viewOATHKey(u *qrauth.User, t *qrauth.OATHToken, secret []byte)
 	if err != nil {
 		return nil, err
 	}
-	qr, err := renderQR(k.URI)
+	qr, err := qrimage.DataURL(k.URI)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}

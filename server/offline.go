@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/keys"
 	"golang.org/x/time/rate"
 )
 
@@ -110,7 +111,7 @@ const MethodOffline = "offline"
 type offlineFlow struct {
 	s      *Server
 	cfg    OfflineConfig
-	sealer *sealer
+	sealer *keys.Sealer
 	begins *Limiter
 	tokens [][32]byte // SHA-256 of the API tokens
 	wait   approvalWaiters
@@ -146,7 +147,7 @@ func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
 		o.tokens = append(o.tokens, sha256.Sum256([]byte(t)))
 	}
 	if o.cfg.Enabled {
-		sl, err := newSealer(s.cfg.MasterKey, "offline", s.cfg.Rand)
+		sl, err := keys.NewSealer(s.cfg.MasterKey, keys.Offline, s.cfg.Rand)
 		if err != nil {
 			// withDefaults checked the key; a failure here is a bug.
 			s.log.Error("offline: no sealer", slog.Any("err", err))

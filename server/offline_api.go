@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 )
 
 // OfflineBeginRequest is the body of POST /api/offline/sessions: exactly
@@ -168,7 +169,7 @@ func (o *offlineFlow) handleBegin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	qr, err := renderQR(sess.VerificationData)
+	qr, err := qrimage.DataURL(sess.VerificationData)
 	if err != nil {
 		return qrauth.Internal(err)
 	}
@@ -427,7 +428,7 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 	o.purge(ctx)
 	v := o.viewApproval(a)
 	v.URL = o.s.cfg.Origin + qrauth.TransactionQRPath + tok
-	if v.QR, err = renderQR(v.URL); err != nil {
+	if v.QR, err = qrimage.DataURL(v.URL); err != nil {
 		return qrauth.Internal(err)
 	}
 	v.PageURL = o.s.cfg.Origin + "/approve#" + a.ID + "." + view

@@ -44,7 +44,7 @@ func (o *offlineFlow) handleAppActivate(c echo.Context) error {
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	sealed, err := o.sealer.seal(key, keyAD(dev.UserID, dev.ID, m))
+	sealed, err := o.sealer.Seal(key, keyAD(dev.UserID, dev.ID, m))
 	if err != nil {
 		return err
 	}

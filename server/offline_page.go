@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 )
 
 // The browser side: the "sign in with a code" page (/offline) and the
@@ -164,7 +165,7 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	qr, err := renderQR(sess.VerificationData)
+	qr, err := qrimage.DataURL(sess.VerificationData)
 	if err != nil {
 		return qrauth.Internal(err)
 	}
@@ -310,7 +311,7 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
 	if v.Status == string(qrauth.ApprovalPending) {
 		// The QR code is shown only while it can be used.
-		if v.QR, err = renderQR(o.s.cfg.Origin + qrauth.TransactionQRPath + approvalQRToken(secret)); err != nil {
+		if v.QR, err = qrimage.DataURL(o.s.cfg.Origin + qrauth.TransactionQRPath + approvalQRToken(secret)); err != nil {
 			return qrauth.Internal(err)
 		}
 	}
@@ -322,7 +323,7 @@ func (o *offlineFlow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.
 	pv := pageView{Kind: "offline", Text: v.Context, Status: string(v.Status), OTPLength: &v.OTPLength,
 		RemainingAttempts: &v.RemainingAttempts, ExpiresAt: v.ExpiresAt}
 	if v.Status == qrauth.OfflinePending {
-		pv.QR, _ = renderQR(sess.VerificationData)
+		pv.QR, _ = qrimage.DataURL(sess.VerificationData)
 	}
 	return pv
 }

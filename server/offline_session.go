@@ -193,7 +193,7 @@ func (o *offlineFlow) verify(ctx context.Context, sess *qrauth.OfflineSession, o
 	a := qrauth.OfflineAttempt{SessionID: sess.ID, At: now, MaxFailures: o.cfg.MaxAttempts}
 	if cred != nil {
 		a.KeyID = cred.KeyID
-		key, err := o.sealer.open(cred.SealedKey, keyAD(cred.UserID, cred.DeviceID, cred.Method))
+		key, err := o.sealer.Open(cred.SealedKey, keyAD(cred.UserID, cred.DeviceID, cred.Method))
 		if err != nil {
 			return nil, nil, qrauth.Internal(fmt.Errorf("offline key of %s/%s: %w", cred.DeviceID, cred.Method, err))
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/server"
 )
 
@@ -165,10 +166,7 @@ func (e *offlineEnv) code(session map[string]any, pin string) string {
 // offlineScan decodes a PNG data URL with the phone's QR decoder.
 func offlineScan(t *testing.T, dataURL string) string {
 	t.Helper()
-	png, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	png := testutil.DataURLPNG(t, dataURL)
 	text, err := appclient.DecodeQRImage(bytes.NewReader(png))
 	if err != nil {
 		t.Fatal(err)
@@ -630,7 +628,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 		if len(vd) > qrauth.MaxVDataLen || len(vd) != 13+len(ctx) {
 			t.Fatalf("verification data of %d bytes", len(vd))
 		}
-		png := pngData(t, sess["qr"].(string))
+		png := testutil.DataURLPNG(t, sess["qr"].(string))
 		img, err := pngpkg.Decode(bytes.NewReader(png))
 		if err != nil {
 			t.Fatal(err)
@@ -642,7 +640,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 		if got := offlineScan(t, sess["qr"].(string)); got != vd {
 			t.Fatalf("scanned %q, want %q", got, vd)
 		}
-		if got := server.ZbarScan(t, png); got != vd {
+		if got := testutil.ZbarScan(t, png); got != vd {
 			t.Fatalf("zbarimg read %q, want %q", got, vd)
 		}
 		if _, body := e.verify(sess, e.code(sess, "1234")); body["result"] != "success" {
@@ -654,15 +652,6 @@ func TestOfflineQRCapacity(t *testing.T) {
 		st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
 		wantReason(t, st, body, 400, "context_too_long")
 	}
-}
-
-func pngData(t *testing.T, dataURL string) []byte {
-	t.Helper()
-	b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestOfflineBrowserSignIn drives the "sign in with a code" page's API

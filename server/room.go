@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
 )
 
 type roomState int
@@ -101,7 +102,7 @@ func (r *room) rotateLocked() {
 		return
 	}
 	url := r.h.cfg.Origin + "/q/" + psk
-	png, err := renderQR(url)
+	png, err := qrimage.DataURL(url)
 	if err != nil {
 		r.failLocked(qrauth.Internal(err))
 		return

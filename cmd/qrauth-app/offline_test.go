@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	qrserver "github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
 )
@@ -98,12 +98,8 @@ func (s *offlineServer) loginURL() (string, func()) {
 
 func writePNG(t *testing.T, dataURL string) string {
 	t.Helper()
-	png, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "code.png")
-	if err := os.WriteFile(path, png, 0o644); err != nil {
+	if err := os.WriteFile(path, testutil.DataURLPNG(t, dataURL), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/atomicfile"
 )
 
 func init() {
@@ -107,7 +108,7 @@ func adminBadgeIssue(ctx context.Context, cl *adminClient, args []string, out io
 	// readable by the operator only.
 	base := filepath.Join(*dir, "badge-"+v.Badge.ID)
 	for ext, data := range map[string][]byte{".pdf": v.PDF, ".png": v.PNG} {
-		if err := os.WriteFile(base+ext, data, 0o600); err != nil {
+		if err := atomicfile.Write(base+ext, data, 0o600); err != nil {
 			return fmt.Errorf("badge %s was issued, but writing its file failed (revoke it and issue again): %w", v.Badge.ID, err)
 		}
 	}

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,30 +24,8 @@ import (
 // accepted, and cheap argon2 parameters, with a master key file.
 func badgeRunMain(t *testing.T, extra ...string) *Main {
 	t.Helper()
-	dir := t.TempDir()
-	key := filepath.Join(dir, "qrauth.key")
-	raw := make([]byte, 32)
-	rand.Read(raw)
-	if err := os.WriteFile(key, []byte(base64.StdEncoding.EncodeToString(raw)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := NewMain()
-	args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "qrauth.db"),
-		"-room-rate", "1000", "-room-burst", "1000", "-key-file", key,
-		"-badges", "-badge-insecure-scans", "-password-time", "1", "-password-memory", "64"}, extra...)
-	if err := m.ParseFlags(args, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m.LogOutput = io.Discard
-	if err := m.Run(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return m
+	return MustRunMain(t, append([]string{"-key-file", mustKeyFile(t),
+		"-badges", "-badge-insecure-scans", "-password-time", "1", "-password-memory", "64"}, extra...)...)
 }
 
 // badgeSetPassword gives uid a password straight in the store, hashed as
@@ -180,76 +156,13 @@ func TestBadgeNeedsKey(t *testing.T) {
 // badgeChromium is newChromium with Chromium's fake camera playing video.
 func badgeChromium(t *testing.T, video string) (context.Context, func() []string) {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("QRAUTH_SKIP_BROWSER") != "" {
-			t.Skip("chromium not installed and QRAUTH_SKIP_BROWSER set")
-		}
-		t.Fatal("chromium not on the PATH: install it (apt-get install chromium) or set QRAUTH_SKIP_BROWSER=1")
-	}
-	profile, err := os.MkdirTemp("", "qrauth-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(profile),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-quic", true),
+	return startChromium(t, 90*time.Second,
 		chromedp.WindowSize(1200, 900),
 		// The camera: a Y4M file instead of a device, and no prompt.
 		chromedp.Flag("use-fake-device-for-media-stream", true),
 		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("use-file-for-fake-video-capture", video),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelT()
-		cancelC()
-		cancelA()
-		for range 50 {
-			if os.RemoveAll(profile) == nil {
-				return
-			}
-			time.Sleep(20 * time.Millisecond) // helper processes still exiting
-		}
-	})
-	var mu sync.Mutex
-	var problems []string
-	chromedp.ListenTarget(ctx, func(ev any) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch ev := ev.(type) {
-		case *runtime.EventExceptionThrown:
-			problems = append(problems, "exception: "+ev.ExceptionDetails.Text)
-		case *runtime.EventConsoleAPICalled:
-			if ev.Type == runtime.APITypeError {
-				var args []string
-				for _, a := range ev.Args {
-					args = append(args, string(a.Value))
-				}
-				problems = append(problems, "console.error: "+strings.Join(args, " "))
-			}
-		}
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	// axe-core checks every page this tab shows (see axe_test.go).
-	watches.Store(ctx, watchPages(t, ctx))
-	return ctx, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), problems...)
-	}
+	)
 }
 
 // badgeVideo turns a badge PNG into the fake camera's Y4M: the code

@@ -20,12 +20,15 @@ import (
 )
 
 // MustRunMain runs the real program on a loopback port over a bbolt file
-// in a temporary directory.
-func MustRunMain(tb testing.TB) *Main {
+// in a temporary directory, with extra flags after the usual test ones.
+// Every test that runs Main goes through here (the flows' helpers add
+// their flags).
+func MustRunMain(tb testing.TB, extra ...string) *Main {
 	tb.Helper()
 	m := NewMain()
-	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(tb.TempDir(), "qrauth.db"),
-		"-room-rate", "1000", "-room-burst", "1000"}, io.Discard); err != nil {
+	args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(tb.TempDir(), "qrauth.db"),
+		"-room-rate", "1000", "-room-burst", "1000"}, extra...)
+	if err := m.ParseFlags(args, io.Discard); err != nil {
 		tb.Fatal(err)
 	}
 	m.LogOutput = io.Discard
@@ -40,9 +43,33 @@ func MustRunMain(tb testing.TB) *Main {
 	return m
 }
 
+// mustKeyFile writes a new master key with `qrauthd genkey`, as an
+// operator would, into a file of mode 0600 and returns its path.
+func mustKeyFile(tb testing.TB) string {
+	tb.Helper()
+	var key bytes.Buffer
+	if code := runGenkey(nil, &key, io.Discard); code != 0 {
+		tb.Fatal("genkey failed")
+	}
+	path := filepath.Join(tb.TempDir(), "qrauth.key")
+	if err := os.WriteFile(path, key.Bytes(), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
 // newChromium starts headless Chromium with a fresh profile and collects
 // console errors and uncaught exceptions.
 func newChromium(t *testing.T) (context.Context, func() []string) {
+	t.Helper()
+	return startChromium(t, 60*time.Second)
+}
+
+// startChromium is the one Chromium launcher of the tests: a fresh
+// profile, the flags every test needs and then opts (which win over them),
+// the tab's deadline, the collection of console errors and uncaught
+// exceptions, and axe-core's watch of every page the tab shows.
+func startChromium(t *testing.T, timeout time.Duration, opts ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -57,7 +84,7 @@ func newChromium(t *testing.T) (context.Context, func() []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := []chromedp.ExecAllocatorOption{
+	opts = append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
@@ -69,10 +96,10 @@ func newChromium(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(1200, 860),
-	}
+	}, opts...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() {
 		cancelT()
 		cancelC()

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -33,29 +31,7 @@ import (
 // file, and args added to the usual test flags.
 func oathRunMain(t *testing.T, args ...string) *Main {
 	t.Helper()
-	dir := t.TempDir()
-	key := make([]byte, 32)
-	rand.Read(key)
-	keyFile := filepath.Join(dir, "qrauth.key")
-	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m := NewMain()
-	base := []string{"-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "qrauth.db"),
-		"-room-rate", "1000", "-room-burst", "1000", "-key-file", keyFile, "-oath-policy", "if-enrolled"}
-	if err := m.ParseFlags(append(base, args...), io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m.LogOutput = io.Discard
-	if err := m.Run(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return m
+	return MustRunMain(t, append([]string{"-key-file", mustKeyFile(t), "-oath-policy", "if-enrolled"}, args...)...)
 }
 
 // oathOTP is an RFC 4226/6238 implementation of the test's own, with

@@ -24,34 +24,11 @@ const offlineTestToken = "qrauthd-test-relying-site-token-0123456789"
 // file and a relying-site token file, as an operator would set it up.
 func offlineRunMain(t *testing.T, extra ...string) *Main {
 	t.Helper()
-	dir := t.TempDir()
-	keyFile, tokenFile := filepath.Join(dir, "qrauth.key"), filepath.Join(dir, "tokens")
-	var key bytes.Buffer
-	if code := runGenkey(nil, &key, io.Discard); code != 0 {
-		t.Fatal("genkey failed")
-	}
-	if err := os.WriteFile(keyFile, key.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	tokenFile := filepath.Join(t.TempDir(), "tokens")
 	if err := os.WriteFile(tokenFile, []byte("# relying sites\n"+offlineTestToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := NewMain()
-	args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "qrauth.db"), "-room-rate", "1000", "-room-burst", "1000",
-		"-key-file", keyFile, "-offline", "-offline-api-token-file", tokenFile}, extra...)
-	if err := m.ParseFlags(args, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	m.LogOutput = io.Discard
-	if err := m.Run(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return m
+	return MustRunMain(t, append([]string{"-key-file", mustKeyFile(t), "-offline", "-offline-api-token-file", tokenFile}, extra...)...)
 }
 
 // offlineSignUp creates an account through the protocol (a raw browser

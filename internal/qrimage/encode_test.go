@@ -1,32 +1,27 @@
-package server
+package qrimage_test
 
 import (
 	"bytes"
-	"encoding/base64"
 	"image/png"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/makiuchi-d/gozxing"
 	gzqr "github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/internal/testutil"
 )
 
 // TestRenderQR: the hand-written PNG is a valid PNG that a QR reader
 // decodes back to the text.
 func TestRenderQR(t *testing.T) {
 	want := "https://login.example.com/q/" + strings.Repeat("Ab9-_", 4) + "xy"
-	url, err := renderQR(want)
+	url, err := qrimage.DataURL(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(url, "data:image/png;base64,"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := testutil.DataURLPNG(t, url)
 	img, err := png.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("not a PNG: %v", err)
@@ -44,47 +39,6 @@ func TestRenderQR(t *testing.T) {
 	}
 }
 
-// ZbarScan reads png with zbarimg, a generic scanner that guesses the
-// character set of byte-mode data unless an ECI says it, and returns the
-// exact bytes it hands over. It skips the test where zbarimg is missing,
-// but not in CI, whose .ci/run installs zbar-tools. (Exported for the
-// external tests of this package.)
-func ZbarScan(tb testing.TB, png []byte) string {
-	tb.Helper()
-	if _, err := exec.LookPath("zbarimg"); err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatal("zbarimg not on the PATH: apt-get install zbar-tools")
-		}
-		tb.Skip("zbarimg not installed (apt-get install zbar-tools); skipping the generic-scanner check")
-	}
-	f := filepath.Join(tb.TempDir(), "qr.png")
-	if err := os.WriteFile(f, png, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("zbarimg", "-q", "--raw", f)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("zbarimg: %v\n%s", err, stderr.String())
-	}
-	// zbarimg ends each symbol's data with one newline of its own.
-	out, ok := strings.CutSuffix(stdout.String(), "\n")
-	if !ok {
-		tb.Fatalf("zbarimg output %q lacks its newline", stdout.String())
-	}
-	return out
-}
-
-// pngOf returns the PNG bytes of a data URL from renderQR.
-func pngOf(tb testing.TB, dataURL string) []byte {
-	tb.Helper()
-	data, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(dataURL, "data:image/png;base64,"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return data
-}
-
 // TestRenderQRUTF8: a text beyond ASCII carries a UTF-8 ECI, so zbar (which
 // guessed Shift-JIS without it) and the phone's gozxing both read back the
 // exact bytes; ASCII is unchanged.
@@ -100,12 +54,12 @@ func TestRenderQRUTF8(t *testing.T) {
 		hdr + "日本語の取引テキスト",
 		hdr + "Ωmega ßtraße ½ ¥",
 	} {
-		url, err := renderQR(s)
+		url, err := qrimage.DataURL(s)
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := pngOf(t, url)
-		if got := ZbarScan(t, data); got != s {
+		data := testutil.DataURLPNG(t, url)
+		if got := testutil.ZbarScan(t, data); got != s {
 			t.Errorf("zbarimg read %q, want %q", got, s)
 		}
 		img, err := png.Decode(bytes.NewReader(data))
@@ -127,7 +81,7 @@ func TestRenderQRUTF8(t *testing.T) {
 func TestQRCapacityWithECI(t *testing.T) {
 	hdr := "1P9AAAAAAAAAA"
 	version := func(s string) int {
-		code, err := encodeQR(s)
+		code, err := qrimage.Encode(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,6 +101,17 @@ func TestQRCapacityWithECI(t *testing.T) {
 		}
 		if v := version(tc.text); v != tc.want {
 			t.Errorf("%d bytes: version %d, want %d", len(tc.text), v, tc.want)
+		}
+	}
+}
+
+// BenchmarkRenderQR: the QR code of one rotation, as a PNG data URL.
+func BenchmarkRenderQR(b *testing.B) {
+	url := "https://login.example.com/q/" + strings.Repeat("A", 22)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := qrimage.DataURL(url); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package qrimage
 
 import (
 	"bytes"
@@ -18,23 +18,23 @@ import (
 // codes a second. skip2/go-qrcode (used for the printed codes elsewhere)
 // took 0.9 ms to encode one code and 1.4 ms more to draw its PNG, about one
 // CPU core for rotations alone. rsc.io/qr encodes the same code in ~70 µs
-// and qrPNG writes a 1-bit PNG directly (see docs/benchmarks.md).
+// and PNG writes a 1-bit PNG directly (see docs/benchmarks.md).
 
-// qrModulePixels is the size of one QR module in the PNG. The page scales
+// ModulePixels is the size of one QR module in the PNG. The page scales
 // the image up with crisp edges, so a small PNG keeps every rotation message
 // small while staying easy for any camera and decoder.
-const qrModulePixels = 3
+const ModulePixels = 3
 
-// qrQuietZone is the blank border, in modules, that readers need.
-const qrQuietZone = 4
+// QuietZone is the blank border, in modules, that readers need.
+const QuietZone = 4
 
-// renderQR returns a PNG data URL of a QR code of s at error correction M.
-func renderQR(s string) (string, error) {
-	code, err := encodeQR(s)
+// DataURL returns a PNG data URL of a QR code of s at error correction M.
+func DataURL(s string) (string, error) {
+	code, err := Encode(s)
 	if err != nil {
 		return "", err
 	}
-	png, err := qrPNG(code, qrModulePixels)
+	png, err := PNG(code, ModulePixels)
 	if err != nil {
 		return "", err
 	}
@@ -45,14 +45,14 @@ func renderQR(s string) (string, error) {
 	return string(out), nil
 }
 
-// encodeQR encodes s at level M in the smallest version that holds it.
+// Encode encodes s at level M in the smallest version that holds it.
 // Plain ASCII goes as rsc.io/qr chooses (the login URLs). Anything else is
 // one byte-mode segment behind a UTF-8 ECI designator: without it a QR
 // reader must guess the character set of byte mode (ISO 8859-1 by the
 // standard, Shift-JIS or UTF-8 by heuristics), and zbar, for one, misreads
 // UTF-8 transaction texts as Shift-JIS. rsc.io/qr has no ECI segment, so
 // eciUTF8 adds one through its coding package.
-func encodeQR(s string) (*qr.Code, error) {
+func Encode(s string) (*qr.Code, error) {
 	ascii := true
 	for i := 0; i < len(s); i++ {
 		ascii = ascii && s[i] < 0x80
@@ -94,12 +94,12 @@ func (eciUTF8) Encode(b *coding.Bits, _ coding.Version) {
 	b.Write(26, 8)
 }
 
-// qrPNG draws code as a 1-bit grayscale PNG with a quiet zone, scale
+// PNG draws code as a 1-bit grayscale PNG with a quiet zone, scale
 // pixels per module. It writes the PNG by hand: image/png spends most of
 // its time asking a generic image for each pixel's colour, where here the
 // rows are simply bits.
-func qrPNG(code *qr.Code, scale int) ([]byte, error) {
-	n := (code.Size + 2*qrQuietZone) * scale
+func PNG(code *qr.Code, scale int) ([]byte, error) {
+	n := (code.Size + 2*QuietZone) * scale
 	stride := (n + 7) / 8
 	raw := make([]byte, (1+stride)*n) // each row: filter byte 0, then bits
 	// 1 bit per pixel, 1 = white: start all white, then clear the dark ones.
@@ -114,7 +114,7 @@ func qrPNG(code *qr.Code, scale int) ([]byte, error) {
 			if !code.Black(x, y) {
 				continue
 			}
-			x0, y0 := (x+qrQuietZone)*scale, (y+qrQuietZone)*scale
+			x0, y0 := (x+QuietZone)*scale, (y+QuietZone)*scale
 			for dy := 0; dy < scale; dy++ {
 				row := raw[(y0+dy)*(1+stride)+1:]
 				for px := x0; px < x0+scale; px++ {
