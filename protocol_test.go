@@ -123,20 +123,6 @@ func TestNormalizePhone(t *testing.T) {
 	}
 }
 
-func TestErrorTable(t *testing.T) {
-	for code, status := range map[string]int{
-		qrauth.EINVALID: 400, qrauth.EUNAUTHORIZED: 401, qrauth.ENOTFOUND: 404, qrauth.ECONFLICT: 409,
-		qrauth.EEXPIRED: 410, qrauth.ERATELIMITED: 429, qrauth.EINTERNAL: 500, "bogus": 500,
-	} {
-		if qrauth.HTTPStatus(code) != status || qrauth.CloseCode(code) != 4000+status {
-			t.Errorf("%s: %d %d", code, qrauth.HTTPStatus(code), qrauth.CloseCode(code))
-		}
-	}
-	if qrauth.ErrorMessage(json.Unmarshal([]byte("{"), new(any))) == "" {
-		t.Fatal("foreign error has no message")
-	}
-}
-
 // FuzzDecodeAppFrame: no input panics, and anything accepted re-encodes
 // and decodes to the same frame.
 func FuzzDecodeAppFrame(f *testing.F) {

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // testSalt is the fake server's phone salt.
@@ -133,7 +134,7 @@ func (c *appConn) Send(m *qrauth.ServerMessage) {
 // server does.
 func (c *appConn) Fail(e *qrauth.Error) {
 	c.Send(qrauth.ErrorMessageFor(e))
-	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(qrauth.CloseCode(e.Code), e.Reason))
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(wire.CloseCode(e.Code), e.Reason))
 }
 
 // Done sends the outcome and closes normally.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Timing and size limits of the app socket.
@@ -435,5 +436,5 @@ func (s *Scan) serverEnded() error {
 
 // messageError returns the *qrauth.Error of a server error message.
 func messageError(m *qrauth.ServerMessage) *qrauth.Error {
-	return serverError(wireError{Code: m.Code, Reason: m.Reason, Message: m.Message}, 0)
+	return serverError(wire.ErrorBody{Code: m.Code, Reason: m.Reason, Message: m.Message}, 0)
 }

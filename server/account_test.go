@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 func TestLinkPhone(t *testing.T) {
@@ -176,7 +177,7 @@ func TestShutdownTellsBrowsersToReconnect(t *testing.T) {
 	if m := b.next(); m.Type != qrauth.MsgReconnect {
 		t.Fatalf("%+v", m)
 	}
-	if c := readClose(t, b.ws); c != 1012 {
+	if c := readClose(t, b.ws); c != wire.CloseServiceRestart {
 		t.Fatalf("close %d", c)
 	}
 	if err := <-done; err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Timing of every socket, as in gorilla's chat example.
@@ -34,10 +35,10 @@ const (
 	sendBuffer = 16
 )
 
-// Close codes besides the 4000+HTTP-status error codes of qrauth.CloseCode.
+// Close codes besides the error codes of wire.CloseCode.
 const (
 	closeNormal     = websocket.CloseNormalClosure // 1000: the room finished
-	closeRestart    = websocket.CloseServiceRestart
+	closeRestart    = wire.CloseServiceRestart     // 1012: reconnect (wire.Reconnect)
 	closeSlowClient = websocket.CloseTryAgainLater // 1013: send queue overflowed
 	// closeBadText: a text frame that is not UTF-8 (RFC 6455 §8.1). gorilla
 	// does not check text frames itself.
@@ -106,7 +107,7 @@ func (c *conn) closeWith(code int, text string) {
 // closeErr sends err as an error message and closes with its close code.
 func (c *conn) closeErr(err error) {
 	c.sendMsg(qrauth.ErrorMessageFor(err))
-	c.closeWith(qrauth.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
+	c.closeWith(wire.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
 }
 
 func (c *conn) isClosing() bool {

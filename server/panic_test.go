@@ -11,6 +11,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -61,7 +62,7 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	if m.Type != qrauth.MsgError || m.Code != qrauth.EINTERNAL || strings.Contains(m.Message, "planted") {
 		t.Fatalf("join answered %+v, want an internal error that hides the cause", m)
 	}
-	if code := readClose(t, p.ws); code != qrauth.CloseCode(qrauth.EINTERNAL) {
+	if code := readClose(t, p.ws); code != wire.CloseCode(qrauth.EINTERNAL) {
 		t.Errorf("close code %d", code)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "planted: assertion failed") {

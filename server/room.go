@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 type roomState int
@@ -150,7 +151,7 @@ func (r *room) expireLocked() {
 	err := qrauth.Errorf(qrauth.EEXPIRED, "room_expired", "The code expired before sign-in finished. Get a new code in the browser.")
 	r.finishLocked(func(c *conn) {
 		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgExpired})
-		c.closeWith(qrauth.CloseCode(qrauth.EEXPIRED), "expired")
+		c.closeWith(wire.CloseCode(qrauth.EEXPIRED), "expired")
 	}, func(c *conn) { c.closeErr(err) })
 }
 

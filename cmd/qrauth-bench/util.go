@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // maxSourceIPs bounds --source-ips.
@@ -228,7 +229,7 @@ func errKind(err error) string {
 		}
 		return qe.Code
 	case errors.As(err, &ce):
-		if ce.Code >= 4000 && ce.Code <= 4999 && ce.Text != "" && len(ce.Text) <= 64 {
+		if wire.IsErrorClose(ce.Code) && ce.Text != "" && len(ce.Text) <= 64 {
 			return ce.Text
 		}
 		return "close_" + strconv.Itoa(ce.Code)
