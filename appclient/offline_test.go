@@ -15,13 +15,14 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
 // offlineFake serves the activation call like the real server: it checks
 // the device signature and answers with a fixed key (or what edit makes of
 // the answer).
-func offlineFake(t *testing.T, key []byte, edit func(*qrauth.OfflineActivation)) (*fakeServer, *appclient.Device) {
+func offlineFake(t *testing.T, key []byte, edit func(*wire.OfflineActivation)) (*fakeServer, *appclient.Device) {
 	t.Helper()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	s := newFakeServer(t, func(*appConn) {})
@@ -33,7 +34,7 @@ func offlineFake(t *testing.T, key []byte, edit func(*qrauth.OfflineActivation))
 			w.WriteHeader(401)
 			return
 		}
-		a := qrauth.OfflineActivation{Method: qrauth.OfflineMethod(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
+		a := wire.OfflineActivation{Method: qrauth.OfflineMethod(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
 			Origin: s.URL, Key: base64.RawURLEncoding.EncodeToString(key), KeyID: "k1", OTPLength: 6, MaxAttempts: 3, ActivatedAt: now}
 		if edit != nil {
 			edit(&a)
@@ -116,11 +117,11 @@ func TestActivateOffline(t *testing.T) {
 }
 
 func TestActivateOfflineBadAnswer(t *testing.T) {
-	for name, edit := range map[string]func(*qrauth.OfflineActivation){
-		"OtherDevice": func(a *qrauth.OfflineActivation) { a.DeviceID = "d_AAAAAAAAAAAAAAAAAAAAAA" },
-		"OtherOrigin": func(a *qrauth.OfflineActivation) { a.Origin = "https://evil.example" },
-		"ShortKey":    func(a *qrauth.OfflineActivation) { a.Key = "AAAA" },
-		"OtherMethod": func(a *qrauth.OfflineActivation) { a.Method = qrauth.OfflinePIN },
+	for name, edit := range map[string]func(*wire.OfflineActivation){
+		"OtherDevice": func(a *wire.OfflineActivation) { a.DeviceID = "d_AAAAAAAAAAAAAAAAAAAAAA" },
+		"OtherOrigin": func(a *wire.OfflineActivation) { a.Origin = "https://evil.example" },
+		"ShortKey":    func(a *wire.OfflineActivation) { a.Key = "AAAA" },
+		"OtherMethod": func(a *wire.OfflineActivation) { a.Method = qrauth.OfflinePIN },
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, d := offlineFake(t, make([]byte, 32), edit)

@@ -24,7 +24,7 @@ type SessionInfo struct {
 }
 
 // Sessions returns the signed-in browsers of the device's account. The
-// request is signed with the device key (see qrauth.AppRequest).
+// request is signed with the device key (see wire.AppRequest).
 func (d *Device) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	var out struct {
 		Sessions []SessionInfo `json:"sessions"`

@@ -27,19 +27,19 @@ func TestLinkPhone(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if qr.Type != qrauth.MsgQR || qr.Mode != qrauth.ModeLink {
+	if qr.Type != wire.MsgQR || qr.Mode != wire.ModeLink {
 		t.Fatalf("%+v", qr)
 	}
 	second := newPhone(t, srv, "+41 78 000 00 00")
 	ch := second.join(qr)
-	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeLink || ch.Account.Name != "Ada Lovelace" {
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeLink || ch.Account.Name != "Ada Lovelace" {
 		t.Fatalf("%+v", ch)
 	}
 	b.next() // scanned
-	if d := second.decide(qrauth.DecisionApprove, true, nil); d.Type != qrauth.MsgDone || d.Result != "linked" {
+	if d := second.decide(wire.DecisionApprove, true, nil); d.Type != wire.MsgDone || d.Result != "linked" {
 		t.Fatalf("%+v", d)
 	}
-	if m := b.next(); m.Type != qrauth.MsgLinked || m.Device.ID != second.id {
+	if m := b.next(); m.Type != wire.MsgLinked || m.Device.ID != second.id {
 		t.Fatalf("%+v", m)
 	}
 	_, devs := b.do("GET", "/api/devices", "")
@@ -122,12 +122,12 @@ func TestCrossSiteWriteRefused(t *testing.T) {
 // signed makes a device-signed app API request.
 func (p *phone) signed(method, path string, nonce string, at time.Time) *http.Response {
 	p.tb.Helper()
-	r := qrauth.AppRequest{Method: method, Path: path, Time: at.Unix(), Nonce: nonce, DeviceID: p.id}
+	r := wire.AppRequest{Method: method, Path: path, Time: at.Unix(), Nonce: nonce, DeviceID: p.id}
 	req, _ := http.NewRequest(method, p.srv.URL+path, nil)
-	req.Header.Set(qrauth.HeaderDevice, string(p.id))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(p.priv))
+	req.Header.Set(wire.HeaderDevice, string(p.id))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(r.Time, 10))
+	req.Header.Set(wire.HeaderNonce, nonce)
+	req.Header.Set(wire.HeaderSignature, r.Sign(p.priv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.tb.Fatal(err)
@@ -174,7 +174,7 @@ func TestShutdownTellsBrowsersToReconnect(t *testing.T) {
 		defer cancel()
 		done <- srv.Shutdown(ctx)
 	}()
-	if m := b.next(); m.Type != qrauth.MsgReconnect {
+	if m := b.next(); m.Type != wire.MsgReconnect {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b.ws); c != wire.CloseServiceRestart {
@@ -214,7 +214,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	http.Get(qr.URL) // a camera app opening the link
 	p.join(qr)
 	b.next()
-	p.decide(qrauth.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
+	p.decide(wire.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
 	tk := b.next().Ticket
 	b.exchange(tk)
 	b.do("GET", "/api/me", "")

@@ -23,6 +23,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -314,15 +315,15 @@ func TestBadgeInsecurePhoneApproval(t *testing.T) {
 		}
 		q := *p
 		q.tb = t
-		if ch := q.join(k.open()); ch.Type != qrauth.MsgChallenge {
+		if ch := q.join(k.open()); ch.Type != wire.MsgChallenge {
 			t.Fatalf("join: %+v", ch)
 		}
 		k.next() // scanned
-		if d := q.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone {
+		if d := q.decide(wire.DecisionApprove, false, nil); d.Type != wire.MsgDone {
 			t.Fatalf("decide: %+v", d)
 		}
 		m := k.next()
-		if m.Type != qrauth.MsgApproved {
+		if m.Type != wire.MsgApproved {
 			t.Fatalf("kiosk: %+v", m)
 		}
 		st, body = k.do("POST", "/api/badge/phone", `{"ticket":"`+m.Ticket+`"}`)
@@ -637,11 +638,11 @@ func TestBadgeMethodPolicy(t *testing.T) {
 	// The phone identifies; the badge is then asked for.
 	k := newBrowser(t, w.srv)
 	ch := w.phone.join(k.open())
-	if ch.Type != qrauth.MsgChallenge {
+	if ch.Type != wire.MsgChallenge {
 		t.Fatalf("%+v", ch)
 	}
 	k.next()
-	w.phone.decide(qrauth.DecisionApprove, false, nil)
+	w.phone.decide(wire.DecisionApprove, false, nil)
 	m := k.next()
 	st, body = k.exchange(m.Ticket)
 	if st != 200 || body["next"] != "/badge" || badgeSignedIn(t, k) {

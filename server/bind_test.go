@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // forgedBinds are bind cookie values the server never issued.
@@ -76,11 +77,11 @@ func TestTicketExchangeEmptyBind(t *testing.T) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next() // scanned
-	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Result != qrauth.ResultSignedIn {
+	if d := p.decide(wire.DecisionApprove, false, nil); d.Result != wire.ResultSignedIn {
 		t.Fatalf("%+v", d)
 	}
 	m := b.next()
-	if m.Type != qrauth.MsgApproved {
+	if m.Type != wire.MsgApproved {
 		t.Fatalf("%+v", m)
 	}
 	for _, v := range append([]string{""}, forgedBinds...) {

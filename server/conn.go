@@ -91,7 +91,7 @@ func (c *conn) sendPing() {
 
 // sendMsg queues m. It never blocks; it reports false if the socket is
 // closing or had to be dropped for not reading.
-func (c *conn) sendMsg(m *qrauth.ServerMessage) bool {
+func (c *conn) sendMsg(m *wire.ServerMessage) bool {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return false
@@ -106,7 +106,7 @@ func (c *conn) closeWith(code int, text string) {
 
 // closeErr sends err as an error message and closes with its close code.
 func (c *conn) closeErr(err error) {
-	c.sendMsg(qrauth.ErrorMessageFor(err))
+	c.sendMsg(wire.ErrorMessageFor(err))
 	c.closeWith(wire.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
 }
 
@@ -218,7 +218,7 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 		}
 		c.guard("close", onClose)
 	}()
-	c.ws.SetReadLimit(qrauth.MaxFrameSize)
+	c.ws.SetReadLimit(wire.MaxFrameSize)
 	_ = c.ws.SetReadDeadline(time.Now().Add(firstWait))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
@@ -238,8 +238,8 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 			continue
 		}
 		if !utf8.Valid(data) {
-			c.sendMsg(qrauth.ErrorMessageFor(qrauth.ErrInvalidUTF8))
-			c.closeWith(closeBadText, qrauth.ErrorReason(qrauth.ErrInvalidUTF8))
+			c.sendMsg(wire.ErrorMessageFor(wire.ErrInvalidUTF8))
+			c.closeWith(closeBadText, qrauth.ErrorReason(wire.ErrInvalidUTF8))
 			continue
 		}
 		c.guard("frame", func() { onFrame(data) })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // signedCall makes a device-signed app API call at the server's clock and
@@ -20,12 +21,12 @@ import (
 func (e *offlineEnv) signedCall(method, path string) (int, map[string]any) {
 	e.t.Helper()
 	nonce, _ := qrauth.RandomToken(rand.Reader, 16)
-	r := qrauth.AppRequest{Method: method, Path: path, Time: e.clock.Now().Unix(), Nonce: nonce, DeviceID: e.p.id}
+	r := wire.AppRequest{Method: method, Path: path, Time: e.clock.Now().Unix(), Nonce: nonce, DeviceID: e.p.id}
 	req, _ := http.NewRequest(method, e.srv.URL+path, nil)
-	req.Header.Set(qrauth.HeaderDevice, string(e.p.id))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(e.p.priv))
+	req.Header.Set(wire.HeaderDevice, string(e.p.id))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(r.Time, 10))
+	req.Header.Set(wire.HeaderNonce, nonce)
+	req.Header.Set(wire.HeaderSignature, r.Sign(e.p.priv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)

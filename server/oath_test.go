@@ -26,6 +26,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -173,11 +174,11 @@ func oathFirstStep(t *testing.T, srv *testServer, p *phone) *browser {
 	t.Helper()
 	b := newBrowser(t, srv)
 	ch := p.join(b.open())
-	if ch.Type != qrauth.MsgChallenge {
+	if ch.Type != wire.MsgChallenge {
 		t.Fatalf("join: %+v", ch)
 	}
 	b.next() // scanned
-	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone {
+	if d := p.decide(wire.DecisionApprove, false, nil); d.Type != wire.MsgDone {
 		t.Fatalf("decide: %+v", d)
 	}
 	m := b.next()
@@ -556,7 +557,7 @@ func TestOATHPolicyRequired(t *testing.T) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next()
-	p.decide(qrauth.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
+	p.decide(wire.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
 	m := b.next()
 	st, body := b.exchange(m.Ticket)
 	if st != 200 || body["next"] != "/verify" {

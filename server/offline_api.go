@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // OfflineBeginRequest is the body of POST /api/offline/sessions: exactly
@@ -372,11 +373,11 @@ func (o *offlineFlow) viewApproval(a *qrauth.Approval) approvalView {
 }
 
 // transactionDecision is what a device signs to decide a.
-func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) qrauth.TransactionDecision {
-	d := qrauth.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
-		DeviceID: dev, Decision: qrauth.DecisionDeny}
+func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) wire.TransactionDecision {
+	d := wire.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
+		DeviceID: dev, Decision: wire.DecisionDeny}
 	if st == qrauth.ApprovalApproved {
-		d.Decision = qrauth.DecisionApprove
+		d.Decision = wire.DecisionApprove
 	}
 	return d
 }
@@ -419,14 +420,14 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 	tok := approvalQRToken(view)
 	now := o.s.cfg.Now()
 	a := &qrauth.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
-		TextSHA256: qrauth.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
+		TextSHA256: wire.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
 		State: qrauth.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
 	if err := o.s.store.CreateApproval(ctx, a); err != nil {
 		return err
 	}
 	o.purge(ctx)
 	v := o.viewApproval(a)
-	v.URL = o.s.cfg.Origin + qrauth.TransactionQRPath + tok
+	v.URL = o.s.cfg.Origin + wire.TransactionQRPath + tok
 	if v.QR, err = renderQR(v.URL); err != nil {
 		return qrauth.Internal(err)
 	}

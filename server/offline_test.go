@@ -18,6 +18,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // offlineAPIToken is the relying site's bearer token in these tests.
@@ -778,7 +779,7 @@ func TestOnlineApproval(t *testing.T) {
 	ctx := context.Background()
 	text := "Pay CHF 1'250.00 to Muster AG\nIBAN CH93 0076 2011 6238 5295 7"
 	st, a := e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": text})
-	if st != 201 || a["status"] != "pending" || a["text_sha256"] != qrauth.TextSHA256(text) {
+	if st != 201 || a["status"] != "pending" || a["text_sha256"] != wire.TextSHA256(text) {
 		t.Fatalf("create: %d %v", st, a)
 	}
 	url := offlineScan(t, a["qr"].(string))
@@ -837,15 +838,15 @@ func TestOnlineApproval(t *testing.T) {
 	// The record says which text was approved, and anyone can check it.
 	sig, _ := base64.RawURLEncoding.DecodeString(v["signature"].(string))
 	signed := v["signed_bytes"].(string)
-	if !strings.Contains(signed, "text-sha256="+qrauth.TextSHA256(text)+"\n") || !strings.HasPrefix(signed, "qrauth-v1 transaction\n") {
+	if !strings.Contains(signed, "text-sha256="+wire.TextSHA256(text)+"\n") || !strings.HasPrefix(signed, "qrauth-v1 transaction\n") {
 		t.Fatalf("signed bytes %q", signed)
 	}
-	d := qrauth.TransactionDecision{Origin: e.srv.URL, TransactionID: id, TextSHA256: qrauth.TextSHA256(text), DeviceID: e.p.id, Decision: "approve"}
+	d := wire.TransactionDecision{Origin: e.srv.URL, TransactionID: id, TextSHA256: wire.TextSHA256(text), DeviceID: e.p.id, Decision: "approve"}
 	if err := d.Verify(e.p.pub, v["signature"].(string)); err != nil || len(sig) != 64 || string(d.SignedBytes()) != signed {
 		t.Fatalf("recorded signature: %v", err)
 	}
 	events, _ := e.srv.DB.ListAudit(ctx, qrauth.AuditFilter{UserID: e.uid})
-	if last := events[len(events)-1]; last.Type != qrauth.AuditApprovalApproved || !strings.Contains(last.Detail, qrauth.TextSHA256(text)) {
+	if last := events[len(events)-1]; last.Type != qrauth.AuditApprovalApproved || !strings.Contains(last.Detail, wire.TextSHA256(text)) {
 		t.Fatalf("audit %+v", last)
 	}
 	// Decided once only.

@@ -59,7 +59,7 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	b := newBrowser(t, srv)
 	p := newPhone(t, srv, "+41 79 555 01 01")
 	m := p.join(b.open())
-	if m.Type != qrauth.MsgError || m.Code != qrauth.EINTERNAL || strings.Contains(m.Message, "planted") {
+	if m.Type != wire.MsgError || m.Code != qrauth.EINTERNAL || strings.Contains(m.Message, "planted") {
 		t.Fatalf("join answered %+v, want an internal error that hides the cause", m)
 	}
 	if code := readClose(t, p.ws); code != wire.CloseCode(qrauth.EINTERNAL) {
@@ -73,7 +73,7 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	st.armed.Store(false)
 	b2 := newBrowser(t, srv)
 	p2 := newPhone(t, srv, "+41 79 555 01 02")
-	if m := p2.join(b2.open()); m.Type != qrauth.MsgChallenge {
+	if m := p2.join(b2.open()); m.Type != wire.MsgChallenge {
 		t.Fatalf("after the panic, join answered %+v", m)
 	}
 }

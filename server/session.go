@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TicketRequest is the body of POST /api/session.
@@ -32,10 +33,10 @@ func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
-// Text that is not valid UTF-8 is refused with qrauth.ErrInvalidUTF8
+// Text that is not valid UTF-8 is refused with wire.ErrInvalidUTF8
 // rather than stored with U+FFFD in place of the bad bytes.
 func decodeStrict(data []byte, v any) error {
-	if err := qrauth.CheckJSONText(data); err != nil {
+	if err := wire.CheckJSONText(data); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -53,7 +54,7 @@ func decodeStrict(data []byte, v any) error {
 // invalid UTF-8 keeps its own reason, anything else is malformed_body with
 // msg describing the expected shape.
 func malformedBody(err error, msg string) error {
-	if err == qrauth.ErrInvalidUTF8 {
+	if err == wire.ErrInvalidUTF8 {
 		return err
 	}
 	return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "%s", msg)

@@ -20,6 +20,7 @@ import (
 	"github.com/qrauth/qrauth/appclient"
 	qrserver "github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 )
 
 const offlineToken = "cli-test-relying-site-token-0123456789abcdef"
@@ -89,7 +90,7 @@ func (s *offlineServer) loginURL() (string, func()) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		s.t.Fatal(err)
 	}

@@ -18,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -146,7 +146,7 @@ func (t *target) discover(ctx context.Context, timeout time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("discovery of %s: %s", t.URL, resp.Status)
 	}
-	var d qrauth.Discovery
+	var d wire.Discovery
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&d); err != nil {
 		return fmt.Errorf("discovery of %s: %w", t.URL, err)
 	}

@@ -318,7 +318,7 @@ func readMsg(ws *websocket.Conn, deadline time.Time) (*wireMsg, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, &qrauth.Error{Code: qrauth.EINVALID, Reason: "malformed_message", Message: err.Error()}
 	}
-	if m.Type == qrauth.MsgError {
+	if m.Type == wire.MsgError {
 		return nil, &qrauth.Error{Code: m.Code, Reason: m.Reason, Message: m.Message}
 	}
 	return &m, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // signUp creates an account through the protocol: a raw browser socket
@@ -26,7 +27,7 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	}
 	defer scan.Close()
 	done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &qrauth.Profile{Name: name}})
-	if err != nil || done.Result != qrauth.ResultSignedUp {
+	if err != nil || done.Result != wire.ResultSignedUp {
 		t.Fatalf("sign-up: %+v %v", done, err)
 	}
 	return done.UserID

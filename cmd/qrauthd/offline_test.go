@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 const offlineTestToken = "qrauthd-test-relying-site-token-0123456789"
@@ -66,7 +67,7 @@ func offlineSignUp(t *testing.T, origin string, profile qrauth.Profile) *appclie
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +80,7 @@ func offlineSignUp(t *testing.T, origin string, profile qrauth.Profile) *appclie
 		t.Fatal(err)
 	}
 	defer scan.Close()
-	if done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &profile}); err != nil || done.Result != qrauth.ResultSignedUp {
+	if done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &profile}); err != nil || done.Result != wire.ResultSignedUp {
 		t.Fatalf("sign-up: %+v %v", done, err)
 	}
 	return dev
