@@ -14,10 +14,6 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-// DiscoveryPath is where a qrauth server serves its wire.Discovery
-// document, below the server URL.
-const DiscoveryPath = "/.well-known/qrauth"
-
 // defaultHTTPClient is used when no client is given. Its timeout bounds
 // calls whose context has no deadline.
 var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
@@ -36,7 +32,7 @@ func Discover(ctx context.Context, client *http.Client, server string) (*wire.Di
 	if client == nil {
 		client = defaultHTTPClient
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+DiscoveryPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathDiscovery, nil)
 	if err != nil {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_server", "The server URL %q is not valid.", server)
 	}

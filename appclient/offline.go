@@ -301,7 +301,7 @@ func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, op
 		return nil, qrauth.Errorf(qrauth.EINVALID, "pin_not_used", "OFFLINE_DEVICE takes no PIN; use OFFLINE_PIN for codes that need one.")
 	}
 	var act wire.OfflineActivation
-	if err := d.signedJSON(ctx, http.MethodPost, wire.OfflineMethodsPath+"/"+string(m), nil, http.StatusOK, &act); err != nil {
+	if err := d.signedJSON(ctx, http.MethodPost, wire.Path(wire.PathAppOfflineMethod, string(m)), nil, http.StatusOK, &act); err != nil {
 		return nil, err
 	}
 	key, err := base64.RawURLEncoding.DecodeString(act.Key)
@@ -330,7 +330,7 @@ func (d *Device) DeactivateOffline(ctx context.Context, m qrauth.OfflineMethod) 
 	if !qrauth.ValidOfflineMethod(m) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method %q.", m)
 	}
-	return d.signedJSON(ctx, http.MethodDelete, wire.OfflineMethodsPath+"/"+string(m), nil, http.StatusNoContent, nil)
+	return d.signedJSON(ctx, http.MethodDelete, wire.Path(wire.PathAppOfflineMethod, string(m)), nil, http.StatusNoContent, nil)
 }
 
 // OfflineMethods lists the device's offline methods as the server knows
@@ -339,7 +339,7 @@ func (d *Device) OfflineMethods(ctx context.Context) ([]wire.OfflineMethodInfo, 
 	var out struct {
 		Methods []wire.OfflineMethodInfo `json:"methods"`
 	}
-	if err := d.signedJSON(ctx, http.MethodGet, wire.OfflineMethodsPath, nil, http.StatusOK, &out); err != nil {
+	if err := d.signedJSON(ctx, http.MethodGet, wire.PathAppOffline, nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return out.Methods, nil
@@ -438,7 +438,7 @@ type Transaction struct {
 // (ORIGIN/t/TOKEN) rather than a login code; ParseTransactionURL checks it.
 func IsTransactionURL(s string) bool {
 	u, err := url.Parse(strings.TrimSpace(s))
-	return err == nil && strings.HasPrefix(u.Path, wire.TransactionQRPath)
+	return err == nil && strings.HasPrefix(u.Path, wire.Prefix(wire.PathTransactionScan))
 }
 
 // ParseTransactionURL checks that s is a transaction code of the server at
@@ -464,10 +464,10 @@ func ParseTransactionURL(origin, s string) (string, error) {
 			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
 	}
 	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
-		!strings.HasPrefix(u.Path, wire.TransactionQRPath) {
+		!strings.HasPrefix(u.Path, wire.Prefix(wire.PathTransactionScan)) {
 		return "", notOurs
 	}
-	tok := u.Path[len(wire.TransactionQRPath):]
+	tok := u.Path[len(wire.Prefix(wire.PathTransactionScan)):]
 	if !qrauth.ValidToken(tok, 22, 64) {
 		return "", notOurs
 	}
@@ -486,7 +486,7 @@ func (d *Device) FetchTransaction(ctx context.Context, code string) (*Transactio
 		return nil, err
 	}
 	var info wire.TransactionInfo
-	if err := d.signedJSON(ctx, http.MethodGet, wire.AppApprovalsPath+"/"+tok, nil, http.StatusOK, &info); err != nil {
+	if err := d.signedJSON(ctx, http.MethodGet, wire.Path(wire.PathAppApproval, tok), nil, http.StatusOK, &info); err != nil {
 		return nil, err
 	}
 	if !sameOrigin(info.Origin, d.Origin) || info.TextSHA256 != wire.TextSHA256(info.Text) || info.ID == "" ||
@@ -513,7 +513,7 @@ func (t *Transaction) decide(ctx context.Context, decision string) (qrauth.Appro
 	var out struct {
 		Status qrauth.ApprovalState `json:"status"`
 	}
-	if err := t.device.signedJSON(ctx, http.MethodPost, wire.AppApprovalsPath+"/"+t.token, body, http.StatusOK, &out); err != nil {
+	if err := t.device.signedJSON(ctx, http.MethodPost, wire.Path(wire.PathAppApproval, t.token), body, http.StatusOK, &out); err != nil {
 		return "", err
 	}
 	return out.Status, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Limits of DecodeQRImage. A screenshot or a photo of a screen is far below
@@ -28,9 +29,6 @@ const (
 	minPSKLen = 22
 	maxPSKLen = 64
 )
-
-// QRPath is the path prefix of the URL in a qrauth QR code: ORIGIN/q/PSK.
-const QRPath = "/q/"
 
 // DecodeQRImage finds a QR code in a PNG, JPEG or GIF image and returns its
 // text. It returns EINVALID "unreadable_image" if r is not such an image (or
@@ -115,10 +113,10 @@ func ParseQRURL(origin, s string) (psk string, err error) {
 			"This code belongs to %s, not to your server %s. Never approve a code shown by another site.", got, want)
 	}
 	if u.User != nil || u.RawPath != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") ||
-		!strings.HasPrefix(u.Path, QRPath) {
+		!strings.HasPrefix(u.Path, wire.Prefix(wire.PathScan)) {
 		return "", notOurs
 	}
-	psk = u.Path[len(QRPath):]
+	psk = u.Path[len(wire.Prefix(wire.PathScan)):]
 	if !qrauth.ValidToken(psk, minPSKLen, maxPSKLen) {
 		return "", notOurs
 	}

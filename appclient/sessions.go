@@ -6,10 +6,8 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
-
-// SessionsPath is the path of the account's session list, below the origin.
-const SessionsPath = "/api/app/sessions"
 
 // SessionInfo is a signed-in browser of the account, as the app lists it.
 type SessionInfo struct {
@@ -29,7 +27,7 @@ func (d *Device) Sessions(ctx context.Context) ([]SessionInfo, error) {
 	var out struct {
 		Sessions []SessionInfo `json:"sessions"`
 	}
-	if err := d.do(ctx, http.MethodGet, SessionsPath, http.StatusOK, &out); err != nil {
+	if err := d.do(ctx, http.MethodGet, wire.PathAppSessions, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return out.Sessions, nil
@@ -44,7 +42,7 @@ func (d *Device) RevokeSession(ctx context.Context, id qrauth.SessionID) error {
 	if !qrauth.ValidToken(string(id), 1, 128) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_session_id", "%q is not a session id.", string(id))
 	}
-	return d.do(ctx, http.MethodDelete, SessionsPath+"/"+string(id), http.StatusNoContent, nil)
+	return d.do(ctx, http.MethodDelete, wire.Path(wire.PathAppSessionByID, string(id)), http.StatusNoContent, nil)
 }
 
 // do makes a device-signed request to the origin and decodes a JSON answer

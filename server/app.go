@@ -125,8 +125,8 @@ func (s *Server) handleDiscovery(c echo.Context) error {
 		ProtocolVersion: wire.ProtocolVersion,
 		Origin:          s.cfg.Origin,
 		PhoneSalt:       base64.RawURLEncoding.EncodeToString(salt),
-		QRPrefix:        s.cfg.Origin + "/q/",
-		AppSocket:       ws + "/ws/app",
-		SessionsURL:     s.cfg.Origin + "/api/app/sessions",
+		QRPrefix:        s.cfg.Origin + wire.Prefix(wire.PathScan),
+		AppSocket:       ws + wire.PathAppSocket,
+		SessionsURL:     s.cfg.Origin + wire.PathAppSessions,
 	})
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -209,24 +210,24 @@ func (s *Server) badgeRoutes(e *echo.Echo) {
 		b.keys = keys
 	}
 
-	e.GET("/badge", b.handlePage)
-	e.GET("/api/badge/status", b.handleStatus)
-	e.POST("/api/badge/scan", b.handleScan)
-	e.POST("/api/badge/frame", b.handleFrame)
-	e.POST("/api/badge/phone", b.handlePhone)
-	e.POST("/api/signin/password", b.handlePasswordStep)
+	e.GET(wire.PathBadge, b.handlePage)
+	e.GET(wire.PathBadgeStatus, b.handleStatus)
+	e.POST(wire.PathBadgeScan, b.handleScan)
+	e.POST(wire.PathBadgeFrame, b.handleFrame)
+	e.POST(wire.PathBadgePhone, b.handlePhone)
+	e.POST(wire.PathSignInPassword, b.handlePasswordStep)
 
-	e.GET("/api/password", b.handleGetPassword)
-	e.PUT("/api/password", b.handleSetPassword)
-	e.DELETE("/api/password", b.handleDeletePassword)
+	e.GET(wire.PathPassword, b.handleGetPassword)
+	e.PUT(wire.PathPassword, b.handleSetPassword)
+	e.DELETE(wire.PathPassword, b.handleDeletePassword)
 
-	e.GET("/api/badges", b.handleListOwnBadges)
-	e.POST("/api/badges", b.handleIssueOwnBadge)
-	e.POST("/api/badges/:id/revoke", b.handleRevokeOwnBadge)
+	e.GET(wire.PathBadges, b.handleListOwnBadges)
+	e.POST(wire.PathBadges, b.handleIssueOwnBadge)
+	e.POST(wire.PathBadgeRevoke, b.handleRevokeOwnBadge)
 
-	e.GET("/admin/api/badge/users/:id", b.handleAdminListBadges)
-	e.POST("/admin/api/badge/users/:id", b.handleAdminIssueBadge)
-	e.POST("/admin/api/badge/badges/:id/revoke", b.handleAdminRevokeBadge)
+	e.GET(wire.PathAdminBadgeUser, b.handleAdminListBadges)
+	e.POST(wire.PathAdminBadgeUser, b.handleAdminIssueBadge)
+	e.POST(wire.PathAdminBadgeRevoke, b.handleAdminRevokeBadge)
 }
 
 // badgeGateIndex is the place of badgeGate in signInGates.
@@ -260,7 +261,7 @@ func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (stri
 				return "", nil
 			}
 		}
-		return "/badge", nil
+		return wire.PathBadge, nil
 	}
 	cfg := s.cfg.Badge
 	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
@@ -270,7 +271,7 @@ func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *signIn) (stri
 	if err != nil || !active {
 		return "", err
 	}
-	return "/badge", nil
+	return wire.PathBadge, nil
 }
 
 // holdsSecureBadge reports whether the user has a secure badge that could
@@ -377,7 +378,7 @@ func (b *badgeFlow) handlePage(c echo.Context) error {
 		return err
 	}
 	if b.s.redirectSignedIn(c) {
-		return c.Redirect(http.StatusSeeOther, "/account")
+		return c.Redirect(http.StatusSeeOther, wire.PathAccount)
 	}
 	return b.s.servePage(c, "badge.html")
 }
@@ -410,9 +411,9 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 	step := ""
 	if next, err := badgeGate(b.s, ctx, u, si); err != nil {
 		return err
-	} else if next == "/badge" && si.Passed(MethodBadgeInsecure) {
+	} else if next == wire.PathBadge && si.Passed(MethodBadgeInsecure) {
 		step = stepSecondFactor
-	} else if next == "/badge" {
+	} else if next == wire.PathBadge {
 		step = stepBadge
 	}
 	if step == "" {

@@ -178,7 +178,7 @@ func (o *offlineFlow) handleBegin(c echo.Context) error {
 		return err
 	}
 	v := o.viewSession(sess, cred)
-	v.QR, v.PageURL = qr, o.s.cfg.Origin+"/approve#"+sess.ID+"."+tok
+	v.QR, v.PageURL = qr, o.s.cfg.Origin+wire.PathApprove+"#"+sess.ID+"."+tok
 	return c.JSON(http.StatusCreated, v)
 }
 
@@ -427,11 +427,11 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 	}
 	o.purge(ctx)
 	v := o.viewApproval(a)
-	v.URL = o.s.cfg.Origin + wire.TransactionQRPath + tok
+	v.URL = o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + tok
 	if v.QR, err = renderQR(v.URL); err != nil {
 		return qrauth.Internal(err)
 	}
-	v.PageURL = o.s.cfg.Origin + "/approve#" + a.ID + "." + view
+	v.PageURL = o.s.cfg.Origin + wire.PathApprove + "#" + a.ID + "." + view
 	return c.JSON(http.StatusCreated, v)
 }
 

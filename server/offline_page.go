@@ -311,7 +311,7 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
 	if v.Status == string(qrauth.ApprovalPending) {
 		// The QR code is shown only while it can be used.
-		if v.QR, err = renderQR(o.s.cfg.Origin + wire.TransactionQRPath + approvalQRToken(secret)); err != nil {
+		if v.QR, err = renderQR(o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + approvalQRToken(secret)); err != nil {
 			return qrauth.Internal(err)
 		}
 	}

@@ -101,7 +101,7 @@ func (r *room) rotateLocked() {
 		r.failLocked(qrauth.Internal(err))
 		return
 	}
-	url := r.h.cfg.Origin + "/q/" + psk
+	url := r.h.cfg.Origin + wire.Path(wire.PathScan, psk)
 	png, err := renderQR(url)
 	if err != nil {
 		r.failLocked(qrauth.Internal(err))

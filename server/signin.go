@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // A sign-in is one or more steps. The first (a QR scan, a badge, an
@@ -87,7 +88,7 @@ func (s *Server) continueSignIn(c echo.Context, si *signIn) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": "/account"})
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": wire.PathAccount})
 }
 
 // issueSession stores a session for si and sets its cookie.

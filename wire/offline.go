@@ -6,20 +6,6 @@ import (
 	"github.com/qrauth/qrauth"
 )
 
-// Paths of the phone's device-signed calls of the offline flow, below the
-// origin (see AppRequest for the signature headers).
-const (
-	// OfflineMethodsPath lists the device's methods (GET); OfflineMethodsPath
-	// "/" METHOD activates (POST) or deactivates (DELETE) one.
-	OfflineMethodsPath = "/api/app/offline"
-	// AppApprovalsPath "/" TOKEN fetches a transaction (GET) and decides
-	// it (POST a TransactionDecisionRequest).
-	AppApprovalsPath = "/api/app/approvals"
-	// TransactionQRPath is the path prefix of a transaction QR code's URL:
-	// ORIGIN/t/TOKEN.
-	TransactionQRPath = "/t/"
-)
-
 // OfflineActivation is the server's answer to an activation: the method
 // key, sent this once over the signed, TLS-protected call and never again.
 type OfflineActivation struct {

@@ -126,7 +126,7 @@ func (l *loginRunner) openRoom(ctx context.Context) (ws *websocket.Conn, bind st
 // exchange is the browser trading its ticket for a session.
 func (l *loginRunner) exchange(ctx context.Context, bind, ticket string) error {
 	body, _ := json.Marshal(map[string]string{"ticket": ticket})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.t.URL+"/api/session", strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.t.URL+wire.PathSession, strings.NewReader(string(body)))
 	if err != nil {
 		return err
 	}
