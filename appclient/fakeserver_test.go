@@ -66,9 +66,9 @@ func (s *fakeServer) Discovery() wire.Discovery {
 		ProtocolVersion: wire.ProtocolVersion,
 		Origin:          s.URL,
 		PhoneSalt:       base64.RawURLEncoding.EncodeToString(testSalt),
-		QRPrefix:        s.URL + "/q/",
-		AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + "/ws/app",
-		SessionsURL:     s.URL + "/api/app/sessions",
+		QRPrefix:        s.URL + wire.Prefix(wire.PathScan),
+		AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + wire.PathAppSocket,
+		SessionsURL:     s.URL + wire.PathAppSessions,
 	}
 }
 
@@ -229,7 +229,7 @@ func mustInit(tb testing.TB, s *fakeServer) *appclient.Device {
 }
 
 // qrURL is the QR code of testPSK for s.
-func qrURL(s *fakeServer) string { return s.URL + "/q/" + testPSK }
+func qrURL(s *fakeServer) string { return s.URL + wire.Prefix(wire.PathScan) + testPSK }
 
 // wantError checks that err is a *qrauth.Error with code and reason.
 func wantError(tb testing.TB, err error, code, reason string) {

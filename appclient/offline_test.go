@@ -195,12 +195,12 @@ func TestParseTransactionURL(t *testing.T) {
 	const origin = "https://login.example.com"
 	tok := strings.Repeat("A", 22)
 	for _, tc := range []struct{ s, reason string }{
-		{origin + "/t/" + tok, ""},
+		{origin + wire.Prefix(wire.PathTransactionScan) + tok, ""},
 		{"https://LOGIN.example.com:443/t/" + tok, ""},
 		{"https://login.example.net/t/" + tok, "foreign_origin"},
-		{origin + "/q/" + tok, "not_a_transaction_code"},
-		{origin + "/t/" + tok + "?x=1", "not_a_transaction_code"},
-		{origin + "/t/short", "not_a_transaction_code"},
+		{origin + wire.Prefix(wire.PathScan) + tok, "not_a_transaction_code"},
+		{origin + wire.Prefix(wire.PathTransactionScan) + tok + "?x=1", "not_a_transaction_code"},
+		{origin + wire.Path(wire.PathTransactionScan, "short"), "not_a_transaction_code"},
 		{"1D6AAAAAAAAAAA", "not_a_transaction_code"},
 	} {
 		got, err := appclient.ParseTransactionURL(origin, tc.s)

@@ -82,7 +82,7 @@ func TestEndedLinkSessionIsNotAnError(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if st, _ := b.do("POST", "/api/logout", ""); st != 204 {
+	if st, _ := b.do("POST", wire.PathLogout, ""); st != 204 {
 		t.Fatal(st)
 	}
 	second := newPhone(t, srv, "+41 78 000 00 00")

@@ -72,7 +72,7 @@ type browser struct {
 func newBrowser(tb testing.TB, srv *testServer) *browser {
 	jar, _ := cookiejar.New(nil)
 	b := &browser{tb: tb, srv: srv, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
-	resp, err := b.client.Get(srv.URL + "/")
+	resp, err := b.client.Get(srv.URL + wire.PathLogin)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func (b *browser) dial(query string) (*websocket.Conn, *http.Response, error) {
 	for _, c := range b.client.Jar.Cookies(u) {
 		h.Add("Cookie", c.Name+"="+c.Value)
 	}
-	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+"/ws/browser"+query, h)
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+wire.PathBrowserSocket+query, h)
 }
 
 func (b *browser) open() *wire.ServerMessage {
@@ -146,7 +146,7 @@ func readClose(tb testing.TB, ws *websocket.Conn) int {
 // exchange posts a ticket and returns the status and decoded body.
 func (b *browser) exchange(ticket string) (int, map[string]any) {
 	b.tb.Helper()
-	return b.do("POST", "/api/session", `{"ticket":"`+ticket+`"}`)
+	return b.do("POST", wire.PathSession, `{"ticket":"`+ticket+`"}`)
 }
 
 func (b *browser) do(method, path, body string) (int, map[string]any) {
@@ -183,7 +183,7 @@ type phone struct {
 
 func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	resp, err := http.Get(srv.URL + "/.well-known/qrauth")
+	resp, err := http.Get(srv.URL + wire.PathDiscovery)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 
 func (p *phone) dial() {
 	p.tb.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+"/ws/app", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+wire.PathAppSocket, nil)
 	if err != nil {
 		p.tb.Fatal(err)
 	}

@@ -16,7 +16,9 @@ import (
 )
 
 // pskOf is the PSK of a qr message.
-func pskOf(qr *wire.ServerMessage) string { return qr.URL[strings.LastIndex(qr.URL, "/")+1:] }
+func pskOf(qr *wire.ServerMessage) string {
+	return qr.URL[strings.LastIndex(qr.URL, "/")+1:]
+}
 
 // sendJoin dials and sends f, returning the server's first answer.
 func (p *phone) sendJoin(f wire.AppFrame) *wire.ServerMessage {
@@ -182,7 +184,7 @@ func TestWeakStoredKeySignsNothing(t *testing.T) {
 	if !ed25519.Verify(pub, []byte("anything"), append(append([]byte{1}, make([]byte, 31)...), make([]byte, 32)...)) {
 		t.Fatal("the standard library refuses the forgery: this test shows nothing")
 	}
-	req, _ := http.NewRequest("GET", srv.URL+"/api/app/sessions", nil)
+	req, _ := http.NewRequest("GET", srv.URL+wire.PathAppSessions, nil)
 	req.Header.Set(wire.HeaderDevice, string(d.ID))
 	req.Header.Set(wire.HeaderTime, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(wire.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA")

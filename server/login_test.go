@@ -67,17 +67,17 @@ func TestSignUpThenSignIn(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
-	st, me := b.do("GET", "/api/me", "")
+	st, me := b.do("GET", wire.PathMe, "")
 	if st != 200 || me["user"].(map[string]any)["name"] != "Ada Lovelace" {
 		t.Fatalf("me: %d %v", st, me)
 	}
 
 	b2 := signIn(t, srv, p)
-	st, me2 := b2.do("GET", "/api/me", "")
+	st, me2 := b2.do("GET", wire.PathMe, "")
 	if st != 200 || me2["user"].(map[string]any)["id"] != me["user"].(map[string]any)["id"] {
 		t.Fatalf("me after sign-in: %d %v", st, me2)
 	}
-	_, list := b2.do("GET", "/api/sessions", "")
+	_, list := b2.do("GET", wire.PathSessions, "")
 	if n := len(list["sessions"].([]any)); n != 2 {
 		t.Fatalf("sessions: %d, want 2", n)
 	}
@@ -147,7 +147,7 @@ func TestLinkAfterSignOut(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if st, _ := b.do("POST", "/api/logout", ""); st != 204 {
+	if st, _ := b.do("POST", wire.PathLogout, ""); st != 204 {
 		t.Fatal(st)
 	}
 	before := snapshot(t, srv.DB)

@@ -110,7 +110,7 @@ func TestJoinRefused(t *testing.T) {
 	t.Run("UnknownPSK", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		p := newPhone(t, srv, "+41 79 123 45 67")
-		wantErrorMsg(t, p.join(&wire.ServerMessage{URL: srv.URL + "/q/AAAAAAAAAAAAAAAAAAAAAA"}), p.ws, "psk_unknown", 4404)
+		wantErrorMsg(t, p.join(&wire.ServerMessage{URL: srv.URL + wire.Path(wire.PathScan, "AAAAAAAAAAAAAAAAAAAAAA")}), p.ws, "psk_unknown", 4404)
 	})
 	t.Run("KnownPhoneUnknownDevice", func(t *testing.T) {
 		srv, p := registered(t, nil)
@@ -182,7 +182,7 @@ func TestTicketRefused(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		b := newBrowser(t, srv)
 		for _, body := range []string{"", "{", `{"ticket":1}`, `{"ticket":"x"}`, `{"ticket":"` + strings.Repeat("A", 43) + `","x":1}`, strings.Repeat("[", 20000)} {
-			st, m := b.do("POST", "/api/session", body)
+			st, m := b.do("POST", wire.PathSession, body)
 			if st != 400 && st != 413 {
 				t.Fatalf("%q: %d %v", body, st, m)
 			}
@@ -190,7 +190,7 @@ func TestTicketRefused(t *testing.T) {
 	})
 	t.Run("NoBindCookie", func(t *testing.T) {
 		srv, _, tk := approved(t)
-		resp, err := http.Post(srv.URL+"/api/session", "application/json", strings.NewReader(`{"ticket":"`+tk+`"}`))
+		resp, err := http.Post(srv.URL+wire.PathSession, "application/json", strings.NewReader(`{"ticket":"`+tk+`"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,14 +205,14 @@ func TestSocketRefused(t *testing.T) {
 	t.Run("WrongOrigin", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		b := newBrowser(t, srv)
-		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + wire.PathBrowserSocket
 		for _, origin := range []string{"https://evil.example", ""} {
 			_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {origin}})
 			if err == nil || resp == nil || resp.StatusCode != 401 {
 				t.Fatalf("origin %q: %v %v", origin, err, resp)
 			}
 		}
-		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/app", http.Header{"Origin": {"https://evil.example"}})
+		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+wire.PathAppSocket, http.Header{"Origin": {"https://evil.example"}})
 		if err == nil || resp.StatusCode != 401 {
 			t.Fatalf("app socket: %v", err)
 		}
@@ -223,7 +223,7 @@ func TestSocketRefused(t *testing.T) {
 	})
 	t.Run("NoBindCookie", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
-		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + wire.PathBrowserSocket
 		_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {srv.URL}})
 		if err == nil || resp.StatusCode != 401 {
 			t.Fatalf("%v %v", err, resp)
@@ -360,10 +360,10 @@ func TestScanPageDoesNotConsume(t *testing.T) {
 func TestSocketProbe(t *testing.T) {
 	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 1 })
 	b := newBrowser(t, srv)
-	if st, body := b.do("GET", "/ws/browser", ""); st != 400 || body["reason"] != "not_websocket" {
+	if st, body := b.do("GET", wire.PathBrowserSocket, ""); st != 400 || body["reason"] != "not_websocket" {
 		t.Fatalf("%d %v", st, body)
 	}
-	resp, err := http.Get(srv.URL + "/ws/browser")
+	resp, err := http.Get(srv.URL + wire.PathBrowserSocket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestSocketProbe(t *testing.T) {
 		t.Fatalf("without cookie: %d", resp.StatusCode)
 	}
 	b.open() // the probes took no token: the one token is still there
-	if st, body := b.do("GET", "/ws/browser", ""); st != 429 || body["reason"] != "rate_limited" {
+	if st, body := b.do("GET", wire.PathBrowserSocket, ""); st != 429 || body["reason"] != "rate_limited" {
 		t.Fatalf("%d %v", st, body)
 	}
 }

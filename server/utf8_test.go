@@ -19,7 +19,7 @@ func TestProfileUpdateRefusesInvalidUTF8(t *testing.T) {
 		"{\"name\":\"Ada\",\"email\":\"\xc3(@example.com\"}",
 		`{"name":"\ud800"}`,
 	} {
-		if st, m := b.do("PATCH", "/api/me", body); st != 400 || m["code"] != "invalid" || m["reason"] != "invalid_utf8" {
+		if st, m := b.do("PATCH", wire.PathMe, body); st != 400 || m["code"] != "invalid" || m["reason"] != "invalid_utf8" {
 			t.Errorf("%q: %d %v", body, st, m)
 		}
 	}
@@ -27,7 +27,7 @@ func TestProfileUpdateRefusesInvalidUTF8(t *testing.T) {
 		t.Fatal("store changed")
 	}
 	// Any JSON body goes the same way, e.g. the ticket exchange.
-	if st, m := b.do("POST", "/api/session", "{\"ticket\":\"\xff\"}"); st != 400 || m["reason"] != "invalid_utf8" {
+	if st, m := b.do("POST", wire.PathSession, "{\"ticket\":\"\xff\"}"); st != 400 || m["reason"] != "invalid_utf8" {
 		t.Errorf("ticket: %d %v", st, m)
 	}
 }

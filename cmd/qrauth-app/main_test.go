@@ -63,9 +63,9 @@ func newServer(t *testing.T) *server {
 			ProtocolVersion: wire.ProtocolVersion,
 			Origin:          s.URL,
 			PhoneSalt:       base64.RawURLEncoding.EncodeToString(testSalt),
-			QRPrefix:        s.URL + "/q/",
-			AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + "/ws/app",
-			SessionsURL:     s.URL + "/api/app/sessions",
+			QRPrefix:        s.URL + wire.Prefix(wire.PathScan),
+			AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + wire.PathAppSocket,
+			SessionsURL:     s.URL + wire.PathAppSessions,
 		})
 	})
 	mux.HandleFunc("GET /ws/app", func(w http.ResponseWriter, r *http.Request) {
@@ -263,7 +263,7 @@ func TestRunInit(t *testing.T) {
 func TestRunScan(t *testing.T) {
 	s := newServer(t)
 	state := initDevice(t, s)
-	url := s.URL + "/q/" + testPSK
+	url := s.URL + wire.Prefix(wire.PathScan) + testPSK
 
 	t.Run("Approve", func(t *testing.T) {
 		s.room(t, wire.ModeLogin, "")

@@ -22,7 +22,7 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+"/ws/browser", h)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+wire.PathBrowserSocket, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("unknown command: %d", code)
 	}
 	// The admin API over TCP needs a session with the role.
-	resp, err := http.Get(m.Server.Origin() + "/admin/api/users")
+	resp, err := http.Get(m.Server.Origin() + wire.PathAdminUsers)
 	if err != nil {
 		t.Fatal(err)
 	}

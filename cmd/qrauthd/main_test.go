@@ -174,7 +174,7 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, ctx, "waiting")

@@ -165,7 +165,7 @@ func TestOATHBrowserEnrolAndSignIn(t *testing.T) {
 	}
 	scanPage := func(mode string) { oathScanPage(t, ctx, dev, mode) }
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
 	scanPage(wire.ModeSignUp)
@@ -247,7 +247,7 @@ func TestOATHBrowserRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
 	oathScanPage(t, ctx, dev, wire.ModeSignUp)
