@@ -146,7 +146,7 @@ func TestWeakKeySignsNothing(t *testing.T) {
 		dev := qrauth.DeviceIDFromKey(pub)
 		d := wire.Decision{Origin: "https://login.example.com", Room: strings.Repeat("A", 22), Nonce: strings.Repeat("B", 43),
 			Mode: wire.ModeLogin, DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64), Decision: wire.DecisionApprove}
-		r := wire.AppRequest{Method: "GET", Path: "/api/app/sessions", Time: 1767225600, Nonce: strings.Repeat("C", 22), DeviceID: dev}
+		r := wire.AppRequest{Method: "GET", Path: wire.PathAppSessions, Time: 1767225600, Nonce: strings.Repeat("C", 22), DeviceID: dev}
 		x := wire.TransactionDecision{Origin: "https://login.example.com", TransactionID: "t", TextSHA256: wire.TextSHA256("pay"),
 			DeviceID: dev, Decision: wire.DecisionApprove}
 		j := wire.Join{Origin: "https://login.example.com", PSK: strings.Repeat("D", 22), DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64)}
