@@ -336,9 +336,7 @@ func (d *Device) DeactivateOffline(ctx context.Context, m qrauth.OfflineMethod) 
 // OfflineMethods lists the device's offline methods as the server knows
 // them: locked or not, attempts left.
 func (d *Device) OfflineMethods(ctx context.Context) ([]wire.OfflineMethodInfo, error) {
-	var out struct {
-		Methods []wire.OfflineMethodInfo `json:"methods"`
-	}
+	var out wire.OfflineMethodList
 	if err := d.signedJSON(ctx, http.MethodGet, wire.PathAppOffline, nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
@@ -510,9 +508,7 @@ func (t *Transaction) decide(ctx context.Context, decision string) (qrauth.Appro
 	d := wire.TransactionDecision{Origin: t.device.Origin, TransactionID: t.Info.ID, TextSHA256: wire.TextSHA256(t.Info.Text),
 		DeviceID: t.device.ID(), Decision: decision}
 	body := wire.TransactionDecisionRequest{Decision: decision, Signature: d.Sign(t.device.PrivateKey)}
-	var out struct {
-		Status qrauth.ApprovalState `json:"status"`
-	}
+	var out wire.TransactionDecisionResponse
 	if err := t.device.signedJSON(ctx, http.MethodPost, wire.Path(wire.PathAppApproval, t.token), body, http.StatusOK, &out); err != nil {
 		return "", err
 	}

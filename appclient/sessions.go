@@ -3,30 +3,15 @@ package appclient
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/wire"
 )
 
-// SessionInfo is a signed-in browser of the account, as the app lists it.
-type SessionInfo struct {
-	ID         qrauth.SessionID `json:"id"`
-	IP         string           `json:"ip"`
-	Browser    string           `json:"browser"`
-	OS         string           `json:"os"`
-	UserAgent  string           `json:"user_agent"`
-	CreatedAt  time.Time        `json:"created_at"`
-	LastSeenAt time.Time        `json:"last_seen_at"`
-	ExpiresAt  time.Time        `json:"expires_at"`
-}
-
 // Sessions returns the signed-in browsers of the device's account. The
 // request is signed with the device key (see wire.AppRequest).
-func (d *Device) Sessions(ctx context.Context) ([]SessionInfo, error) {
-	var out struct {
-		Sessions []SessionInfo `json:"sessions"`
-	}
+func (d *Device) Sessions(ctx context.Context) ([]wire.SessionInfo, error) {
+	var out wire.SessionList
 	if err := d.do(ctx, http.MethodGet, wire.PathAppSessions, http.StatusOK, &out); err != nil {
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func (s *Server) handleAppListSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"sessions": list})
+	return c.JSON(http.StatusOK, wire.SessionList{Sessions: list})
 }
 
 func (s *Server) handleAppDeleteSession(c echo.Context) error {

@@ -98,7 +98,7 @@ func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
 				RemainingAttempts: o.remaining(cr), ActivatedAt: cr.ActivatedAt, LastUsedAt: cr.LastUsedAt})
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"methods": out, "otp_length": o.cfg.OTPLength, "max_attempts": o.cfg.MaxAttempts})
+	return c.JSON(http.StatusOK, wire.OfflineMethodList{Methods: out, OTPLength: o.cfg.OTPLength, MaxAttempts: o.cfg.MaxAttempts})
 }
 
 // appApproval returns the transaction of the token in the path, checked
@@ -178,5 +178,5 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 		return err
 	}
 	o.wait.notify(a.ID)
-	return c.JSON(http.StatusOK, map[string]any{"id": a.ID, "status": a.State})
+	return c.JSON(http.StatusOK, wire.TransactionDecisionResponse{ID: a.ID, Status: a.State})
 }

@@ -72,19 +72,6 @@ func viewUser(u *qrauth.User) userView {
 	return userView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
 }
 
-// sessionView is one row of a session list.
-type sessionView struct {
-	ID         qrauth.SessionID `json:"id"`
-	IP         string           `json:"ip"`
-	Browser    string           `json:"browser"`
-	OS         string           `json:"os"`
-	UserAgent  string           `json:"user_agent"`
-	CreatedAt  time.Time        `json:"created_at"`
-	LastSeenAt time.Time        `json:"last_seen_at"`
-	ExpiresAt  time.Time        `json:"expires_at"`
-	Current    bool             `json:"current"`
-}
-
 func readBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -208,19 +195,19 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 // listSessions returns the user's live sessions, marking current.
-func (s *Server) listSessions(ctx context.Context, uid qrauth.UserID, current qrauth.SessionID) ([]sessionView, error) {
+func (s *Server) listSessions(ctx context.Context, uid qrauth.UserID, current qrauth.SessionID) ([]wire.SessionInfo, error) {
 	list, err := s.store.FindSessionsByUser(ctx, uid)
 	if err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	out := make([]sessionView, 0, len(list))
+	out := make([]wire.SessionInfo, 0, len(list))
 	for _, x := range list {
 		if x.Expired(now) {
 			continue
 		}
 		b, o := parseUserAgent(x.UserAgent)
-		out = append(out, sessionView{ID: x.ID, IP: x.IP, Browser: b, OS: o, UserAgent: x.UserAgent,
+		out = append(out, wire.SessionInfo{ID: x.ID, IP: x.IP, Browser: b, OS: o, UserAgent: x.UserAgent,
 			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt, Current: x.ID == current})
 	}
 	return out, nil
