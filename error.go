@@ -3,11 +3,10 @@ package qrauth
 import (
 	"errors"
 	"fmt"
-	"net/http"
 )
 
 // Error codes. Each is a class of failure with one HTTP status and one
-// WebSocket close code (see HTTPStatus and CloseCode).
+// WebSocket close code: the table is wire.HTTPStatus and wire.CloseCode.
 const (
 	ECONFLICT     = "conflict"
 	EEXPIRED      = "expired"
@@ -91,42 +90,3 @@ func ErrorMessage(err error) string {
 	}
 	return internalMessage
 }
-
-// codes maps each error code to its HTTP status. The WebSocket close code is
-// 4000 + that status, so both transports share one table.
-var codes = map[string]int{
-	ECONFLICT:     http.StatusConflict,
-	EEXPIRED:      http.StatusGone,
-	EFORBIDDEN:    http.StatusForbidden,
-	EINTERNAL:     http.StatusInternalServerError,
-	EINVALID:      http.StatusBadRequest,
-	ENOTFOUND:     http.StatusNotFound,
-	ERATELIMITED:  http.StatusTooManyRequests,
-	EUNAUTHORIZED: http.StatusUnauthorized,
-}
-
-// HTTPStatus returns the HTTP status for an error code.
-func HTTPStatus(code string) int {
-	if s, ok := codes[code]; ok {
-		return s
-	}
-	return http.StatusInternalServerError
-}
-
-// ErrorCodeForStatus is the inverse of HTTPStatus, from the same table: the
-// error code of an HTTP status (or of a close code minus 4000), and false
-// for a status no code maps to. Clients use it so that a code added to the
-// table cannot be forgotten in their copy of the inverse.
-func ErrorCodeForStatus(status int) (string, bool) {
-	for c, s := range codes {
-		if s == status {
-			return c, true
-		}
-	}
-	return "", false
-}
-
-// CloseCode returns the WebSocket close code for an error code: 4000 plus
-// its HTTP status. Close codes 4000–4999 are terminal: a client must not
-// reconnect automatically. 1001 and 1012 mean "reconnect".
-func CloseCode(code string) int { return 4000 + HTTPStatus(code) }

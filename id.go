@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"io"
+	"strings"
 )
 
 // UserID identifies a user. It is random and opaque; it never encodes the
@@ -56,4 +57,25 @@ func DeviceIDFromKey(pub []byte) DeviceID {
 func HashToken(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
 	return sum[:]
+}
+
+// ValidDeviceID reports whether id has the form DeviceIDFromKey produces.
+func ValidDeviceID(id DeviceID) bool {
+	s := string(id)
+	return strings.HasPrefix(s, "d_") && ValidToken(s[2:], 22, 22)
+}
+
+// ValidToken reports whether s is base64url without padding, of a length
+// in [min, max]: the form of every PSK, nonce, ticket and token.
+func ValidToken(s string, min, max int) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

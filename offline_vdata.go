@@ -1,12 +1,10 @@
 package qrauth
 
 import (
-	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"io"
 	"strconv"
 	"strings"
@@ -240,60 +238,4 @@ func ValidOTP(s string, digits int) bool {
 		}
 	}
 	return true
-}
-
-// TransactionDecision is what a phone signs to approve or deny an online
-// transaction (dynamic linking). Its bytes are domain-separated from the
-// sign-in Decision and from AppRequest, and bind the origin, the
-// transaction, the SHA-256 of the exact text shown, the device and the
-// decision.
-type TransactionDecision struct {
-	Origin        string
-	TransactionID string
-	TextSHA256    string // lowercase hex
-	DeviceID      DeviceID
-	Decision      string // DecisionApprove or DecisionDeny
-}
-
-// TextSHA256 returns the lowercase hex SHA-256 of a transaction text.
-func TextSHA256(text string) string {
-	sum := sha256.Sum256([]byte(text))
-	return hex.EncodeToString(sum[:])
-}
-
-// SignedBytes returns the exact bytes signed, in the line format of
-// Decision.SignedBytes:
-//
-//	qrauth-v1 transaction\n
-//	origin=ORIGIN\n
-//	transaction=ID\n
-//	text-sha256=HEX\n
-//	device=DEVICE\n
-//	decision=approve|deny\n
-func (d *TransactionDecision) SignedBytes() []byte {
-	return signedLines("qrauth-v1 transaction", [][2]string{
-		{"origin", d.Origin},
-		{"transaction", d.TransactionID},
-		{"text-sha256", d.TextSHA256},
-		{"device", string(d.DeviceID)},
-		{"decision", d.Decision},
-	})
-}
-
-// Sign returns the base64url signature of d under priv.
-func (d *TransactionDecision) Sign(priv ed25519.PrivateKey) string {
-	return base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, d.SignedBytes()))
-}
-
-// Verify checks sig (base64url) against pub; EUNAUTHORIZED "bad_signature"
-// otherwise.
-func (d *TransactionDecision) Verify(pub ed25519.PublicKey, sig string) error {
-	s, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize ||
-		strings.ContainsAny(d.Origin+d.TransactionID+d.TextSHA256+string(d.DeviceID)+d.Decision, "\n") ||
-		(d.Decision != DecisionApprove && d.Decision != DecisionDeny) ||
-		!verifyEd25519(pub, d.SignedBytes(), s) {
-		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature over the transaction is not valid.")
-	}
-	return nil
 }

@@ -45,3 +45,17 @@ func PhoneIDHash(salt []byte, e164 string) string {
 	m.Write([]byte(e164))
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// ValidPhoneIDHash reports whether h is 64 lowercase hex digits.
+func ValidPhoneIDHash(h string) bool {
+	if len(h) != 64 {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -43,9 +43,3 @@ func CheckPublicKey(pub []byte) error {
 	}
 	return nil
 }
-
-// verifyEd25519 is the one signature check of every signed qrauth message:
-// a weak key (see CheckPublicKey) verifies nothing, whatever the signature.
-func verifyEd25519(pub ed25519.PublicKey, msg, sig []byte) bool {
-	return CheckPublicKey(pub) == nil && len(sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, sig)
-}

@@ -12,6 +12,7 @@ import (
 
 	"filippo.io/edwards25519"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // smallOrder are the canonical encodings of the 8 points of order dividing
@@ -143,12 +144,12 @@ func TestWeakKeySignsNothing(t *testing.T) {
 	for _, s := range append(slices.Clone(smallOrder), nonCanonical...) {
 		pub := ed25519.PublicKey(mustHex(t, s))
 		dev := qrauth.DeviceIDFromKey(pub)
-		d := qrauth.Decision{Origin: "https://login.example.com", Room: strings.Repeat("A", 22), Nonce: strings.Repeat("B", 43),
-			Mode: qrauth.ModeLogin, DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64), Decision: qrauth.DecisionApprove}
-		r := qrauth.AppRequest{Method: "GET", Path: "/api/app/sessions", Time: 1767225600, Nonce: strings.Repeat("C", 22), DeviceID: dev}
-		x := qrauth.TransactionDecision{Origin: "https://login.example.com", TransactionID: "t", TextSHA256: qrauth.TextSHA256("pay"),
-			DeviceID: dev, Decision: qrauth.DecisionApprove}
-		j := qrauth.Join{Origin: "https://login.example.com", PSK: strings.Repeat("D", 22), DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64)}
+		d := wire.Decision{Origin: "https://login.example.com", Room: strings.Repeat("A", 22), Nonce: strings.Repeat("B", 43),
+			Mode: wire.ModeLogin, DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64), Decision: wire.DecisionApprove}
+		r := wire.AppRequest{Method: "GET", Path: wire.PathAppSessions, Time: 1767225600, Nonce: strings.Repeat("C", 22), DeviceID: dev}
+		x := wire.TransactionDecision{Origin: "https://login.example.com", TransactionID: "t", TextSHA256: wire.TextSHA256("pay"),
+			DeviceID: dev, Decision: wire.DecisionApprove}
+		j := wire.Join{Origin: "https://login.example.com", PSK: strings.Repeat("D", 22), DeviceID: dev, PhoneIDHash: strings.Repeat("0", 64)}
 		// Try every R among the small-order points (the one that works
 		// depends on the key), with S = 0.
 		for _, rs := range smallOrder {

@@ -11,11 +11,8 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
-
-// DiscoveryPath is where a qrauth server serves its qrauth.Discovery
-// document, below the server URL.
-const DiscoveryPath = "/.well-known/qrauth"
 
 // defaultHTTPClient is used when no client is given. Its timeout bounds
 // calls whose context has no deadline.
@@ -27,7 +24,7 @@ var defaultHTTPClient = &http.Client{Timeout: 30 * time.Second}
 // socket that is ws or wss (wss when server is https, so that the socket
 // is never weaker than the channel that named it). A nil client means a
 // default client with a 30 s timeout.
-func Discover(ctx context.Context, client *http.Client, server string) (*qrauth.Discovery, error) {
+func Discover(ctx context.Context, client *http.Client, server string) (*wire.Discovery, error) {
 	base, err := normalizeServer(server)
 	if err != nil {
 		return nil, err
@@ -35,7 +32,7 @@ func Discover(ctx context.Context, client *http.Client, server string) (*qrauth.
 	if client == nil {
 		client = defaultHTTPClient
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+DiscoveryPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+wire.PathDiscovery, nil)
 	if err != nil {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_server", "The server URL %q is not valid.", server)
 	}
@@ -53,7 +50,7 @@ func Discover(ctx context.Context, client *http.Client, server string) (*qrauth.
 		}
 		return nil, e
 	}
-	var d qrauth.Discovery
+	var d wire.Discovery
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseSize)).Decode(&d); err != nil {
 		return nil, wrapf(qrauth.EINVALID, "not_a_qrauth_server", err, "There is no qrauth server at %s.", base)
 	}
@@ -63,13 +60,13 @@ func Discover(ctx context.Context, client *http.Client, server string) (*qrauth.
 	return &d, nil
 }
 
-func checkDiscovery(d *qrauth.Discovery, secure bool) error {
+func checkDiscovery(d *wire.Discovery, secure bool) error {
 	bad := func(what string) error {
 		return qrauth.Errorf(qrauth.EINVALID, "bad_discovery", "The server's discovery document has an invalid %s.", what)
 	}
-	if d.ProtocolVersion != qrauth.ProtocolVersion {
+	if d.ProtocolVersion != wire.ProtocolVersion {
 		return qrauth.Errorf(qrauth.EINVALID, "unsupported_protocol",
-			"The server speaks protocol version %d; this app speaks version %d.", d.ProtocolVersion, qrauth.ProtocolVersion)
+			"The server speaks protocol version %d; this app speaks version %d.", d.ProtocolVersion, wire.ProtocolVersion)
 	}
 	origin, ok := normalizeOrigin(d.Origin)
 	if !ok {

@@ -23,13 +23,13 @@
 //     another site (EINVALID "foreign_origin"), the QRLJacking defence.
 //  2. Device.Scan opens the app socket, sends {"type":"join"} with the PSK,
 //     the device id, the PhoneIdHash, the public key and a signature of
-//     qrauth.Join (the proof of possession the server checks before it
+//     wire.Join (the proof of possession the server checks before it
 //     reveals anything about the account), and waits for the challenge: mode
 //     (login, signup or link), room, nonce, origin and the browser's context
 //     (IP, place, browser, time, whether the address is known, proximity).
 //     A challenge for any other origin is refused.
 //  3. The app shows Scan.Challenge to the person, who approves or denies.
-//     Scan.Approve and Scan.Deny sign a qrauth.Decision over origin, room,
+//     Scan.Approve and Scan.Deny sign a wire.Decision over origin, room,
 //     nonce, mode, device, phone and decision, send it (with the public key
 //     at signup and link) and return the server's done message.
 //  4. At signup without a profile the server answers profile_needed: the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // maxResponseSize bounds every HTTP response body the app reads, so a
@@ -30,12 +31,12 @@ func wrapf(code, reason string, cause error, format string, args ...any) *qrauth
 	return e
 }
 
-// codeForStatus is the inverse of qrauth.HTTPStatus: the error code of an
-// HTTP status or of a WebSocket close code minus 4000.
+// codeForStatus is the inverse of wire.HTTPStatus: the error code of an
+// HTTP status or of a WebSocket close code minus wire.CloseCodeBase.
 func codeForStatus(status int) string {
-	// From the root package's one table: a copy of it here once lacked
+	// From the wire package's one table: a copy of it here once lacked
 	// EFORBIDDEN, so 403/4403 read as "invalid".
-	if c, ok := qrauth.ErrorCodeForStatus(status); ok {
+	if c, ok := wire.ErrorCodeForStatus(status); ok {
 		return c
 	}
 	if status >= 400 && status < 500 {
@@ -66,17 +67,9 @@ func messageForCode(code string) string {
 	return "The server failed. Try again later."
 }
 
-// wireError is the JSON body of an HTTP error and the fields of an error
-// message on the socket.
-type wireError struct {
-	Code    string `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
-}
-
 // serverError turns the server's error fields into an *qrauth.Error,
 // filling gaps so that callers always have a code, a reason and a sentence.
-func serverError(w wireError, status int) *qrauth.Error {
+func serverError(w wire.ErrorBody, status int) *qrauth.Error {
 	e := &qrauth.Error{Code: w.Code, Reason: w.Reason, Message: w.Message}
 	if e.Code == "" {
 		e.Code = codeForStatus(status)
@@ -94,10 +87,10 @@ func serverError(w wireError, status int) *qrauth.Error {
 // server sent one, otherwise an error built from the status alone. It never
 // passes raw body text on, which could be an HTML page of a proxy.
 func responseError(resp *http.Response) *qrauth.Error {
-	var w wireError
+	var w wire.ErrorBody
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseSize))
 	if json.Unmarshal(body, &w) != nil {
-		w = wireError{}
+		w = wire.ErrorBody{}
 	}
 	if resp.StatusCode == http.StatusBadRequest && bytes.Contains(body, []byte(httpToHTTPS)) && resp.Request != nil {
 		return httpsRequired(resp.Request.URL)
@@ -192,14 +185,14 @@ func socketError(err error) *qrauth.Error {
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) {
 		switch {
-		case ce.Code >= 4000 && ce.Code <= 4999:
-			code := codeForStatus(ce.Code - 4000)
+		case wire.IsErrorClose(ce.Code):
+			code := codeForStatus(ce.Code - wire.CloseCodeBase)
 			reason := "closed_" + code
 			if isIdentifier(ce.Text) {
 				reason = ce.Text
 			}
 			return wrapf(code, reason, err, "%s", messageForCode(code))
-		case ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseServiceRestart:
+		case wire.Reconnect(ce.Code):
 			return wrapf(qrauth.EINTERNAL, "server_going_away", err, "The server is restarting. Scan the code again.")
 		case ce.Code == websocket.CloseMessageTooBig:
 			return wrapf(qrauth.EINVALID, "frame_too_large", err, "The server refused a message as too large.")

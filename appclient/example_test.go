@@ -9,6 +9,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // A code shown by another site is refused before anything is sent: it
@@ -74,7 +75,7 @@ func ExampleDevice_Scan() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if done.Type == qrauth.MsgNeedsForm { // sign-up: the browser fills in the form
+	if done.Type == wire.MsgNeedsForm { // sign-up: the browser fills in the form
 		if done, err = scan.Wait(ctx); err != nil {
 			log.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func ExampleScan_Approve_signUp() {
 		log.Fatal(err)
 	}
 	defer scan.Close()
-	if scan.Challenge.Mode != qrauth.ModeSignUp {
+	if scan.Challenge.Mode != wire.ModeSignUp {
 		log.Fatal("not a sign-up")
 	}
 	done, err := scan.Approve(ctx, appclient.ApproveOptions{

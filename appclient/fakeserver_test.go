@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // testSalt is the fake server's phone salt.
@@ -60,14 +61,14 @@ func newFakeServer(t testing.TB, script func(c *appConn)) *fakeServer {
 }
 
 // Discovery is the discovery document the fake serves.
-func (s *fakeServer) Discovery() qrauth.Discovery {
-	return qrauth.Discovery{
-		ProtocolVersion: qrauth.ProtocolVersion,
+func (s *fakeServer) Discovery() wire.Discovery {
+	return wire.Discovery{
+		ProtocolVersion: wire.ProtocolVersion,
 		Origin:          s.URL,
 		PhoneSalt:       base64.RawURLEncoding.EncodeToString(testSalt),
-		QRPrefix:        s.URL + "/q/",
-		AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + "/ws/app",
-		SessionsURL:     s.URL + "/api/app/sessions",
+		QRPrefix:        s.URL + wire.Prefix(wire.PathScan),
+		AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + wire.PathAppSocket,
+		SessionsURL:     s.URL + wire.PathAppSessions,
 	}
 }
 
@@ -95,7 +96,7 @@ func (s *fakeServer) handleApp(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	defer conn.Close()
-	conn.SetReadLimit(qrauth.MaxFrameSize)
+	conn.SetReadLimit(wire.MaxFrameSize)
 	s.script(&appConn{t: s.t, Conn: conn, Origin: s.URL})
 }
 
@@ -109,12 +110,12 @@ type appConn struct {
 // Read reads one app frame and validates it with the root package's
 // strict decoder, as the real server does. It returns nil at the end of the
 // socket.
-func (c *appConn) Read() *qrauth.AppFrame {
+func (c *appConn) Read() *wire.AppFrame {
 	_, data, err := c.ReadMessage()
 	if err != nil {
 		return nil
 	}
-	f, err := qrauth.DecodeAppFrame(data)
+	f, err := wire.DecodeAppFrame(data)
 	if err != nil {
 		c.t.Errorf("app sent an invalid frame %s: %v", data, err)
 		return nil
@@ -123,7 +124,7 @@ func (c *appConn) Read() *qrauth.AppFrame {
 }
 
 // Send writes a server message.
-func (c *appConn) Send(m *qrauth.ServerMessage) {
+func (c *appConn) Send(m *wire.ServerMessage) {
 	if err := c.WriteJSON(m); err != nil {
 		c.t.Errorf("send %s: %v", m.Type, err)
 	}
@@ -132,39 +133,39 @@ func (c *appConn) Send(m *qrauth.ServerMessage) {
 // Fail sends an error message and closes with its close code, as the
 // server does.
 func (c *appConn) Fail(e *qrauth.Error) {
-	c.Send(qrauth.ErrorMessageFor(e))
-	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(qrauth.CloseCode(e.Code), e.Reason))
+	c.Send(wire.ErrorMessageFor(e))
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(wire.CloseCode(e.Code), e.Reason))
 }
 
 // Done sends the outcome and closes normally.
 func (c *appConn) Done(result string, id qrauth.UserID) {
-	c.Send(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: result, UserID: id})
+	c.Send(&wire.ServerMessage{Type: wire.MsgDone, Result: result, UserID: id})
 	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 }
 
 // Challenge builds a challenge of mode for the fake's origin.
-func (c *appConn) Challenge(mode string) *qrauth.ServerMessage {
+func (c *appConn) Challenge(mode string) *wire.ServerMessage {
 	known := true
-	return &qrauth.ServerMessage{
-		Type:   qrauth.MsgChallenge,
+	return &wire.ServerMessage{
+		Type:   wire.MsgChallenge,
 		Mode:   mode,
 		Room:   "room-1",
 		Nonce:  "nonce-0123456789abcdef",
 		Origin: c.Origin,
-		Context: &qrauth.BrowserContext{
+		Context: &wire.BrowserContext{
 			IP: "203.0.113.7", Place: "Zurich, CH", Browser: "Firefox 140", OS: "Linux",
 			UserAgent: "Mozilla/5.0", Origin: c.Origin,
 		},
-		Proximity:    &qrauth.Proximity{SameNetwork: false, AppIP: "198.51.100.2", Warning: "The browser is on another network."},
+		Proximity:    &wire.Proximity{SameNetwork: false, AppIP: "198.51.100.2", Warning: "The browser is on another network."},
 		KnownAddress: &known,
-		Account:      &qrauth.AccountInfo{Name: "Alice"},
+		Account:      &wire.AccountInfo{Name: "Alice"},
 	}
 }
 
 // ExpectJoin reads the join frame and checks it against d.
 func (c *appConn) ExpectJoin(d *appclient.Device) bool {
 	f := c.Read()
-	if f == nil || f.Type != qrauth.MsgJoin {
+	if f == nil || f.Type != wire.MsgJoin {
 		c.t.Errorf("want a join frame, got %+v", f)
 		return false
 	}
@@ -178,7 +179,7 @@ func (c *appConn) ExpectJoin(d *appclient.Device) bool {
 		c.t.Errorf("join public key %s is not the device's", f.PublicKey)
 		return false
 	}
-	j := qrauth.Join{Origin: d.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
+	j := wire.Join{Origin: d.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
 	if err := j.Verify(d.PublicKey(), f.Signature); err != nil {
 		c.t.Errorf("join signature: %v", err)
 		return false
@@ -188,21 +189,21 @@ func (c *appConn) ExpectJoin(d *appclient.Device) bool {
 
 // ExpectDecision reads a decision frame and verifies its signature over
 // the challenge ch with the device's public key.
-func (c *appConn) ExpectDecision(d *appclient.Device, ch *qrauth.ServerMessage, decision string) *qrauth.AppFrame {
+func (c *appConn) ExpectDecision(d *appclient.Device, ch *wire.ServerMessage, decision string) *wire.AppFrame {
 	f := c.Read()
-	if f == nil || f.Type != qrauth.MsgDecision {
+	if f == nil || f.Type != wire.MsgDecision {
 		c.t.Errorf("want a decision frame, got %+v", f)
 		return nil
 	}
 	if f.Decision != decision {
 		c.t.Errorf("decision = %q, want %q", f.Decision, decision)
 	}
-	dec := qrauth.Decision{Origin: ch.Origin, Room: ch.Room, Nonce: ch.Nonce, Mode: ch.Mode,
+	dec := wire.Decision{Origin: ch.Origin, Room: ch.Room, Nonce: ch.Nonce, Mode: ch.Mode,
 		DeviceID: d.ID(), PhoneIDHash: d.PhoneIDHash, Decision: f.Decision}
 	if err := dec.Verify(d.PublicKey(), f.Signature); err != nil {
 		c.t.Errorf("decision signature: %v", err)
 	}
-	wantKey := ch.Mode == qrauth.ModeSignUp || ch.Mode == qrauth.ModeLink
+	wantKey := ch.Mode == wire.ModeSignUp || ch.Mode == wire.ModeLink
 	if got := f.PublicKey != ""; got != wantKey {
 		c.t.Errorf("mode %s: public key sent = %v, want %v", ch.Mode, got, wantKey)
 	}
@@ -228,7 +229,7 @@ func mustInit(tb testing.TB, s *fakeServer) *appclient.Device {
 }
 
 // qrURL is the QR code of testPSK for s.
-func qrURL(s *fakeServer) string { return s.URL + "/q/" + testPSK }
+func qrURL(s *fakeServer) string { return s.URL + wire.Prefix(wire.PathScan) + testPSK }
 
 // wantError checks that err is a *qrauth.Error with code and reason.
 func wantError(tb testing.TB, err error, code, reason string) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/atomicfile"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -261,8 +262,8 @@ func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, op
 	case opts.PIN != "":
 		return nil, qrauth.Errorf(qrauth.EINVALID, "pin_not_used", "OFFLINE_DEVICE takes no PIN; use OFFLINE_PIN for codes that need one.")
 	}
-	var act qrauth.OfflineActivation
-	if err := d.signedJSON(ctx, http.MethodPost, qrauth.OfflineMethodsPath+"/"+string(m), nil, http.StatusOK, &act); err != nil {
+	var act wire.OfflineActivation
+	if err := d.signedJSON(ctx, http.MethodPost, wire.Path(wire.PathAppOfflineMethod, string(m)), nil, http.StatusOK, &act); err != nil {
 		return nil, err
 	}
 	key, err := base64.RawURLEncoding.DecodeString(act.Key)
@@ -291,16 +292,14 @@ func (d *Device) DeactivateOffline(ctx context.Context, m qrauth.OfflineMethod) 
 	if !qrauth.ValidOfflineMethod(m) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method %q.", m)
 	}
-	return d.signedJSON(ctx, http.MethodDelete, qrauth.OfflineMethodsPath+"/"+string(m), nil, http.StatusNoContent, nil)
+	return d.signedJSON(ctx, http.MethodDelete, wire.Path(wire.PathAppOfflineMethod, string(m)), nil, http.StatusNoContent, nil)
 }
 
 // OfflineMethods lists the device's offline methods as the server knows
 // them: locked or not, attempts left.
-func (d *Device) OfflineMethods(ctx context.Context) ([]qrauth.OfflineMethodInfo, error) {
-	var out struct {
-		Methods []qrauth.OfflineMethodInfo `json:"methods"`
-	}
-	if err := d.signedJSON(ctx, http.MethodGet, qrauth.OfflineMethodsPath, nil, http.StatusOK, &out); err != nil {
+func (d *Device) OfflineMethods(ctx context.Context) ([]wire.OfflineMethodInfo, error) {
+	var out wire.OfflineMethodList
+	if err := d.signedJSON(ctx, http.MethodGet, wire.PathAppOffline, nil, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return out.Methods, nil
@@ -373,7 +372,7 @@ func OfflineCode(text string, keys *OfflineKeys, pin string) (code string, ch *O
 // Transaction is an online transaction the phone fetched after scanning
 // its code: show Text, then call Approve or Deny.
 type Transaction struct {
-	Info   qrauth.TransactionInfo
+	Info   wire.TransactionInfo
 	device *Device
 	token  string
 }
@@ -382,14 +381,14 @@ type Transaction struct {
 // (ORIGIN/t/TOKEN) rather than a login code; ParseTransactionURL checks it.
 func IsTransactionURL(s string) bool {
 	u, err := url.Parse(strings.TrimSpace(s))
-	return err == nil && strings.HasPrefix(u.Path, qrauth.TransactionQRPath)
+	return err == nil && strings.HasPrefix(u.Path, wire.Prefix(wire.PathTransactionScan))
 }
 
 // ParseTransactionURL checks that s is a transaction code of the server at
 // origin, ORIGIN/t/TOKEN, and returns the token. A code of another origin
 // is EINVALID "foreign_origin", anything else "not_a_transaction_code".
 func ParseTransactionURL(origin, s string) (string, error) {
-	return parseCodeURL(origin, s, qrauth.TransactionQRPath,
+	return parseCodeURL(origin, s, wire.Prefix(wire.PathTransactionScan),
 		qrauth.Errorf(qrauth.EINVALID, "not_a_transaction_code", "This QR code is not a qrauth transaction code."))
 }
 
@@ -404,11 +403,11 @@ func (d *Device) FetchTransaction(ctx context.Context, code string) (*Transactio
 	if err != nil {
 		return nil, err
 	}
-	var info qrauth.TransactionInfo
-	if err := d.signedJSON(ctx, http.MethodGet, qrauth.AppApprovalsPath+"/"+tok, nil, http.StatusOK, &info); err != nil {
+	var info wire.TransactionInfo
+	if err := d.signedJSON(ctx, http.MethodGet, wire.Path(wire.PathAppApproval, tok), nil, http.StatusOK, &info); err != nil {
 		return nil, err
 	}
-	if !sameOrigin(info.Origin, d.Origin) || info.TextSHA256 != qrauth.TextSHA256(info.Text) || info.ID == "" ||
+	if !sameOrigin(info.Origin, d.Origin) || info.TextSHA256 != wire.TextSHA256(info.Text) || info.ID == "" ||
 		strings.Contains(info.ID, "\n") || qrauth.CheckApprovalText(info.Text) != nil {
 		return nil, qrauth.Errorf(qrauth.EINTERNAL, "bad_response", "The server sent a transaction this app cannot show.")
 	}
@@ -417,28 +416,26 @@ func (d *Device) FetchTransaction(ctx context.Context, code string) (*Transactio
 
 // Approve signs approval of the transaction's text and sends it.
 func (t *Transaction) Approve(ctx context.Context) (qrauth.ApprovalState, error) {
-	return t.decide(ctx, qrauth.DecisionApprove)
+	return t.decide(ctx, wire.DecisionApprove)
 }
 
 // Deny signs the refusal and sends it.
 func (t *Transaction) Deny(ctx context.Context) (qrauth.ApprovalState, error) {
-	return t.decide(ctx, qrauth.DecisionDeny)
+	return t.decide(ctx, wire.DecisionDeny)
 }
 
 func (t *Transaction) decide(ctx context.Context, decision string) (qrauth.ApprovalState, error) {
-	d := qrauth.TransactionDecision{Origin: t.device.Origin, TransactionID: t.Info.ID, TextSHA256: qrauth.TextSHA256(t.Info.Text),
+	d := wire.TransactionDecision{Origin: t.device.Origin, TransactionID: t.Info.ID, TextSHA256: wire.TextSHA256(t.Info.Text),
 		DeviceID: t.device.ID(), Decision: decision}
-	body := qrauth.TransactionDecisionRequest{Decision: decision, Signature: d.Sign(t.device.PrivateKey)}
-	var out struct {
-		Status qrauth.ApprovalState `json:"status"`
-	}
-	if err := t.device.signedJSON(ctx, http.MethodPost, qrauth.AppApprovalsPath+"/"+t.token, body, http.StatusOK, &out); err != nil {
+	body := wire.TransactionDecisionRequest{Decision: decision, Signature: d.Sign(t.device.PrivateKey)}
+	var out wire.TransactionDecisionResponse
+	if err := t.device.signedJSON(ctx, http.MethodPost, wire.Path(wire.PathAppApproval, t.token), body, http.StatusOK, &out); err != nil {
 		return "", err
 	}
 	return out.Status, nil
 }
 
-// signedJSON makes a device-signed request (qrauth.AppRequest) with an
+// signedJSON makes a device-signed request (wire.AppRequest) with an
 // optional JSON body and decodes a JSON answer into out (unless nil). Only
 // the method, path, time, nonce and device are signed; the calls that
 // carry a body that matters sign it themselves (TransactionDecision).
@@ -469,11 +466,11 @@ func (d *Device) signedRequest(ctx context.Context, method, path string, body an
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	r := qrauth.AppRequest{Method: method, Path: path, Time: d.now().Unix(), Nonce: nonce, DeviceID: d.ID()}
-	req.Header.Set(qrauth.HeaderDevice, string(r.DeviceID))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, r.Nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(d.PrivateKey))
+	r := wire.AppRequest{Method: method, Path: path, Time: d.now().Unix(), Nonce: nonce, DeviceID: d.ID()}
+	req.Header.Set(wire.HeaderDevice, string(r.DeviceID))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(r.Time, 10))
+	req.Header.Set(wire.HeaderNonce, r.Nonce)
+	req.Header.Set(wire.HeaderSignature, r.Sign(d.PrivateKey))
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

@@ -15,13 +15,14 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
 // offlineFake serves the activation call like the real server: it checks
 // the device signature and answers with a fixed key (or what edit makes of
 // the answer).
-func offlineFake(t *testing.T, key []byte, edit func(*qrauth.OfflineActivation)) (*fakeServer, *appclient.Device) {
+func offlineFake(t *testing.T, key []byte, edit func(*wire.OfflineActivation)) (*fakeServer, *appclient.Device) {
 	t.Helper()
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 	s := newFakeServer(t, func(*appConn) {})
@@ -33,7 +34,7 @@ func offlineFake(t *testing.T, key []byte, edit func(*qrauth.OfflineActivation))
 			w.WriteHeader(401)
 			return
 		}
-		a := qrauth.OfflineActivation{Method: qrauth.OfflineMethod(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
+		a := wire.OfflineActivation{Method: qrauth.OfflineMethod(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
 			Origin: s.URL, Key: base64.RawURLEncoding.EncodeToString(key), KeyID: "k1", OTPLength: 6, MaxAttempts: 3, ActivatedAt: now}
 		if edit != nil {
 			edit(&a)
@@ -116,11 +117,11 @@ func TestActivateOffline(t *testing.T) {
 }
 
 func TestActivateOfflineBadAnswer(t *testing.T) {
-	for name, edit := range map[string]func(*qrauth.OfflineActivation){
-		"OtherDevice": func(a *qrauth.OfflineActivation) { a.DeviceID = "d_AAAAAAAAAAAAAAAAAAAAAA" },
-		"OtherOrigin": func(a *qrauth.OfflineActivation) { a.Origin = "https://evil.example" },
-		"ShortKey":    func(a *qrauth.OfflineActivation) { a.Key = "AAAA" },
-		"OtherMethod": func(a *qrauth.OfflineActivation) { a.Method = qrauth.OfflinePIN },
+	for name, edit := range map[string]func(*wire.OfflineActivation){
+		"OtherDevice": func(a *wire.OfflineActivation) { a.DeviceID = "d_AAAAAAAAAAAAAAAAAAAAAA" },
+		"OtherOrigin": func(a *wire.OfflineActivation) { a.Origin = "https://evil.example" },
+		"ShortKey":    func(a *wire.OfflineActivation) { a.Key = "AAAA" },
+		"OtherMethod": func(a *wire.OfflineActivation) { a.Method = qrauth.OfflinePIN },
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, d := offlineFake(t, make([]byte, 32), edit)
@@ -194,12 +195,12 @@ func TestParseTransactionURL(t *testing.T) {
 	const origin = "https://login.example.com"
 	tok := strings.Repeat("A", 22)
 	for _, tc := range []struct{ s, reason string }{
-		{origin + "/t/" + tok, ""},
+		{origin + wire.Prefix(wire.PathTransactionScan) + tok, ""},
 		{"https://LOGIN.example.com:443/t/" + tok, ""},
 		{"https://login.example.net/t/" + tok, "foreign_origin"},
-		{origin + "/q/" + tok, "not_a_transaction_code"},
-		{origin + "/t/" + tok + "?x=1", "not_a_transaction_code"},
-		{origin + "/t/short", "not_a_transaction_code"},
+		{origin + wire.Prefix(wire.PathScan) + tok, "not_a_transaction_code"},
+		{origin + wire.Prefix(wire.PathTransactionScan) + tok + "?x=1", "not_a_transaction_code"},
+		{origin + wire.Path(wire.PathTransactionScan, "short"), "not_a_transaction_code"},
 		{"1D6AAAAAAAAAAA", "not_a_transaction_code"},
 	} {
 		got, err := appclient.ParseTransactionURL(origin, tc.s)

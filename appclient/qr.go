@@ -9,6 +9,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Limits of DecodeQRImage. A screenshot or a photo of a screen is far below
@@ -25,9 +26,6 @@ const (
 	minTokenLen = 22
 	maxTokenLen = 64
 )
-
-// QRPath is the path prefix of the URL in a qrauth QR code: ORIGIN/q/PSK.
-const QRPath = "/q/"
 
 // DecodeQRImage finds a QR code in a PNG, JPEG or GIF image and returns its
 // text. It returns EINVALID "unreadable_image" if r is not such an image (or
@@ -60,6 +58,6 @@ func DecodeQRImage(r io.Reader) (string, error) {
 // origin, and EINVALID "not_a_qrauth_code" for anything that is not exactly
 // ORIGIN/q/PSK with a base64url PSK (no query, fragment or escapes).
 func ParseQRURL(origin, s string) (psk string, err error) {
-	return parseCodeURL(origin, s, QRPath,
+	return parseCodeURL(origin, s, wire.Prefix(wire.PathScan),
 		qrauth.Errorf(qrauth.EINVALID, "not_a_qrauth_code", "This QR code is not a qrauth login code."))
 }

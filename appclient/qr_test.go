@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
@@ -27,7 +28,7 @@ func TestParseQRURL(t *testing.T) {
 		{name: "OK", in: "https://login.example.com/q/" + testPSK, psk: testPSK},
 		{name: "OKLongerPSK", in: "https://login.example.com/q/" + testPSK + "-_Zz09", psk: testPSK + "-_Zz09"},
 		{name: "OKSpelling", in: " HTTPS://Login.Example.COM:443/q/" + testPSK + "\n", psk: testPSK},
-		{name: "OKOriginWithSlash", origin: origin + "/", in: origin + "/q/" + testPSK, psk: testPSK},
+		{name: "OKOriginWithSlash", origin: origin + "/", in: origin + wire.Prefix(wire.PathScan) + testPSK, psk: testPSK},
 		{name: "OKPort", origin: "http://127.0.0.1:8080", in: "http://127.0.0.1:8080/q/" + testPSK, psk: testPSK},
 
 		{name: "ForeignHost", in: "https://evil.example/q/" + testPSK, reason: "foreign_origin"},
@@ -38,23 +39,23 @@ func TestParseQRURL(t *testing.T) {
 		{name: "ForeignOtherPath", in: "https://evil.example/", reason: "foreign_origin"},
 
 		{name: "WrongPath", in: origin + "/login/" + testPSK, reason: "not_a_qrauth_code"},
-		{name: "NoPSK", in: origin + "/q/", reason: "not_a_qrauth_code"},
+		{name: "NoPSK", in: origin + wire.Prefix(wire.PathScan), reason: "not_a_qrauth_code"},
 		{name: "Root", in: origin, reason: "not_a_qrauth_code"},
-		{name: "ExtraSegment", in: origin + "/q/" + testPSK + "/x", reason: "not_a_qrauth_code"},
-		{name: "Query", in: origin + "/q/" + testPSK + "?next=/admin", reason: "not_a_qrauth_code"},
-		{name: "EmptyQuery", in: origin + "/q/" + testPSK + "?", reason: "not_a_qrauth_code"},
-		{name: "Fragment", in: origin + "/q/" + testPSK + "#x", reason: "not_a_qrauth_code"},
-		{name: "Escaped", in: origin + "/q/%41" + testPSK[1:], reason: "not_a_qrauth_code"},
+		{name: "ExtraSegment", in: origin + wire.Prefix(wire.PathScan) + testPSK + "/x", reason: "not_a_qrauth_code"},
+		{name: "Query", in: origin + wire.Prefix(wire.PathScan) + testPSK + "?next=/admin", reason: "not_a_qrauth_code"},
+		{name: "EmptyQuery", in: origin + wire.Prefix(wire.PathScan) + testPSK + "?", reason: "not_a_qrauth_code"},
+		{name: "Fragment", in: origin + wire.Prefix(wire.PathScan) + testPSK + "#x", reason: "not_a_qrauth_code"},
+		{name: "Escaped", in: origin + wire.Prefix(wire.PathScan) + "%41" + testPSK[1:], reason: "not_a_qrauth_code"},
 		{name: "Userinfo", in: "https://user@login.example.com/q/" + testPSK, reason: "not_a_qrauth_code"},
-		{name: "BadPSKShort", in: origin + "/q/AAAA", reason: "not_a_qrauth_code"},
-		{name: "BadPSKChars", in: origin + "/q/AAAAAAAAAAAAAAAAAAAA+/", reason: "not_a_qrauth_code"},
-		{name: "BadPSKPadding", in: origin + "/q/AAAAAAAAAAAAAAAAAAAAAA==", reason: "not_a_qrauth_code"},
-		{name: "BadPSKLong", in: origin + "/q/" + strings.Repeat("A", 65), reason: "not_a_qrauth_code"},
+		{name: "BadPSKShort", in: origin + wire.Path(wire.PathScan, "AAAA"), reason: "not_a_qrauth_code"},
+		{name: "BadPSKChars", in: origin + wire.Prefix(wire.PathScan) + "AAAAAAAAAAAAAAAAAAAA+/", reason: "not_a_qrauth_code"},
+		{name: "BadPSKPadding", in: origin + wire.Prefix(wire.PathScan) + "AAAAAAAAAAAAAAAAAAAAAA==", reason: "not_a_qrauth_code"},
+		{name: "BadPSKLong", in: origin + wire.Prefix(wire.PathScan) + strings.Repeat("A", 65), reason: "not_a_qrauth_code"},
 		{name: "NotAURL", in: "hello world", reason: "not_a_qrauth_code"},
 		{name: "OtherScheme", in: "otpauth://totp/x?secret=AAAA", reason: "not_a_qrauth_code"},
 		{name: "Empty", in: "", reason: "not_a_qrauth_code"},
 
-		{name: "BadConfiguredOrigin", origin: "login.example.com", in: origin + "/q/" + testPSK, reason: "invalid_origin"},
+		{name: "BadConfiguredOrigin", origin: "login.example.com", in: origin + wire.Prefix(wire.PathScan) + testPSK, reason: "invalid_origin"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := tt.origin
@@ -78,8 +79,8 @@ func TestParseQRURL(t *testing.T) {
 
 func FuzzParseQRURL(f *testing.F) {
 	const origin = "https://login.example.com"
-	for _, s := range []string{origin + "/q/" + testPSK, "https://evil.example/q/" + testPSK,
-		origin + "/q/" + testPSK + "?x#y", "http://[::1]:80/q/", "%zz", ""} {
+	for _, s := range []string{origin + wire.Prefix(wire.PathScan) + testPSK, "https://evil.example/q/" + testPSK,
+		origin + wire.Prefix(wire.PathScan) + testPSK + "?x#y", "http://[::1]:80/q/", "%zz", ""} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -95,7 +96,7 @@ func FuzzParseQRURL(f *testing.F) {
 		if len(psk) < 22 || strings.Trim(psk, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 			t.Fatalf("ParseQRURL(%q) accepted PSK %q", s, psk)
 		}
-		if again, err := appclient.ParseQRURL(origin, origin+"/q/"+psk); err != nil || again != psk {
+		if again, err := appclient.ParseQRURL(origin, origin+wire.Prefix(wire.PathScan)+psk); err != nil || again != psk {
 			t.Fatalf("PSK %q does not round-trip: %q, %v", psk, again, err)
 		}
 	})

@@ -12,14 +12,15 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Timing and size limits of the app socket.
 const (
 	// readLimit is the largest message the app reads. The server's own
-	// frames are small; the margin over qrauth.MaxFrameSize leaves room for
+	// frames are small; the margin over wire.MaxFrameSize leaves room for
 	// a long user agent or place in the challenge.
-	readLimit = qrauth.MaxFrameSize * 4
+	readLimit = wire.MaxFrameSize * 4
 
 	// handshakeTimeout bounds the WebSocket handshake of the default
 	// dialer when the context has no earlier deadline.
@@ -68,15 +69,15 @@ type Scan struct {
 	// Challenge is the server's challenge: mode, room, nonce, origin and
 	// the browser's context. Its Origin has been checked against the
 	// device's origin.
-	Challenge *qrauth.ServerMessage
+	Challenge *wire.ServerMessage
 
 	device *Device
 	conn   *websocket.Conn
 
-	msgs   chan *qrauth.ServerMessage // server messages, in order
-	done   chan struct{}              // closed when the read pump has ended
-	err    error                      // why it ended; read only after done
-	closed chan struct{}              // closed by Close
+	msgs   chan *wire.ServerMessage // server messages, in order
+	done   chan struct{}            // closed when the read pump has ended
+	err    error                    // why it ended; read only after done
+	closed chan struct{}            // closed by Close
 	once   sync.Once
 
 	decided     bool
@@ -129,7 +130,7 @@ func (d *Device) Scan(ctx context.Context, qrURL string, opts ScanOptions) (*Sca
 	s := &Scan{
 		device: d,
 		conn:   conn,
-		msgs:   make(chan *qrauth.ServerMessage, pendingMessages),
+		msgs:   make(chan *wire.ServerMessage, pendingMessages),
 		done:   make(chan struct{}),
 		closed: make(chan struct{}),
 	}
@@ -138,9 +139,9 @@ func (d *Device) Scan(ctx context.Context, qrURL string, opts ScanOptions) (*Sca
 	// Protocol 2: the join is signed, for the device's own origin, so the
 	// server learns the phone holds the key before it says anything about
 	// the account; the key goes along for a phone not registered yet.
-	join := qrauth.Join{Origin: d.Origin, PSK: psk, DeviceID: d.ID(), PhoneIDHash: d.PhoneIDHash}
-	err = s.write(ctx, &qrauth.AppFrame{
-		Type:        qrauth.MsgJoin,
+	join := wire.Join{Origin: d.Origin, PSK: psk, DeviceID: d.ID(), PhoneIDHash: d.PhoneIDHash}
+	err = s.write(ctx, &wire.AppFrame{
+		Type:        wire.MsgJoin,
 		PSK:         psk,
 		DeviceID:    d.ID(),
 		PhoneIDHash: d.PhoneIDHash,
@@ -148,7 +149,7 @@ func (d *Device) Scan(ctx context.Context, qrURL string, opts ScanOptions) (*Sca
 		Signature:   join.Sign(d.PrivateKey),
 	})
 	if err == nil {
-		s.Challenge, err = s.next(ctx, qrauth.MsgChallenge)
+		s.Challenge, err = s.next(ctx, wire.MsgChallenge)
 	}
 	if err == nil {
 		err = checkChallenge(s.Challenge, d.Origin)
@@ -163,13 +164,13 @@ func (d *Device) Scan(ctx context.Context, qrURL string, opts ScanOptions) (*Sca
 // checkChallenge refuses a challenge the app must not sign: one for another
 // origin, of an unknown mode, or with a value that could make the signed
 // lines ambiguous.
-func checkChallenge(m *qrauth.ServerMessage, origin string) error {
+func checkChallenge(m *wire.ServerMessage, origin string) error {
 	if !sameOrigin(m.Origin, origin) {
 		return qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
 			"The server asks to sign for %q, not for your server %s; refused.", m.Origin, origin)
 	}
 	switch m.Mode {
-	case qrauth.ModeLogin, qrauth.ModeSignUp, qrauth.ModeLink:
+	case wire.ModeLogin, wire.ModeSignUp, wire.ModeLink:
 	default:
 		return qrauth.Errorf(qrauth.EINVALID, "bad_challenge", "The server's challenge has an unknown mode %q.", m.Mode)
 	}
@@ -186,13 +187,13 @@ func checkChallenge(m *qrauth.ServerMessage, origin string) error {
 // sign-up without a profile, one of type profile_needed; then either the
 // browser submits the form (call Wait) or the phone does (call
 // SendProfile). A refusal by the server is returned as *qrauth.Error.
-func (s *Scan) Approve(ctx context.Context, opts ApproveOptions) (*qrauth.ServerMessage, error) {
-	f, err := s.decision(qrauth.DecisionApprove)
+func (s *Scan) Approve(ctx context.Context, opts ApproveOptions) (*wire.ServerMessage, error) {
+	f, err := s.decision(wire.DecisionApprove)
 	if err != nil {
 		return nil, err
 	}
 	if opts.Profile != nil {
-		if s.Challenge.Mode != qrauth.ModeSignUp {
+		if s.Challenge.Mode != wire.ModeSignUp {
 			return nil, qrauth.Errorf(qrauth.EINVALID, "profile_not_allowed", "A profile can be sent only when signing up.")
 		}
 		p := *opts.Profile
@@ -205,17 +206,17 @@ func (s *Scan) Approve(ctx context.Context, opts ApproveOptions) (*qrauth.Server
 	if err := s.write(ctx, f); err != nil {
 		return nil, err
 	}
-	if s.Challenge.Mode == qrauth.ModeSignUp {
-		return s.next(ctx, qrauth.MsgDone, qrauth.MsgNeedsForm)
+	if s.Challenge.Mode == wire.ModeSignUp {
+		return s.next(ctx, wire.MsgDone, wire.MsgNeedsForm)
 	}
-	return s.next(ctx, qrauth.MsgDone)
+	return s.next(ctx, wire.MsgDone)
 }
 
 // Deny signs and sends the refusal and returns the server's done message
 // (Result denied). Denying is signed too, so that nobody but the phone can
 // end the room in its name.
-func (s *Scan) Deny(ctx context.Context) (*qrauth.ServerMessage, error) {
-	f, err := s.decision(qrauth.DecisionDeny)
+func (s *Scan) Deny(ctx context.Context) (*wire.ServerMessage, error) {
+	f, err := s.decision(wire.DecisionDeny)
 	if err != nil {
 		return nil, err
 	}
@@ -223,12 +224,12 @@ func (s *Scan) Deny(ctx context.Context) (*qrauth.ServerMessage, error) {
 	if err := s.write(ctx, f); err != nil {
 		return nil, err
 	}
-	return s.next(ctx, qrauth.MsgDone)
+	return s.next(ctx, wire.MsgDone)
 }
 
 // decision builds the signed decision frame. The origin is checked again
 // right before signing: the signature is what the server trusts.
-func (s *Scan) decision(decision string) (*qrauth.AppFrame, error) {
+func (s *Scan) decision(decision string) (*wire.AppFrame, error) {
 	if s.decided {
 		return nil, qrauth.Errorf(qrauth.ECONFLICT, "already_decided", "This code was already answered.")
 	}
@@ -240,7 +241,7 @@ func (s *Scan) decision(decision string) (*qrauth.AppFrame, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := qrauth.Decision{
+	dec := wire.Decision{
 		Origin:      ch.Origin,
 		Room:        ch.Room,
 		Nonce:       ch.Nonce,
@@ -249,13 +250,13 @@ func (s *Scan) decision(decision string) (*qrauth.AppFrame, error) {
 		PhoneIDHash: d.PhoneIDHash,
 		Decision:    decision,
 	}
-	f := &qrauth.AppFrame{
-		Type:       qrauth.MsgDecision,
+	f := &wire.AppFrame{
+		Type:       wire.MsgDecision,
 		Decision:   decision,
 		Signature:  dec.Sign(d.PrivateKey),
 		DeviceName: name,
 	}
-	if ch.Mode == qrauth.ModeSignUp || ch.Mode == qrauth.ModeLink {
+	if ch.Mode == wire.ModeSignUp || ch.Mode == wire.ModeLink {
 		f.PublicKey = base64.RawURLEncoding.EncodeToString(d.PublicKey())
 	}
 	return f, nil
@@ -263,27 +264,27 @@ func (s *Scan) decision(decision string) (*qrauth.AppFrame, error) {
 
 // SendProfile sends the sign-up form from the phone after Approve returned
 // profile_needed, and returns the server's done message.
-func (s *Scan) SendProfile(ctx context.Context, p qrauth.Profile) (*qrauth.ServerMessage, error) {
-	if !s.approved || s.Challenge.Mode != qrauth.ModeSignUp || s.profileSent {
+func (s *Scan) SendProfile(ctx context.Context, p qrauth.Profile) (*wire.ServerMessage, error) {
+	if !s.approved || s.Challenge.Mode != wire.ModeSignUp || s.profileSent {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "profile_not_expected", "A profile can be sent once, after approving a sign-up.")
 	}
 	if err := p.Normalize(); err != nil {
 		return nil, err
 	}
 	s.profileSent = true
-	if err := s.write(ctx, &qrauth.AppFrame{Type: qrauth.MsgProfile, Name: p.Name, Email: p.Email}); err != nil {
+	if err := s.write(ctx, &wire.AppFrame{Type: wire.MsgProfile, Name: p.Name, Email: p.Email}); err != nil {
 		return nil, err
 	}
-	return s.next(ctx, qrauth.MsgDone)
+	return s.next(ctx, wire.MsgDone)
 }
 
 // Wait returns the server's done message after Approve returned
 // profile_needed and the browser is to submit the sign-up form.
-func (s *Scan) Wait(ctx context.Context) (*qrauth.ServerMessage, error) {
+func (s *Scan) Wait(ctx context.Context) (*wire.ServerMessage, error) {
 	if !s.decided {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "not_decided", "Approve or deny the code first.")
 	}
-	return s.next(ctx, qrauth.MsgDone)
+	return s.next(ctx, wire.MsgDone)
 }
 
 // Close ends the scan: it sends a normal close frame, closes the socket and
@@ -311,7 +312,7 @@ func (s *Scan) readPump() {
 			s.err = err
 			return
 		}
-		var m qrauth.ServerMessage
+		var m wire.ServerMessage
 		if typ != websocket.TextMessage || json.Unmarshal(data, &m) != nil {
 			s.err = qrauth.Errorf(qrauth.EINVALID, "malformed_message", "The server sent a message this app cannot read.")
 			return
@@ -327,18 +328,18 @@ func (s *Scan) readPump() {
 // appMessages are the message types the server sends to the app. Others
 // are skipped, so that a newer server may add informational messages.
 var appMessages = map[string]bool{
-	qrauth.MsgChallenge: true,
-	qrauth.MsgNeedsForm: true,
-	qrauth.MsgDone:      true,
-	qrauth.MsgError:     true,
+	wire.MsgChallenge: true,
+	wire.MsgNeedsForm: true,
+	wire.MsgDone:      true,
+	wire.MsgError:     true,
 }
 
 // next returns the next server message of one of the wanted types. An
 // error message becomes its *qrauth.Error, as does the end of the socket; a
 // known message of another type is a protocol violation.
-func (s *Scan) next(ctx context.Context, want ...string) (*qrauth.ServerMessage, error) {
+func (s *Scan) next(ctx context.Context, want ...string) (*wire.ServerMessage, error) {
 	for {
-		var m *qrauth.ServerMessage
+		var m *wire.ServerMessage
 		select {
 		case m = <-s.msgs:
 		case <-s.done:
@@ -350,7 +351,7 @@ func (s *Scan) next(ctx context.Context, want ...string) (*qrauth.ServerMessage,
 		case <-ctx.Done():
 			return nil, contextError(ctx.Err())
 		}
-		if m.Type == qrauth.MsgError {
+		if m.Type == wire.MsgError {
 			return nil, messageError(m)
 		}
 		for _, w := range want {
@@ -378,7 +379,7 @@ func (s *Scan) endError() error {
 // write sends one frame, with the write deadline of ctx (at most
 // writeWait). If the write fails because the server already ended the
 // room, the server's reason is returned rather than a broken pipe.
-func (s *Scan) write(ctx context.Context, f *qrauth.AppFrame) error {
+func (s *Scan) write(ctx context.Context, f *wire.AppFrame) error {
 	if err := ctx.Err(); err != nil {
 		return contextError(err)
 	}
@@ -411,14 +412,14 @@ func (s *Scan) serverEnded() error {
 	for {
 		select {
 		case m := <-s.msgs:
-			if m.Type == qrauth.MsgError {
+			if m.Type == wire.MsgError {
 				return messageError(m)
 			}
 		case <-s.done:
 			for {
 				select {
 				case m := <-s.msgs:
-					if m.Type == qrauth.MsgError {
+					if m.Type == wire.MsgError {
 						return messageError(m)
 					}
 				default:
@@ -434,6 +435,6 @@ func (s *Scan) serverEnded() error {
 }
 
 // messageError returns the *qrauth.Error of a server error message.
-func messageError(m *qrauth.ServerMessage) *qrauth.Error {
-	return serverError(wireError{Code: m.Code, Reason: m.Reason, Message: m.Message}, 0)
+func messageError(m *wire.ServerMessage) *qrauth.Error {
+	return serverError(wire.ErrorBody{Code: m.Code, Reason: m.Reason, Message: m.Message}, 0)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // scanTest runs script on a fake server, inits a device for it and scans
@@ -37,9 +38,9 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeLogin)
+			ch := c.Challenge(wire.ModeLogin)
 			c.Send(ch)
-			f := c.ExpectDecision(d, ch, qrauth.DecisionApprove)
+			f := c.ExpectDecision(d, ch, wire.DecisionApprove)
 			if f != nil && (f.DeviceName != "Test phone" || f.Profile != nil) {
 				t.Errorf("decision = %+v", f)
 			}
@@ -49,7 +50,7 @@ func TestScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		ch := sc.Challenge
-		if ch.Mode != qrauth.ModeLogin || ch.Context.IP != "203.0.113.7" || ch.Account.Name != "Alice" ||
+		if ch.Mode != wire.ModeLogin || ch.Context.IP != "203.0.113.7" || ch.Account.Name != "Alice" ||
 			!*ch.KnownAddress || ch.Proximity.Warning == "" || ch.Origin != d.Origin {
 			t.Fatalf("challenge = %+v", ch)
 		}
@@ -57,7 +58,7 @@ func TestScan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if done.Type != qrauth.MsgDone || done.Result != "signed_in" || done.UserID != "u_alice" {
+		if done.Type != wire.MsgDone || done.Result != "signed_in" || done.UserID != "u_alice" {
 			t.Fatalf("done = %+v", done)
 		}
 		_, err = sc.Approve(context.Background(), appclient.ApproveOptions{})
@@ -69,9 +70,9 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeLink)
+			ch := c.Challenge(wire.ModeLink)
 			c.Send(ch)
-			c.ExpectDecision(d, ch, qrauth.DecisionApprove)
+			c.ExpectDecision(d, ch, wire.DecisionApprove)
 			c.Done("linked", "u_alice")
 		})
 		if err != nil {
@@ -88,9 +89,9 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeSignUp)
+			ch := c.Challenge(wire.ModeSignUp)
 			c.Send(ch)
-			f := c.ExpectDecision(d, ch, qrauth.DecisionApprove)
+			f := c.ExpectDecision(d, ch, wire.DecisionApprove)
 			if f == nil || f.Profile == nil || *f.Profile != (qrauth.Profile{Name: "Alice", Email: "alice@example.com"}) {
 				t.Errorf("decision = %+v", f)
 			}
@@ -112,15 +113,15 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeSignUp)
+			ch := c.Challenge(wire.ModeSignUp)
 			c.Send(ch)
-			if f := c.ExpectDecision(d, ch, qrauth.DecisionApprove); f == nil || f.Profile != nil {
+			if f := c.ExpectDecision(d, ch, wire.DecisionApprove); f == nil || f.Profile != nil {
 				t.Errorf("decision = %+v, want no profile", f)
 				return
 			}
-			c.Send(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
+			c.Send(&wire.ServerMessage{Type: wire.MsgNeedsForm})
 			f := c.Read()
-			if f == nil || f.Type != qrauth.MsgProfile || f.Name != "Bob" || f.Email != "" {
+			if f == nil || f.Type != wire.MsgProfile || f.Name != "Bob" || f.Email != "" {
 				t.Errorf("profile = %+v", f)
 			}
 			c.Done("signed_up", "u_bob")
@@ -129,7 +130,7 @@ func TestScan(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, err := sc.Approve(context.Background(), appclient.ApproveOptions{})
-		if err != nil || m.Type != qrauth.MsgNeedsForm {
+		if err != nil || m.Type != wire.MsgNeedsForm {
 			t.Fatalf("approve = %+v, %v; want profile_needed", m, err)
 		}
 		_, err = sc.SendProfile(context.Background(), qrauth.Profile{Email: "not an address"})
@@ -145,16 +146,16 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeSignUp)
+			ch := c.Challenge(wire.ModeSignUp)
 			c.Send(ch)
-			c.ExpectDecision(d, ch, qrauth.DecisionApprove)
-			c.Send(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
+			c.ExpectDecision(d, ch, wire.DecisionApprove)
+			c.Send(&wire.ServerMessage{Type: wire.MsgNeedsForm})
 			c.Done("signed_up", "u_carol") // the browser submitted the form
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m, err := sc.Approve(context.Background(), appclient.ApproveOptions{}); err != nil || m.Type != qrauth.MsgNeedsForm {
+		if m, err := sc.Approve(context.Background(), appclient.ApproveOptions{}); err != nil || m.Type != wire.MsgNeedsForm {
 			t.Fatalf("approve = %+v, %v", m, err)
 		}
 		done, err := sc.Wait(context.Background())
@@ -168,9 +169,9 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeSignUp)
+			ch := c.Challenge(wire.ModeSignUp)
 			c.Send(ch)
-			c.ExpectDecision(d, ch, qrauth.DecisionDeny)
+			c.ExpectDecision(d, ch, wire.DecisionDeny)
 			c.Done("denied", "")
 		})
 		if err != nil {
@@ -187,7 +188,7 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			c.Send(c.Challenge(qrauth.ModeLogin))
+			c.Send(c.Challenge(wire.ModeLogin))
 			if f := c.Read(); f != nil {
 				t.Errorf("app sent %+v after a refused approval", f)
 			}
@@ -223,7 +224,7 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeLogin)
+			ch := c.Challenge(wire.ModeLogin)
 			ch.Origin = "https://evil.example"
 			c.Send(ch)
 			if f := c.Read(); f != nil {
@@ -238,7 +239,7 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeLogin)
+			ch := c.Challenge(wire.ModeLogin)
 			ch.Nonce = "n\ndecision=approve"
 			c.Send(ch)
 			c.Read()
@@ -259,8 +260,8 @@ func TestScan(t *testing.T) {
 	t.Run("ErrOversizedMessage", func(t *testing.T) {
 		_, _, _, err := scanTest(t, func(c *appConn, d *appclient.Device) {
 			c.ExpectJoin(d)
-			ch := c.Challenge(qrauth.ModeLogin)
-			ch.Context.UserAgent = strings.Repeat("x", qrauth.MaxFrameSize*4)
+			ch := c.Challenge(wire.ModeLogin)
+			ch.Context.UserAgent = strings.Repeat("x", wire.MaxFrameSize*4)
 			c.WriteJSON(ch) // may fail: the app hangs up after the header
 			c.Read()
 		})
@@ -302,11 +303,11 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			ch := c.Challenge(qrauth.ModeLogin)
+			ch := c.Challenge(wire.ModeLogin)
 			c.Send(ch)
 			c.SetPongHandler(func(string) error { close(pong); return nil })
 			c.WriteMessage(websocket.PingMessage, []byte("p"))
-			c.ExpectDecision(d, ch, qrauth.DecisionApprove) // the pong arrives first
+			c.ExpectDecision(d, ch, wire.DecisionApprove) // the pong arrives first
 			c.Done("signed_in", "u_alice")
 		})
 		if err != nil {
@@ -323,7 +324,7 @@ func TestScan(t *testing.T) {
 			if !c.ExpectJoin(d) {
 				return
 			}
-			c.Send(c.Challenge(qrauth.ModeLogin))
+			c.Send(c.Challenge(wire.ModeLogin))
 			c.Fail(qrauth.Errorf(qrauth.EEXPIRED, "room_expired", "The code expired. Get a new one in the browser."))
 		})
 		if err != nil {

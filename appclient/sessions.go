@@ -3,33 +3,16 @@ package appclient
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
-// SessionsPath is the path of the account's session list, below the origin.
-const SessionsPath = "/api/app/sessions"
-
-// SessionInfo is a signed-in browser of the account, as the app lists it.
-type SessionInfo struct {
-	ID         qrauth.SessionID `json:"id"`
-	IP         string           `json:"ip"`
-	Browser    string           `json:"browser"`
-	OS         string           `json:"os"`
-	UserAgent  string           `json:"user_agent"`
-	CreatedAt  time.Time        `json:"created_at"`
-	LastSeenAt time.Time        `json:"last_seen_at"`
-	ExpiresAt  time.Time        `json:"expires_at"`
-}
-
 // Sessions returns the signed-in browsers of the device's account. The
-// request is signed with the device key (see qrauth.AppRequest).
-func (d *Device) Sessions(ctx context.Context) ([]SessionInfo, error) {
-	var out struct {
-		Sessions []SessionInfo `json:"sessions"`
-	}
-	if err := d.do(ctx, http.MethodGet, SessionsPath, http.StatusOK, &out); err != nil {
+// request is signed with the device key (see wire.AppRequest).
+func (d *Device) Sessions(ctx context.Context) ([]wire.SessionInfo, error) {
+	var out wire.SessionList
+	if err := d.do(ctx, http.MethodGet, wire.PathAppSessions, http.StatusOK, &out); err != nil {
 		return nil, err
 	}
 	return out.Sessions, nil
@@ -44,7 +27,7 @@ func (d *Device) RevokeSession(ctx context.Context, id qrauth.SessionID) error {
 	if !qrauth.ValidToken(string(id), 1, 128) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_session_id", "%q is not a session id.", string(id))
 	}
-	return d.do(ctx, http.MethodDelete, SessionsPath+"/"+string(id), http.StatusNoContent, nil)
+	return d.do(ctx, http.MethodDelete, wire.Path(wire.PathAppSessionByID, string(id)), http.StatusNoContent, nil)
 }
 
 // do makes a device-signed request to the origin and decodes a JSON answer

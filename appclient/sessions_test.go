@@ -11,23 +11,24 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // verifyAppRequest checks the device signature of r as the server would.
 func verifyAppRequest(d *appclient.Device, now time.Time, r *http.Request) error {
-	ts, err := strconv.ParseInt(r.Header.Get(qrauth.HeaderTime), 10, 64)
+	ts, err := strconv.ParseInt(r.Header.Get(wire.HeaderTime), 10, 64)
 	if err != nil || ts != now.Unix() {
-		return fmt.Errorf("%s = %q, want %d", qrauth.HeaderTime, r.Header.Get(qrauth.HeaderTime), now.Unix())
+		return fmt.Errorf("%s = %q, want %d", wire.HeaderTime, r.Header.Get(wire.HeaderTime), now.Unix())
 	}
-	req := qrauth.AppRequest{
+	req := wire.AppRequest{
 		Method: r.Method, Path: r.URL.Path, Time: ts,
-		Nonce:    r.Header.Get(qrauth.HeaderNonce),
-		DeviceID: qrauth.DeviceID(r.Header.Get(qrauth.HeaderDevice)),
+		Nonce:    r.Header.Get(wire.HeaderNonce),
+		DeviceID: qrauth.DeviceID(r.Header.Get(wire.HeaderDevice)),
 	}
 	if req.DeviceID != d.ID() {
 		return fmt.Errorf("device header = %s, want %s", req.DeviceID, d.ID())
 	}
-	return req.Verify(d.PublicKey(), r.Header.Get(qrauth.HeaderSignature))
+	return req.Verify(d.PublicKey(), r.Header.Get(wire.HeaderSignature))
 }
 
 func TestSessions(t *testing.T) {
@@ -46,7 +47,7 @@ func TestSessions(t *testing.T) {
 			deny(w, 401, qrauth.Errorf(qrauth.EUNAUTHORIZED, "bad_signature", "The request signature is not valid."))
 			return
 		}
-		if n := r.Header.Get(qrauth.HeaderNonce); nonces[n] {
+		if n := r.Header.Get(wire.HeaderNonce); nonces[n] {
 			t.Errorf("nonce %s reused", n)
 		} else {
 			nonces[n] = true

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 func TestLinkPhone(t *testing.T) {
@@ -26,28 +27,28 @@ func TestLinkPhone(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if qr.Type != qrauth.MsgQR || qr.Mode != qrauth.ModeLink {
+	if qr.Type != wire.MsgQR || qr.Mode != wire.ModeLink {
 		t.Fatalf("%+v", qr)
 	}
 	second := newPhone(t, srv, "+41 78 000 00 00")
 	ch := second.join(qr)
-	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeLink || ch.Account.Name != "Ada Lovelace" {
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeLink || ch.Account.Name != "Ada Lovelace" {
 		t.Fatalf("%+v", ch)
 	}
 	b.next() // scanned
-	if d := second.decide(qrauth.DecisionApprove, true, nil); d.Type != qrauth.MsgDone || d.Result != "linked" {
+	if d := second.decide(wire.DecisionApprove, true, nil); d.Type != wire.MsgDone || d.Result != "linked" {
 		t.Fatalf("%+v", d)
 	}
-	if m := b.next(); m.Type != qrauth.MsgLinked || m.Device.ID != second.id {
+	if m := b.next(); m.Type != wire.MsgLinked || m.Device.ID != second.id {
 		t.Fatalf("%+v", m)
 	}
-	_, devs := b.do("GET", "/api/devices", "")
+	_, devs := b.do("GET", wire.PathDevices, "")
 	if n := len(devs["devices"].([]any)); n != 2 {
 		t.Fatalf("devices %d", n)
 	}
 	// The linked phone signs in on its own now, to the same account.
 	b2 := signIn(t, srv, second)
-	_, me := b2.do("GET", "/api/me", "")
+	_, me := b2.do("GET", wire.PathMe, "")
 	if me["user"].(map[string]any)["name"] != "Ada Lovelace" {
 		t.Fatalf("%v", me)
 	}
@@ -66,21 +67,21 @@ func TestSessionsRevokeAndLogout(t *testing.T) {
 	srv, p := registered(t, nil)
 	b1 := signIn(t, srv, p)
 	b2 := signIn(t, srv, p)
-	_, me2 := b2.do("GET", "/api/me", "")
+	_, me2 := b2.do("GET", wire.PathMe, "")
 	id2 := me2["session_id"].(string)
-	if st, _ := b1.do("DELETE", "/api/sessions/"+id2, ""); st != 204 {
+	if st, _ := b1.do("DELETE", wire.Prefix(wire.PathSessionByID)+id2, ""); st != 204 {
 		t.Fatal(st)
 	}
-	if st, body := b2.do("GET", "/api/me", ""); st != 401 {
+	if st, body := b2.do("GET", wire.PathMe, ""); st != 401 {
 		t.Fatalf("revoked session still works: %d %v", st, body)
 	}
-	if st, _ := b1.do("DELETE", "/api/sessions/s_nope", ""); st != 404 {
+	if st, _ := b1.do("DELETE", wire.Path(wire.PathSessionByID, "s_nope"), ""); st != 404 {
 		t.Fatal(st)
 	}
-	if st, _ := b1.do("POST", "/api/logout", ""); st != 204 {
+	if st, _ := b1.do("POST", wire.PathLogout, ""); st != 204 {
 		t.Fatal(st)
 	}
-	if st, _ := b1.do("GET", "/api/me", ""); st != 401 {
+	if st, _ := b1.do("GET", wire.PathMe, ""); st != 401 {
 		t.Fatal(st)
 	}
 }
@@ -88,13 +89,13 @@ func TestSessionsRevokeAndLogout(t *testing.T) {
 func TestProfileUpdate(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
-	if st, body := b.do("PATCH", "/api/me", `{"name":"Ada King","email":"not an address"}`); st != 400 || body["reason"] != "invalid_email" {
+	if st, body := b.do("PATCH", wire.PathMe, `{"name":"Ada King","email":"not an address"}`); st != 400 || body["reason"] != "invalid_email" {
 		t.Fatalf("%d %v", st, body)
 	}
-	if st, body := b.do("PATCH", "/api/me", `{"name":"Ada King","email":"ada@king.example"}`); st != 200 {
+	if st, body := b.do("PATCH", wire.PathMe, `{"name":"Ada King","email":"ada@king.example"}`); st != 200 {
 		t.Fatalf("%d %v", st, body)
 	}
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	if me["user"].(map[string]any)["name"] != "Ada King" {
 		t.Fatal(me)
 	}
@@ -103,7 +104,7 @@ func TestProfileUpdate(t *testing.T) {
 func TestCrossSiteWriteRefused(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
-	req, _ := http.NewRequest("POST", srv.URL+"/api/logout", nil)
+	req, _ := http.NewRequest("POST", srv.URL+wire.PathLogout, nil)
 	req.Header.Set("Origin", "https://evil.example")
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -113,7 +114,7 @@ func TestCrossSiteWriteRefused(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatal(resp.StatusCode)
 	}
-	if st, _ := b.do("GET", "/api/me", ""); st != 200 {
+	if st, _ := b.do("GET", wire.PathMe, ""); st != 200 {
 		t.Fatal("cross-site logout worked")
 	}
 }
@@ -121,12 +122,12 @@ func TestCrossSiteWriteRefused(t *testing.T) {
 // signed makes a device-signed app API request.
 func (p *phone) signed(method, path string, nonce string, at time.Time) *http.Response {
 	p.tb.Helper()
-	r := qrauth.AppRequest{Method: method, Path: path, Time: at.Unix(), Nonce: nonce, DeviceID: p.id}
+	r := wire.AppRequest{Method: method, Path: path, Time: at.Unix(), Nonce: nonce, DeviceID: p.id}
 	req, _ := http.NewRequest(method, p.srv.URL+path, nil)
-	req.Header.Set(qrauth.HeaderDevice, string(p.id))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(p.priv))
+	req.Header.Set(wire.HeaderDevice, string(p.id))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(r.Time, 10))
+	req.Header.Set(wire.HeaderNonce, nonce)
+	req.Header.Set(wire.HeaderSignature, r.Sign(p.priv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		p.tb.Fatal(err)
@@ -138,27 +139,27 @@ func (p *phone) signed(method, path string, nonce string, at time.Time) *http.Re
 func TestAppSessionsAPI(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	sid := me["session_id"].(string)
 	now := time.Now()
 	nonce := base64.RawURLEncoding.EncodeToString([]byte("sixteen bytes!!!"))
-	if r := p.signed("GET", "/api/app/sessions", nonce, now); r.StatusCode != 200 {
+	if r := p.signed("GET", wire.PathAppSessions, nonce, now); r.StatusCode != 200 {
 		t.Fatal(r.StatusCode)
 	}
-	if r := p.signed("GET", "/api/app/sessions", nonce, now); r.StatusCode != 401 {
+	if r := p.signed("GET", wire.PathAppSessions, nonce, now); r.StatusCode != 401 {
 		t.Fatalf("replay: %d", r.StatusCode)
 	}
-	if r := p.signed("GET", "/api/app/sessions", "bm9uY2Utb2xkLWNsb2Nr", now.Add(-time.Hour)); r.StatusCode != 401 {
+	if r := p.signed("GET", wire.PathAppSessions, "bm9uY2Utb2xkLWNsb2Nr", now.Add(-time.Hour)); r.StatusCode != 401 {
 		t.Fatalf("old: %d", r.StatusCode)
 	}
 	other := newPhone(t, srv, "+1 202 555 0100")
-	if r := other.signed("GET", "/api/app/sessions", "b3RoZXItcGhvbmUtbm9uY2U", now); r.StatusCode != 401 {
+	if r := other.signed("GET", wire.PathAppSessions, "b3RoZXItcGhvbmUtbm9uY2U", now); r.StatusCode != 401 {
 		t.Fatalf("unknown device: %d", r.StatusCode)
 	}
-	if r := p.signed("DELETE", "/api/app/sessions/"+sid, "ZGVsZXRlLW5vbmNlLTEyMzQ", now); r.StatusCode != 204 {
+	if r := p.signed("DELETE", wire.Prefix(wire.PathAppSessionByID)+sid, "ZGVsZXRlLW5vbmNlLTEyMzQ", now); r.StatusCode != 204 {
 		t.Fatal(r.StatusCode)
 	}
-	if st, _ := b.do("GET", "/api/me", ""); st != 401 {
+	if st, _ := b.do("GET", wire.PathMe, ""); st != 401 {
 		t.Fatal("session survived revocation from the app")
 	}
 }
@@ -173,10 +174,10 @@ func TestShutdownTellsBrowsersToReconnect(t *testing.T) {
 		defer cancel()
 		done <- srv.Shutdown(ctx)
 	}()
-	if m := b.next(); m.Type != qrauth.MsgReconnect {
+	if m := b.next(); m.Type != wire.MsgReconnect {
 		t.Fatalf("%+v", m)
 	}
-	if c := readClose(t, b.ws); c != 1012 {
+	if c := readClose(t, b.ws); c != wire.CloseServiceRestart {
 		t.Fatalf("close %d", c)
 	}
 	if err := <-done; err != nil {
@@ -213,10 +214,10 @@ func TestSecretsNeverLogged(t *testing.T) {
 	http.Get(qr.URL) // a camera app opening the link
 	p.join(qr)
 	b.next()
-	p.decide(qrauth.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
+	p.decide(wire.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
 	tk := b.next().Ticket
 	b.exchange(tk)
-	b.do("GET", "/api/me", "")
+	b.do("GET", wire.PathMe, "")
 	var token string
 	for _, c := range b.client.Jar.Cookies(mustURL(srv.URL)) {
 		if c.Name == "qrauth_session" {
@@ -243,13 +244,13 @@ func TestRemoveDevice(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
 	other := newBrowser(t, srv)
-	if st, _ := other.do("DELETE", "/api/devices/"+string(p.id), ""); st != 401 {
+	if st, _ := other.do("DELETE", wire.Prefix(wire.PathDeviceByID)+string(p.id), ""); st != 401 {
 		t.Fatalf("anonymous: %d", st)
 	}
-	if st, body := b.do("DELETE", "/api/devices/"+string(p.id), ""); st != 204 {
+	if st, body := b.do("DELETE", wire.Prefix(wire.PathDeviceByID)+string(p.id), ""); st != 204 {
 		t.Fatalf("%d %v", st, body)
 	}
-	if st, _ := b.do("DELETE", "/api/devices/"+string(p.id), ""); st != 404 {
+	if st, _ := b.do("DELETE", wire.Prefix(wire.PathDeviceByID)+string(p.id), ""); st != 404 {
 		t.Fatalf("again: %d", st)
 	}
 	// The removed phone's key signs nobody in; its number still names the
@@ -257,7 +258,7 @@ func TestRemoveDevice(t *testing.T) {
 	b2 := newBrowser(t, srv)
 	wantErrorMsg(t, p.join(b2.open()), p.ws, "device_not_linked", 4409)
 	// The browser session survives and can link a new phone.
-	if st, _ := b.do("GET", "/api/me", ""); st != 200 {
+	if st, _ := b.do("GET", wire.PathMe, ""); st != 200 {
 		t.Fatal(st)
 	}
 }

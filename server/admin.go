@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // The admin API lives under /admin/api. It answers two kinds of caller:
@@ -101,11 +102,11 @@ type adminUserView struct {
 }
 
 func (s *Server) adminRoutes(e *echo.Echo) {
-	e.GET("/admin/api/users", s.handleAdminListUsers)
-	e.GET("/admin/api/users/:id", s.handleAdminGetUser)
-	e.PUT("/admin/api/users/:id/roles", s.handleAdminSetRoles)
-	e.GET("/admin/api/audit", s.handleAdminAudit)
-	e.GET("/admin", s.handleAdminPage)
+	e.GET(wire.PathAdminUsers, s.handleAdminListUsers)
+	e.GET(wire.PathAdminUser, s.handleAdminGetUser)
+	e.PUT(wire.PathAdminUserRoles, s.handleAdminSetRoles)
+	e.GET(wire.PathAdminAudit, s.handleAdminAudit)
+	e.GET(wire.PathAdmin, s.handleAdminPage)
 }
 
 func (s *Server) handleAdminPage(c echo.Context) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // nonceCache remembers the nonces of signed app requests long enough that
@@ -45,7 +46,7 @@ func (n *nonceCache) purge(now time.Time) {
 	}
 }
 
-// authenticateDevice checks a device-signed request (see qrauth.AppRequest).
+// authenticateDevice checks a device-signed request (see wire.AppRequest).
 func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	now := s.cfg.Now()
 	if ok, wait := s.apps.Allow(c.RealIP(), now); !ok {
@@ -53,15 +54,15 @@ func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	}
 	h := c.Request().Header
 	unauth := func(reason, msg string) error { return qrauth.Errorf(qrauth.EUNAUTHORIZED, reason, "%s", msg) }
-	id := qrauth.DeviceID(h.Get(qrauth.HeaderDevice))
+	id := qrauth.DeviceID(h.Get(wire.HeaderDevice))
 	if !qrauth.ValidDeviceID(id) {
 		return nil, unauth("device_signature_required", "This call must be signed by a registered device.")
 	}
-	ts, err := strconv.ParseInt(h.Get(qrauth.HeaderTime), 10, 64)
+	ts, err := strconv.ParseInt(h.Get(wire.HeaderTime), 10, 64)
 	if err != nil {
 		return nil, unauth("bad_time", "The request time is missing or malformed.")
 	}
-	if d := now.Unix() - ts; d > qrauth.AppRequestMaxSkew || d < -qrauth.AppRequestMaxSkew {
+	if d := now.Unix() - ts; d > wire.AppRequestMaxSkew || d < -wire.AppRequestMaxSkew {
 		return nil, unauth("clock_skew", "The request time is too far from the server's clock. Check the phone's clock.")
 	}
 	dev, err := s.store.FindDeviceByID(c.Request().Context(), id)
@@ -70,13 +71,13 @@ func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	r := qrauth.AppRequest{Method: c.Request().Method, Path: c.Request().URL.Path, Time: ts,
-		Nonce: h.Get(qrauth.HeaderNonce), DeviceID: id}
-	if err := r.Verify(dev.PublicKey, h.Get(qrauth.HeaderSignature)); err != nil {
+	r := wire.AppRequest{Method: c.Request().Method, Path: c.Request().URL.Path, Time: ts,
+		Nonce: h.Get(wire.HeaderNonce), DeviceID: id}
+	if err := r.Verify(dev.PublicKey, h.Get(wire.HeaderSignature)); err != nil {
 		return nil, err
 	}
 	// Checked after the signature so that nobody can burn a device's nonces.
-	if !s.seen.add(string(id)+"/"+r.Nonce, now.Add(3*qrauth.AppRequestMaxSkew*time.Second)) {
+	if !s.seen.add(string(id)+"/"+r.Nonce, now.Add(3*wire.AppRequestMaxSkew*time.Second)) {
 		return nil, unauth("replayed", "This request was already used.")
 	}
 	return dev, nil
@@ -91,7 +92,7 @@ func (s *Server) handleAppListSessions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"sessions": list})
+	return c.JSON(http.StatusOK, wire.SessionList{Sessions: list})
 }
 
 func (s *Server) handleAppDeleteSession(c echo.Context) error {
@@ -120,12 +121,12 @@ func (s *Server) handleDiscovery(c echo.Context) error {
 		return err
 	}
 	ws := "ws" + s.cfg.Origin[len("http"):]
-	return c.JSON(http.StatusOK, qrauth.Discovery{
-		ProtocolVersion: qrauth.ProtocolVersion,
+	return c.JSON(http.StatusOK, wire.Discovery{
+		ProtocolVersion: wire.ProtocolVersion,
 		Origin:          s.cfg.Origin,
 		PhoneSalt:       base64.RawURLEncoding.EncodeToString(salt),
-		QRPrefix:        s.cfg.Origin + "/q/",
-		AppSocket:       ws + "/ws/app",
-		SessionsURL:     s.cfg.Origin + "/api/app/sessions",
+		QRPrefix:        s.cfg.Origin + wire.Prefix(wire.PathScan),
+		AppSocket:       ws + wire.PathAppSocket,
+		SessionsURL:     s.cfg.Origin + wire.PathAppSessions,
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -226,24 +227,24 @@ func (b *badgeFlow) Mount(h Host, e *echo.Echo) error {
 		b.keys = keys
 	}
 
-	e.GET("/badge", b.handlePage)
-	e.GET("/api/badge/status", b.handleStatus)
-	e.POST("/api/badge/scan", b.handleScan)
-	e.POST("/api/badge/frame", b.handleFrame)
-	e.POST("/api/badge/phone", b.handlePhone)
-	e.POST("/api/signin/password", b.handlePasswordStep)
+	e.GET(wire.PathBadge, b.handlePage)
+	e.GET(wire.PathBadgeStatus, b.handleStatus)
+	e.POST(wire.PathBadgeScan, b.handleScan)
+	e.POST(wire.PathBadgeFrame, b.handleFrame)
+	e.POST(wire.PathBadgePhone, b.handlePhone)
+	e.POST(wire.PathSignInPassword, b.handlePasswordStep)
 
-	e.GET("/api/password", b.handleGetPassword)
-	e.PUT("/api/password", b.handleSetPassword)
-	e.DELETE("/api/password", b.handleDeletePassword)
+	e.GET(wire.PathPassword, b.handleGetPassword)
+	e.PUT(wire.PathPassword, b.handleSetPassword)
+	e.DELETE(wire.PathPassword, b.handleDeletePassword)
 
-	e.GET("/api/badges", b.handleListOwnBadges)
-	e.POST("/api/badges", b.handleIssueOwnBadge)
-	e.POST("/api/badges/:id/revoke", b.handleRevokeOwnBadge)
+	e.GET(wire.PathBadges, b.handleListOwnBadges)
+	e.POST(wire.PathBadges, b.handleIssueOwnBadge)
+	e.POST(wire.PathBadgeRevoke, b.handleRevokeOwnBadge)
 
-	e.GET("/admin/api/badge/users/:id", b.handleAdminListBadges)
-	e.POST("/admin/api/badge/users/:id", b.handleAdminIssueBadge)
-	e.POST("/admin/api/badge/badges/:id/revoke", b.handleAdminRevokeBadge)
+	e.GET(wire.PathAdminBadgeUser, b.handleAdminListBadges)
+	e.POST(wire.PathAdminBadgeUser, b.handleAdminIssueBadge)
+	e.POST(wire.PathAdminBadgeRevoke, b.handleAdminRevokeBadge)
 	return nil
 }
 
@@ -260,7 +261,7 @@ func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (Step
 		// When a later gate asks for a step of its own (an OATH code), that
 		// step is the second factor: a fallback lets it ask, rather than
 		// asking for a password first and its step after.
-		return Step{Page: "/badge", Fallback: true}, nil
+		return Step{Page: wire.PathBadge, Fallback: true}, nil
 	}
 	cfg := s.cfg.Badge
 	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
@@ -270,7 +271,7 @@ func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (Step
 	if err != nil || !active {
 		return Step{}, err
 	}
-	return Step{Page: "/badge"}, nil
+	return Step{Page: wire.PathBadge}, nil
 }
 
 // holdsSecureBadge reports whether the user has a secure badge that could
@@ -361,7 +362,7 @@ func (b *badgeFlow) handlePage(c echo.Context) error {
 		return err
 	}
 	if b.s.redirectSignedIn(c) {
-		return c.Redirect(http.StatusSeeOther, "/account")
+		return c.Redirect(http.StatusSeeOther, wire.PathAccount)
 	}
 	return b.s.servePage(c, "badge.html")
 }
@@ -396,9 +397,9 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 	// another flow's step (an OATH code) comes before this page's password.
 	if next, err := b.s.nextStep(ctx, u, si); err != nil {
 		return err
-	} else if next.Page == "/badge" && si.Passed(MethodBadgeInsecure) {
+	} else if next.Page == wire.PathBadge && si.Passed(MethodBadgeInsecure) {
 		step = stepSecondFactor
-	} else if next.Page == "/badge" {
+	} else if next.Page == wire.PathBadge {
 		step = stepBadge
 	}
 	if step == "" {

@@ -23,6 +23,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -99,7 +100,7 @@ func badgeWorldOn(t *testing.T, srv *testServer) *badgeWorld {
 // badgeMe returns the id of the browser's account.
 func badgeMe(t *testing.T, b *browser) string {
 	t.Helper()
-	st, me := b.do("GET", "/api/me", "")
+	st, me := b.do("GET", wire.PathMe, "")
 	if st != 200 {
 		t.Fatalf("me: %d %v", st, me)
 	}
@@ -108,7 +109,7 @@ func badgeMe(t *testing.T, b *browser) string {
 
 func badgeSignedIn(t *testing.T, b *browser) bool {
 	t.Helper()
-	st, _ := b.do("GET", "/api/me", "")
+	st, _ := b.do("GET", wire.PathMe, "")
 	return st == 200
 }
 
@@ -128,7 +129,7 @@ func badgeWant(t *testing.T, what string, st int, body map[string]any, status in
 
 func (w *badgeWorld) setPassword(t *testing.T, current, next string) {
 	t.Helper()
-	st, body := w.holder.do("PUT", "/api/password", jsonBody(map[string]string{"current_password": current, "new_password": next}))
+	st, body := w.holder.do("PUT", wire.PathPassword, jsonBody(map[string]string{"current_password": current, "new_password": next}))
 	if st != 200 {
 		t.Fatalf("set password: %d %v", st, body)
 	}
@@ -144,7 +145,7 @@ type issued struct {
 // issue makes a badge for the holder from the helpdesk's browser.
 func (w *badgeWorld) issue(t *testing.T, kind, expires string) issued {
 	t.Helper()
-	st, body := w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, jsonBody(map[string]string{"kind": kind, "expires": expires}))
+	st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, jsonBody(map[string]string{"kind": kind, "expires": expires}))
 	if st != 200 {
 		t.Fatalf("issue %s: %d %v", kind, st, body)
 	}
@@ -165,7 +166,7 @@ func decodeIssued(t *testing.T, body map[string]any) issued {
 func (w *badgeWorld) scan(t *testing.T, payload string) (*browser, int, map[string]any) {
 	t.Helper()
 	k := newBrowser(t, w.srv)
-	st, body := k.do("POST", "/api/badge/scan", jsonBody(map[string]string{"payload": payload}))
+	st, body := k.do("POST", wire.PathBadgeScan, jsonBody(map[string]string{"payload": payload}))
 	return k, st, body
 }
 
@@ -201,7 +202,7 @@ func TestBadgeInsecure(t *testing.T) {
 	t.Run("NeedsSecondFactor", func(t *testing.T) {
 		before := snapshot(t, w.srv.DB)
 		k, st, body := w.scan(t, b.Payload)
-		if st != 200 || body["next"] != "/badge" || body["user"] != nil {
+		if st != 200 || body["next"] != wire.PathBadge || body["user"] != nil {
 			t.Fatalf("scan: %d %v", st, body)
 		}
 		if badgeSignedIn(t, k) {
@@ -210,13 +211,13 @@ func TestBadgeInsecure(t *testing.T) {
 		if after := snapshot(t, w.srv.DB); after != before {
 			t.Fatalf("a scan alone changed the store:\n%s\n%s", before, after)
 		}
-		_, status := k.do("GET", "/api/badge/status", "")
+		_, status := k.do("GET", wire.PathBadgeStatus, "")
 		p, _ := status["pending"].(map[string]any)
 		if p == nil || p["step"] != "second_factor" || p["name"] != "Ada Lovelace" || p["has_password"] != true {
 			t.Fatalf("status %v", status)
 		}
 		// Nothing else turns the parked sign-in into a session.
-		if st, body := k.do("POST", "/api/session", `{"ticket":"`+strings.Repeat("A", 43)+`"}`); st != 401 {
+		if st, body := k.do("POST", wire.PathSession, `{"ticket":"`+strings.Repeat("A", 43)+`"}`); st != 401 {
 			t.Fatalf("ticket: %d %v", st, body)
 		}
 		if badgeSignedIn(t, k) {
@@ -227,7 +228,7 @@ func TestBadgeInsecure(t *testing.T) {
 	t.Run("WrongPassword", func(t *testing.T) {
 		k, _, _ := w.scan(t, b.Payload)
 		before := snapshot(t, w.srv.DB)
-		st, body := k.do("POST", "/api/signin/password", `{"password":"wrong horse battery"}`)
+		st, body := k.do("POST", wire.PathSignInPassword, `{"password":"wrong horse battery"}`)
 		badgeWant(t, "wrong password", st, body, 401, "wrong_password")
 		if badgeSignedIn(t, k) {
 			t.Fatal("signed in with a wrong password")
@@ -236,7 +237,7 @@ func TestBadgeInsecure(t *testing.T) {
 			t.Fatal("a wrong password changed the store")
 		}
 		// The parked sign-in survives a typo.
-		st, body = k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`)
+		st, body = k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`)
 		if st != 200 || body["user"] == nil {
 			t.Fatalf("right password after a typo: %d %v", st, body)
 		}
@@ -244,8 +245,8 @@ func TestBadgeInsecure(t *testing.T) {
 
 	t.Run("WithPassword", func(t *testing.T) {
 		k, _, _ := w.scan(t, b.Payload)
-		st, body := k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`)
-		if st != 200 || body["next"] != "/account" {
+		st, body := k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`)
+		if st != 200 || body["next"] != wire.PathAccount {
 			t.Fatalf("password step: %d %v", st, body)
 		}
 		if got := badgeMe(t, k); got != w.uid {
@@ -255,16 +256,16 @@ func TestBadgeInsecure(t *testing.T) {
 			t.Fatalf("methods %q", m)
 		}
 		// The step is used up.
-		st, body = k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`)
+		st, body = k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`)
 		badgeWant(t, "replay", st, body, 401, "no_pending_sign_in")
 	})
 
 	t.Run("PendingAttemptsBounded", func(t *testing.T) {
 		k, _, _ := w.scan(t, b.Payload)
 		for range 5 {
-			k.do("POST", "/api/signin/password", `{"password":"guess guess guess"}`)
+			k.do("POST", wire.PathSignInPassword, `{"password":"guess guess guess"}`)
 		}
-		st, body := k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`)
+		st, body := k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`)
 		badgeWant(t, "after five guesses", st, body, 401, "no_pending_sign_in")
 	})
 
@@ -272,7 +273,7 @@ func TestBadgeInsecure(t *testing.T) {
 		w2 := newBadgeWorld(t, nil)
 		b2 := w2.issue(t, "insecure", "")
 		k, _, _ := w2.scan(t, b2.Payload)
-		st, body := k.do("POST", "/api/signin/password", `{"password":"anything at all"}`)
+		st, body := k.do("POST", wire.PathSignInPassword, `{"password":"anything at all"}`)
 		badgeWant(t, "no password", st, body, 401, "no_password")
 		if badgeSignedIn(t, k) {
 			t.Fatal("signed in")
@@ -287,13 +288,13 @@ func TestBadgeInsecureSwitchOff(t *testing.T) {
 	before := snapshot(t, w.srv.DB)
 	k, st, body := w.scan(t, b.Payload)
 	badgeWant(t, "switch off", st, body, 403, "badge_insecure_disabled")
-	if st, _ := k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`); st != 401 {
+	if st, _ := k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`); st != 401 {
 		t.Fatalf("password after a refused scan: %d", st)
 	}
 	if badgeSignedIn(t, k) || snapshot(t, w.srv.DB) != before {
 		t.Fatal("a refused badge changed something")
 	}
-	_, status := k.do("GET", "/api/badge/status", "")
+	_, status := k.do("GET", wire.PathBadgeStatus, "")
 	if status["insecure_scans"] != false || status["enabled"] != true {
 		t.Fatalf("status %v", status)
 	}
@@ -309,23 +310,23 @@ func TestBadgeInsecurePhoneApproval(t *testing.T) {
 	approve := func(t *testing.T, p *phone) (*browser, int, map[string]any) {
 		t.Helper()
 		k, st, body := w.scan(t, b.Payload)
-		if st != 200 || body["next"] != "/badge" {
+		if st != 200 || body["next"] != wire.PathBadge {
 			t.Fatalf("scan: %d %v", st, body)
 		}
 		q := *p
 		q.tb = t
-		if ch := q.join(k.open()); ch.Type != qrauth.MsgChallenge {
+		if ch := q.join(k.open()); ch.Type != wire.MsgChallenge {
 			t.Fatalf("join: %+v", ch)
 		}
 		k.next() // scanned
-		if d := q.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone {
+		if d := q.decide(wire.DecisionApprove, false, nil); d.Type != wire.MsgDone {
 			t.Fatalf("decide: %+v", d)
 		}
 		m := k.next()
-		if m.Type != qrauth.MsgApproved {
+		if m.Type != wire.MsgApproved {
 			t.Fatalf("kiosk: %+v", m)
 		}
-		st, body = k.do("POST", "/api/badge/phone", `{"ticket":"`+m.Ticket+`"}`)
+		st, body = k.do("POST", wire.PathBadgePhone, `{"ticket":"`+m.Ticket+`"}`)
 		return k, st, body
 	}
 
@@ -356,14 +357,14 @@ func TestBadgeInsecurePhoneApproval(t *testing.T) {
 		w2 := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.SecondFactors = []string{server.SecondFactorPassword} })
 		b2 := w2.issue(t, "insecure", "")
 		k, _, _ := w2.scan(t, b2.Payload)
-		st, body := k.do("POST", "/api/badge/phone", `{"ticket":"`+strings.Repeat("A", 43)+`"}`)
+		st, body := k.do("POST", wire.PathBadgePhone, `{"ticket":"`+strings.Repeat("A", 43)+`"}`)
 		badgeWant(t, "phone off", st, body, 403, "second_factor_not_allowed")
 	})
 }
 
 func TestBadgeSecure(t *testing.T) {
 	w := newBadgeWorld(t, nil)
-	st, body := w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, `{"kind":"secure"}`)
+	st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"secure"}`)
 	badgeWant(t, "secure without a password", st, body, 409, "no_password")
 
 	w.setPassword(t, "", "first password here")
@@ -372,7 +373,7 @@ func TestBadgeSecure(t *testing.T) {
 		t.Fatalf("payload %q", old.Payload)
 	}
 	k, st, body := w.scan(t, old.Payload)
-	if st != 200 || body["next"] != "/account" {
+	if st != 200 || body["next"] != wire.PathAccount {
 		t.Fatalf("secure scan: %d %v", st, body)
 	}
 	if badgeMe(t, k) != w.uid || methodsOfLastSignIn(t, w.srv.DB) != "badge_secure" {
@@ -393,7 +394,7 @@ func TestBadgeSecure(t *testing.T) {
 			t.Fatal("an old badge changed something")
 		}
 	}
-	_, list := w.holder.do("GET", "/api/badges", "")
+	_, list := w.holder.do("GET", wire.PathBadges, "")
 	for _, x := range list["badges"].([]any) {
 		if v := x.(map[string]any); v["status"] != "password_changed" {
 			t.Fatalf("badge listed as %v", v)
@@ -406,7 +407,7 @@ func TestBadgeSecure(t *testing.T) {
 	}
 
 	// Removing the password ends secure badges too.
-	st, body = w.holder.do("DELETE", "/api/password", `{"current_password":"second password now"}`)
+	st, body = w.holder.do("DELETE", wire.PathPassword, `{"current_password":"second password now"}`)
 	if st != 200 {
 		t.Fatalf("remove password: %d %v", st, body)
 	}
@@ -421,7 +422,7 @@ func TestBadgeRevoked(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			b := w.issue(t, kind, "")
 			keep := w.issue(t, kind, "")
-			st, body := w.helpdesk.do("POST", "/admin/api/badge/badges/"+b.ID+"/revoke", "")
+			st, body := w.helpdesk.do("POST", wire.Path(wire.PathAdminBadgeRevoke, b.ID), "")
 			if st != 200 || body["badge"].(map[string]any)["status"] != "revoked" {
 				t.Fatalf("revoke: %d %v", st, body)
 			}
@@ -435,16 +436,16 @@ func TestBadgeRevoked(t *testing.T) {
 			if _, st, body := w.scan(t, keep.Payload); st != 200 {
 				t.Fatalf("other badge: %d %v", st, body)
 			}
-			st, body = w.helpdesk.do("POST", "/admin/api/badge/badges/"+b.ID+"/revoke", "")
+			st, body = w.helpdesk.do("POST", wire.Path(wire.PathAdminBadgeRevoke, b.ID), "")
 			badgeWant(t, "twice", st, body, 409, "badge_revoked")
 		})
 	}
 	t.Run("ByHolder", func(t *testing.T) {
 		b := w.issue(t, "secure", "")
 		// Someone else cannot revoke it, and learns nothing.
-		st, body := w.helpdesk.do("POST", "/api/badges/"+b.ID+"/revoke", "")
+		st, body := w.helpdesk.do("POST", wire.Path(wire.PathBadgeRevoke, b.ID), "")
 		badgeWant(t, "someone else's", st, body, 404, "badge_not_found")
-		if st, body := w.holder.do("POST", "/api/badges/"+b.ID+"/revoke", ""); st != 200 {
+		if st, body := w.holder.do("POST", wire.Path(wire.PathBadgeRevoke, b.ID), ""); st != 200 {
 			t.Fatalf("holder revokes: %d %v", st, body)
 		}
 		_, st, body = w.scan(t, b.Payload)
@@ -501,7 +502,7 @@ func TestBadgeTampered(t *testing.T) {
 			}
 		})
 	}
-	for name, p := range map[string]string{"LoginCode": w.srv.URL + "/q/abc", "Empty": "", "Huge": strings.Repeat("Q", 5000)} {
+	for name, p := range map[string]string{"LoginCode": w.srv.URL + wire.Path(wire.PathScan, "abc"), "Empty": "", "Huge": strings.Repeat("Q", 5000)} {
 		t.Run(name, func(t *testing.T) {
 			_, st, body := w.scan(t, p)
 			badgeWant(t, name, st, body, 400, "not_a_badge")
@@ -592,7 +593,7 @@ func TestBadgeOtherDeployment(t *testing.T) {
 	if _, st, body := same.scan(t, sec.Payload); st != 200 || body["user"] == nil {
 		t.Fatalf("secure badge on its own deployment: %d %v", st, body)
 	}
-	if _, st, body := same.scan(t, ins.Payload); st != 200 || body["next"] != "/badge" {
+	if _, st, body := same.scan(t, ins.Payload); st != 200 || body["next"] != wire.PathBadge {
 		t.Fatalf("insecure badge on its own deployment: %d %v", st, body)
 	}
 }
@@ -601,10 +602,10 @@ func TestBadgeExpiry(t *testing.T) {
 	clock := &badgeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	w := newBadgeWorld(t, func(cfg *server.Config) { cfg.Now = clock.Now; cfg.SessionTTL = 365 * 24 * time.Hour })
 	w.setPassword(t, "", "correct horse battery")
-	st, body := w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, `{"kind":"insecure","expires":"2026-03-10"}`)
+	st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"insecure","expires":"2026-03-10"}`)
 	badgeWant(t, "insecure with expiry", st, body, 400, "insecure_badge_expiry")
 	for _, bad := range []string{"2026-02-28", "10 March", "2040-01-01"} {
-		st, body := w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, `{"kind":"secure","expires":"`+bad+`"}`)
+		st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"secure","expires":"`+bad+`"}`)
 		badgeWant(t, bad, st, body, 400, "invalid_expiry")
 	}
 	b := w.issue(t, "secure", "2026-03-10")
@@ -637,17 +638,17 @@ func TestBadgeMethodPolicy(t *testing.T) {
 	// The phone identifies; the badge is then asked for.
 	k := newBrowser(t, w.srv)
 	ch := w.phone.join(k.open())
-	if ch.Type != qrauth.MsgChallenge {
+	if ch.Type != wire.MsgChallenge {
 		t.Fatalf("%+v", ch)
 	}
 	k.next()
-	w.phone.decide(qrauth.DecisionApprove, false, nil)
+	w.phone.decide(wire.DecisionApprove, false, nil)
 	m := k.next()
 	st, body = k.exchange(m.Ticket)
-	if st != 200 || body["next"] != "/badge" || badgeSignedIn(t, k) {
+	if st != 200 || body["next"] != wire.PathBadge || badgeSignedIn(t, k) {
 		t.Fatalf("phone step: %d %v", st, body)
 	}
-	_, status := k.do("GET", "/api/badge/status", "")
+	_, status := k.do("GET", wire.PathBadgeStatus, "")
 	if p, _ := status["pending"].(map[string]any); p == nil || p["step"] != "badge" {
 		t.Fatalf("status %v", status)
 	}
@@ -655,20 +656,20 @@ func TestBadgeMethodPolicy(t *testing.T) {
 	// Someone else's badge does not do.
 	strangerPhone := newPhone(t, w.srv, "+41 79 444 44 44")
 	stranger := signUp(t, w.srv, strangerPhone)
-	st, body = stranger.do("PUT", "/api/password", `{"current_password":"","new_password":"stranger's password"}`)
+	st, body = stranger.do("PUT", wire.PathPassword, `{"current_password":"","new_password":"stranger's password"}`)
 	if st != 200 {
 		t.Fatalf("%d %v", st, body)
 	}
 	sid := badgeMe(t, stranger)
-	st, body = w.helpdesk.do("POST", "/admin/api/badge/users/"+sid, `{"kind":"secure"}`)
+	st, body = w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+sid, `{"kind":"secure"}`)
 	if st != 200 {
 		t.Fatalf("%d %v", st, body)
 	}
 	strangers := decodeIssued(t, body)
-	st, body = k.do("POST", "/api/badge/scan", jsonBody(map[string]string{"payload": strangers.Payload}))
+	st, body = k.do("POST", wire.PathBadgeScan, jsonBody(map[string]string{"payload": strangers.Payload}))
 	badgeWant(t, "wrong holder", st, body, 401, "badge_wrong_user")
 
-	st, body = k.do("POST", "/api/badge/scan", jsonBody(map[string]string{"payload": b.Payload}))
+	st, body = k.do("POST", wire.PathBadgeScan, jsonBody(map[string]string{"payload": b.Payload}))
 	if st != 200 || body["user"] == nil || badgeMe(t, k) != w.uid {
 		t.Fatalf("badge step: %d %v", st, body)
 	}
@@ -684,7 +685,7 @@ func TestBadgeFrame(t *testing.T) {
 
 	post := func(t *testing.T, k *browser, ctype string, data []byte) (int, map[string]any) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", k.srv.URL+"/api/badge/frame", bytes.NewReader(data))
+		req, _ := http.NewRequest("POST", k.srv.URL+wire.PathBadgeFrame, bytes.NewReader(data))
 		req.Header.Set("Content-Type", ctype)
 		resp, err := k.client.Do(req)
 		if err != nil {
@@ -828,25 +829,25 @@ func TestBadgePrintout(t *testing.T) {
 
 func TestBadgePassword(t *testing.T) {
 	w := newBadgeWorld(t, nil)
-	_, v := w.holder.do("GET", "/api/password", "")
+	_, v := w.holder.do("GET", wire.PathPassword, "")
 	if p := v["password"].(map[string]any); p["set"] != false || p["enabled"] != true {
 		t.Fatalf("%v", v)
 	}
-	st, body := w.holder.do("PUT", "/api/password", `{"new_password":"short"}`)
+	st, body := w.holder.do("PUT", wire.PathPassword, `{"new_password":"short"}`)
 	badgeWant(t, "short", st, body, 400, "password_too_short")
 	w.setPassword(t, "", "first password here")
-	st, body = w.holder.do("PUT", "/api/password", `{"new_password":"another password"}`)
+	st, body = w.holder.do("PUT", wire.PathPassword, `{"new_password":"another password"}`)
 	badgeWant(t, "change without current", st, body, 400, "current_password_required")
 	before := snapshot(t, w.srv.DB)
-	st, body = w.holder.do("PUT", "/api/password", `{"current_password":"not it at all","new_password":"another password"}`)
+	st, body = w.holder.do("PUT", wire.PathPassword, `{"current_password":"not it at all","new_password":"another password"}`)
 	badgeWant(t, "change with wrong current", st, body, 401, "wrong_password")
 	if snapshot(t, w.srv.DB) != before {
 		t.Fatal("a refused change changed the store")
 	}
-	st, body = w.holder.do("PUT", "/api/password", `{"current_password":"first password here","new_password":"another password","x":1}`)
+	st, body = w.holder.do("PUT", wire.PathPassword, `{"current_password":"first password here","new_password":"another password","x":1}`)
 	badgeWant(t, "unknown field", st, body, 400, "malformed_body")
 	w.setPassword(t, "first password here", "another password")
-	st, body = w.holder.do("DELETE", "/api/password", `{"current_password":"first password here"}`)
+	st, body = w.holder.do("DELETE", wire.PathPassword, `{"current_password":"first password here"}`)
 	badgeWant(t, "remove with old", st, body, 401, "wrong_password")
 
 	stored, err := w.srv.DB.FindPassword(context.Background(), qrauth.UserID(w.uid))
@@ -871,7 +872,7 @@ func TestBadgePassword(t *testing.T) {
 	}
 	// Anonymous callers get nothing.
 	anon := newBrowser(t, w.srv)
-	st, body = anon.do("PUT", "/api/password", `{"new_password":"whatever you like"}`)
+	st, body = anon.do("PUT", wire.PathPassword, `{"new_password":"whatever you like"}`)
 	badgeWant(t, "anonymous", st, body, 401, "not_signed_in")
 }
 
@@ -905,7 +906,7 @@ func TestBadgePasswordRehash(t *testing.T) {
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	b := badgeWorld{srv: &testServer{Server: s, DB: db, URL: s.Origin()}}
 	k, _, _ := b.scan(t, ins.Payload)
-	if st, body := k.do("POST", "/api/signin/password", `{"password":"correct horse battery"}`); st != 200 {
+	if st, body := k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`); st != 200 {
 		t.Fatalf("password: %d %v", st, body)
 	}
 	now, _ := db.FindPassword(context.Background(), qrauth.UserID(w.uid))
@@ -921,18 +922,18 @@ func TestBadgeIssueRights(t *testing.T) {
 	w := newBadgeWorld(t, nil)
 	w.setPassword(t, "", "correct horse battery")
 	// No role: no admin API.
-	st, body := w.holder.do("POST", "/admin/api/badge/users/"+w.uid, `{"kind":"insecure"}`)
+	st, body := w.holder.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"insecure"}`)
 	badgeWant(t, "no role", st, body, 403, "forbidden")
 	// Self-issue is off by default.
-	st, body = w.holder.do("POST", "/api/badges", `{"kind":"secure","current_password":"correct horse battery"}`)
+	st, body = w.holder.do("POST", wire.PathBadges, `{"kind":"secure","current_password":"correct horse battery"}`)
 	badgeWant(t, "self-issue off", st, body, 403, "self_issue_not_allowed")
-	st, body = w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, `{"kind":"golden"}`)
+	st, body = w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"golden"}`)
 	badgeWant(t, "kind", st, body, 400, "invalid_badge_kind")
-	st, body = w.helpdesk.do("POST", "/admin/api/badge/users/u_nobody", `{"kind":"insecure"}`)
+	st, body = w.helpdesk.do("POST", wire.Path(wire.PathAdminBadgeUser, "u_nobody"), `{"kind":"insecure"}`)
 	badgeWant(t, "unknown user", st, body, 404, "user_not_found")
 
 	b := w.issue(t, "insecure", "")
-	_, list := w.helpdesk.do("GET", "/admin/api/badge/users/"+w.uid, "")
+	_, list := w.helpdesk.do("GET", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, "")
 	rows := list["badges"].([]any)
 	if len(rows) != 1 || rows[0].(map[string]any)["id"] != b.ID || rows[0].(map[string]any)["created_by"] == "self" {
 		t.Fatalf("list %v", list)
@@ -942,7 +943,7 @@ func TestBadgeIssueRights(t *testing.T) {
 	if last.Type != qrauth.AuditBadgeIssued || !strings.Contains(last.Detail, b.ID) || strings.Contains(last.Detail, b.Payload) {
 		t.Fatalf("audit %+v", last)
 	}
-	_, users := w.helpdesk.do("GET", "/admin/api/users/"+w.uid, "")
+	_, users := w.helpdesk.do("GET", wire.Prefix(wire.PathAdminUser)+w.uid, "")
 	if m := users["user"].(map[string]any)["methods"].(map[string]any); m["password"] != true || m["badge"] != 1.0 {
 		t.Fatalf("admin methods %v", m)
 	}
@@ -950,18 +951,18 @@ func TestBadgeIssueRights(t *testing.T) {
 	t.Run("SelfIssue", func(t *testing.T) {
 		w := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.SelfIssue = server.SelfIssueSecure })
 		w.setPassword(t, "", "correct horse battery")
-		st, body := w.holder.do("POST", "/api/badges", `{"kind":"insecure"}`)
+		st, body := w.holder.do("POST", wire.PathBadges, `{"kind":"insecure"}`)
 		badgeWant(t, "insecure self", st, body, 403, "self_issue_not_allowed")
-		st, body = w.holder.do("POST", "/api/badges", `{"kind":"secure"}`)
+		st, body = w.holder.do("POST", wire.PathBadges, `{"kind":"secure"}`)
 		badgeWant(t, "without password", st, body, 400, "current_password_required")
-		st, body = w.holder.do("POST", "/api/badges", `{"kind":"secure","current_password":"wrong password!"}`)
+		st, body = w.holder.do("POST", wire.PathBadges, `{"kind":"secure","current_password":"wrong password!"}`)
 		badgeWant(t, "wrong password", st, body, 401, "wrong_password")
-		st, body = w.holder.do("POST", "/api/badges", `{"kind":"secure","current_password":"correct horse battery"}`)
+		st, body = w.holder.do("POST", wire.PathBadges, `{"kind":"secure","current_password":"correct horse battery"}`)
 		if st != 200 {
 			t.Fatalf("self-issue: %d %v", st, body)
 		}
 		mine := decodeIssued(t, body)
-		_, list := w.holder.do("GET", "/api/badges", "")
+		_, list := w.holder.do("GET", wire.PathBadges, "")
 		if rows := list["badges"].([]any); len(rows) != 1 || rows[0].(map[string]any)["created_by"] != "self" {
 			t.Fatalf("own list %v", list)
 		}
@@ -1001,12 +1002,12 @@ func TestBadgeConfig(t *testing.T) {
 func TestBadgeDisabled(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	k := newBrowser(t, srv)
-	st, body := k.do("POST", "/api/badge/scan", `{"payload":"QRB1I.x"}`)
+	st, body := k.do("POST", wire.PathBadgeScan, `{"payload":"QRB1I.x"}`)
 	badgeWant(t, "scan", st, body, 403, "badges_disabled")
-	if st, status := k.do("GET", "/api/badge/status", ""); st != 200 || status["enabled"] != false {
+	if st, status := k.do("GET", wire.PathBadgeStatus, ""); st != 200 || status["enabled"] != false {
 		t.Fatalf("status %d %v", st, status)
 	}
-	resp, err := http.Get(srv.URL + "/badge")
+	resp, err := http.Get(srv.URL + wire.PathBadge)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1047,11 +1048,11 @@ func TestBadgeInsecureThenOATH(t *testing.T) {
 		cfg.OATH.Policy = server.OATHPolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)
-	if st != 200 || body["next"] != "/verify" || badgeSignedIn(t, k) {
+	if st != 200 || body["next"] != wire.PathVerify || badgeSignedIn(t, k) {
 		t.Fatalf("scan: %d %v", st, body)
 	}
 	// The badge page has nothing to ask for this sign-in.
-	if _, status := k.do("GET", "/api/badge/status", ""); status["pending"] != nil {
+	if _, status := k.do("GET", wire.PathBadgeStatus, ""); status["pending"] != nil {
 		t.Fatalf("status %v", status)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // BenchmarkPSK: a fresh 128-bit PSK, as every rotation makes.
@@ -22,8 +23,8 @@ func BenchmarkPSK(b *testing.B) {
 // BenchmarkVerifyDecision: checking a phone's signed decision.
 func BenchmarkVerifyDecision(b *testing.B) {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	d := qrauth.Decision{Origin: "https://login.example.com", Room: strings.Repeat("r", 22), Nonce: strings.Repeat("n", 43),
-		Mode: qrauth.ModeLogin, DeviceID: qrauth.DeviceIDFromKey(pub), PhoneIDHash: strings.Repeat("a", 64), Decision: qrauth.DecisionApprove}
+	d := wire.Decision{Origin: "https://login.example.com", Room: strings.Repeat("r", 22), Nonce: strings.Repeat("n", 43),
+		Mode: wire.ModeLogin, DeviceID: qrauth.DeviceIDFromKey(pub), PhoneIDHash: strings.Repeat("a", 64), Decision: wire.DecisionApprove}
 	sig := d.Sign(priv)
 	b.ReportAllocs()
 	for b.Loop() {

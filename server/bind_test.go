@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // forgedBinds are bind cookie values the server never issued.
@@ -21,7 +22,7 @@ func TestBindCookieMustBeIssued(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	for _, v := range append([]string{""}, forgedBinds...) {
 		h := http.Header{"Origin": {srv.URL}, "Cookie": {"qrauth_bind=" + v}}
-		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/browser", h)
+		ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+wire.PathBrowserSocket, h)
 		if err == nil {
 			ws.Close()
 			t.Fatalf("bind %q opened a room", v)
@@ -29,13 +30,13 @@ func TestBindCookieMustBeIssued(t *testing.T) {
 		if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("bind %q: %v %v", v, err, resp)
 		}
-		req, _ := http.NewRequest("GET", srv.URL+"/ws/browser", nil)
+		req, _ := http.NewRequest("GET", srv.URL+wire.PathBrowserSocket, nil)
 		req.Header.Set("Cookie", "qrauth_bind="+v)
 		if st, body := doRaw(t, req); st != 401 || body["reason"] != "no_bind_cookie" {
 			t.Fatalf("probe with bind %q: %d %v", v, st, body)
 		}
 		// The login page issues a real one in its place.
-		req, _ = http.NewRequest("GET", srv.URL+"/", nil)
+		req, _ = http.NewRequest("GET", srv.URL+wire.PathLogin, nil)
 		req.Header.Set("Cookie", "qrauth_bind="+v)
 		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
@@ -54,7 +55,7 @@ func TestBindCookieMustBeIssued(t *testing.T) {
 	}
 	// An issued value is kept, and opens a room.
 	b := newBrowser(t, srv)
-	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	req, _ := http.NewRequest("GET", srv.URL+wire.PathLogin, nil)
 	for _, c := range b.client.Jar.Cookies(mustURL(srv.URL)) {
 		req.AddCookie(c)
 	}
@@ -76,15 +77,15 @@ func TestTicketExchangeEmptyBind(t *testing.T) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next() // scanned
-	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Result != qrauth.ResultSignedIn {
+	if d := p.decide(wire.DecisionApprove, false, nil); d.Result != wire.ResultSignedIn {
 		t.Fatalf("%+v", d)
 	}
 	m := b.next()
-	if m.Type != qrauth.MsgApproved {
+	if m.Type != wire.MsgApproved {
 		t.Fatalf("%+v", m)
 	}
 	for _, v := range append([]string{""}, forgedBinds...) {
-		req, _ := http.NewRequest("POST", srv.URL+"/api/session", strings.NewReader(`{"ticket":"`+m.Ticket+`"}`))
+		req, _ := http.NewRequest("POST", srv.URL+wire.PathSession, strings.NewReader(`{"ticket":"`+m.Ticket+`"}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Origin", srv.URL)
 		req.Header.Set("Cookie", "qrauth_bind="+v)

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // captureLogs starts a server whose log, at every level, goes to the
@@ -46,21 +46,21 @@ func TestLostSignUpRaceIsNotAnError(t *testing.T) {
 		p *phone
 		b *browser
 	}{{p1, b1}, {p2, b2}} {
-		if ch := pb.p.join(pb.b.open()); ch.Mode != qrauth.ModeSignUp {
+		if ch := pb.p.join(pb.b.open()); ch.Mode != wire.ModeSignUp {
 			t.Fatalf("%+v", ch)
 		}
 		pb.b.next() // scanned
-		if m := pb.p.decide(qrauth.DecisionApprove, true, nil); m.Type != qrauth.MsgNeedsForm {
+		if m := pb.p.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
 			t.Fatalf("%+v", m)
 		}
 		pb.b.next() // signup
 	}
-	b1.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Name: "Ada"})
-	if m := b1.next(); m.Type != qrauth.MsgApproved {
+	b1.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Name: "Ada"})
+	if m := b1.next(); m.Type != wire.MsgApproved {
 		t.Fatalf("%+v", m)
 	}
-	b2.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Name: "Bob"})
-	if m := b2.next(); m.Type != qrauth.MsgError || m.Reason != "phone_taken" {
+	b2.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Name: "Bob"})
+	if m := b2.next(); m.Type != wire.MsgError || m.Reason != "phone_taken" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b2.ws); c != 4409 {
@@ -82,13 +82,13 @@ func TestEndedLinkSessionIsNotAnError(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if st, _ := b.do("POST", "/api/logout", ""); st != 204 {
+	if st, _ := b.do("POST", wire.PathLogout, ""); st != 204 {
 		t.Fatal(st)
 	}
 	second := newPhone(t, srv, "+41 78 000 00 00")
 	second.join(qr)
 	b.next() // scanned
-	if d := second.decide(qrauth.DecisionApprove, true, nil); d.Reason != "session_ended" {
+	if d := second.decide(wire.DecisionApprove, true, nil); d.Reason != "session_ended" {
 		t.Fatalf("%+v", d)
 	}
 	noErrorLines(t, logs, "session_ended")

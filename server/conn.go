@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Timing of every socket, as in gorilla's chat example.
@@ -34,10 +35,10 @@ const (
 	sendBuffer = 16
 )
 
-// Close codes besides the 4000+HTTP-status error codes of qrauth.CloseCode.
+// Close codes besides the error codes of wire.CloseCode.
 const (
 	closeNormal     = websocket.CloseNormalClosure // 1000: the room finished
-	closeRestart    = websocket.CloseServiceRestart
+	closeRestart    = wire.CloseServiceRestart     // 1012: reconnect (wire.Reconnect)
 	closeSlowClient = websocket.CloseTryAgainLater // 1013: send queue overflowed
 	// closeBadText: a text frame that is not UTF-8 (RFC 6455 §8.1). gorilla
 	// does not check text frames itself.
@@ -90,7 +91,7 @@ func (c *conn) sendPing() {
 
 // sendMsg queues m. It never blocks; it reports false if the socket is
 // closing or had to be dropped for not reading.
-func (c *conn) sendMsg(m *qrauth.ServerMessage) bool {
+func (c *conn) sendMsg(m *wire.ServerMessage) bool {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return false
@@ -105,8 +106,8 @@ func (c *conn) closeWith(code int, text string) {
 
 // closeErr sends err as an error message and closes with its close code.
 func (c *conn) closeErr(err error) {
-	c.sendMsg(qrauth.ErrorMessageFor(err))
-	c.closeWith(qrauth.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
+	c.sendMsg(wire.ErrorMessageFor(err))
+	c.closeWith(wire.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
 }
 
 func (c *conn) isClosing() bool {
@@ -217,7 +218,7 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 		}
 		c.guard("close", onClose)
 	}()
-	c.ws.SetReadLimit(qrauth.MaxFrameSize)
+	c.ws.SetReadLimit(wire.MaxFrameSize)
 	_ = c.ws.SetReadDeadline(time.Now().Add(firstWait))
 	c.ws.SetPongHandler(func(string) error {
 		return c.ws.SetReadDeadline(time.Now().Add(pongWait))
@@ -237,8 +238,8 @@ func (c *conn) readPump(firstWait time.Duration, onFrame func([]byte), onClose f
 			continue
 		}
 		if !utf8.Valid(data) {
-			c.sendMsg(qrauth.ErrorMessageFor(qrauth.ErrInvalidUTF8))
-			c.closeWith(closeBadText, qrauth.ErrorReason(qrauth.ErrInvalidUTF8))
+			c.sendMsg(wire.ErrorMessageFor(wire.ErrInvalidUTF8))
+			c.closeWith(closeBadText, qrauth.ErrorReason(wire.ErrInvalidUTF8))
 			continue
 		}
 		c.guard("frame", func() { onFrame(data) })

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // signedCall makes a device-signed app API call at the server's clock and
@@ -20,12 +21,12 @@ import (
 func (e *offlineEnv) signedCall(method, path string) (int, map[string]any) {
 	e.t.Helper()
 	nonce, _ := qrauth.RandomToken(rand.Reader, 16)
-	r := qrauth.AppRequest{Method: method, Path: path, Time: e.clock.Now().Unix(), Nonce: nonce, DeviceID: e.p.id}
+	r := wire.AppRequest{Method: method, Path: path, Time: e.clock.Now().Unix(), Nonce: nonce, DeviceID: e.p.id}
 	req, _ := http.NewRequest(method, e.srv.URL+path, nil)
-	req.Header.Set(qrauth.HeaderDevice, string(e.p.id))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
-	req.Header.Set(qrauth.HeaderNonce, nonce)
-	req.Header.Set(qrauth.HeaderSignature, r.Sign(e.p.priv))
+	req.Header.Set(wire.HeaderDevice, string(e.p.id))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(r.Time, 10))
+	req.Header.Set(wire.HeaderNonce, nonce)
+	req.Header.Set(wire.HeaderSignature, r.Sign(e.p.priv))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -44,23 +45,23 @@ func (e *offlineEnv) signedCall(method, path string) (int, map[string]any) {
 func TestOfflineMethodSpellings(t *testing.T) {
 	e := newOfflineEnv(t, nil)
 	for _, spelling := range []string{"offline-device", "OFFLINE_DEVICE", "device", "Offline_Device"} {
-		st, body := e.signedCall("POST", "/api/app/offline/"+spelling)
+		st, body := e.signedCall("POST", wire.Prefix(wire.PathAppOfflineMethod)+spelling)
 		if st != 200 || body["method"] != string(qrauth.OfflineDevice) {
 			t.Fatalf("activate %s: %d %v", spelling, st, body)
 		}
 	}
-	st, body := e.signedCall("POST", "/api/app/offline/OFFLINE_FACE")
+	st, body := e.signedCall("POST", wire.Path(wire.PathAppOfflineMethod, "OFFLINE_FACE"))
 	wantReason(t, st, body, 400, "invalid_method")
 	for _, spelling := range []string{"offline-device", "device", "OFFLINE_DEVICE"} {
-		st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": spelling, "context": "x"})
+		st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": spelling, "context": "x"})
 		if st != 201 || body["method"] != string(qrauth.OfflineDevice) {
 			t.Fatalf("begin %s: %d %v", spelling, st, body)
 		}
 	}
-	if st, _ := e.signedCall("DELETE", "/api/app/offline/pin"); st != 404 {
+	if st, _ := e.signedCall("DELETE", wire.Path(wire.PathAppOfflineMethod, "pin")); st != 404 {
 		t.Fatalf("deactivate an inactive method by alias: %d", st)
 	}
-	if st, _ := e.signedCall("DELETE", "/api/app/offline/offline-device"); st != 204 {
+	if st, _ := e.signedCall("DELETE", wire.Path(wire.PathAppOfflineMethod, "offline-device")); st != 204 {
 		t.Fatalf("deactivate by alias: %d", st)
 	}
 }
@@ -70,8 +71,8 @@ func TestOfflineMethodSpellings(t *testing.T) {
 func TestNeverUsedDatesOmitted(t *testing.T) {
 	e := newOfflineEnv(t, nil)
 	e.activate(qrauth.OfflineDevice, "")
-	_, app := e.signedCall("GET", "/api/app/offline")
-	_, rs := e.api("GET", "/api/offline/users/"+string(e.uid)+"/methods", nil)
+	_, app := e.signedCall("GET", wire.PathAppOffline)
+	_, rs := e.api("GET", wire.Path(wire.PathOfflineUserMethods, string(e.uid)), nil)
 	for name, body := range map[string]map[string]any{"app": app, "relying site": rs} {
 		m := body["methods"].([]any)[0].(map[string]any)
 		if _, ok := m["last_used_at"]; ok {
@@ -93,7 +94,7 @@ func TestNeverUsedDatesOmitted(t *testing.T) {
 	if _, v := e.verify(sess, e.code(sess, "")); v["result"] != "success" {
 		t.Fatal(v)
 	}
-	_, app = e.signedCall("GET", "/api/app/offline")
+	_, app = e.signedCall("GET", wire.PathAppOffline)
 	if m := app["methods"].([]any)[0].(map[string]any); m["last_used_at"] == nil {
 		t.Errorf("no last_used_at after a use: %v", m)
 	}
@@ -115,7 +116,7 @@ func TestApprovalPageFields(t *testing.T) {
 	view := func(pageURL string) map[string]any {
 		t.Helper()
 		token := pageURL[strings.Index(pageURL, "#")+1:]
-		st, body := offlineCall(t, e.srv.URL, "POST", "/api/approve/view", map[string]any{"token": token}, "")
+		st, body := offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token}, "")
 		if st != 200 {
 			t.Fatalf("%d %v", st, body)
 		}
@@ -125,7 +126,7 @@ func TestApprovalPageFields(t *testing.T) {
 	if _, ok := off["scanned"]; ok || off["otp_length"] != float64(6) || off["remaining_attempts"] != float64(3) {
 		t.Errorf("offline view: %v", off)
 	}
-	_, a := e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": "Pay CHF 2"})
+	_, a := e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Pay CHF 2"})
 	on := view(a["page_url"].(string))
 	if on["scanned"] != false {
 		t.Errorf("online view without scanned=false: %v", on)
@@ -147,7 +148,7 @@ func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 	e.activate(qrauth.OfflinePIN, "1234")
 	choose := func(choice int) map[string]any {
 		t.Helper()
-		st, body := e.b.do("POST", "/api/offline/signin", `{"identifier":"ada@example.com","choice":`+strconv.Itoa(choice)+`}`)
+		st, body := e.b.do("POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com","choice":`+strconv.Itoa(choice)+`}`)
 		if st != 200 {
 			t.Fatalf("%d %v", st, body)
 		}
@@ -177,10 +178,10 @@ func TestOATHDatesOmitted(t *testing.T) {
 		c.OATH.Enabled = true
 	})
 	b := signIn(t, srv, p)
-	if st, body := b.do("POST", "/api/oath/enrol", ""); st != 200 {
+	if st, body := b.do("POST", wire.PathOATHEnrol, ""); st != 200 {
 		t.Fatalf("enrol: %d %v", st, body)
 	}
-	st, body := b.do("GET", "/api/oath", "")
+	st, body := b.do("GET", wire.PathOATH, "")
 	acct, _ := body["account"].(map[string]any)
 	if st != 200 || acct == nil || acct["pending"] != true {
 		t.Fatalf("%d %v", st, body)

@@ -12,16 +12,10 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/webclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
-// errorBody is the JSON body of every HTTP error.
-type errorBody struct {
-	Code    string `json:"code"`
-	Reason  string `json:"reason"`
-	Message string `json:"message"`
-}
-
-// handleError is echo's error handler: every error becomes a JSON errorBody
+// handleError is echo's error handler: every error becomes a JSON wire.ErrorBody
 // with the status of its code. Internal causes go to the log only.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
@@ -59,7 +53,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		if m, ok := he.Message.(string); ok {
 			msg = m
 		}
-		_ = c.JSON(he.Code, errorBody{code, reason, msg})
+		_ = c.JSON(he.Code, wire.ErrorBody{Code: code, Reason: reason, Message: msg})
 		return
 	}
 	code := qrauth.ErrorCode(err)
@@ -72,7 +66,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 			s.log.Error("request failed", slog.String("route", c.Path()), slog.Any("err", err))
 		}
 	}
-	_ = c.JSON(qrauth.HTTPStatus(code), errorBody{code, qrauth.ErrorReason(err), qrauth.ErrorMessage(err)})
+	_ = c.JSON(wire.HTTPStatus(code), wire.ErrorBodyFor(err))
 }
 
 // wantsHTML reports whether a request is a browser opening a page: a GET or

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TestAbandonedRequestIsNotAnError: a client that hangs up mid-request makes
@@ -22,14 +23,14 @@ func TestAbandonedRequestIsNotAnError(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	req := httptest.NewRequest("GET", "/api/me", nil).WithContext(ctx)
+	req := httptest.NewRequest("GET", wire.PathMe, nil).WithContext(ctx)
 	s.handleError(qrauth.Internal(context.Canceled), e.NewContext(req, httptest.NewRecorder()))
 	if out := logs.String(); strings.Contains(out, "level=ERROR") || !strings.Contains(out, "request abandoned") {
 		t.Fatalf("hang-up logged as:\n%s", out)
 	}
 
 	logs.Reset()
-	req = httptest.NewRequest("GET", "/api/me", nil)
+	req = httptest.NewRequest("GET", wire.PathMe, nil)
 	s.handleError(qrauth.Internal(context.Canceled), e.NewContext(req, httptest.NewRecorder()))
 	if !strings.Contains(logs.String(), "level=ERROR") {
 		t.Fatalf("a cancellation the client did not cause is ours:\n%s", logs.String())

@@ -20,6 +20,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -71,7 +72,7 @@ type browser struct {
 func newBrowser(tb testing.TB, srv *testServer) *browser {
 	jar, _ := cookiejar.New(nil)
 	b := &browser{tb: tb, srv: srv, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
-	resp, err := b.client.Get(srv.URL + "/")
+	resp, err := b.client.Get(srv.URL + wire.PathLogin)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,10 +90,10 @@ func (b *browser) dial(query string) (*websocket.Conn, *http.Response, error) {
 	for _, c := range b.client.Jar.Cookies(u) {
 		h.Add("Cookie", c.Name+"="+c.Value)
 	}
-	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+"/ws/browser"+query, h)
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+wire.PathBrowserSocket+query, h)
 }
 
-func (b *browser) open() *qrauth.ServerMessage {
+func (b *browser) open() *wire.ServerMessage {
 	b.tb.Helper()
 	ws, resp, err := b.dial("")
 	if err != nil {
@@ -101,26 +102,26 @@ func (b *browser) open() *qrauth.ServerMessage {
 	b.ws = ws
 	b.tb.Cleanup(func() { ws.Close() })
 	m := b.next()
-	if m.Type != qrauth.MsgQR {
+	if m.Type != wire.MsgQR {
 		b.tb.Fatalf("first message %+v, want qr", m)
 	}
 	return m
 }
 
 // next reads the next message within a deadline.
-func (b *browser) next() *qrauth.ServerMessage {
+func (b *browser) next() *wire.ServerMessage {
 	b.tb.Helper()
 	return readMsg(b.tb, b.ws)
 }
 
-func readMsg(tb testing.TB, ws *websocket.Conn) *qrauth.ServerMessage {
+func readMsg(tb testing.TB, ws *websocket.Conn) *wire.ServerMessage {
 	tb.Helper()
 	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	_, data, err := ws.ReadMessage()
 	if err != nil {
 		tb.Fatalf("read: %v", err)
 	}
-	var m qrauth.ServerMessage
+	var m wire.ServerMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		tb.Fatalf("decode %q: %v", data, err)
 	}
@@ -145,7 +146,7 @@ func readClose(tb testing.TB, ws *websocket.Conn) int {
 // exchange posts a ticket and returns the status and decoded body.
 func (b *browser) exchange(ticket string) (int, map[string]any) {
 	b.tb.Helper()
-	return b.do("POST", "/api/session", `{"ticket":"`+ticket+`"}`)
+	return b.do("POST", wire.PathSession, `{"ticket":"`+ticket+`"}`)
 }
 
 func (b *browser) do(method, path, body string) (int, map[string]any) {
@@ -177,17 +178,17 @@ type phone struct {
 	id    qrauth.DeviceID
 	phone string
 	ws    *websocket.Conn
-	ch    *qrauth.ServerMessage
+	ch    *wire.ServerMessage
 }
 
 func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	resp, err := http.Get(srv.URL + "/.well-known/qrauth")
+	resp, err := http.Get(srv.URL + wire.PathDiscovery)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var d qrauth.Discovery
+	var d wire.Discovery
 	json.NewDecoder(resp.Body).Decode(&d)
 	salt, _ := base64.RawURLEncoding.DecodeString(d.PhoneSalt)
 	e164, err := qrauth.NormalizePhone(number)
@@ -199,7 +200,7 @@ func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 
 func (p *phone) dial() {
 	p.tb.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+"/ws/app", nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+wire.PathAppSocket, nil)
 	if err != nil {
 		p.tb.Fatal(err)
 	}
@@ -215,35 +216,35 @@ func (p *phone) send(v any) {
 }
 
 // join scans a QR message and returns the server's answer.
-func (p *phone) join(qr *qrauth.ServerMessage) *qrauth.ServerMessage {
+func (p *phone) join(qr *wire.ServerMessage) *wire.ServerMessage {
 	p.tb.Helper()
 	p.dial()
 	psk := qr.URL[strings.LastIndex(qr.URL, "/")+1:]
 	p.send(p.joinFrame(psk))
 	m := readMsg(p.tb, p.ws)
-	if m.Type == qrauth.MsgChallenge {
+	if m.Type == wire.MsgChallenge {
 		p.ch = m
 	}
 	return m
 }
 
 // joinFrame builds the signed join for psk (protocol 2).
-func (p *phone) joinFrame(psk string) qrauth.AppFrame {
-	j := qrauth.Join{Origin: p.srv.URL, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone}
-	return qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone,
+func (p *phone) joinFrame(psk string) wire.AppFrame {
+	j := wire.Join{Origin: p.srv.URL, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone}
+	return wire.AppFrame{Type: wire.MsgJoin, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone,
 		PublicKey: base64.RawURLEncoding.EncodeToString(p.pub), Signature: j.Sign(p.priv)}
 }
 
 // decision builds the signed decision for the current challenge.
-func (p *phone) decision(decision string) qrauth.Decision {
-	return qrauth.Decision{Origin: p.ch.Origin, Room: p.ch.Room, Nonce: p.ch.Nonce, Mode: p.ch.Mode,
+func (p *phone) decision(decision string) wire.Decision {
+	return wire.Decision{Origin: p.ch.Origin, Room: p.ch.Room, Nonce: p.ch.Nonce, Mode: p.ch.Mode,
 		DeviceID: p.id, PhoneIDHash: p.phone, Decision: decision}
 }
 
-func (p *phone) decide(decision string, withKey bool, profile *qrauth.Profile) *qrauth.ServerMessage {
+func (p *phone) decide(decision string, withKey bool, profile *qrauth.Profile) *wire.ServerMessage {
 	p.tb.Helper()
 	d := p.decision(decision)
-	f := qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: decision, Signature: d.Sign(p.priv), DeviceName: "Test phone", Profile: profile}
+	f := wire.AppFrame{Type: wire.MsgDecision, Decision: decision, Signature: d.Sign(p.priv), DeviceName: "Test phone", Profile: profile}
 	if withKey {
 		f.PublicKey = base64.RawURLEncoding.EncodeToString(p.pub)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // hub owns the rooms, the PSK index and the tickets of one instance. Lock
@@ -165,7 +166,7 @@ func (h *hub) shutdown() {
 	for _, r := range rooms {
 		r.mu.Lock()
 		r.finishLocked(func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
+			c.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 			c.closeWith(closeRestart, "server restart")
 		}, func(c *conn) {
 			c.closeWith(closeRestart, "server restart")

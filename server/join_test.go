@@ -12,13 +12,16 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // pskOf is the PSK of a qr message.
-func pskOf(qr *qrauth.ServerMessage) string { return qr.URL[strings.LastIndex(qr.URL, "/")+1:] }
+func pskOf(qr *wire.ServerMessage) string {
+	return qr.URL[strings.LastIndex(qr.URL, "/")+1:]
+}
 
 // sendJoin dials and sends f, returning the server's first answer.
-func (p *phone) sendJoin(f qrauth.AppFrame) *qrauth.ServerMessage {
+func (p *phone) sendJoin(f wire.AppFrame) *wire.ServerMessage {
 	p.tb.Helper()
 	p.dial()
 	p.send(f)
@@ -36,32 +39,32 @@ func TestJoinProvesKey(t *testing.T) {
 	cases := []struct {
 		name   string
 		who    *phone
-		edit   func(j *qrauth.Join, f *qrauth.AppFrame, who *phone) string // returns the signature
+		edit   func(j *wire.Join, f *wire.AppFrame, who *phone) string // returns the signature
 		reason string
 		close  int
 	}{
-		{"RegisteredWrongKey", p, func(j *qrauth.Join, f *qrauth.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
-		{"UnknownWrongKey", stranger, func(j *qrauth.Join, f *qrauth.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
+		{"RegisteredWrongKey", p, func(j *wire.Join, f *wire.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
+		{"UnknownWrongKey", stranger, func(j *wire.Join, f *wire.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
 		{"UnknownWithRegisteredPhone", &phone{priv: stranger.priv, pub: stranger.pub, id: stranger.id, phone: p.phone},
-			func(j *qrauth.Join, f *qrauth.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
-		{"OtherOrigin", p, func(j *qrauth.Join, f *qrauth.AppFrame, w *phone) string {
+			func(j *wire.Join, f *wire.AppFrame, _ *phone) string { return j.Sign(otherPriv) }, "bad_signature", 4401},
+		{"OtherOrigin", p, func(j *wire.Join, f *wire.AppFrame, w *phone) string {
 			j.Origin = "https://evil.example"
 			return j.Sign(w.priv)
 		}, "bad_signature", 4401},
-		{"OtherPSK", p, func(j *qrauth.Join, f *qrauth.AppFrame, w *phone) string {
+		{"OtherPSK", p, func(j *wire.Join, f *wire.AppFrame, w *phone) string {
 			j.PSK = "AAAAAAAAAAAAAAAAAAAAAA"
 			return j.Sign(w.priv)
 		}, "bad_signature", 4401},
-		{"OtherPhone", p, func(j *qrauth.Join, f *qrauth.AppFrame, w *phone) string {
+		{"OtherPhone", p, func(j *wire.Join, f *wire.AppFrame, w *phone) string {
 			j.PhoneIDHash = strings.Repeat("b", 64)
 			return j.Sign(w.priv)
 		}, "bad_signature", 4401},
-		{"Unsigned", p, func(j *qrauth.Join, f *qrauth.AppFrame, _ *phone) string {
+		{"Unsigned", p, func(j *wire.Join, f *wire.AppFrame, _ *phone) string {
 			f.PublicKey = ""
 			return ""
 		}, "join_not_signed", 4400},
 	}
-	var refusal *qrauth.ServerMessage
+	var refusal *wire.ServerMessage
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := snapshot(t, srv.DB)
@@ -70,10 +73,10 @@ func TestJoinProvesKey(t *testing.T) {
 			b := newBrowser(t, srv)
 			qr := b.open()
 			f := q.joinFrame(pskOf(qr))
-			j := qrauth.Join{Origin: srv.URL, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
+			j := wire.Join{Origin: srv.URL, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
 			f.Signature = tc.edit(&j, &f, &q)
 			m := q.sendJoin(f)
-			if m.Account != nil || m.Type == qrauth.MsgChallenge {
+			if m.Account != nil || m.Type == wire.MsgChallenge {
 				t.Fatalf("the app learnt %+v", m)
 			}
 			// Whether the device or the phone is registered, the refusal
@@ -88,7 +91,7 @@ func TestJoinProvesKey(t *testing.T) {
 			wantErrorMsg(t, m, q.ws, tc.reason, tc.close)
 			if tc.reason == "bad_signature" {
 				// The scanned PSK is spent; the browser gets a new code.
-				if m := b.next(); m.Type != qrauth.MsgQR || m.URL == qr.URL {
+				if m := b.next(); m.Type != wire.MsgQR || m.URL == qr.URL {
 					t.Fatalf("browser: %+v, want a new qr", m)
 				}
 			}
@@ -111,13 +114,13 @@ var weakKeys = []string{
 
 // weakJoin is a join with a weak key and the signature anyone can make
 // for it (R = identity, S = 0).
-func weakJoin(t *testing.T, srv *testServer, psk, keyHex, phoneHash string) qrauth.AppFrame {
+func weakJoin(t *testing.T, srv *testServer, psk, keyHex, phoneHash string) wire.AppFrame {
 	pub, err := hex.DecodeString(keyHex)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sig := append(append([]byte{1}, make([]byte, 31)...), make([]byte, 32)...)
-	return qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: psk, DeviceID: qrauth.DeviceIDFromKey(pub), PhoneIDHash: phoneHash,
+	return wire.AppFrame{Type: wire.MsgJoin, PSK: psk, DeviceID: qrauth.DeviceIDFromKey(pub), PhoneIDHash: phoneHash,
 		PublicKey: base64.RawURLEncoding.EncodeToString(pub), Signature: base64.RawURLEncoding.EncodeToString(sig)}
 }
 
@@ -154,11 +157,11 @@ func TestWeakPublicKeyRefused(t *testing.T) {
 	t.Run("InDecision", func(t *testing.T) {
 		q := newPhone(t, srv, "+1 202 555 0101")
 		b := newBrowser(t, srv)
-		if ch := q.join(b.open()); ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeSignUp {
+		if ch := q.join(b.open()); ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeSignUp {
 			t.Fatalf("%+v", ch)
 		}
-		d := q.decision(qrauth.DecisionApprove)
-		q.send(qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: qrauth.DecisionApprove, Signature: d.Sign(q.priv),
+		d := q.decision(wire.DecisionApprove)
+		q.send(wire.AppFrame{Type: wire.MsgDecision, Decision: wire.DecisionApprove, Signature: d.Sign(q.priv),
 			PublicKey: base64.RawURLEncoding.EncodeToString(append([]byte{1}, make([]byte, 31)...))})
 		wantError(t, q.ws, "weak_public_key", 4400)
 	})
@@ -181,11 +184,11 @@ func TestWeakStoredKeySignsNothing(t *testing.T) {
 	if !ed25519.Verify(pub, []byte("anything"), append(append([]byte{1}, make([]byte, 31)...), make([]byte, 32)...)) {
 		t.Fatal("the standard library refuses the forgery: this test shows nothing")
 	}
-	req, _ := http.NewRequest("GET", srv.URL+"/api/app/sessions", nil)
-	req.Header.Set(qrauth.HeaderDevice, string(d.ID))
-	req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(now.Unix(), 10))
-	req.Header.Set(qrauth.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA")
-	req.Header.Set(qrauth.HeaderSignature, sig)
+	req, _ := http.NewRequest("GET", srv.URL+wire.PathAppSessions, nil)
+	req.Header.Set(wire.HeaderDevice, string(d.ID))
+	req.Header.Set(wire.HeaderTime, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(wire.HeaderNonce, "AAAAAAAAAAAAAAAAAAAAAA")
+	req.Header.Set(wire.HeaderSignature, sig)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

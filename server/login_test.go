@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // signUp runs a whole sign-up with the profile sent from the browser form
@@ -14,24 +15,24 @@ func signUp(t *testing.T, srv *testServer, p *phone) *browser {
 	b := newBrowser(t, srv)
 	qr := b.open()
 	ch := p.join(qr)
-	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeSignUp {
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeSignUp {
 		t.Fatalf("join: %+v", ch)
 	}
-	if m := b.next(); m.Type != qrauth.MsgScanned {
+	if m := b.next(); m.Type != wire.MsgScanned {
 		t.Fatalf("browser: %+v, want scanned", m)
 	}
-	if m := p.decide(qrauth.DecisionApprove, true, nil); m.Type != qrauth.MsgNeedsForm {
+	if m := p.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
 		t.Fatalf("decide: %+v", m)
 	}
-	if m := b.next(); m.Type != qrauth.MsgSignUp {
+	if m := b.next(); m.Type != wire.MsgSignUp {
 		t.Fatalf("browser: %+v, want signup", m)
 	}
-	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Name: "Ada Lovelace", Email: "ada@example.com"})
+	b.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Name: "Ada Lovelace", Email: "ada@example.com"})
 	m := b.next()
-	if m.Type != qrauth.MsgApproved || m.Ticket == "" {
+	if m.Type != wire.MsgApproved || m.Ticket == "" {
 		t.Fatalf("browser: %+v, want approved", m)
 	}
-	if d := readMsg(t, p.ws); d.Type != qrauth.MsgDone || d.Result != "signed_up" {
+	if d := readMsg(t, p.ws); d.Type != wire.MsgDone || d.Result != "signed_up" {
 		t.Fatalf("app: %+v", d)
 	}
 	if st, body := b.exchange(m.Ticket); st != 200 {
@@ -45,15 +46,15 @@ func signIn(t *testing.T, srv *testServer, p *phone) *browser {
 	t.Helper()
 	b := newBrowser(t, srv)
 	ch := p.join(b.open())
-	if ch.Type != qrauth.MsgChallenge || ch.Mode != qrauth.ModeLogin {
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeLogin {
 		t.Fatalf("join: %+v", ch)
 	}
 	b.next() // scanned
-	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone || d.Result != "signed_in" {
+	if d := p.decide(wire.DecisionApprove, false, nil); d.Type != wire.MsgDone || d.Result != "signed_in" {
 		t.Fatalf("decide: %+v", d)
 	}
 	m := b.next()
-	if m.Type != qrauth.MsgApproved {
+	if m.Type != wire.MsgApproved {
 		t.Fatalf("browser: %+v", m)
 	}
 	if st, body := b.exchange(m.Ticket); st != 200 {
@@ -66,17 +67,17 @@ func TestSignUpThenSignIn(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
-	st, me := b.do("GET", "/api/me", "")
+	st, me := b.do("GET", wire.PathMe, "")
 	if st != 200 || me["user"].(map[string]any)["name"] != "Ada Lovelace" {
 		t.Fatalf("me: %d %v", st, me)
 	}
 
 	b2 := signIn(t, srv, p)
-	st, me2 := b2.do("GET", "/api/me", "")
+	st, me2 := b2.do("GET", wire.PathMe, "")
 	if st != 200 || me2["user"].(map[string]any)["id"] != me["user"].(map[string]any)["id"] {
 		t.Fatalf("me after sign-in: %d %v", st, me2)
 	}
-	_, list := b2.do("GET", "/api/sessions", "")
+	_, list := b2.do("GET", wire.PathSessions, "")
 	if n := len(list["sessions"].([]any)); n != 2 {
 		t.Fatalf("sessions: %d, want 2", n)
 	}
@@ -110,8 +111,8 @@ func equal(a, b []string) bool {
 func TestSignUpFormMistake(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	p, b := signUpForm(t, srv)
-	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "not-an-address"})
-	if m := b.next(); m.Type != qrauth.MsgError || m.Reason != "invalid_email" {
+	b.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Email: "not-an-address"})
+	if m := b.next(); m.Type != wire.MsgError || m.Reason != "invalid_email" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b.ws); c != 4400 {
@@ -122,15 +123,15 @@ func TestSignUpFormMistake(t *testing.T) {
 	}
 
 	p, b = signUpForm(t, srv)
-	p.send(qrauth.AppFrame{Type: qrauth.MsgProfile, Name: "a\nb"})
-	if m := readMsg(t, p.ws); m.Type != qrauth.MsgError || m.Reason != "invalid_name" {
+	p.send(wire.AppFrame{Type: wire.MsgProfile, Name: "a\nb"})
+	if m := readMsg(t, p.ws); m.Type != wire.MsgError || m.Reason != "invalid_name" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, p.ws); c != 4400 {
 		t.Fatalf("app close %d, want 4400", c)
 	}
-	b.ws.WriteJSON(qrauth.BrowserFrame{Type: qrauth.MsgProfile, Email: "ada@example.com"})
-	if m := b.next(); m.Type != qrauth.MsgApproved {
+	b.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Email: "ada@example.com"})
+	if m := b.next(); m.Type != wire.MsgApproved {
 		t.Fatalf("%+v", m)
 	}
 }
@@ -146,15 +147,15 @@ func TestLinkAfterSignOut(t *testing.T) {
 	}
 	b.ws = ws
 	qr := b.next()
-	if st, _ := b.do("POST", "/api/logout", ""); st != 204 {
+	if st, _ := b.do("POST", wire.PathLogout, ""); st != 204 {
 		t.Fatal(st)
 	}
 	before := snapshot(t, srv.DB)
 	second := newPhone(t, srv, "+41 78 000 00 00")
 	second.join(qr)
 	b.next() // scanned
-	d := second.decide(qrauth.DecisionApprove, true, nil)
-	if d.Type != qrauth.MsgError || d.Reason != "session_ended" {
+	d := second.decide(wire.DecisionApprove, true, nil)
+	if d.Type != wire.MsgError || d.Reason != "session_ended" {
 		t.Fatalf("%+v", d)
 	}
 	if after := snapshot(t, srv.DB); after != before {

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/keys"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // The oath flow: OATH one-time passwords (RFC 4226 HOTP, RFC 6238 TOTP)
@@ -228,23 +229,23 @@ func (f *oathFlow) Shutdown() {}
 func (s *Server) oathRoutes(e *echo.Echo) {
 	// The account page's section asks GET /api/oath whether the flow is on,
 	// so that route answers also when it is off.
-	e.GET("/api/oath", s.handleOATHStatus)
+	e.GET(wire.PathOATH, s.handleOATHStatus)
 	if !s.cfg.OATH.Enabled {
 		return
 	}
-	e.POST("/api/oath/enrol", s.handleOATHEnrol)
-	e.POST("/api/oath/confirm", s.handleOATHConfirm)
+	e.POST(wire.PathOATHEnrol, s.handleOATHEnrol)
+	e.POST(wire.PathOATHConfirm, s.handleOATHConfirm)
 
-	e.GET("/verify", s.handleVerifyPage)
-	e.GET("/api/oath/signin", s.handleOATHSignInStatus)
-	e.POST("/api/oath/signin/enrol", s.handleOATHSignInEnrol)
-	e.POST("/api/oath/signin", s.handleOATHSignIn)
+	e.GET(wire.PathVerify, s.handleVerifyPage)
+	e.GET(wire.PathOATHSignIn, s.handleOATHSignInStatus)
+	e.POST(wire.PathOATHSignInEnrol, s.handleOATHSignInEnrol)
+	e.POST(wire.PathOATHSignIn, s.handleOATHSignIn)
 
-	e.GET("/admin/api/oath/:id", s.handleAdminOATH)
-	e.DELETE("/admin/api/oath/:id", s.handleAdminOATHDelete)
-	e.POST("/admin/api/oath/:id/unlock", s.handleAdminOATHUnlock)
-	e.POST("/admin/api/oath/:id/secret", s.handleAdminOATHSecret)
-	e.POST("/admin/api/oath/:id/letter", s.handleAdminOATHLetter)
+	e.GET(wire.PathAdminOATH, s.handleAdminOATH)
+	e.DELETE(wire.PathAdminOATH, s.handleAdminOATHDelete)
+	e.POST(wire.PathAdminOATHUnlock, s.handleAdminOATHUnlock)
+	e.POST(wire.PathAdminOATHSecret, s.handleAdminOATHSecret)
+	e.POST(wire.PathAdminOATHLetter, s.handleAdminOATHLetter)
 }
 
 // oathGate asks for an OATH code after the first step, as the policy says.
@@ -254,14 +255,14 @@ func oathGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (strin
 		return "", nil
 	}
 	if p == OATHPolicyRequired {
-		return "/verify", nil
+		return wire.PathVerify, nil
 	}
 	a, err := s.findOATH(ctx, u.ID)
 	if err != nil {
 		return "", err
 	}
 	if a.Active() {
-		return "/verify", nil
+		return wire.PathVerify, nil
 	}
 	return "", nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -142,7 +143,7 @@ func oathParseURI(t *testing.T, raw string) *oathEnrolment {
 // oathEnrol starts an enrolment from a signed-in browser.
 func oathEnrol(t *testing.T, b *browser) *oathEnrolment {
 	t.Helper()
-	st, body := b.do("POST", "/api/oath/enrol", "")
+	st, body := b.do("POST", wire.PathOATHEnrol, "")
 	if st != 200 {
 		t.Fatalf("enrol: %d %v", st, body)
 	}
@@ -160,10 +161,10 @@ func oathEnrolled(t *testing.T, srv *testServer, clock *oathClock, number string
 	p := newPhone(t, srv, number)
 	b := signUp(t, srv, p)
 	k := oathEnrol(t, b)
-	if st, body := b.do("POST", "/api/oath/confirm", `{"code":"`+oathTOTP(k, clock.Now(), 0)+`"}`); st != 200 {
+	if st, body := b.do("POST", wire.PathOATHConfirm, `{"code":"`+oathTOTP(k, clock.Now(), 0)+`"}`); st != 200 {
 		t.Fatalf("confirm: %d %v", st, body)
 	}
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	return p, k, qrauth.UserID(me["user"].(map[string]any)["id"].(string))
 }
 
@@ -173,19 +174,19 @@ func oathFirstStep(t *testing.T, srv *testServer, p *phone) *browser {
 	t.Helper()
 	b := newBrowser(t, srv)
 	ch := p.join(b.open())
-	if ch.Type != qrauth.MsgChallenge {
+	if ch.Type != wire.MsgChallenge {
 		t.Fatalf("join: %+v", ch)
 	}
 	b.next() // scanned
-	if d := p.decide(qrauth.DecisionApprove, false, nil); d.Type != qrauth.MsgDone {
+	if d := p.decide(wire.DecisionApprove, false, nil); d.Type != wire.MsgDone {
 		t.Fatalf("decide: %+v", d)
 	}
 	m := b.next()
 	st, body := b.exchange(m.Ticket)
-	if st != 200 || body["next"] != "/verify" {
+	if st != 200 || body["next"] != wire.PathVerify {
 		t.Fatalf("exchange: %d %v, want next /verify", st, body)
 	}
-	if st, _ := b.do("GET", "/api/me", ""); st != 401 {
+	if st, _ := b.do("GET", wire.PathMe, ""); st != 401 {
 		t.Fatalf("a session was issued before the second factor: %d", st)
 	}
 	return b
@@ -193,7 +194,7 @@ func oathFirstStep(t *testing.T, srv *testServer, p *phone) *browser {
 
 // oathSecond posts the second-step code.
 func oathSecond(b *browser, code string) (int, map[string]any) {
-	return b.do("POST", "/api/oath/signin", `{"code":"`+code+`"}`)
+	return b.do("POST", wire.PathOATHSignIn, `{"code":"`+code+`"}`)
 }
 
 func oathWant(t *testing.T, st int, body map[string]any, status int, reason string) {
@@ -228,7 +229,7 @@ func TestOATHEnrolAndSignIn(t *testing.T) {
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
 
-	st, status := b.do("GET", "/api/oath", "")
+	st, status := b.do("GET", wire.PathOATH, "")
 	if st != 200 || status["enabled"] != true || status["account"] != nil {
 		t.Fatalf("status before enrolment: %d %v", st, status)
 	}
@@ -238,24 +239,24 @@ func TestOATHEnrolAndSignIn(t *testing.T) {
 		k.alg != "SHA1" || k.digits != 6 || k.period != 30 || len(k.secret) != 20 {
 		t.Fatalf("otpauth URI %s", k.uri)
 	}
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	uid := qrauth.UserID(me["user"].(map[string]any)["id"].(string))
 
 	// Not active until a code confirms it: a sign-in needs no code yet.
 	signIn(t, srv, p)
 	for _, bad := range []string{`{"code":"12345"}`, `{"code":"abcdef"}`, `{"cod":"123456"}`, `not json`} {
-		st, body := b.do("POST", "/api/oath/confirm", bad)
+		st, body := b.do("POST", wire.PathOATHConfirm, bad)
 		oathWant(t, st, body, 400, "")
 	}
 	wrong := oathCode(k.secret, "SHA1", 6, uint64(clock.Now().Unix()/30+5))
-	st, body := b.do("POST", "/api/oath/confirm", `{"code":"`+wrong+`"}`)
+	st, body := b.do("POST", wire.PathOATHConfirm, `{"code":"`+wrong+`"}`)
 	oathWant(t, st, body, 400, "oath_wrong_code")
-	if _, status = b.do("GET", "/api/oath", ""); status["account"].(map[string]any)["active"] != false {
+	if _, status = b.do("GET", wire.PathOATH, ""); status["account"].(map[string]any)["active"] != false {
 		t.Fatalf("active after a wrong code: %v", status)
 	}
 	// Spaces, as apps show the code, are fine.
 	code := oathTOTP(k, clock.Now(), 0)
-	st, body = b.do("POST", "/api/oath/confirm", `{"code":"`+code[:3]+" "+code[3:]+`"}`)
+	st, body = b.do("POST", wire.PathOATHConfirm, `{"code":"`+code[:3]+" "+code[3:]+`"}`)
 	oathWant(t, st, body, 200, "")
 	if a := body["account"].(map[string]any); a["active"] != true || a["kind"] != "totp" || a["source"] != "account" {
 		t.Fatalf("after confirm: %v", body)
@@ -265,16 +266,16 @@ func TestOATHEnrolAndSignIn(t *testing.T) {
 	// Now the sign-in stops after the QR step until the code is accepted.
 	clock.Add(30 * time.Second)
 	b2 := oathFirstStep(t, srv, p)
-	st, pending := b2.do("GET", "/api/oath/signin", "")
+	st, pending := b2.do("GET", wire.PathOATHSignIn, "")
 	if st != 200 || pending["state"] != "verify" || pending["name"] != "Ada Lovelace" || pending["digits"] != float64(6) {
 		t.Fatalf("pending: %d %v", st, pending)
 	}
 	st, body = oathSecond(b2, oathTOTP(k, clock.Now(), 0))
 	oathWant(t, st, body, 200, "")
-	if body["next"] != "/account" || body["session_id"] == nil {
+	if body["next"] != wire.PathAccount || body["session_id"] == nil {
 		t.Fatalf("second step: %v", body)
 	}
-	if st, _ := b2.do("GET", "/api/me", ""); st != 200 {
+	if st, _ := b2.do("GET", wire.PathMe, ""); st != 200 {
 		t.Fatalf("no session after the second factor: %d", st)
 	}
 	oathAuditHas(t, srv.DB, uid, qrauth.AuditSignIn, "methods qr+oath")
@@ -344,10 +345,10 @@ func TestOATHHOTPCounter(t *testing.T) {
 		k.counter++
 		return c
 	}
-	if st, body := b.do("POST", "/api/oath/confirm", `{"code":"`+press(0)+`"}`); st != 200 {
+	if st, body := b.do("POST", wire.PathOATHConfirm, `{"code":"`+press(0)+`"}`); st != 200 {
 		t.Fatalf("confirm: %d %v", st, body)
 	}
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	uid := qrauth.UserID(me["user"].(map[string]any)["id"].(string))
 	for _, skip := range []uint64{0, 3, 5} {
 		b := oathFirstStep(t, srv, p)
@@ -471,19 +472,19 @@ func TestOATHLockAndUnlock(t *testing.T) {
 	st, body = oathSecond(b, oathTOTP(k, clock.Now(), 0))
 	oathWant(t, st, body, 403, "oath_locked")
 	b = oathFirstStep(t, srv, p)
-	if _, pending := b.do("GET", "/api/oath/signin", ""); pending["state"] != "locked" {
+	if _, pending := b.do("GET", wire.PathOATHSignIn, ""); pending["state"] != "locked" {
 		t.Fatalf("pending %v", pending)
 	}
 	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHLocked, "after 3 wrong codes")
 
 	// Only admins and the helpdesk unlock.
 	plain, _ := oathAdmin(t, srv, "+41 79 000 00 01")
-	st, body = plain.do("POST", "/admin/api/oath/"+string(uid)+"/unlock", "")
+	st, body = plain.do("POST", wire.Path(wire.PathAdminOATHUnlock, string(uid)), "")
 	oathWant(t, st, body, 403, "forbidden")
 	help, helpID := oathAdmin(t, srv, "+41 79 000 00 02", qrauth.RoleHelpdesk)
-	st, body = help.do("POST", "/admin/api/oath/"+string(uid)+"/unlock", "")
+	st, body = help.do("POST", wire.Path(wire.PathAdminOATHUnlock, string(uid)), "")
 	oathWant(t, st, body, 200, "")
-	st, body = help.do("POST", "/admin/api/oath/"+string(uid)+"/unlock", "")
+	st, body = help.do("POST", wire.Path(wire.PathAdminOATHUnlock, string(uid)), "")
 	oathWant(t, st, body, 409, "oath_not_locked")
 	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHUnlocked, "unlocked by "+string(helpID))
 
@@ -538,10 +539,10 @@ func TestOATHSecretMovedFails(t *testing.T) {
 	st, body := oathSecond(b, oathTOTP(ka, clock.Now(), 0))
 	oathWant(t, st, body, 500, "oath_secret_unreadable")
 	viewer, _ := oathAdmin(t, srv, "+41 79 000 00 03", qrauth.RoleSecretViewer)
-	st, body = viewer.do("POST", "/admin/api/oath/"+string(idb)+"/secret", "")
+	st, body = viewer.do("POST", wire.Path(wire.PathAdminOATHSecret, string(idb)), "")
 	oathWant(t, st, body, 500, "oath_secret_unreadable")
 	// The original still works for its owner.
-	st, body = viewer.do("POST", "/admin/api/oath/"+string(ida)+"/secret", "")
+	st, body = viewer.do("POST", wire.Path(wire.PathAdminOATHSecret, string(ida)), "")
 	oathWant(t, st, body, 200, "")
 	if body["secret"] != ka.base32 {
 		t.Fatalf("secret view %v", body)
@@ -556,31 +557,31 @@ func TestOATHPolicyRequired(t *testing.T) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next()
-	p.decide(qrauth.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
+	p.decide(wire.DecisionApprove, true, &qrauth.Profile{Name: "Ada"})
 	m := b.next()
 	st, body := b.exchange(m.Ticket)
-	if st != 200 || body["next"] != "/verify" {
+	if st != 200 || body["next"] != wire.PathVerify {
 		t.Fatalf("exchange: %d %v", st, body)
 	}
-	_, pending := b.do("GET", "/api/oath/signin", "")
+	_, pending := b.do("GET", wire.PathOATHSignIn, "")
 	if pending["state"] != "enrol" {
 		t.Fatalf("pending %v", pending)
 	}
 	st, body = oathSecond(b, "123456")
 	oathWant(t, st, body, 409, "oath_no_enrolment")
-	st, body = b.do("POST", "/api/oath/signin/enrol", "")
+	st, body = b.do("POST", wire.PathOATHSignInEnrol, "")
 	oathWant(t, st, body, 200, "")
 	k := oathParseURI(t, body["uri"].(string))
 	st, body = oathSecond(b, oathTOTP(k, clock.Now(), 0))
 	oathWant(t, st, body, 200, "")
-	_, status := b.do("GET", "/api/oath", "")
+	_, status := b.do("GET", wire.PathOATH, "")
 	if a := status["account"].(map[string]any); a["active"] != true || a["source"] != "signin" {
 		t.Fatalf("status %v", status)
 	}
 	// Enrolling again during a sign-in is refused once a token is active.
 	clock.Add(time.Minute)
 	b = oathFirstStep(t, srv, p)
-	st, body = b.do("POST", "/api/oath/signin/enrol", "")
+	st, body = b.do("POST", wire.PathOATHSignInEnrol, "")
 	oathWant(t, st, body, 409, "oath_exists")
 	st, body = oathSecond(b, oathTOTP(k, clock.Now(), 0))
 	oathWant(t, st, body, 200, "")
@@ -605,7 +606,7 @@ func TestOATHReenrol(t *testing.T) {
 		oathWant(t, st, body, 400, "oath_wrong_code")
 		st, body = oathSecond(b2, oathTOTP(k, clock.Now(), 0))
 		oathWant(t, st, body, 200, "")
-		st, body = b.do("POST", "/api/oath/confirm", `{"code":"`+oathTOTP(k2, clock.Now(), 0)+`"}`)
+		st, body = b.do("POST", wire.PathOATHConfirm, `{"code":"`+oathTOTP(k2, clock.Now(), 0)+`"}`)
 		oathWant(t, st, body, 200, "")
 		clock.Add(time.Minute)
 		b3 := oathFirstStep(t, srv, p)
@@ -621,7 +622,7 @@ func TestOATHReenrol(t *testing.T) {
 		clock.Add(time.Minute)
 		b := oathFirstStep(t, srv, p)
 		oathSecond(b, oathTOTP(k, clock.Now(), 0))
-		_, status := b.do("GET", "/api/oath", "")
+		_, status := b.do("GET", wire.PathOATH, "")
 		if status["overwrite"] != false {
 			t.Fatalf("status %v", status)
 		}
@@ -639,9 +640,9 @@ func TestOATHAdmin(t *testing.T) {
 	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) { c.OATH.LetterDir = dir }))
 	_, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	admin, adminID := oathAdmin(t, srv, "+41 79 000 00 01", qrauth.RoleAdmin)
-	path := "/admin/api/oath/" + string(uid)
+	path := wire.Path(wire.PathAdminOATH, string(uid))
 
-	_, list := admin.do("GET", "/admin/api/users", "")
+	_, list := admin.do("GET", wire.PathAdminUsers, "")
 	methods := map[string]any{}
 	for _, u := range list["users"].([]any) {
 		u := u.(map[string]any)
@@ -659,10 +660,10 @@ func TestOATHAdmin(t *testing.T) {
 		t.Fatalf("show: %d %v", st, body)
 	}
 	// Viewing a secret is a separate permission, and audited.
-	st, body = admin.do("POST", path+"/secret", "")
+	st, body = admin.do("POST", wire.Path(wire.PathAdminOATHSecret, string(uid)), "")
 	oathWant(t, st, body, 403, "forbidden")
 	viewer, viewerID := oathAdmin(t, srv, "+41 79 000 00 02", qrauth.RoleSecretViewer)
-	st, body = viewer.do("POST", path+"/secret", "")
+	st, body = viewer.do("POST", wire.Path(wire.PathAdminOATHSecret, string(uid)), "")
 	oathWant(t, st, body, 200, "")
 	if body["secret"] != k.base32 || body["hex"] != hex.EncodeToString(k.secret) || body["uri"] != k.uri.String() ||
 		!strings.HasPrefix(body["qr"].(string), "data:image/png") {
@@ -673,7 +674,7 @@ func TestOATHAdmin(t *testing.T) {
 	oathWant(t, st, body, 403, "forbidden")
 
 	// A letter for a user with a secret reuses it.
-	st, body = admin.do("POST", path+"/letter", "")
+	st, body = admin.do("POST", wire.Path(wire.PathAdminOATHLetter, string(uid)), "")
 	oathWant(t, st, body, 200, "")
 	if body["reused"] != true || filepath.Dir(body["file"].(string)) != dir {
 		t.Fatalf("letter %v", body)
@@ -692,7 +693,7 @@ func TestOATHAdmin(t *testing.T) {
 	oathWant(t, st, body, 404, "oath_not_found")
 
 	// Without a secret, a letter creates a new, active one.
-	st, body = admin.do("POST", path+"/letter", "")
+	st, body = admin.do("POST", wire.Path(wire.PathAdminOATHLetter, string(uid)), "")
 	oathWant(t, st, body, 200, "")
 	if body["reused"] != false || body["account"].(map[string]any)["source"] != "letter" {
 		t.Fatalf("letter %v", body)
@@ -703,18 +704,18 @@ func TestOATHAdmin(t *testing.T) {
 		t.Fatalf("letters %v", entries)
 	}
 
-	st, body = admin.do("GET", "/admin/api/oath/u_nobody", "")
+	st, body = admin.do("GET", wire.Path(wire.PathAdminOATH, "u_nobody"), "")
 	oathWant(t, st, body, 404, "user_not_found")
 }
 
 func TestOATHDisabled(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
-	st, body := b.do("GET", "/api/oath", "")
+	st, body := b.do("GET", wire.PathOATH, "")
 	if st != 200 || body["enabled"] != false {
 		t.Fatalf("%d %v", st, body)
 	}
-	st, body = b.do("POST", "/api/oath/enrol", "")
+	st, body = b.do("POST", wire.PathOATHEnrol, "")
 	oathWant(t, st, body, 404, "no_such_route")
 	if _, err := server.New(server.Config{OATH: server.OATHConfig{Enabled: true}}, srv.DB, server.BuiltinFlows()...); err == nil ||
 		!strings.Contains(err.Error(), "qrauthd genkey") {

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/keys"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -158,41 +159,41 @@ func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
 	h := o.enabled
 
 	// Pages.
-	e.GET("/offline", o.handleOfflinePage)
-	e.GET("/approve", o.handleApprovePage)
+	e.GET(wire.PathOffline, o.handleOfflinePage)
+	e.GET(wire.PathApprove, o.handleApprovePage)
 	// A plain camera app that opens a transaction code lands here; like
 	// /q/PSK, the page never touches the transaction.
-	e.GET("/t/:token", h(s.handleTransactionScanPage))
+	e.GET(wire.PathTransactionScan, h(s.handleTransactionScanPage))
 
 	// The browser's "sign in with a code".
-	e.POST("/api/offline/signin", h(o.handleSignInBegin))
-	e.POST("/api/offline/signin/:id/verify", h(o.handleSignInVerify))
-	e.POST("/api/offline/signin/:id/cancel", h(o.handleSignInCancel))
+	e.POST(wire.PathOfflineSignIn, h(o.handleSignInBegin))
+	e.POST(wire.PathOfflineSignInVerify, h(o.handleSignInVerify))
+	e.POST(wire.PathOfflineSignInCancel, h(o.handleSignInCancel))
 	// The transaction approval page.
-	e.POST("/api/approve/view", h(o.handlePageView))
-	e.POST("/api/approve/verify", h(o.handlePageVerify))
+	e.POST(wire.PathApproveView, h(o.handlePageView))
+	e.POST(wire.PathApproveVerify, h(o.handlePageVerify))
 
 	// The phone.
-	e.GET("/api/app/offline", h(o.handleAppListMethods))
-	e.POST("/api/app/offline/:method", h(o.handleAppActivate))
-	e.DELETE("/api/app/offline/:method", h(o.handleAppDeactivate))
-	e.GET("/api/app/approvals/:token", h(o.handleAppApproval))
-	e.POST("/api/app/approvals/:token", h(o.handleAppDecide))
+	e.GET(wire.PathAppOffline, h(o.handleAppListMethods))
+	e.POST(wire.PathAppOfflineMethod, h(o.handleAppActivate))
+	e.DELETE(wire.PathAppOfflineMethod, h(o.handleAppDeactivate))
+	e.GET(wire.PathAppApproval, h(o.handleAppApproval))
+	e.POST(wire.PathAppApproval, h(o.handleAppDecide))
 
 	// Relying sites.
-	e.POST("/api/offline/sessions", h(o.handleBegin))
-	e.GET("/api/offline/sessions/:id", h(o.handleStatus))
-	e.POST("/api/offline/sessions/:id/verify", h(o.handleVerify))
-	e.POST("/api/offline/sessions/:id/cancel", h(o.handleCancel))
-	e.GET("/api/offline/users/:id/methods", h(o.api(o.handleUserMethods)))
-	e.POST("/api/offline/users/:id/unlock", h(o.api(o.handleUnlock)))
-	e.POST("/api/approvals", h(o.handleCreateApproval))
-	e.GET("/api/approvals/:id", h(o.handleApprovalStatus))
-	e.POST("/api/approvals/:id/cancel", h(o.handleCancelApproval))
+	e.POST(wire.PathOfflineSessions, h(o.handleBegin))
+	e.GET(wire.PathOfflineSession, h(o.handleStatus))
+	e.POST(wire.PathOfflineSessionVerify, h(o.handleVerify))
+	e.POST(wire.PathOfflineSessionCancel, h(o.handleCancel))
+	e.GET(wire.PathOfflineUserMethods, h(o.api(o.handleUserMethods)))
+	e.POST(wire.PathOfflineUserUnlock, h(o.api(o.handleUnlock)))
+	e.POST(wire.PathApprovals, h(o.handleCreateApproval))
+	e.GET(wire.PathApproval, h(o.handleApprovalStatus))
+	e.POST(wire.PathApprovalCancel, h(o.handleCancelApproval))
 
 	// Administration.
-	e.GET("/admin/api/offline/users/:id", h(o.admin(o.handleUserMethods)))
-	e.POST("/admin/api/offline/users/:id/unlock", h(o.admin(o.handleUnlock)))
+	e.GET(wire.PathAdminOfflineUser, h(o.admin(o.handleUserMethods)))
+	e.POST(wire.PathAdminOfflineUserUnlock, h(o.admin(o.handleUnlock)))
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // OfflineBeginRequest is the body of POST /api/offline/sessions: exactly
@@ -178,7 +179,7 @@ func (o *offlineFlow) handleBegin(c echo.Context) error {
 		return err
 	}
 	v := o.viewSession(sess, cred)
-	v.QR, v.PageURL = qr, o.s.cfg.Origin+"/approve#"+sess.ID+"."+tok
+	v.QR, v.PageURL = qr, o.s.cfg.Origin+wire.PathApprove+"#"+sess.ID+"."+tok
 	return c.JSON(http.StatusCreated, v)
 }
 
@@ -373,11 +374,11 @@ func (o *offlineFlow) viewApproval(a *qrauth.Approval) approvalView {
 }
 
 // transactionDecision is what a device signs to decide a.
-func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) qrauth.TransactionDecision {
-	d := qrauth.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
-		DeviceID: dev, Decision: qrauth.DecisionDeny}
+func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) wire.TransactionDecision {
+	d := wire.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
+		DeviceID: dev, Decision: wire.DecisionDeny}
 	if st == qrauth.ApprovalApproved {
-		d.Decision = qrauth.DecisionApprove
+		d.Decision = wire.DecisionApprove
 	}
 	return d
 }
@@ -420,18 +421,18 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 	tok := approvalQRToken(view)
 	now := o.s.cfg.Now()
 	a := &qrauth.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
-		TextSHA256: qrauth.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
+		TextSHA256: wire.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
 		State: qrauth.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
 	if err := o.s.store.CreateApproval(ctx, a); err != nil {
 		return err
 	}
 	o.purge(ctx)
 	v := o.viewApproval(a)
-	v.URL = o.s.cfg.Origin + qrauth.TransactionQRPath + tok
+	v.URL = o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + tok
 	if v.QR, err = qrimage.DataURL(v.URL); err != nil {
 		return qrauth.Internal(err)
 	}
-	v.PageURL = o.s.cfg.Origin + "/approve#" + a.ID + "." + view
+	v.PageURL = o.s.cfg.Origin + wire.PathApprove + "#" + a.ID + "." + view
 	return c.JSON(http.StatusCreated, v)
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // The phone's calls of the offline flow. Each is signed with the device key
@@ -56,7 +57,7 @@ func (o *offlineFlow) handleAppActivate(c echo.Context) error {
 	}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, qrauth.OfflineActivation{Method: m, DeviceID: dev.ID, UserID: dev.UserID, Origin: o.s.cfg.Origin,
+	return c.JSON(http.StatusOK, wire.OfflineActivation{Method: m, DeviceID: dev.ID, UserID: dev.UserID, Origin: o.s.cfg.Origin,
 		Key: base64.RawURLEncoding.EncodeToString(key), KeyID: keyID, OTPLength: o.cfg.OTPLength,
 		MaxAttempts: o.cfg.MaxAttempts, ActivatedAt: now})
 }
@@ -90,14 +91,14 @@ func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := []qrauth.OfflineMethodInfo{}
+	out := []wire.OfflineMethodInfo{}
 	for _, cr := range creds {
 		if cr.DeviceID == dev.ID {
-			out = append(out, qrauth.OfflineMethodInfo{Method: cr.Method, KeyID: cr.KeyID, Locked: cr.Locked,
+			out = append(out, wire.OfflineMethodInfo{Method: cr.Method, KeyID: cr.KeyID, Locked: cr.Locked,
 				RemainingAttempts: o.remaining(cr), ActivatedAt: cr.ActivatedAt, LastUsedAt: cr.LastUsedAt})
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"methods": out, "otp_length": o.cfg.OTPLength, "max_attempts": o.cfg.MaxAttempts})
+	return c.JSON(http.StatusOK, wire.OfflineMethodList{Methods: out, OTPLength: o.cfg.OTPLength, MaxAttempts: o.cfg.MaxAttempts})
 }
 
 // appApproval returns the transaction of the token in the path, checked
@@ -134,7 +135,7 @@ func (o *offlineFlow) handleAppApproval(c echo.Context) error {
 		return err
 	}
 	o.wait.notify(a.ID)
-	return c.JSON(http.StatusOK, qrauth.TransactionInfo{ID: a.ID, Origin: o.s.cfg.Origin, Text: a.Text,
+	return c.JSON(http.StatusOK, wire.TransactionInfo{ID: a.ID, Origin: o.s.cfg.Origin, Text: a.Text,
 		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt})
 }
 
@@ -151,7 +152,7 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := qrauth.DecodeTransactionDecisionRequest(body)
+	req, err := wire.DecodeTransactionDecisionRequest(body)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 	}
 	st := qrauth.ApprovalDenied
 	typ := qrauth.AuditApprovalDenied
-	if req.Decision == qrauth.DecisionApprove {
+	if req.Decision == wire.DecisionApprove {
 		st, typ = qrauth.ApprovalApproved, qrauth.AuditApprovalApproved
 	}
 	d := o.transactionDecision(a, dev.ID, st)
@@ -177,5 +178,5 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 		return err
 	}
 	o.wait.notify(a.ID)
-	return c.JSON(http.StatusOK, map[string]any{"id": a.ID, "status": a.State})
+	return c.JSON(http.StatusOK, wire.TransactionDecisionResponse{ID: a.ID, Status: a.State})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // The browser side: the "sign in with a code" page (/offline) and the
@@ -311,7 +312,7 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
 	if v.Status == string(qrauth.ApprovalPending) {
 		// The QR code is shown only while it can be used.
-		if v.QR, err = qrimage.DataURL(o.s.cfg.Origin + qrauth.TransactionQRPath + approvalQRToken(secret)); err != nil {
+		if v.QR, err = qrimage.DataURL(o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + approvalQRToken(secret)); err != nil {
 			return qrauth.Internal(err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // offlineAPIToken is the relying site's bearer token in these tests.
@@ -78,7 +79,7 @@ func newOfflineEnv(t *testing.T, edit func(*server.Config)) *offlineEnv {
 	srv := MustOpenServer(t, offlineConfig(clock, edit))
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
-	_, me := b.do("GET", "/api/me", "")
+	_, me := b.do("GET", wire.PathMe, "")
 	e := &offlineEnv{t: t, srv: srv, p: p, b: b, clock: clock, keys: &appclient.OfflineKeys{},
 		uid: qrauth.UserID(me["user"].(map[string]any)["id"].(string))}
 	e.dev = offlineDevice(srv, p, clock)
@@ -138,7 +139,7 @@ func offlineCall(t *testing.T, base, method, path string, body any, auth string)
 // begin starts a session through the API and checks the answer's shape.
 func (e *offlineEnv) begin(m qrauth.OfflineMethod, context string) map[string]any {
 	e.t.Helper()
-	st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": m, "context": context})
+	st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": m, "context": context})
 	if st != 201 || body["status"] != "pending" || !strings.HasPrefix(body["qr"].(string), "data:image/png;base64,") {
 		e.t.Fatalf("begin: %d %v", st, body)
 	}
@@ -176,12 +177,12 @@ func offlineScan(t *testing.T, dataURL string) string {
 
 func (e *offlineEnv) verify(session map[string]any, otp string) (int, map[string]any) {
 	e.t.Helper()
-	return e.api("POST", "/api/offline/sessions/"+session["id"].(string)+"/verify", map[string]any{"otp": otp})
+	return e.api("POST", wire.Path(wire.PathOfflineSessionVerify, session["id"].(string)), map[string]any{"otp": otp})
 }
 
 func (e *offlineEnv) status(session map[string]any) string {
 	e.t.Helper()
-	st, body := e.api("GET", "/api/offline/sessions/"+session["id"].(string), nil)
+	st, body := e.api("GET", wire.Prefix(wire.PathOfflineSession)+session["id"].(string), nil)
 	if st != 200 {
 		e.t.Fatalf("status: %d %v", st, body)
 	}
@@ -246,9 +247,9 @@ func TestOfflineConfig(t *testing.T) {
 
 func TestOfflineDisabled(t *testing.T) {
 	srv := MustOpenServer(t, nil)
-	st, body := offlineCall(t, srv.URL, "POST", "/api/offline/sessions", map[string]any{}, "Bearer "+offlineAPIToken)
+	st, body := offlineCall(t, srv.URL, "POST", wire.PathOfflineSessions, map[string]any{}, "Bearer "+offlineAPIToken)
 	wantReason(t, st, body, 404, "offline_disabled")
-	resp, err := http.Get(srv.URL + "/offline")
+	resp, err := http.Get(srv.URL + wire.PathOffline)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +265,7 @@ func TestOfflineActivation(t *testing.T) {
 
 	// Unsigned, or signed by an unknown phone: refused, nothing stored.
 	before := snapshot(t, e.srv.DB)
-	st, body := offlineCall(t, e.srv.URL, "POST", "/api/app/offline/OFFLINE_DEVICE", nil, "")
+	st, body := offlineCall(t, e.srv.URL, "POST", wire.Path(wire.PathAppOfflineMethod, "OFFLINE_DEVICE"), nil, "")
 	wantReason(t, st, body, 401, "device_signature_required")
 	stranger := offlineDevice(e.srv, newPhone(t, e.srv, "+1 202 555 0100"), e.clock)
 	if _, err := stranger.ActivateOffline(ctx, qrauth.OfflineDevice, appclient.ActivateOptions{}); qrauth.ErrorReason(err) != "device_unknown" {
@@ -329,7 +330,7 @@ func TestOfflineActivation(t *testing.T) {
 	if err := e.dev.DeactivateOffline(ctx, qrauth.OfflinePIN); qrauth.ErrorReason(err) != "offline_method_not_found" {
 		t.Fatalf("deactivate twice: %v", err)
 	}
-	st, body = e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": "OFFLINE_PIN", "context": "x"})
+	st, body = e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": "OFFLINE_PIN", "context": "x"})
 	wantReason(t, st, body, 404, "offline_method_not_found")
 }
 
@@ -346,7 +347,7 @@ func TestOfflineBeginVerify(t *testing.T) {
 				}
 				sess := e.begin(m, "Pay CHF 120.00 to Muster AG")
 				if sess["otp_length"] != float64(n) || sess["method"] != string(m) || sess["device_id"] != string(e.p.id) ||
-					sess["remaining_attempts"] != float64(3) || !strings.Contains(sess["page_url"].(string), "/approve#"+sess["id"].(string)+".") {
+					sess["remaining_attempts"] != float64(3) || !strings.Contains(sess["page_url"].(string), wire.PathApprove+"#"+sess["id"].(string)+".") {
 					t.Fatalf("begin %v", sess)
 				}
 				code := e.code(sess, pin)
@@ -465,7 +466,7 @@ func TestOfflineLockOneMethod(t *testing.T) {
 	}
 	// The PIN method is locked: no new session, and a session begun
 	// before the lock cannot succeed even with the right code.
-	st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": "OFFLINE_PIN", "context": "x"})
+	st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": "OFFLINE_PIN", "context": "x"})
 	wantReason(t, st, body, 409, "method_locked")
 	if e.status(pending) != "locked" {
 		t.Fatal("a pending session of a locked method does not say locked")
@@ -485,7 +486,7 @@ func TestOfflineLockOneMethod(t *testing.T) {
 		t.Fatalf("other method: %v", body)
 	}
 	b := signIn(t, e.srv, e.p)
-	if st, _ := b.do("GET", "/api/me", ""); st != 200 {
+	if st, _ := b.do("GET", wire.PathMe, ""); st != 200 {
 		t.Fatal("QR sign-in after the lock")
 	}
 	types := strings.Join(auditTypes(t, e.srv.DB), ",")
@@ -494,20 +495,20 @@ func TestOfflineLockOneMethod(t *testing.T) {
 	}
 
 	// Unlock: the relying site's API and the admin API (a helpdesk user).
-	st, body = e.api("POST", "/api/offline/users/"+string(e.uid)+"/unlock", map[string]any{"device_id": e.p.id, "method": "OFFLINE_DEVICE"})
+	st, body = e.api("POST", wire.Path(wire.PathOfflineUserUnlock, string(e.uid)), map[string]any{"device_id": e.p.id, "method": "OFFLINE_DEVICE"})
 	wantReason(t, st, body, 409, "not_locked")
-	st, body = e.api("POST", "/api/offline/users/u_nobody/unlock", map[string]any{"device_id": e.p.id, "method": "OFFLINE_PIN"})
+	st, body = e.api("POST", wire.Path(wire.PathOfflineUserUnlock, "u_nobody"), map[string]any{"device_id": e.p.id, "method": "OFFLINE_PIN"})
 	wantReason(t, st, body, 404, "offline_method_not_found")
-	st, body = e.b.do("POST", "/admin/api/offline/users/"+string(e.uid)+"/unlock", `{"device_id":"`+string(e.p.id)+`","method":"OFFLINE_PIN"}`)
+	st, body = e.b.do("POST", wire.Path(wire.PathAdminOfflineUserUnlock, string(e.uid)), `{"device_id":"`+string(e.p.id)+`","method":"OFFLINE_PIN"}`)
 	wantReason(t, st, body, 403, "forbidden")
 	if _, err := e.srv.DB.SetRoles(context.Background(), e.uid, []qrauth.Role{qrauth.RoleHelpdesk}); err != nil {
 		t.Fatal(err)
 	}
-	st, body = e.b.do("GET", "/admin/api/offline/users/"+string(e.uid), "")
+	st, body = e.b.do("GET", wire.Prefix(wire.PathAdminOfflineUser)+string(e.uid), "")
 	if st != 200 || len(body["methods"].([]any)) != 2 || body["methods"].([]any)[1].(map[string]any)["locked"] != true {
 		t.Fatalf("admin list: %d %v", st, body)
 	}
-	st, body = e.b.do("POST", "/admin/api/offline/users/"+string(e.uid)+"/unlock", `{"device_id":"`+string(e.p.id)+`","method":"OFFLINE_PIN"}`)
+	st, body = e.b.do("POST", wire.Path(wire.PathAdminOfflineUserUnlock, string(e.uid)), `{"device_id":"`+string(e.p.id)+`","method":"OFFLINE_PIN"}`)
 	if st != 200 || body["method"].(map[string]any)["locked"] != false || body["method"].(map[string]any)["remaining_attempts"] != float64(3) {
 		t.Fatalf("unlock: %d %v", st, body)
 	}
@@ -527,7 +528,7 @@ func TestOfflineStatusCancelExpiry(t *testing.T) {
 	e.activate(qrauth.OfflineDevice, "")
 
 	s := e.begin(qrauth.OfflineDevice, "cancel me")
-	st, body := e.api("POST", "/api/offline/sessions/"+s["id"].(string)+"/cancel", nil)
+	st, body := e.api("POST", wire.Path(wire.PathOfflineSessionCancel, s["id"].(string)), nil)
 	if st != 200 || body["status"] != "cancelled" {
 		t.Fatalf("cancel: %d %v", st, body)
 	}
@@ -545,14 +546,14 @@ func TestOfflineStatusCancelExpiry(t *testing.T) {
 	}
 	st, body = e.verify(s, code)
 	wantReason(t, st, body, 410, "session_expired")
-	st, body = e.api("POST", "/api/offline/sessions/"+s["id"].(string)+"/cancel", nil)
+	st, body = e.api("POST", wire.Path(wire.PathOfflineSessionCancel, s["id"].(string)), nil)
 	wantReason(t, st, body, 410, "session_expired")
 	c, _ := e.srv.DB.FindOfflineCredential(context.Background(), e.p.id, qrauth.OfflineDevice)
 	if c.Failures != 0 {
 		t.Fatal("a code for an expired session counted")
 	}
 
-	st, body = e.api("GET", "/api/offline/sessions/o_missing", nil)
+	st, body = e.api("GET", wire.Path(wire.PathOfflineSession, "o_missing"), nil)
 	wantReason(t, st, body, 404, "offline_session_not_found")
 }
 
@@ -583,7 +584,7 @@ func TestOfflineBeginRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := snapshot(t, e.srv.DB)
-			st, body := offlineCall(t, e.srv.URL, "POST", "/api/offline/sessions", json.RawMessage(tc.body), "Bearer "+offlineAPIToken)
+			st, body := offlineCall(t, e.srv.URL, "POST", wire.PathOfflineSessions, json.RawMessage(tc.body), "Bearer "+offlineAPIToken)
 			wantReason(t, st, body, tc.status, tc.reason)
 			if snapshot(t, e.srv.DB) != before {
 				t.Fatal("a refused begin changed the store")
@@ -592,22 +593,22 @@ func TestOfflineBeginRefused(t *testing.T) {
 	}
 	// By e-mail it works, and exactly 199 bytes of context beyond ASCII
 	// (200 of ASCII, see TestOfflineQRCapacity) are allowed.
-	st, body := e.api("POST", "/api/offline/sessions", map[string]any{"email": "ADA@example.com", "method": "OFFLINE_DEVICE",
+	st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"email": "ADA@example.com", "method": "OFFLINE_DEVICE",
 		"context": strings.Repeat("é", 99) + "a"})
 	if st != 201 {
 		t.Fatalf("%d %v", st, body)
 	}
 	// Who may call: the token, an administrator; nobody else.
-	st, body = offlineCall(t, e.srv.URL, "POST", "/api/offline/sessions", map[string]any{}, "")
+	st, body = offlineCall(t, e.srv.URL, "POST", wire.PathOfflineSessions, map[string]any{}, "")
 	wantReason(t, st, body, 401, "api_credential_required")
-	st, body = offlineCall(t, e.srv.URL, "POST", "/api/offline/sessions", map[string]any{}, "Bearer "+strings.Repeat("x", 40))
+	st, body = offlineCall(t, e.srv.URL, "POST", wire.PathOfflineSessions, map[string]any{}, "Bearer "+strings.Repeat("x", 40))
 	wantReason(t, st, body, 401, "bad_api_token")
-	st, body = e.b.do("POST", "/api/offline/sessions", `{}`)
+	st, body = e.b.do("POST", wire.PathOfflineSessions, `{}`)
 	wantReason(t, st, body, 403, "forbidden")
 	if _, err := e.srv.DB.SetRoles(context.Background(), e.uid, []qrauth.Role{qrauth.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	st, body = e.b.do("POST", "/api/offline/sessions", `{"user_id":"`+string(e.uid)+`","method":"OFFLINE_DEVICE","context":"by an admin"}`)
+	st, body = e.b.do("POST", wire.PathOfflineSessions, `{"user_id":"`+string(e.uid)+`","method":"OFFLINE_DEVICE","context":"by an admin"}`)
 	if st != 201 {
 		t.Fatalf("admin begin: %d %v", st, body)
 	}
@@ -649,7 +650,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 	}
 	// One more byte no longer fits, and is refused before anything happens.
 	for _, ctx := range []string{strings.Repeat("a", 201), strings.Repeat("é", 100), strings.Repeat("€", 66) + "ab"} {
-		st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
+		st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
 		wantReason(t, st, body, 400, "context_too_long")
 	}
 }
@@ -661,12 +662,12 @@ func TestOfflineBrowserSignIn(t *testing.T) {
 	e.activate(qrauth.OfflinePIN, "1234")
 	b := newBrowser(t, e.srv)
 
-	st, body := b.do("POST", "/api/offline/signin", `{"identifier":"nobody@example.com"}`)
+	st, body := b.do("POST", wire.PathOfflineSignIn, `{"identifier":"nobody@example.com"}`)
 	wantReason(t, st, body, 404, "no_offline_method")
-	st, body = b.do("POST", "/api/offline/signin", `{"identifier":"not an address"}`)
+	st, body = b.do("POST", wire.PathOfflineSignIn, `{"identifier":"not an address"}`)
 	wantReason(t, st, body, 400, "invalid_identifier")
 
-	st, body = b.do("POST", "/api/offline/signin", `{"identifier":" ada@example.com "}`)
+	st, body = b.do("POST", wire.PathOfflineSignIn, `{"identifier":" ada@example.com "}`)
 	if st != 200 || body["method"] != "OFFLINE_PIN" || body["device_name"] != "Test phone" || body["choices"] != float64(1) {
 		t.Fatalf("begin: %d %v", st, body)
 	}
@@ -681,21 +682,21 @@ func TestOfflineBrowserSignIn(t *testing.T) {
 	}
 	// Another browser cannot use this session, nor the relying-site API.
 	other := newBrowser(t, e.srv)
-	st, body = other.do("POST", "/api/offline/signin/"+id+"/verify", `{"otp":"`+code+`"}`)
+	st, body = other.do("POST", wire.Path(wire.PathOfflineSignInVerify, id), `{"otp":"`+code+`"}`)
 	wantReason(t, st, body, 404, "offline_session_not_found")
-	st, body = e.api("POST", "/api/offline/sessions/"+id+"/verify", map[string]any{"otp": code})
+	st, body = e.api("POST", wire.Path(wire.PathOfflineSessionVerify, id), map[string]any{"otp": code})
 	wantReason(t, st, body, 404, "offline_session_not_found")
 
-	st, body = b.do("POST", "/api/offline/signin/"+id+"/verify", `{"otp":"`+wrongCode(code)+`"}`)
+	st, body = b.do("POST", wire.Path(wire.PathOfflineSignInVerify, id), `{"otp":"`+wrongCode(code)+`"}`)
 	wantReason(t, st, body, 401, "wrong_code")
 	if !strings.Contains(body["message"].(string), "2 attempts left") {
 		t.Fatalf("message %q", body["message"])
 	}
-	st, body = b.do("POST", "/api/offline/signin/"+id+"/verify", `{"otp":"`+code+`"}`)
-	if st != 200 || body["next"] != "/account" {
+	st, body = b.do("POST", wire.Path(wire.PathOfflineSignInVerify, id), `{"otp":"`+code+`"}`)
+	if st != 200 || body["next"] != wire.PathAccount {
 		t.Fatalf("verify: %d %v", st, body)
 	}
-	st, me := b.do("GET", "/api/me", "")
+	st, me := b.do("GET", wire.PathMe, "")
 	if st != 200 || me["user"].(map[string]any)["id"] != string(e.uid) {
 		t.Fatalf("me: %d %v", st, me)
 	}
@@ -704,16 +705,16 @@ func TestOfflineBrowserSignIn(t *testing.T) {
 		t.Fatalf("last event %+v", last)
 	}
 	// Replay of the code that signed in.
-	st, body = b.do("POST", "/api/offline/signin/"+id+"/verify", `{"otp":"`+code+`"}`)
+	st, body = b.do("POST", wire.Path(wire.PathOfflineSignInVerify, id), `{"otp":"`+code+`"}`)
 	wantReason(t, st, body, 409, "session_succeeded")
 
 	// Cancel.
-	_, body = b.do("POST", "/api/offline/signin", `{"identifier":"`+string(e.uid)+`"}`)
+	_, body = b.do("POST", wire.PathOfflineSignIn, `{"identifier":"`+string(e.uid)+`"}`)
 	id = body["id"].(string)
-	if st, _ := b.do("POST", "/api/offline/signin/"+id+"/cancel", ""); st != 204 {
+	if st, _ := b.do("POST", wire.Path(wire.PathOfflineSignInCancel, id), ""); st != 204 {
 		t.Fatal(st)
 	}
-	st, body = b.do("POST", "/api/offline/signin/"+id+"/verify", `{"otp":"123456"}`)
+	st, body = b.do("POST", wire.Path(wire.PathOfflineSignInVerify, id), `{"otp":"123456"}`)
 	wantReason(t, st, body, 409, "session_cancelled")
 }
 
@@ -722,11 +723,11 @@ func TestOfflineBrowserSignInRateLimit(t *testing.T) {
 	e.activate(qrauth.OfflineDevice, "")
 	b := newBrowser(t, e.srv)
 	for range 2 {
-		if st, body := b.do("POST", "/api/offline/signin", `{"identifier":"ada@example.com"}`); st != 200 {
+		if st, body := b.do("POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com"}`); st != 200 {
 			t.Fatalf("%d %v", st, body)
 		}
 	}
-	st, body := b.do("POST", "/api/offline/signin", `{"identifier":"ada@example.com"}`)
+	st, body := b.do("POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com"}`)
 	wantReason(t, st, body, 429, "rate_limited")
 }
 
@@ -737,7 +738,7 @@ func TestOfflineApprovalPage(t *testing.T) {
 	e.activate(qrauth.OfflineDevice, "")
 	sess := e.begin(qrauth.OfflineDevice, "Pay CHF 99 to Bob")
 	token := sess["page_url"].(string)[strings.Index(sess["page_url"].(string), "#")+1:]
-	st, body := offlineCall(t, e.srv.URL, "POST", "/api/approve/view", map[string]any{"token": token}, "")
+	st, body := offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token}, "")
 	if st != 200 || body["kind"] != "offline" || body["text"] != "Pay CHF 99 to Bob" || body["status"] != "pending" || body["otp_length"] != float64(6) {
 		t.Fatalf("view: %d %v", st, body)
 	}
@@ -748,9 +749,9 @@ func TestOfflineApprovalPage(t *testing.T) {
 	if strings.HasSuffix(token, "A") {
 		other = "B"
 	}
-	st, body = offlineCall(t, e.srv.URL, "POST", "/api/approve/view", map[string]any{"token": token[:len(token)-1] + other}, "")
+	st, body = offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token[:len(token)-1] + other}, "")
 	wantReason(t, st, body, 404, "invalid_page_link")
-	st, body = offlineCall(t, e.srv.URL, "POST", "/api/approve/verify", map[string]any{"token": token, "otp": e.code(sess, "")}, "")
+	st, body = offlineCall(t, e.srv.URL, "POST", wire.PathApproveVerify, map[string]any{"token": token, "otp": e.code(sess, "")}, "")
 	if st != 200 || body["status"] != "succeeded" {
 		t.Fatalf("verify: %d %v", st, body)
 	}
@@ -766,12 +767,12 @@ func TestOnlineApproval(t *testing.T) {
 	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.ApprovalTTL = time.Minute })
 	ctx := context.Background()
 	text := "Pay CHF 1'250.00 to Muster AG\nIBAN CH93 0076 2011 6238 5295 7"
-	st, a := e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": text})
-	if st != 201 || a["status"] != "pending" || a["text_sha256"] != qrauth.TextSHA256(text) {
+	st, a := e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": text})
+	if st != 201 || a["status"] != "pending" || a["text_sha256"] != wire.TextSHA256(text) {
 		t.Fatalf("create: %d %v", st, a)
 	}
 	url := offlineScan(t, a["qr"].(string))
-	if url != a["url"] || !strings.HasPrefix(url, e.srv.URL+"/t/") {
+	if url != a["url"] || !strings.HasPrefix(url, e.srv.URL+wire.Prefix(wire.PathTransactionScan)) {
 		t.Fatalf("QR %q, url %v", url, a["url"])
 	}
 	id := a["id"].(string)
@@ -779,7 +780,7 @@ func TestOnlineApproval(t *testing.T) {
 	// The relying site waits (long poll) while the phone scans.
 	scanned := make(chan map[string]any, 1)
 	go func() {
-		_, v := offlineCall(t, e.srv.URL, "GET", "/api/approvals/"+id+"?wait=20", nil, "Bearer "+offlineAPIToken)
+		_, v := offlineCall(t, e.srv.URL, "GET", wire.Prefix(wire.PathApproval)+id+"?wait=20", nil, "Bearer "+offlineAPIToken)
 		scanned <- v
 	}()
 
@@ -813,7 +814,7 @@ func TestOnlineApproval(t *testing.T) {
 
 	decided := make(chan map[string]any, 1)
 	go func() {
-		_, v := offlineCall(t, e.srv.URL, "GET", "/api/approvals/"+id+"?wait=20&scanned=true", nil, "Bearer "+offlineAPIToken)
+		_, v := offlineCall(t, e.srv.URL, "GET", wire.Prefix(wire.PathApproval)+id+"?wait=20&scanned=true", nil, "Bearer "+offlineAPIToken)
 		decided <- v
 	}()
 	if st, err := tx.Approve(ctx); err != nil || st != qrauth.ApprovalApproved {
@@ -826,15 +827,15 @@ func TestOnlineApproval(t *testing.T) {
 	// The record says which text was approved, and anyone can check it.
 	sig, _ := base64.RawURLEncoding.DecodeString(v["signature"].(string))
 	signed := v["signed_bytes"].(string)
-	if !strings.Contains(signed, "text-sha256="+qrauth.TextSHA256(text)+"\n") || !strings.HasPrefix(signed, "qrauth-v1 transaction\n") {
+	if !strings.Contains(signed, "text-sha256="+wire.TextSHA256(text)+"\n") || !strings.HasPrefix(signed, "qrauth-v1 transaction\n") {
 		t.Fatalf("signed bytes %q", signed)
 	}
-	d := qrauth.TransactionDecision{Origin: e.srv.URL, TransactionID: id, TextSHA256: qrauth.TextSHA256(text), DeviceID: e.p.id, Decision: "approve"}
+	d := wire.TransactionDecision{Origin: e.srv.URL, TransactionID: id, TextSHA256: wire.TextSHA256(text), DeviceID: e.p.id, Decision: "approve"}
 	if err := d.Verify(e.p.pub, v["signature"].(string)); err != nil || len(sig) != 64 || string(d.SignedBytes()) != signed {
 		t.Fatalf("recorded signature: %v", err)
 	}
 	events, _ := e.srv.DB.ListAudit(ctx, qrauth.AuditFilter{UserID: e.uid})
-	if last := events[len(events)-1]; last.Type != qrauth.AuditApprovalApproved || !strings.Contains(last.Detail, qrauth.TextSHA256(text)) {
+	if last := events[len(events)-1]; last.Type != qrauth.AuditApprovalApproved || !strings.Contains(last.Detail, wire.TextSHA256(text)) {
 		t.Fatalf("audit %+v", last)
 	}
 	// Decided once only.
@@ -845,9 +846,9 @@ func TestOnlineApproval(t *testing.T) {
 	// Deny, cancel, expiry.
 	// The other account uses the same e-mail address (signUp fills in
 	// Ada's), so the address alone is ambiguous now.
-	st, body := e.api("POST", "/api/approvals", map[string]any{"email": "ada@example.com", "text": "Transfer all"})
+	st, body := e.api("POST", wire.PathApprovals, map[string]any{"email": "ada@example.com", "text": "Transfer all"})
 	wantReason(t, st, body, 409, "ambiguous_email")
-	_, a = e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": "Transfer all"})
+	_, a = e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Transfer all"})
 	tx, err = e.dev.FetchTransaction(ctx, a["url"].(string))
 	if err != nil {
 		t.Fatal(err)
@@ -855,14 +856,14 @@ func TestOnlineApproval(t *testing.T) {
 	if st, err := tx.Deny(ctx); err != nil || st != qrauth.ApprovalDenied {
 		t.Fatalf("deny: %v %v", st, err)
 	}
-	_, a = e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": "Cancel me"})
-	if st, v := e.api("POST", "/api/approvals/"+a["id"].(string)+"/cancel", nil); st != 200 || v["status"] != "cancelled" {
+	_, a = e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Cancel me"})
+	if st, v := e.api("POST", wire.Path(wire.PathApprovalCancel, a["id"].(string)), nil); st != 200 || v["status"] != "cancelled" {
 		t.Fatalf("cancel: %d %v", st, v)
 	}
 	if _, err := e.dev.FetchTransaction(ctx, a["url"].(string)); qrauth.ErrorReason(err) != "approval_cancelled" {
 		t.Fatalf("fetch cancelled: %v", err)
 	}
-	_, a = e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": "Too late"})
+	_, a = e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Too late"})
 	tx, err = e.dev.FetchTransaction(ctx, a["url"].(string))
 	if err != nil {
 		t.Fatal(err)
@@ -871,7 +872,7 @@ func TestOnlineApproval(t *testing.T) {
 	if _, err := tx.Approve(ctx); qrauth.ErrorReason(err) != "approval_expired" {
 		t.Fatalf("approve expired: %v", err)
 	}
-	if _, v := e.api("GET", "/api/approvals/"+a["id"].(string), nil); v["status"] != "expired" {
+	if _, v := e.api("GET", wire.Prefix(wire.PathApproval)+a["id"].(string), nil); v["status"] != "expired" {
 		t.Fatalf("%v", v)
 	}
 
@@ -879,7 +880,7 @@ func TestOnlineApproval(t *testing.T) {
 	for _, tc := range []struct{ text, reason string }{
 		{"", "text_empty"}, {strings.Repeat("x", 1001), "text_too_long"}, {"a\u202eb", "text_control_character"},
 	} {
-		st, body = e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": tc.text})
+		st, body = e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": tc.text})
 		wantReason(t, st, body, 400, tc.reason)
 	}
 }
@@ -888,10 +889,10 @@ func TestOnlineApproval(t *testing.T) {
 // follows the decision.
 func TestOnlineApprovalPage(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	_, a := e.api("POST", "/api/approvals", map[string]any{"user_id": e.uid, "text": "Pay CHF 5 to Carol"})
+	_, a := e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Pay CHF 5 to Carol"})
 	page := a["page_url"].(string)
 	token := page[strings.Index(page, "#")+1:]
-	st, v := offlineCall(t, e.srv.URL, "POST", "/api/approve/view", map[string]any{"token": token}, "")
+	st, v := offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token}, "")
 	if st != 200 || v["kind"] != "online" || v["text"] != "Pay CHF 5 to Carol" || v["status"] != "pending" {
 		t.Fatalf("view: %d %v", st, v)
 	}
@@ -906,7 +907,7 @@ func TestOnlineApprovalPage(t *testing.T) {
 	if _, err := tx.Approve(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	_, v = offlineCall(t, e.srv.URL, "POST", "/api/approve/view", map[string]any{"token": token, "wait": 5}, "")
+	_, v = offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token, "wait": 5}, "")
 	if v["status"] != "approved" || v["qr"] != nil {
 		t.Fatalf("after approval: %v", v)
 	}
@@ -917,12 +918,12 @@ func TestOfflineAdminUserList(t *testing.T) {
 	if _, err := e.srv.DB.SetRoles(context.Background(), e.uid, []qrauth.Role{qrauth.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	_, body := e.b.do("GET", "/admin/api/users/"+string(e.uid), "")
+	_, body := e.b.do("GET", wire.Prefix(wire.PathAdminUser)+string(e.uid), "")
 	if m := body["user"].(map[string]any)["methods"].(map[string]any); m["offline"] != false {
 		t.Fatalf("methods %v", m)
 	}
 	e.activate(qrauth.OfflinePIN, "1234")
-	_, body = e.b.do("GET", "/admin/api/users/"+string(e.uid), "")
+	_, body = e.b.do("GET", wire.Prefix(wire.PathAdminUser)+string(e.uid), "")
 	list := body["user"].(map[string]any)["methods"].(map[string]any)["offline"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["method"] != "OFFLINE_PIN" {
 		t.Fatalf("offline %v", list)

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/webclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Cookie names.
@@ -53,7 +54,7 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 		return err
 	}
 	if s.redirectSignedIn(c) {
-		return c.Redirect(http.StatusSeeOther, "/account")
+		return c.Redirect(http.StatusSeeOther, wire.PathAccount)
 	}
 	b, err := fs.ReadFile(webclient.Files(), webclient.LoginPage)
 	if err != nil {
@@ -136,7 +137,7 @@ func (s *Server) handleTransactionScanPage(c echo.Context) error {
 // such request is simply "not found" here, in the server's own error format.
 func (s *Server) handleStatic(c echo.Context) error {
 	// URL.Path is already unescaped; echo's parameter may still be raw.
-	name, ok := strings.CutPrefix(c.Request().URL.Path, "/static/")
+	name, ok := strings.CutPrefix(c.Request().URL.Path, wire.Prefix(wire.PathStatic))
 	if !ok || !utf8.ValidString(name) || !fs.ValidPath(name) || name == "." {
 		return echo.ErrNotFound
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/qrauth/qrauth/wire"
+
 	"github.com/qrauth/qrauth/server"
 )
 
@@ -57,8 +59,8 @@ func TestStaticBadPathIsNotFound(t *testing.T) {
 	srv := MustOpenServer(t, func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})
-	for _, p := range []string{"/static/%ff", "/static/%c3%28", "/static/a%ffb.css", "/static/", "/static/nope.css",
-		"/static/../static/app.css%00", "/static/%2e%2e/go.mod"} {
+	for _, p := range []string{wire.Prefix(wire.PathStatic) + "%ff", wire.Prefix(wire.PathStatic) + "%c3%28", wire.Prefix(wire.PathStatic) + "a%ffb.css", wire.Prefix(wire.PathStatic), wire.Prefix(wire.PathStatic) + "nope.css",
+		wire.Prefix(wire.PathStatic) + "../static/app.css%00", wire.Prefix(wire.PathStatic) + "%2e%2e/go.mod"} {
 		resp, body := get(t, srv.URL+p, "")
 		var e struct{ Code, Reason, Message string }
 		if resp.StatusCode != http.StatusNotFound || json.Unmarshal([]byte(body), &e) != nil || e.Code != "not_found" || e.Message == "" {
@@ -74,7 +76,7 @@ func TestStaticBadPathIsNotFound(t *testing.T) {
 		t.Errorf("bad static paths were logged as problems:\n%s", l)
 	}
 	// The files themselves are still served, with their types.
-	for p, ct := range map[string]string{"/static/app.css": "text/css", "/static/common.js": "text/javascript", "/static/favicon.svg": "image/svg+xml"} {
+	for p, ct := range map[string]string{wire.Prefix(wire.PathStatic) + "app.css": "text/css", wire.Prefix(wire.PathStatic) + "common.js": "text/javascript", wire.Prefix(wire.PathStatic) + "favicon.svg": "image/svg+xml"} {
 		if resp, _ := get(t, srv.URL+p, ""); resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), ct) {
 			t.Errorf("GET %s: %d %q", p, resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
@@ -104,8 +106,8 @@ func TestNotFoundPage(t *testing.T) {
 		}
 	}
 	// A flow that is off reads as "not found" to a browser too.
-	if resp, _ := get(t, srv.URL+"/t/AAAA", browserAccept); resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Errorf("/t/ with offline off: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	if resp, _ := get(t, srv.URL+wire.Path(wire.PathTransactionScan, "AAAA"), browserAccept); resp.StatusCode != 404 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf(wire.Prefix(wire.PathTransactionScan)+" with offline off: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	// A wrong method is not a missing page.
 	req, _ := http.NewRequest("POST", srv.URL+"/no/such/page", nil)
@@ -118,7 +120,7 @@ func TestNotFoundPage(t *testing.T) {
 // TestFavicon: browsers ask /favicon.ico on their own.
 func TestFavicon(t *testing.T) {
 	srv := MustOpenServer(t, nil)
-	resp, body := get(t, srv.URL+"/favicon.ico", "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8")
+	resp, body := get(t, srv.URL+wire.PathFavicon, "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(body, "<svg") {
 		t.Fatalf("%d %q %.20q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
@@ -138,7 +140,7 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 				}
 				c.Badge.Enabled, c.Offline.Enabled = tc.badge, tc.offline
 			})
-			_, body := get(t, srv.URL+"/", browserAccept)
+			_, body := get(t, srv.URL+wire.PathLogin, browserAccept)
 			if got := strings.Contains(body, `href="/badge"`); got != tc.badge {
 				t.Errorf("badge link shown: %v", got)
 			}
@@ -160,13 +162,13 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 // landed in every anonymous visitor's console).
 func TestSignedInSkipsLoginPages(t *testing.T) {
 	srv := MustOpenServer(t, nil)
-	for _, path := range []string{"/", "/badge"} {
+	for _, path := range []string{wire.PathLogin, wire.PathBadge} {
 		if resp, _ := get(t, srv.URL+path, browserAccept); resp.StatusCode != 200 {
 			t.Fatalf("anonymous %s: %d", path, resp.StatusCode)
 		}
 	}
 	b := signUp(t, srv, newPhone(t, srv, "+41 79 123 45 67"))
-	for _, path := range []string{"/", "/badge"} {
+	for _, path := range []string{wire.PathLogin, wire.PathBadge} {
 		req, _ := http.NewRequest("GET", srv.URL+path, nil)
 		client := *b.client
 		client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -175,7 +177,7 @@ func TestSignedInSkipsLoginPages(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != wire.PathAccount {
 			t.Errorf("signed-in %s: %d %q", path, resp.StatusCode, resp.Header.Get("Location"))
 		}
 	}

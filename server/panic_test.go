@@ -11,6 +11,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -58,10 +59,10 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	b := newBrowser(t, srv)
 	p := newPhone(t, srv, "+41 79 555 01 01")
 	m := p.join(b.open())
-	if m.Type != qrauth.MsgError || m.Code != qrauth.EINTERNAL || strings.Contains(m.Message, "planted") {
+	if m.Type != wire.MsgError || m.Code != qrauth.EINTERNAL || strings.Contains(m.Message, "planted") {
 		t.Fatalf("join answered %+v, want an internal error that hides the cause", m)
 	}
-	if code := readClose(t, p.ws); code != qrauth.CloseCode(qrauth.EINTERNAL) {
+	if code := readClose(t, p.ws); code != wire.CloseCode(qrauth.EINTERNAL) {
 		t.Errorf("close code %d", code)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "planted: assertion failed") {
@@ -72,7 +73,7 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	st.armed.Store(false)
 	b2 := newBrowser(t, srv)
 	p2 := newPhone(t, srv, "+41 79 555 01 02")
-	if m := p2.join(b2.open()); m.Type != qrauth.MsgChallenge {
+	if m := p2.join(b2.open()); m.Type != wire.MsgChallenge {
 		t.Fatalf("after the panic, join answered %+v", m)
 	}
 }

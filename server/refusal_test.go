@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // wantError reads the error message the server sends before closing, and
@@ -23,9 +24,9 @@ func wantError(t *testing.T, ws *websocket.Conn, reason string, closeCode int) {
 }
 
 // wantErrorMsg checks an error message already read, then the close code.
-func wantErrorMsg(t *testing.T, m *qrauth.ServerMessage, ws *websocket.Conn, reason string, closeCode int) {
+func wantErrorMsg(t *testing.T, m *wire.ServerMessage, ws *websocket.Conn, reason string, closeCode int) {
 	t.Helper()
-	if m.Type != qrauth.MsgError || m.Reason != reason || m.Message == "" {
+	if m.Type != wire.MsgError || m.Reason != reason || m.Message == "" {
 		t.Fatalf("got %+v, want error %s", m, reason)
 	}
 	if c := readClose(t, ws); c != closeCode {
@@ -45,14 +46,14 @@ func TestDecisionRefused(t *testing.T) {
 	srv, p := registered(t, nil)
 	cases := []struct {
 		name string
-		edit func(d *qrauth.Decision, p *phone)
+		edit func(d *wire.Decision, p *phone)
 	}{
-		{"WrongKey", func(d *qrauth.Decision, p *phone) { _, p.priv, _ = ed25519.GenerateKey(rand.Reader) }},
-		{"OtherOrigin", func(d *qrauth.Decision, p *phone) { d.Origin = "https://evil.example" }},
-		{"OtherRoom", func(d *qrauth.Decision, p *phone) { d.Room = "AAAAAAAAAAAAAAAAAAAAAA" }},
-		{"OtherNonce", func(d *qrauth.Decision, p *phone) { d.Nonce = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
-		{"OtherMode", func(d *qrauth.Decision, p *phone) { d.Mode = qrauth.ModeLink }},
-		{"DenySignedAsApprove", func(d *qrauth.Decision, p *phone) { d.Decision = qrauth.DecisionDeny }},
+		{"WrongKey", func(d *wire.Decision, p *phone) { _, p.priv, _ = ed25519.GenerateKey(rand.Reader) }},
+		{"OtherOrigin", func(d *wire.Decision, p *phone) { d.Origin = "https://evil.example" }},
+		{"OtherRoom", func(d *wire.Decision, p *phone) { d.Room = "AAAAAAAAAAAAAAAAAAAAAA" }},
+		{"OtherNonce", func(d *wire.Decision, p *phone) { d.Nonce = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
+		{"OtherMode", func(d *wire.Decision, p *phone) { d.Mode = wire.ModeLink }},
+		{"DenySignedAsApprove", func(d *wire.Decision, p *phone) { d.Decision = wire.DecisionDeny }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,12 +63,12 @@ func TestDecisionRefused(t *testing.T) {
 			b := newBrowser(t, srv)
 			q.join(b.open())
 			b.next() // scanned
-			d := q.decision(qrauth.DecisionApprove)
+			d := q.decision(wire.DecisionApprove)
 			tc.edit(&d, &q)
-			q.send(qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: qrauth.DecisionApprove, Signature: d.Sign(q.priv)})
+			q.send(wire.AppFrame{Type: wire.MsgDecision, Decision: wire.DecisionApprove, Signature: d.Sign(q.priv)})
 			wantError(t, q.ws, "bad_signature", 4401)
 			// The browser gets a fresh code to scan again; nobody signed in.
-			if m := b.next(); m.Type != qrauth.MsgQR {
+			if m := b.next(); m.Type != wire.MsgQR {
 				t.Fatalf("browser: %+v, want a new qr", m)
 			}
 			if after := snapshot(t, srv.DB); after != before {
@@ -82,7 +83,7 @@ func TestJoinRefused(t *testing.T) {
 		srv, p := registered(t, nil)
 		b := newBrowser(t, srv)
 		qr := b.open()
-		if ch := p.join(qr); ch.Type != qrauth.MsgChallenge {
+		if ch := p.join(qr); ch.Type != wire.MsgChallenge {
 			t.Fatalf("first join: %+v", ch)
 		}
 		before := snapshot(t, srv.DB)
@@ -97,7 +98,7 @@ func TestJoinRefused(t *testing.T) {
 		p := newPhone(t, srv, "+41 79 123 45 67")
 		b := newBrowser(t, srv)
 		old := b.open()
-		if m := b.next(); m.Type != qrauth.MsgQR || m.URL == old.URL {
+		if m := b.next(); m.Type != wire.MsgQR || m.URL == old.URL {
 			t.Fatalf("rotation: %+v", m)
 		}
 		before := snapshot(t, srv.DB)
@@ -109,7 +110,7 @@ func TestJoinRefused(t *testing.T) {
 	t.Run("UnknownPSK", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		p := newPhone(t, srv, "+41 79 123 45 67")
-		wantErrorMsg(t, p.join(&qrauth.ServerMessage{URL: srv.URL + "/q/AAAAAAAAAAAAAAAAAAAAAA"}), p.ws, "psk_unknown", 4404)
+		wantErrorMsg(t, p.join(&wire.ServerMessage{URL: srv.URL + wire.Path(wire.PathScan, "AAAAAAAAAAAAAAAAAAAAAA")}), p.ws, "psk_unknown", 4404)
 	})
 	t.Run("KnownPhoneUnknownDevice", func(t *testing.T) {
 		srv, p := registered(t, nil)
@@ -121,7 +122,7 @@ func TestJoinRefused(t *testing.T) {
 		}
 		b := newBrowser(t, srv)
 		wantErrorMsg(t, thief.join(b.open()), thief.ws, "device_not_linked", 4409)
-		if m := b.next(); m.Type != qrauth.MsgQR {
+		if m := b.next(); m.Type != wire.MsgQR {
 			t.Fatalf("browser: %+v, want a new code", m)
 		}
 		if after := snapshot(t, srv.DB); after != before {
@@ -144,9 +145,9 @@ func TestTicketRefused(t *testing.T) {
 		b := newBrowser(t, srv)
 		p.join(b.open())
 		b.next()
-		p.decide(qrauth.DecisionApprove, false, nil)
+		p.decide(wire.DecisionApprove, false, nil)
 		m := b.next()
-		if m.Type != qrauth.MsgApproved {
+		if m.Type != wire.MsgApproved {
 			t.Fatalf("%+v", m)
 		}
 		return srv, b, m.Ticket
@@ -181,7 +182,7 @@ func TestTicketRefused(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		b := newBrowser(t, srv)
 		for _, body := range []string{"", "{", `{"ticket":1}`, `{"ticket":"x"}`, `{"ticket":"` + strings.Repeat("A", 43) + `","x":1}`, strings.Repeat("[", 20000)} {
-			st, m := b.do("POST", "/api/session", body)
+			st, m := b.do("POST", wire.PathSession, body)
 			if st != 400 && st != 413 {
 				t.Fatalf("%q: %d %v", body, st, m)
 			}
@@ -189,7 +190,7 @@ func TestTicketRefused(t *testing.T) {
 	})
 	t.Run("NoBindCookie", func(t *testing.T) {
 		srv, _, tk := approved(t)
-		resp, err := http.Post(srv.URL+"/api/session", "application/json", strings.NewReader(`{"ticket":"`+tk+`"}`))
+		resp, err := http.Post(srv.URL+wire.PathSession, "application/json", strings.NewReader(`{"ticket":"`+tk+`"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,14 +205,14 @@ func TestSocketRefused(t *testing.T) {
 	t.Run("WrongOrigin", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		b := newBrowser(t, srv)
-		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + wire.PathBrowserSocket
 		for _, origin := range []string{"https://evil.example", ""} {
 			_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {origin}})
 			if err == nil || resp == nil || resp.StatusCode != 401 {
 				t.Fatalf("origin %q: %v %v", origin, err, resp)
 			}
 		}
-		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+"/ws/app", http.Header{"Origin": {"https://evil.example"}})
+		_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+wire.PathAppSocket, http.Header{"Origin": {"https://evil.example"}})
 		if err == nil || resp.StatusCode != 401 {
 			t.Fatalf("app socket: %v", err)
 		}
@@ -222,7 +223,7 @@ func TestSocketRefused(t *testing.T) {
 	})
 	t.Run("NoBindCookie", func(t *testing.T) {
 		srv := MustOpenServer(t, nil)
-		u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws/browser"
+		u := "ws" + strings.TrimPrefix(srv.URL, "http") + wire.PathBrowserSocket
 		_, resp, err := websocket.DefaultDialer.Dial(u, http.Header{"Origin": {srv.URL}})
 		if err == nil || resp.StatusCode != 401 {
 			t.Fatalf("%v %v", err, resp)
@@ -232,13 +233,13 @@ func TestSocketRefused(t *testing.T) {
 		srv, p := registered(t, nil)
 		before := snapshot(t, srv.DB)
 		p.dial()
-		p.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), qrauth.MaxFrameSize+1))
+		p.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), wire.MaxFrameSize+1))
 		if c := readClose(t, p.ws); c != websocket.CloseMessageTooBig {
 			t.Fatalf("close %d", c)
 		}
 		b := newBrowser(t, srv)
 		b.open()
-		b.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), qrauth.MaxFrameSize+1))
+		b.ws.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), wire.MaxFrameSize+1))
 		if c := readClose(t, b.ws); c != websocket.CloseMessageTooBig {
 			t.Fatalf("close %d", c)
 		}
@@ -253,7 +254,7 @@ func TestSocketRefused(t *testing.T) {
 			p.dial()
 			p.ws.WriteMessage(websocket.TextMessage, []byte(f))
 			m := readMsg(t, p.ws)
-			if m.Type != qrauth.MsgError || m.Code != qrauth.EINVALID {
+			if m.Type != wire.MsgError || m.Code != qrauth.EINVALID {
 				t.Fatalf("%s: %+v", f, m)
 			}
 			if c := readClose(t, p.ws); c != 4400 {
@@ -272,7 +273,7 @@ func TestSocketRefused(t *testing.T) {
 		srv := MustOpenServer(t, nil)
 		p := newPhone(t, srv, "+41 79 123 45 67")
 		p.dial()
-		p.send(qrauth.AppFrame{Type: qrauth.MsgDecision, Decision: qrauth.DecisionApprove})
+		p.send(wire.AppFrame{Type: wire.MsgDecision, Decision: wire.DecisionApprove})
 		wantError(t, p.ws, "join_first", 4400)
 	})
 }
@@ -310,7 +311,7 @@ func TestRoomExpires(t *testing.T) {
 	if qr.RoomExpiresIn != 1 {
 		t.Fatalf("room_expires_in %d", qr.RoomExpiresIn)
 	}
-	if m := b.next(); m.Type != qrauth.MsgExpired {
+	if m := b.next(); m.Type != wire.MsgExpired {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b.ws); c != 4410 {
@@ -325,10 +326,10 @@ func TestDeny(t *testing.T) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next()
-	if d := p.decide(qrauth.DecisionDeny, false, nil); d.Type != qrauth.MsgDone || d.Result != "denied" {
+	if d := p.decide(wire.DecisionDeny, false, nil); d.Type != wire.MsgDone || d.Result != "denied" {
 		t.Fatalf("%+v", d)
 	}
-	if m := b.next(); m.Type != qrauth.MsgDenied {
+	if m := b.next(); m.Type != wire.MsgDenied {
 		t.Fatalf("%+v", m)
 	}
 	events, _ := srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{})
@@ -349,7 +350,7 @@ func TestScanPageDoesNotConsume(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if ch := p.join(qr); ch.Type != qrauth.MsgChallenge {
+	if ch := p.join(qr); ch.Type != wire.MsgChallenge {
 		t.Fatalf("%+v", ch)
 	}
 }
@@ -359,10 +360,10 @@ func TestScanPageDoesNotConsume(t *testing.T) {
 func TestSocketProbe(t *testing.T) {
 	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 1 })
 	b := newBrowser(t, srv)
-	if st, body := b.do("GET", "/ws/browser", ""); st != 400 || body["reason"] != "not_websocket" {
+	if st, body := b.do("GET", wire.PathBrowserSocket, ""); st != 400 || body["reason"] != "not_websocket" {
 		t.Fatalf("%d %v", st, body)
 	}
-	resp, err := http.Get(srv.URL + "/ws/browser")
+	resp, err := http.Get(srv.URL + wire.PathBrowserSocket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,7 +372,7 @@ func TestSocketProbe(t *testing.T) {
 		t.Fatalf("without cookie: %d", resp.StatusCode)
 	}
 	b.open() // the probes took no token: the one token is still there
-	if st, body := b.do("GET", "/ws/browser", ""); st != 429 || body["reason"] != "rate_limited" {
+	if st, body := b.do("GET", wire.PathBrowserSocket, ""); st != 429 || body["reason"] != "rate_limited" {
 		t.Fatalf("%d %v", st, body)
 	}
 }

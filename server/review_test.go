@@ -9,6 +9,7 @@ import (
 	"github.com/pquerna/otp/totp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Regression tests for cross-flow attacks found in review: each combines
@@ -29,17 +30,17 @@ func TestInsecureBadgeCannotEnrolOATH(t *testing.T) {
 		cfg.OATH.Policy = server.OATHPolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)
-	if st != 200 || body["next"] != "/verify" {
+	if st != 200 || body["next"] != wire.PathVerify {
 		t.Fatalf("scan: %d %v", st, body)
 	}
-	if st, body = k.do("POST", "/api/oath/signin/enrol", ""); st != 403 || body["reason"] != "oath_enrol_needs_sign_in" {
+	if st, body = k.do("POST", wire.PathOATHSignInEnrol, ""); st != 403 || body["reason"] != "oath_enrol_needs_sign_in" {
 		t.Fatalf("enrol after an insecure badge: %d %v", st, body)
 	}
 	code, _ := totp.GenerateCode("JBSWY3DPEHPK3PXP", time.Now())
-	if st, _ = k.do("POST", "/api/oath/signin", `{"code":"`+code+`"}`); st == 200 {
+	if st, _ = k.do("POST", wire.PathOATHSignIn, `{"code":"`+code+`"}`); st == 200 {
 		t.Fatal("signed in")
 	}
-	if st, _ := k.do("GET", "/api/me", ""); st != 401 {
+	if st, _ := k.do("GET", wire.PathMe, ""); st != 401 {
 		t.Fatalf("kiosk has a session: %d", st)
 	}
 }
@@ -52,7 +53,7 @@ func TestHelpdeskCannotBadgeAnAdmin(t *testing.T) {
 	if _, err := w.srv.DB.SetRoles(context.Background(), qrauth.UserID(w.uid), []qrauth.Role{qrauth.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	st, body := w.helpdesk.do("POST", "/admin/api/badge/users/"+w.uid, jsonBody(map[string]string{"kind": "secure"}))
+	st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, jsonBody(map[string]string{"kind": "secure"}))
 	if st != 403 || body["reason"] != "badge_privileged_holder" {
 		t.Fatalf("helpdesk issued a badge for an admin: %d %v", st, body)
 	}
@@ -65,13 +66,13 @@ func TestRemovedPhoneOfflineCodesDie(t *testing.T) {
 	e.activate(qrauth.OfflinePIN, "1234")
 	sess := e.begin(qrauth.OfflinePIN, "Pay 1000 CHF to Mallory")
 	code := e.code(sess, "1234")
-	if st, body := e.b.do("DELETE", "/api/devices/"+string(e.p.id), ""); st != 204 {
+	if st, body := e.b.do("DELETE", wire.Prefix(wire.PathDeviceByID)+string(e.p.id), ""); st != 204 {
 		t.Fatalf("remove phone: %d %v", st, body)
 	}
 	if st, body := e.verify(sess, code); body["result"] == "success" {
 		t.Fatalf("removed phone's code accepted: %d %v", st, body)
 	}
-	if st, body := e.api("POST", "/api/offline/sessions", map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": "again"}); st == 201 {
+	if st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": "again"}); st == 201 {
 		t.Fatalf("new session for a removed phone: %v", body)
 	}
 }

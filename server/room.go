@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/wire"
 )
 
 type roomState int
@@ -31,7 +32,7 @@ type room struct {
 	id       string
 	browser  *conn
 	bindHash []byte
-	bctx     qrauth.BrowserContext
+	bctx     wire.BrowserContext
 	linkUser *qrauth.User     // link mode: the signed-in account
 	linkSess qrauth.SessionID // and the session that asked
 	expires  time.Time
@@ -53,7 +54,7 @@ type room struct {
 
 // openRoom creates a room for a connected browser and sends it the first
 // QR code.
-func (h *hub) openRoom(browser *conn, bindHash []byte, bctx qrauth.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
+func (h *hub) openRoom(browser *conn, bindHash []byte, bctx wire.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
 	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
@@ -101,7 +102,7 @@ func (r *room) rotateLocked() {
 		r.failLocked(qrauth.Internal(err))
 		return
 	}
-	url := r.h.cfg.Origin + "/q/" + psk
+	url := r.h.cfg.Origin + wire.Path(wire.PathScan, psk)
 	png, err := qrimage.DataURL(url)
 	if err != nil {
 		r.failLocked(qrauth.Internal(err))
@@ -114,8 +115,8 @@ func (r *room) rotateLocked() {
 	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
 	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
-	r.browser.sendMsg(&qrauth.ServerMessage{
-		Type: qrauth.MsgQR, Mode: r.baseMode(), QR: png, URL: url,
+	r.browser.sendMsg(&wire.ServerMessage{
+		Type: wire.MsgQR, Mode: r.baseMode(), QR: png, URL: url,
 		ExpiresIn: ceilSeconds(wait), RoomExpiresIn: ceilSeconds(left),
 	})
 }
@@ -123,9 +124,9 @@ func (r *room) rotateLocked() {
 // baseMode is the mode the browser asked for; sign-up is decided by the scan.
 func (r *room) baseMode() string {
 	if r.linkUser != nil {
-		return qrauth.ModeLink
+		return wire.ModeLink
 	}
-	return qrauth.ModeLogin
+	return wire.ModeLogin
 }
 
 func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.Second) }
@@ -150,8 +151,8 @@ func (r *room) finishLocked(toBrowser, toApp func(*conn)) {
 func (r *room) expireLocked() {
 	err := qrauth.Errorf(qrauth.EEXPIRED, "room_expired", "The code expired before sign-in finished. Get a new code in the browser.")
 	r.finishLocked(func(c *conn) {
-		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgExpired})
-		c.closeWith(qrauth.CloseCode(qrauth.EEXPIRED), "expired")
+		c.sendMsg(&wire.ServerMessage{Type: wire.MsgExpired})
+		c.closeWith(wire.CloseCode(qrauth.EEXPIRED), "expired")
 	}, func(c *conn) { c.closeErr(err) })
 }
 
@@ -196,7 +197,7 @@ func (r *room) refuseLocked(app *conn, err error) {
 
 // join handles an app's join frame on the room whose PSK it presented.
 // It reports whether the app is now in the room.
-func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppFrame, pskSum [32]byte) bool {
+func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFrame, pskSum [32]byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != stateWaiting || r.psk != pskSum {
@@ -210,7 +211,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 	// the phone is registered. The decoder checked that the key is the
 	// device id's and not weak.
 	pub, _ := base64.RawURLEncoding.DecodeString(f.PublicKey)
-	j := qrauth.Join{Origin: r.h.cfg.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
+	j := wire.Join{Origin: r.h.cfg.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
 	if err := j.Verify(pub, f.Signature); err != nil {
 		r.h.log.Warn("join refused", slog.String("reason", "bad_signature"),
 			slog.String("device", string(f.DeviceID)), slog.String("app_ip", appIP))
@@ -238,7 +239,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 		r.refuseLocked(app, err)
 		return false
 	}
-	msg := &qrauth.ServerMessage{Type: qrauth.MsgChallenge}
+	msg := &wire.ServerMessage{Type: wire.MsgChallenge}
 	switch {
 	case r.linkUser != nil:
 		if dev != nil {
@@ -251,8 +252,8 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 				"This phone number belongs to another account."))
 			return false
 		}
-		r.mode = qrauth.ModeLink
-		msg.Account = &qrauth.AccountInfo{Name: r.linkUser.Name}
+		r.mode = wire.ModeLink
+		msg.Account = &wire.AccountInfo{Name: r.linkUser.Name}
 	case dev != nil:
 		if subtleEq(dev.PhoneIDHash, f.PhoneIDHash) != 1 {
 			r.refuseLocked(app, qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_mismatch",
@@ -269,8 +270,8 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 			r.refuseLocked(app, err)
 			return false
 		}
-		r.mode, r.device, r.user = qrauth.ModeLogin, dev, u
-		msg.Account = &qrauth.AccountInfo{Name: u.Name}
+		r.mode, r.device, r.user = wire.ModeLogin, dev, u
+		msg.Account = &wire.AccountInfo{Name: u.Name}
 		msg.KnownAddress = &known
 	case owner != nil:
 		r.refuseLocked(app, qrauth.Errorf(qrauth.ECONFLICT, "device_not_linked",
@@ -278,7 +279,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 				"Sign in on a browser with a phone that is linked, then choose “Link a phone”."))
 		return false
 	default:
-		r.mode = qrauth.ModeSignUp
+		r.mode = wire.ModeSignUp
 	}
 	nonce, err := qrauth.RandomToken(r.h.cfg.Rand, 32)
 	if err != nil {
@@ -294,19 +295,19 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 	msg.Context = &bctx
 	msg.Proximity = proximity(r.bctx.IP, appIP)
 	app.sendMsg(msg)
-	r.browser.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgScanned})
+	r.browser.sendMsg(&wire.ServerMessage{Type: wire.MsgScanned})
 	return true
 }
 
 // decide handles the app's signed decision.
-func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
+func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.app != app || r.state != stateScanned {
 		app.closeErr(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "This room is not waiting for a decision."))
 		return
 	}
-	d := qrauth.Decision{
+	d := wire.Decision{
 		Origin: r.h.cfg.Origin, Room: r.id, Nonce: r.nonce, Mode: r.mode,
 		DeviceID: r.devID, PhoneIDHash: r.phone, Decision: f.Decision,
 	}
@@ -326,7 +327,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 	}
 	// Only a new phone may decline without a signature: declining gives
 	// it nothing.
-	if r.mode == qrauth.ModeLogin || f.Decision == qrauth.DecisionApprove || f.Signature != "" || f.PublicKey != "" {
+	if r.mode == wire.ModeLogin || f.Decision == wire.DecisionApprove || f.Signature != "" || f.PublicKey != "" {
 		if err := d.Verify(pub, f.Signature); err != nil {
 			// Logged, not audited: a refusal changes nothing in the store.
 			r.h.log.Warn("decision refused", slog.String("reason", "bad_signature"),
@@ -336,7 +337,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 		}
 	}
 
-	if f.Decision == qrauth.DecisionDeny {
+	if f.Decision == wire.DecisionDeny {
 		var uid qrauth.UserID
 		if r.user != nil {
 			uid = r.user.ID
@@ -347,19 +348,19 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 			r.h.audit(ev(qrauth.AuditDenied, uid))
 		}
 		r.finishLocked(func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDenied})
+			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDenied})
 			c.closeWith(closeNormal, "denied")
 		}, func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: qrauth.ResultDenied})
+			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: wire.ResultDenied})
 			c.closeWith(closeNormal, "denied")
 		})
 		return
 	}
 
 	switch r.mode {
-	case qrauth.ModeLogin:
-		r.approveLocked(r.user.ID, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, qrauth.ResultSignedIn)
-	case qrauth.ModeLink:
+	case wire.ModeLogin:
+		r.approveLocked(r.user.ID, &wire.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, wire.ResultSignedIn)
+	case wire.ModeLink:
 		// The account page may have been signed out since it opened the
 		// room; a phone is only linked for a session that still exists.
 		if _, err := r.h.store.FindSessionByID(ctx, r.linkSess); err != nil {
@@ -376,15 +377,15 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 			r.failLocked(err)
 			return
 		}
-		info := &qrauth.DeviceInfo{ID: dev.ID, Name: dev.Name}
+		info := &wire.DeviceInfo{ID: dev.ID, Name: dev.Name}
 		r.finishLocked(func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgLinked, Device: info})
-			c.closeWith(closeNormal, qrauth.ResultLinked)
+			c.sendMsg(&wire.ServerMessage{Type: wire.MsgLinked, Device: info})
+			c.closeWith(closeNormal, wire.ResultLinked)
 		}, func(c *conn) {
-			c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: qrauth.ResultLinked, UserID: r.linkUser.ID, Device: info})
-			c.closeWith(closeNormal, qrauth.ResultLinked)
+			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: wire.ResultLinked, UserID: r.linkUser.ID, Device: info})
+			c.closeWith(closeNormal, wire.ResultLinked)
 		})
-	case qrauth.ModeSignUp:
+	case wire.ModeSignUp:
 		r.device = &qrauth.Device{ID: r.devID, Name: f.DeviceName, PublicKey: pub,
 			PhoneIDHash: r.phone, CreatedAt: now, LastSeenAt: now}
 		if f.Profile != nil {
@@ -392,8 +393,8 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 			return
 		}
 		r.state = stateProfile
-		r.browser.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgSignUp})
-		app.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
+		r.browser.sendMsg(&wire.ServerMessage{Type: wire.MsgSignUp})
+		app.sendMsg(&wire.ServerMessage{Type: wire.MsgNeedsForm})
 	}
 }
 
@@ -402,7 +403,7 @@ func (r *room) profile(ctx context.Context, from *conn, p qrauth.Profile) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != stateProfile || (from != r.browser && from != r.app) {
-		from.sendMsg(qrauth.ErrorMessageFor(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "No sign-up form is open.")))
+		from.sendMsg(wire.ErrorMessageFor(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "No sign-up form is open.")))
 		return
 	}
 	r.createAccountLocked(ctx, p)
@@ -424,11 +425,11 @@ func (r *room) createAccountLocked(ctx context.Context, p qrauth.Profile) {
 		return
 	}
 	r.user = u
-	r.approveLocked(uid, &qrauth.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, qrauth.ResultSignedUp)
+	r.approveLocked(uid, &wire.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, wire.ResultSignedUp)
 }
 
 // approveLocked hands the browser its ticket and tells the app.
-func (r *room) approveLocked(uid qrauth.UserID, dev *qrauth.DeviceInfo, result string) {
+func (r *room) approveLocked(uid qrauth.UserID, dev *wire.DeviceInfo, result string) {
 	tok, err := r.h.issueTicket(&ticket{
 		userID: uid, deviceID: dev.ID, bindHash: r.bindHash, ip: r.bctx.IP, userAgent: r.bctx.UserAgent,
 	})
@@ -437,18 +438,18 @@ func (r *room) approveLocked(uid qrauth.UserID, dev *qrauth.DeviceInfo, result s
 		return
 	}
 	r.finishLocked(func(c *conn) {
-		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgApproved, Ticket: tok})
+		c.sendMsg(&wire.ServerMessage{Type: wire.MsgApproved, Ticket: tok})
 		c.closeWith(closeNormal, "approved")
 	}, func(c *conn) {
-		c.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: result, UserID: uid, Device: dev})
+		c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: result, UserID: uid, Device: dev})
 		c.closeWith(closeNormal, result)
 	})
 }
 
 // proximity compares the browser's and the phone's addresses. Equal
 // addresses, or the same IPv4 /24 or IPv6 /64, count as one network.
-func proximity(browserIP, appIP string) *qrauth.Proximity {
-	p := &qrauth.Proximity{AppIP: appIP}
+func proximity(browserIP, appIP string) *wire.Proximity {
+	p := &wire.Proximity{AppIP: appIP}
 	b, err1 := netip.ParseAddr(browserIP)
 	a, err2 := netip.ParseAddr(appIP)
 	if err1 == nil && err2 == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Server is a running qrauth instance: an HTTP listener, the hub of rooms
@@ -171,29 +172,29 @@ func (s *Server) build() error {
 }
 
 func (s *Server) routes(e *echo.Echo) error {
-	e.GET("/", s.handleLoginPage)
-	e.GET("/account", s.handleAccountPage)
-	e.GET("/q/:psk", s.handleScanPage)
-	e.GET("/static/*", s.handleStatic)
-	e.GET("/favicon.ico", s.handleFavicon)
-	e.GET("/healthz", s.handleHealth)
-	e.GET("/.well-known/qrauth", s.handleDiscovery)
+	e.GET(wire.PathLogin, s.handleLoginPage)
+	e.GET(wire.PathAccount, s.handleAccountPage)
+	e.GET(wire.PathScan, s.handleScanPage)
+	e.GET(wire.PathStatic, s.handleStatic)
+	e.GET(wire.PathFavicon, s.handleFavicon)
+	e.GET(wire.PathHealth, s.handleHealth)
+	e.GET(wire.PathDiscovery, s.handleDiscovery)
 
-	e.GET("/ws/browser", s.handleBrowserSocket)
-	e.GET("/ws/app", s.handleAppSocket)
+	e.GET(wire.PathBrowserSocket, s.handleBrowserSocket)
+	e.GET(wire.PathAppSocket, s.handleAppSocket)
 
-	e.POST("/api/session", s.handleCreateSession)
-	e.GET("/api/signin/pending", s.handlePendingSignIn)
-	e.GET("/api/me", s.handleMe)
-	e.PATCH("/api/me", s.handleUpdateProfile)
-	e.POST("/api/logout", s.handleLogout)
-	e.GET("/api/sessions", s.handleListSessions)
-	e.DELETE("/api/sessions/:id", s.handleDeleteSession)
-	e.GET("/api/devices", s.handleListDevices)
-	e.DELETE("/api/devices/:id", s.handleDeleteDevice)
+	e.POST(wire.PathSession, s.handleCreateSession)
+	e.GET(wire.PathPendingSignIn, s.handlePendingSignIn)
+	e.GET(wire.PathMe, s.handleMe)
+	e.PATCH(wire.PathMe, s.handleUpdateProfile)
+	e.POST(wire.PathLogout, s.handleLogout)
+	e.GET(wire.PathSessions, s.handleListSessions)
+	e.DELETE(wire.PathSessionByID, s.handleDeleteSession)
+	e.GET(wire.PathDevices, s.handleListDevices)
+	e.DELETE(wire.PathDeviceByID, s.handleDeleteDevice)
 
-	e.GET("/api/app/sessions", s.handleAppListSessions)
-	e.DELETE("/api/app/sessions/:id", s.handleAppDeleteSession)
+	e.GET(wire.PathAppSessions, s.handleAppListSessions)
+	e.DELETE(wire.PathAppSessionByID, s.handleAppDeleteSession)
 
 	s.adminRoutes(e)
 	for _, f := range s.flows {

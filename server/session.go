@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TicketRequest is the body of POST /api/session.
@@ -32,10 +33,10 @@ func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
-// Text that is not valid UTF-8 is refused with qrauth.ErrInvalidUTF8
+// Text that is not valid UTF-8 is refused with wire.ErrInvalidUTF8
 // rather than stored with U+FFFD in place of the bad bytes.
 func decodeStrict(data []byte, v any) error {
-	if err := qrauth.CheckJSONText(data); err != nil {
+	if err := wire.CheckJSONText(data); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -53,7 +54,7 @@ func decodeStrict(data []byte, v any) error {
 // invalid UTF-8 keeps its own reason, anything else is malformed_body with
 // msg describing the expected shape.
 func malformedBody(err error, msg string) error {
-	if err == qrauth.ErrInvalidUTF8 {
+	if err == wire.ErrInvalidUTF8 {
 		return err
 	}
 	return qrauth.Errorf(qrauth.EINVALID, "malformed_body", "%s", msg)
@@ -69,19 +70,6 @@ type userView struct {
 
 func viewUser(u *qrauth.User) userView {
 	return userView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
-}
-
-// sessionView is one row of a session list.
-type sessionView struct {
-	ID         qrauth.SessionID `json:"id"`
-	IP         string           `json:"ip"`
-	Browser    string           `json:"browser"`
-	OS         string           `json:"os"`
-	UserAgent  string           `json:"user_agent"`
-	CreatedAt  time.Time        `json:"created_at"`
-	LastSeenAt time.Time        `json:"last_seen_at"`
-	ExpiresAt  time.Time        `json:"expires_at"`
-	Current    bool             `json:"current"`
 }
 
 func readBody(c echo.Context) ([]byte, error) {
@@ -207,19 +195,19 @@ func (s *Server) handleLogout(c echo.Context) error {
 }
 
 // listSessions returns the user's live sessions, marking current.
-func (s *Server) listSessions(ctx context.Context, uid qrauth.UserID, current qrauth.SessionID) ([]sessionView, error) {
+func (s *Server) listSessions(ctx context.Context, uid qrauth.UserID, current qrauth.SessionID) ([]wire.SessionInfo, error) {
 	list, err := s.store.FindSessionsByUser(ctx, uid)
 	if err != nil {
 		return nil, err
 	}
 	now := s.cfg.Now()
-	out := make([]sessionView, 0, len(list))
+	out := make([]wire.SessionInfo, 0, len(list))
 	for _, x := range list {
 		if x.Expired(now) {
 			continue
 		}
 		b, o := parseUserAgent(x.UserAgent)
-		out = append(out, sessionView{ID: x.ID, IP: x.IP, Browser: b, OS: o, UserAgent: x.UserAgent,
+		out = append(out, wire.SessionInfo{ID: x.ID, IP: x.IP, Browser: b, OS: o, UserAgent: x.UserAgent,
 			CreatedAt: x.CreatedAt, LastSeenAt: x.LastSeenAt, ExpiresAt: x.ExpiresAt, Current: x.ID == current})
 	}
 	return out, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // A sign-in is one or more steps. The first (a QR scan, a badge, an
@@ -61,7 +62,7 @@ func (s *Server) continueSignIn(c echo.Context, si *SignIn) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": "/account"})
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": wire.PathAccount})
 }
 
 // nextStep runs the flows' gates in their order: the first step asked for

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // storeTimeout bounds the store calls a socket message triggers.
@@ -43,7 +44,7 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 	cn.log = s.log
 	if !s.hub.track(cn) {
 		// Shutdown began while this socket was being upgraded.
-		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
+		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 		cn.closeWith(closeRestart, "server restart")
 	}
 	return cn, nil
@@ -89,8 +90,8 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	var linkUser *qrauth.User
 	var linkSession qrauth.SessionID
 	switch mode := c.QueryParam("mode"); mode {
-	case "", qrauth.ModeLogin:
-	case qrauth.ModeLink:
+	case "", wire.ModeLogin:
+	case wire.ModeLink:
 		sess, u, err := s.authenticate(c)
 		if err != nil {
 			return err
@@ -114,7 +115,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		ua = ua[:512]
 	}
 	browser, osName := parseUserAgent(ua)
-	bctx := qrauth.BrowserContext{
+	bctx := wire.BrowserContext{
 		IP: ip, Place: s.cfg.Locator.Place(ip), Browser: browser, OS: osName,
 		UserAgent: ua, Origin: s.cfg.Origin, Time: now.UTC(),
 	}
@@ -126,7 +127,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	}
 	r, err := s.hub.openRoom(cn, bindHash, bctx, linkUser, linkSession)
 	if qrauth.ErrorReason(err) == "shutting_down" {
-		cn.sendMsg(&qrauth.ServerMessage{Type: qrauth.MsgReconnect})
+		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 		cn.closeWith(closeRestart, "server restart")
 		go cn.readPump(pongWait, func([]byte) {}, func() {})
 		return nil
@@ -136,7 +137,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		return nil
 	}
 	go cn.readPump(pongWait, func(data []byte) {
-		f, err := qrauth.DecodeBrowserFrame(data)
+		f, err := wire.DecodeBrowserFrame(data)
 		// Every refused frame, an invalid sign-up form included, closes the
 		// socket with 4400 (docs/protocol.md §6.3): the page checks the
 		// form before sending, so a refusal here is a client's bug.
@@ -171,7 +172,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	}
 	var r *room
 	go cn.readPump(joinWait, func(data []byte) {
-		f, err := qrauth.DecodeAppFrame(data)
+		f, err := wire.DecodeAppFrame(data)
 		if err != nil {
 			cn.closeErr(err)
 			return
@@ -179,7 +180,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
 		switch {
-		case r == nil && f.Type == qrauth.MsgJoin:
+		case r == nil && f.Type == wire.MsgJoin:
 			room, sum, err := s.hub.takePSK(f.PSK)
 			if err != nil {
 				cn.closeErr(err)
@@ -190,9 +191,9 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 			}
 		case r == nil:
 			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "join_first", "Join a room before anything else."))
-		case f.Type == qrauth.MsgDecision:
+		case f.Type == wire.MsgDecision:
 			r.decide(ctx, cn, f)
-		case f.Type == qrauth.MsgProfile:
+		case f.Type == wire.MsgProfile:
 			r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
 		default:
 			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TestProfileUpdateRefusesInvalidUTF8: PATCH /api/me with bytes that are
@@ -19,7 +19,7 @@ func TestProfileUpdateRefusesInvalidUTF8(t *testing.T) {
 		"{\"name\":\"Ada\",\"email\":\"\xc3(@example.com\"}",
 		`{"name":"\ud800"}`,
 	} {
-		if st, m := b.do("PATCH", "/api/me", body); st != 400 || m["code"] != "invalid" || m["reason"] != "invalid_utf8" {
+		if st, m := b.do("PATCH", wire.PathMe, body); st != 400 || m["code"] != "invalid" || m["reason"] != "invalid_utf8" {
 			t.Errorf("%q: %d %v", body, st, m)
 		}
 	}
@@ -27,7 +27,7 @@ func TestProfileUpdateRefusesInvalidUTF8(t *testing.T) {
 		t.Fatal("store changed")
 	}
 	// Any JSON body goes the same way, e.g. the ticket exchange.
-	if st, m := b.do("POST", "/api/session", "{\"ticket\":\"\xff\"}"); st != 400 || m["reason"] != "invalid_utf8" {
+	if st, m := b.do("POST", wire.PathSession, "{\"ticket\":\"\xff\"}"); st != 400 || m["reason"] != "invalid_utf8" {
 		t.Errorf("ticket: %d %v", st, m)
 	}
 }
@@ -39,10 +39,10 @@ func signUpForm(t *testing.T, srv *testServer) (*phone, *browser) {
 	b := newBrowser(t, srv)
 	p.join(b.open())
 	b.next() // scanned
-	if m := p.decide(qrauth.DecisionApprove, true, nil); m.Type != qrauth.MsgNeedsForm {
+	if m := p.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
 		t.Fatalf("%+v", m)
 	}
-	if m := b.next(); m.Type != qrauth.MsgSignUp {
+	if m := b.next(); m.Type != wire.MsgSignUp {
 		t.Fatalf("%+v", m)
 	}
 	return p, b
@@ -57,7 +57,7 @@ func TestSocketRefusesInvalidUTF8(t *testing.T) {
 
 	p, b := signUpForm(t, srv)
 	b.ws.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"profile\",\"name\":\"\xff\xfe\"}"))
-	if m := b.next(); m.Type != qrauth.MsgError || m.Reason != "invalid_utf8" {
+	if m := b.next(); m.Type != wire.MsgError || m.Reason != "invalid_utf8" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b.ws); c != websocket.CloseInvalidFramePayloadData {
@@ -69,7 +69,7 @@ func TestSocketRefusesInvalidUTF8(t *testing.T) {
 
 	p, b = signUpForm(t, srv)
 	p.ws.WriteMessage(websocket.TextMessage, []byte("{\"type\":\"profile\",\"name\":\"\xc0\xaf\"}"))
-	if m := readMsg(t, p.ws); m.Type != qrauth.MsgError || m.Reason != "invalid_utf8" {
+	if m := readMsg(t, p.ws); m.Type != wire.MsgError || m.Reason != "invalid_utf8" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, p.ws); c != websocket.CloseInvalidFramePayloadData {
@@ -77,7 +77,7 @@ func TestSocketRefusesInvalidUTF8(t *testing.T) {
 	}
 
 	b.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"profile","name":"\udcff"}`))
-	if m := b.next(); m.Type != qrauth.MsgError || m.Reason != "invalid_utf8" {
+	if m := b.next(); m.Type != wire.MsgError || m.Reason != "invalid_utf8" {
 		t.Fatalf("%+v", m)
 	}
 	if c := readClose(t, b.ws); c != 4400 {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // The compatibility fixture: a small database written by the store as it
@@ -175,7 +176,7 @@ func writeCompat(t *testing.T, db *store.DB) {
 		At: compatAt(21), MaxFailures: 5, OnSuccess: ev(21, qrauth.AuditOfflineVerified, alice.ID, aliceDev.ID, "", "os_done")}))
 	text := "Pay 12,50 € to Ærø Café"
 	for i, id := range []string{"ap_scanned", "ap_decided"} {
-		must(db.CreateApproval(ctx, &qrauth.Approval{ID: id, UserID: alice.ID, Text: text, TextSHA256: qrauth.TextSHA256(text),
+		must(db.CreateApproval(ctx, &qrauth.Approval{ID: id, UserID: alice.ID, Text: text, TextSHA256: wire.TextSHA256(text),
 			TokenHash: qrauth.HashToken("compat-approval-" + id), ViewTokenHash: qrauth.HashToken("compat-approval-view-" + id),
 			State: qrauth.ApprovalPending, IP: "192.0.2.20", CreatedAt: compatAt(22 + i), ExpiresAt: compatAt(60 * 24 * 365)}))
 		must2(db.ScanApproval(ctx, id, aliceDev.ID, compatAt(24+i)))

@@ -41,6 +41,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // Exit codes.
@@ -322,7 +323,7 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 	}
 	opts := appclient.ApproveOptions{}
 	if profile != nil {
-		if ch.Mode == qrauth.ModeSignUp {
+		if ch.Mode == wire.ModeSignUp {
 			opts.Profile = profile
 		} else {
 			fmt.Fprintln(c.stderr, "qrauth-app: --name and --email are for sign-up only; not sent.")
@@ -332,7 +333,7 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if done.Type == qrauth.MsgNeedsForm {
+	if done.Type == wire.MsgNeedsForm {
 		fmt.Fprintln(c.stdout, "Fill in the sign-up form in the browser (every field is optional)...")
 		formCtx, cancel := context.WithTimeout(ctx, formTimeout)
 		defer cancel()
@@ -361,16 +362,16 @@ func readCode(arg string) (string, error) {
 
 // modeTitles head the challenge for each mode.
 var modeTitles = map[string]string{
-	qrauth.ModeLogin:  "Sign-in request",
-	qrauth.ModeSignUp: "Sign-up request: create an account for this phone",
-	qrauth.ModeLink:   "Link request: add this phone to an account",
+	wire.ModeLogin:  "Sign-in request",
+	wire.ModeSignUp: "Sign-up request: create an account for this phone",
+	wire.ModeLink:   "Link request: add this phone to an account",
 }
 
 // showChallenge prints who asks, so the person can tell whether it is
 // their own browser. Every value comes from the server or the browser (a
 // user agent is chosen by whoever runs it), so all are cleaned of control
 // characters that could redraw the terminal.
-func (c *cli) showChallenge(ch *qrauth.ServerMessage) {
+func (c *cli) showChallenge(ch *wire.ServerMessage) {
 	w := c.stdout
 	fmt.Fprintln(w, modeTitles[ch.Mode])
 	fmt.Fprintf(w, "  Server:   %s\n", clean(ch.Origin))
@@ -446,7 +447,7 @@ func isTerminal(r io.Reader) bool {
 }
 
 // outcome prints the server's done message and returns the exit code.
-func (c *cli) outcome(done *qrauth.ServerMessage) int {
+func (c *cli) outcome(done *wire.ServerMessage) int {
 	device := ""
 	if done.Device != nil {
 		device = fmt.Sprintf(" as %q", clean(done.Device.Name))

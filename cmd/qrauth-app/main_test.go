@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
@@ -51,20 +52,20 @@ type server struct {
 	script   func(conn *websocket.Conn, origin string)
 	wg       sync.WaitGroup
 	revoked  []string
-	decision *qrauth.AppFrame
+	decision *wire.AppFrame
 }
 
 func newServer(t *testing.T) *server {
 	s := &server{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/qrauth", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(qrauth.Discovery{
-			ProtocolVersion: qrauth.ProtocolVersion,
+		json.NewEncoder(w).Encode(wire.Discovery{
+			ProtocolVersion: wire.ProtocolVersion,
 			Origin:          s.URL,
 			PhoneSalt:       base64.RawURLEncoding.EncodeToString(testSalt),
-			QRPrefix:        s.URL + "/q/",
-			AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + "/ws/app",
-			SessionsURL:     s.URL + "/api/app/sessions",
+			QRPrefix:        s.URL + wire.Prefix(wire.PathScan),
+			AppSocket:       "ws" + strings.TrimPrefix(s.URL, "http") + wire.PathAppSocket,
+			SessionsURL:     s.URL + wire.PathAppSessions,
 		})
 	})
 	mux.HandleFunc("GET /ws/app", func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +82,7 @@ func newServer(t *testing.T) *server {
 		script(conn, s.URL)
 	})
 	mux.HandleFunc("GET /api/app/sessions", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(qrauth.HeaderSignature) == "" {
+		if r.Header.Get(wire.HeaderSignature) == "" {
 			w.WriteHeader(401)
 			return
 		}
@@ -113,41 +114,41 @@ func (s *server) room(t *testing.T, mode string, warning string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.script = func(conn *websocket.Conn, origin string) {
-		var join qrauth.AppFrame
-		if err := conn.ReadJSON(&join); err != nil || join.Type != qrauth.MsgJoin || join.PSK != testPSK {
+		var join wire.AppFrame
+		if err := conn.ReadJSON(&join); err != nil || join.Type != wire.MsgJoin || join.PSK != testPSK {
 			t.Errorf("join = %+v, %v", join, err)
 			return
 		}
 		known := false
-		conn.WriteJSON(&qrauth.ServerMessage{
-			Type: qrauth.MsgChallenge, Mode: mode, Room: "r1", Nonce: "n1", Origin: origin,
-			Context: &qrauth.BrowserContext{IP: "203.0.113.7", Place: "Zurich, CH", Browser: "Firefox 140",
+		conn.WriteJSON(&wire.ServerMessage{
+			Type: wire.MsgChallenge, Mode: mode, Room: "r1", Nonce: "n1", Origin: origin,
+			Context: &wire.BrowserContext{IP: "203.0.113.7", Place: "Zurich, CH", Browser: "Firefox 140",
 				OS: "Linux", Origin: origin, UserAgent: "Mozilla/5.0 \x1b[2J", Time: time.Unix(1748772000, 0)},
-			Proximity:    &qrauth.Proximity{SameNetwork: warning == "", AppIP: "198.51.100.2", Warning: warning},
+			Proximity:    &wire.Proximity{SameNetwork: warning == "", AppIP: "198.51.100.2", Warning: warning},
 			KnownAddress: &known,
-			Account:      &qrauth.AccountInfo{Name: "Alice\x1b[31m"},
+			Account:      &wire.AccountInfo{Name: "Alice\x1b[31m"},
 		})
-		var dec qrauth.AppFrame
+		var dec wire.AppFrame
 		if err := conn.ReadJSON(&dec); err != nil {
 			return
 		}
 		s.mu.Lock()
 		s.decision = &dec
 		s.mu.Unlock()
-		result := map[string]string{qrauth.ModeLogin: "signed_in", qrauth.ModeSignUp: "signed_up", qrauth.ModeLink: "linked"}[mode]
-		if dec.Decision == qrauth.DecisionDeny {
+		result := map[string]string{wire.ModeLogin: "signed_in", wire.ModeSignUp: "signed_up", wire.ModeLink: "linked"}[mode]
+		if dec.Decision == wire.DecisionDeny {
 			result = "denied"
-		} else if mode == qrauth.ModeSignUp && dec.Profile == nil {
-			conn.WriteJSON(&qrauth.ServerMessage{Type: qrauth.MsgNeedsForm})
+		} else if mode == wire.ModeSignUp && dec.Profile == nil {
+			conn.WriteJSON(&wire.ServerMessage{Type: wire.MsgNeedsForm})
 		}
-		conn.WriteJSON(&qrauth.ServerMessage{Type: qrauth.MsgDone, Result: result, UserID: "u_1",
-			Device: &qrauth.DeviceInfo{ID: join.DeviceID, Name: dec.DeviceName}})
+		conn.WriteJSON(&wire.ServerMessage{Type: wire.MsgDone, Result: result, UserID: "u_1",
+			Device: &wire.DeviceInfo{ID: join.DeviceID, Name: dec.DeviceName}})
 		conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
 	}
 }
 
 // lastDecision returns the decision frame the server got.
-func (s *server) lastDecision() *qrauth.AppFrame {
+func (s *server) lastDecision() *wire.AppFrame {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.decision
@@ -262,10 +263,10 @@ func TestRunInit(t *testing.T) {
 func TestRunScan(t *testing.T) {
 	s := newServer(t)
 	state := initDevice(t, s)
-	url := s.URL + "/q/" + testPSK
+	url := s.URL + wire.Prefix(wire.PathScan) + testPSK
 
 	t.Run("Approve", func(t *testing.T) {
-		s.room(t, qrauth.ModeLogin, "")
+		s.room(t, wire.ModeLogin, "")
 		r := runApp(t, "", "scan", url, "--approve", "--state", state)
 		if r.code != exitOK || !strings.Contains(r.stdout, "signed in") {
 			t.Fatalf("scan = %+v", r)
@@ -281,7 +282,7 @@ func TestRunScan(t *testing.T) {
 	})
 
 	t.Run("PromptYes", func(t *testing.T) {
-		s.room(t, qrauth.ModeLogin, "The browser is in another country.")
+		s.room(t, wire.ModeLogin, "The browser is in another country.")
 		r := runApp(t, "y\n", "scan", "--state", state, url)
 		if r.code != exitOK || !strings.Contains(r.stdout, "Approve? [y/N]") || !strings.Contains(r.stdout, "!!! WARNING: The browser is in another country.") {
 			t.Fatalf("scan = %+v", r)
@@ -289,22 +290,22 @@ func TestRunScan(t *testing.T) {
 	})
 
 	t.Run("PromptDefaultNo", func(t *testing.T) {
-		s.room(t, qrauth.ModeLogin, "")
+		s.room(t, wire.ModeLogin, "")
 		r := runApp(t, "", "scan", url, "--state", state)
-		if r.code != exitDenied || !strings.Contains(r.stdout, "Denied") || s.lastDecision().Decision != qrauth.DecisionDeny {
+		if r.code != exitDenied || !strings.Contains(r.stdout, "Denied") || s.lastDecision().Decision != wire.DecisionDeny {
 			t.Fatalf("scan = %+v", r)
 		}
 	})
 
 	t.Run("Deny", func(t *testing.T) {
-		s.room(t, qrauth.ModeLogin, "")
+		s.room(t, wire.ModeLogin, "")
 		if r := runApp(t, "", "scan", url, "--deny", "--state", state); r.code != exitDenied {
 			t.Fatalf("scan = %+v", r)
 		}
 	})
 
 	t.Run("SignUpWithProfile", func(t *testing.T) {
-		s.room(t, qrauth.ModeSignUp, "")
+		s.room(t, wire.ModeSignUp, "")
 		r := runApp(t, "", "scan", url, "--approve", "--name", "Alice", "--email", "alice@example.com", "--state", state)
 		if r.code != exitOK || !strings.Contains(r.stdout, "account created") || !strings.Contains(r.stdout, `"Pixel 8"`) {
 			t.Fatalf("scan = %+v", r)
@@ -315,7 +316,7 @@ func TestRunScan(t *testing.T) {
 	})
 
 	t.Run("SignUpFormInBrowser", func(t *testing.T) {
-		s.room(t, qrauth.ModeSignUp, "")
+		s.room(t, wire.ModeSignUp, "")
 		r := runApp(t, "", "scan", url, "--approve", "--state", state)
 		if r.code != exitOK || !strings.Contains(r.stdout, "Fill in the sign-up form") {
 			t.Fatalf("scan = %+v", r)
@@ -323,7 +324,7 @@ func TestRunScan(t *testing.T) {
 	})
 
 	t.Run("PictureFile", func(t *testing.T) {
-		s.room(t, qrauth.ModeLogin, "")
+		s.room(t, wire.ModeLogin, "")
 		png := filepath.Join(t.TempDir(), "qr.png")
 		if err := qrcode.WriteFile(url, qrcode.Medium, 256, png); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/qrauth/qrauth/internal/testutil"
 	qrserver "github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 )
 
 const offlineToken = "cli-test-relying-site-token-0123456789abcdef"
@@ -85,11 +86,11 @@ func (s *offlineServer) api(method, path string, body any) map[string]any {
 func (s *offlineServer) loginURL() (string, func()) {
 	s.t.Helper()
 	h := http.Header{"Origin": {s.URL}, "Cookie": {"qrauth_bind=" + issuedBind(s.t, s.URL)}}
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/ws/browser", h)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+wire.PathBrowserSocket, h)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		s.t.Fatal(err)
 	}
@@ -143,8 +144,8 @@ func TestRunOffline(t *testing.T) {
 	}
 
 	ctxText := "Pay CHF 42.00 to Muster AG\nRef 2025-06"
-	sessPIN := srv.api("POST", "/api/offline/sessions", map[string]any{"email": "ada@example.com", "method": "OFFLINE_PIN", "context": ctxText})
-	sessDev := srv.api("POST", "/api/offline/sessions", map[string]any{"email": "ada@example.com", "method": "OFFLINE_DEVICE", "context": "Sign in"})
+	sessPIN := srv.api("POST", wire.PathOfflineSessions, map[string]any{"email": "ada@example.com", "method": "OFFLINE_PIN", "context": ctxText})
+	sessDev := srv.api("POST", wire.PathOfflineSessions, map[string]any{"email": "ada@example.com", "method": "OFFLINE_DEVICE", "context": "Sign in"})
 	png := writePNG(t, sessPIN["qr"].(string))
 
 	// No network: the server is gone, and the phone is given no device
@@ -186,15 +187,15 @@ func TestRunOffline(t *testing.T) {
 
 	// Back online (a new process on the same data): the codes verify.
 	srv = startOfflineServer(t, srv.dbPath, key)
-	if v := srv.api("POST", "/api/offline/sessions/"+sessPIN["id"].(string)+"/verify", map[string]any{"otp": pinCode}); v["result"] != "success" {
+	if v := srv.api("POST", wire.Path(wire.PathOfflineSessionVerify, sessPIN["id"].(string)), map[string]any{"otp": pinCode}); v["result"] != "success" {
 		t.Fatalf("verify PIN code: %v", v)
 	}
-	if v := srv.api("POST", "/api/offline/sessions/"+sessDev["id"].(string)+"/verify", map[string]any{"otp": devCode}); v["result"] != "success" {
+	if v := srv.api("POST", wire.Path(wire.PathOfflineSessionVerify, sessDev["id"].(string)), map[string]any{"otp": devCode}); v["result"] != "success" {
 		t.Fatalf("verify device code: %v", v)
 	}
 
 	// Online transaction approval through scan.
-	tx := srv.api("POST", "/api/approvals", map[string]any{"email": "ada@example.com", "text": "Pay CHF 1'000 to Bob"})
+	tx := srv.api("POST", wire.PathApprovals, map[string]any{"email": "ada@example.com", "text": "Pay CHF 1'000 to Bob"})
 	// The device state names the old origin; point it at the new server.
 	d, _ := appclient.Load(state)
 	d.Server, d.Origin = srv.URL, srv.URL
@@ -205,10 +206,10 @@ func TestRunOffline(t *testing.T) {
 	if r.code != exitOK || !strings.Contains(r.stdout, "Pay CHF 1'000 to Bob") || !strings.Contains(r.stdout, "Approved") {
 		t.Fatalf("approve: %+v", r)
 	}
-	if v := srv.api("GET", "/api/approvals/"+tx["id"].(string), nil); v["status"] != "approved" {
+	if v := srv.api("GET", wire.Prefix(wire.PathApproval)+tx["id"].(string), nil); v["status"] != "approved" {
 		t.Fatalf("status %v", v)
 	}
-	tx = srv.api("POST", "/api/approvals", map[string]any{"email": "ada@example.com", "text": "Pay CHF 9'999 to Mallory"})
+	tx = srv.api("POST", wire.PathApprovals, map[string]any{"email": "ada@example.com", "text": "Pay CHF 9'999 to Mallory"})
 	if r := runApp(t, "", "scan", tx["url"].(string), "--deny", "--state", state); r.code != exitDenied {
 		t.Fatalf("deny: %+v", r)
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // holdPlan is one client's share of a hold run. A client process reads it
@@ -235,7 +235,7 @@ func (w *holdWorker) room(ctx context.Context, i int, sem chan struct{}, opening
 		fail(handshakeError(resp, err))
 		return
 	}
-	m, err := expect(ws, time.Now().Add(w.plan.Timeout), qrauth.MsgQR)
+	m, err := expect(ws, time.Now().Add(w.plan.Timeout), wire.MsgQR)
 	if err != nil {
 		ws.Close()
 		fail(err)
@@ -277,7 +277,7 @@ func (w *holdWorker) room(ctx context.Context, i int, sem chan struct{}, opening
 			if !stopping {
 				w.dropped.Add(1)
 				kind := errKind(err)
-				if last == qrauth.MsgExpired || last == qrauth.MsgReconnect {
+				if last == wire.MsgExpired || last == wire.MsgReconnect {
 					kind = last
 				}
 				w.errs.add("dropped:"+kind, err)
@@ -286,13 +286,13 @@ func (w *holdWorker) room(ctx context.Context, i int, sem chan struct{}, opening
 			break
 		}
 		last = typ
-		if typ == qrauth.MsgQR {
+		if typ == wire.MsgQR {
 			w.rotations.Add(1)
 			if !rotated {
 				rotated = true
 				w.rotated.Add(1)
 			}
-		} else if typ == qrauth.MsgError && reason != "" {
+		} else if typ == wire.MsgError && reason != "" {
 			last = reason
 		}
 	}
@@ -319,7 +319,7 @@ func nextType(ws *websocket.Conn) (typ, reason string, err error) {
 	n, _ := io.ReadFull(r, head[:])
 	if bytes.HasPrefix(head[:n], qrPrefix) {
 		_, err := io.Copy(io.Discard, r)
-		return qrauth.MsgQR, "", err
+		return wire.MsgQR, "", err
 	}
 	rest, err := io.ReadAll(io.LimitReader(r, 1<<16))
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // LoginResult is the outcome of a login run.
@@ -114,7 +115,7 @@ func (l *loginRunner) openRoom(ctx context.Context) (ws *websocket.Conn, bind st
 	if err != nil {
 		return nil, "", nil, handshakeError(resp, err)
 	}
-	qr, err = expect(ws, time.Now().Add(l.stepLimit), qrauth.MsgQR)
+	qr, err = expect(ws, time.Now().Add(l.stepLimit), wire.MsgQR)
 	if err != nil {
 		ws.Close()
 		return nil, "", nil, err
@@ -125,7 +126,7 @@ func (l *loginRunner) openRoom(ctx context.Context) (ws *websocket.Conn, bind st
 // exchange is the browser trading its ticket for a session.
 func (l *loginRunner) exchange(ctx context.Context, bind, ticket string) error {
 	body, _ := json.Marshal(map[string]string{"ticket": ticket})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.t.URL+"/api/session", strings.NewReader(string(body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.t.URL+wire.PathSession, strings.NewReader(string(body)))
 	if err != nil {
 		return err
 	}
@@ -170,10 +171,10 @@ func (l *loginRunner) signUp(ctx context.Context, d *appclient.Device) (qrauth.U
 		return "", &stageError{"join", err}
 	}
 	defer scan.Close()
-	if scan.Challenge.Mode != qrauth.ModeSignUp {
+	if scan.Challenge.Mode != wire.ModeSignUp {
 		return "", &stageError{"join", &qrauth.Error{Code: qrauth.ECONFLICT, Reason: "mode_" + scan.Challenge.Mode, Message: "a fresh phone was not asked to sign up"}}
 	}
-	if _, err := expect(ws, time.Now().Add(l.stepLimit), qrauth.MsgScanned); err != nil {
+	if _, err := expect(ws, time.Now().Add(l.stepLimit), wire.MsgScanned); err != nil {
 		return "", &stageError{"scanned", err}
 	}
 	done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &qrauth.Profile{Name: d.Name}})
@@ -183,7 +184,7 @@ func (l *loginRunner) signUp(ctx context.Context, d *appclient.Device) (qrauth.U
 	if done.Result != "signed_up" || done.UserID == "" {
 		return "", &stageError{"approve", &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "result_" + done.Result, Message: "sign-up not done"}}
 	}
-	m, err := expect(ws, time.Now().Add(l.stepLimit), qrauth.MsgApproved)
+	m, err := expect(ws, time.Now().Add(l.stepLimit), wire.MsgApproved)
 	if err != nil {
 		return "", &stageError{"approved", err}
 	}
@@ -218,10 +219,10 @@ func (l *loginRunner) signIn(ctx context.Context, d *appclient.Device, sessionMa
 	}
 	defer scan.Close()
 	tJoined := time.Now()
-	if scan.Challenge.Mode != qrauth.ModeLogin {
+	if scan.Challenge.Mode != wire.ModeLogin {
 		return tm, &stageError{"join", &qrauth.Error{Code: qrauth.ECONFLICT, Reason: "mode_" + scan.Challenge.Mode, Message: "a registered phone was not asked to sign in"}}
 	}
-	if _, err := expect(ws, time.Now().Add(l.stepLimit), qrauth.MsgScanned); err != nil {
+	if _, err := expect(ws, time.Now().Add(l.stepLimit), wire.MsgScanned); err != nil {
 		return tm, &stageError{"scanned", err}
 	}
 
@@ -236,7 +237,7 @@ func (l *loginRunner) signIn(ctx context.Context, d *appclient.Device, sessionMa
 		}
 		appDone <- err
 	}()
-	m, err := expect(ws, time.Now().Add(l.stepLimit), qrauth.MsgApproved)
+	m, err := expect(ws, time.Now().Add(l.stepLimit), wire.MsgApproved)
 	if err != nil {
 		cancel()
 		<-appDone

@@ -18,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
@@ -137,7 +137,7 @@ func openTargets(ctx context.Context, o *options, roomTTL time.Duration) (ts []*
 func (t *target) discover(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.URL+"/.well-known/qrauth", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.URL+wire.PathDiscovery, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("discovery of %s: %w", t.URL, err)
@@ -146,7 +146,7 @@ func (t *target) discover(ctx context.Context, timeout time.Duration) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("discovery of %s: %s", t.URL, resp.Status)
 	}
-	var d qrauth.Discovery
+	var d wire.Discovery
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&d); err != nil {
 		return fmt.Errorf("discovery of %s: %w", t.URL, err)
 	}
@@ -156,11 +156,11 @@ func (t *target) discover(ctx context.Context, timeout time.Duration) error {
 	}
 	t.Origin, t.PhoneSalt = d.Origin, salt
 	ws := "ws" + strings.TrimPrefix(t.URL, "http")
-	t.BrowserSocket, t.AppSocket = ws+"/ws/browser", ws+"/ws/app"
+	t.BrowserSocket, t.AppSocket = ws+wire.PathBrowserSocket, ws+wire.PathAppSocket
 	// The server accepts only bind cookies it issued: take one from the
 	// login page, as a browser does. One serves every simulated browser
 	// (tickets are then bound to it; each is still exchanged once).
-	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, t.URL+"/", nil)
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, t.URL+wire.PathLogin, nil)
 	page, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("login page of %s: %w", t.URL, err)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // maxSourceIPs bounds --source-ips.
@@ -228,7 +229,7 @@ func errKind(err error) string {
 		}
 		return qe.Code
 	case errors.As(err, &ce):
-		if ce.Code >= 4000 && ce.Code <= 4999 && ce.Text != "" && len(ce.Text) <= 64 {
+		if wire.IsErrorClose(ce.Code) && ce.Text != "" && len(ce.Text) <= 64 {
 			return ce.Text
 		}
 		return "close_" + strconv.Itoa(ce.Code)
@@ -317,7 +318,7 @@ func readMsg(ws *websocket.Conn, deadline time.Time) (*wireMsg, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, &qrauth.Error{Code: qrauth.EINVALID, Reason: "malformed_message", Message: err.Error()}
 	}
-	if m.Type == qrauth.MsgError {
+	if m.Type == wire.MsgError {
 		return nil, &qrauth.Error{Code: m.Code, Reason: m.Reason, Message: m.Message}
 	}
 	return &m, nil

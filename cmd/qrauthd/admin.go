@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // adminCommand is one `qrauthd admin NAME ...` command. Flows register
@@ -166,7 +167,7 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		var page struct {
 			Users []adminUserRow `json:"users"`
 		}
-		if err := cl.do(ctx, "GET", "/admin/api/users?limit=1000&after="+after, nil, &page); err != nil {
+		if err := cl.do(ctx, "GET", wire.PathAdminUsers+"?limit=1000&after="+after, nil, &page); err != nil {
 			return err
 		}
 		for _, u := range page.Users {
@@ -215,7 +216,7 @@ func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Write
 		return errUsage
 	}
 	var v json.RawMessage
-	if err := cl.do(ctx, "GET", "/admin/api/users/"+args[0], nil, &v); err != nil {
+	if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminUser, args[0]), nil, &v); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -235,7 +236,7 @@ func adminRoles(ctx context.Context, cl *adminClient, args []string, out io.Writ
 	var v struct {
 		User adminUserRow `json:"user"`
 	}
-	if err := cl.do(ctx, "PUT", "/admin/api/users/"+args[0]+"/roles", map[string]any{"roles": roles}, &v); err != nil {
+	if err := cl.do(ctx, "PUT", wire.Path(wire.PathAdminUserRoles, args[0]), map[string]any{"roles": roles}, &v); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "%s now has roles %v\n", v.User.ID, v.User.Roles)
@@ -257,7 +258,7 @@ func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		var page struct {
 			Events []qrauth.AuditEvent `json:"events"`
 		}
-		if err := cl.do(ctx, "GET", fmt.Sprintf("/admin/api/audit?after=%d%s", after, q), nil, &page); err != nil {
+		if err := cl.do(ctx, "GET", fmt.Sprintf("%s?after=%d%s", wire.PathAdminAudit, after, q), nil, &page); err != nil {
 			return err
 		}
 		for _, e := range page.Events {

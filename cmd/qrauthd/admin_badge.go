@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/atomicfile"
+	"github.com/qrauth/qrauth/wire"
 )
 
 func init() {
@@ -49,7 +50,7 @@ func adminBadge(ctx context.Context, cl *adminClient, args []string, out io.Writ
 			User   struct{ Name string } `json:"user"`
 			Badges []adminBadgeRow       `json:"badges"`
 		}
-		if err := cl.do(ctx, "GET", "/admin/api/badge/users/"+args[1], nil, &v); err != nil {
+		if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminBadgeUser, args[1]), nil, &v); err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
@@ -66,7 +67,7 @@ func adminBadge(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		var v struct {
 			Badge adminBadgeRow `json:"badge"`
 		}
-		if err := cl.do(ctx, "POST", "/admin/api/badge/badges/"+args[1]+"/revoke", nil, &v); err != nil {
+		if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminBadgeRevoke, args[1]), nil, &v); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "badge %s revoked; it no longer signs anyone in\n", v.Badge.ID)
@@ -98,7 +99,7 @@ func adminBadgeIssue(ctx context.Context, cl *adminClient, args []string, out io
 		PNG   []byte        `json:"png"`
 		PDF   []byte        `json:"pdf"`
 	}
-	if err := cl.do(ctx, "POST", "/admin/api/badge/users/"+user, map[string]string{"kind": kind, "expires": *expires}, &v); err != nil {
+	if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminBadgeUser, user), map[string]string{"kind": kind, "expires": *expires}, &v); err != nil {
 		return err
 	}
 	if v.Badge.ID == "" || len(v.PDF) == 0 || len(v.PNG) == 0 {

@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/qrauth/qrauth/wire"
 )
 
 func init() {
@@ -43,7 +44,7 @@ func adminOATH(ctx context.Context, cl *adminClient, args []string, out io.Write
 	if len(args) != 2 || args[1] == "" {
 		return errUsage
 	}
-	path := "/admin/api/oath/" + url.PathEscape(args[1])
+	path := wire.Path(wire.PathAdminOATH, args[1])
 	var v struct {
 		Account *adminOATHAccount `json:"account"`
 	}
@@ -59,7 +60,7 @@ func adminOATH(ctx context.Context, cl *adminClient, args []string, out io.Write
 		}
 		fmt.Fprintf(out, "deleted the authenticator of %s\n", args[1])
 	case "unlock":
-		if err := cl.do(ctx, "POST", path+"/unlock", nil, &v); err != nil {
+		if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminOATHUnlock, args[1]), nil, &v); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "unlocked the authenticator of %s\n", args[1])
@@ -70,7 +71,7 @@ func adminOATH(ctx context.Context, cl *adminClient, args []string, out io.Write
 			Hex     string `json:"hex"`
 			TokenID string `json:"token_id"`
 		}
-		if err := cl.do(ctx, "POST", path+"/secret", nil, &k); err != nil {
+		if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminOATHSecret, args[1]), nil, &k); err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
@@ -83,7 +84,7 @@ func adminOATH(ctx context.Context, cl *adminClient, args []string, out io.Write
 			TokenID string `json:"token_id"`
 			Reused  bool   `json:"reused"`
 		}
-		if err := cl.do(ctx, "POST", path+"/letter", nil, &l); err != nil {
+		if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminOATHLetter, args[1]), nil, &l); err != nil {
 			return err
 		}
 		what := "a new token"

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"text/tabwriter"
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 func init() {
@@ -35,7 +35,7 @@ func adminOffline(ctx context.Context, cl *adminClient, args []string, out io.Wr
 	var v struct {
 		Methods []adminOfflineMethod `json:"methods"`
 	}
-	if err := cl.do(ctx, "GET", "/admin/api/offline/users/"+url.PathEscape(args[0]), nil, &v); err != nil {
+	if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminOfflineUser, args[0]), nil, &v); err != nil {
 		return err
 	}
 	if len(v.Methods) == 0 {
@@ -70,7 +70,7 @@ func adminOfflineUnlock(ctx context.Context, cl *adminClient, args []string, out
 	var v struct {
 		Method adminOfflineMethod `json:"method"`
 	}
-	if err := cl.do(ctx, "POST", "/admin/api/offline/users/"+url.PathEscape(args[0])+"/unlock",
+	if err := cl.do(ctx, "POST", wire.Path(wire.PathAdminOfflineUserUnlock, args[0]),
 		map[string]any{"device_id": args[1], "method": m}, &v); err != nil {
 		return err
 	}

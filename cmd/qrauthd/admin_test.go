@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // signUp creates an account through the protocol: a raw browser socket
@@ -21,12 +22,12 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+"/ws/browser", h)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+wire.PathBrowserSocket, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	}
 	defer scan.Close()
 	done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &qrauth.Profile{Name: name}})
-	if err != nil || done.Result != qrauth.ResultSignedUp {
+	if err != nil || done.Result != wire.ResultSignedUp {
 		t.Fatalf("sign-up: %+v %v", done, err)
 	}
 	return done.UserID
@@ -80,7 +81,7 @@ func TestAdminCommands(t *testing.T) {
 		t.Fatalf("unknown command: %d", code)
 	}
 	// The admin API over TCP needs a session with the role.
-	resp, err := http.Get(m.Server.Origin() + "/admin/api/users")
+	resp, err := http.Get(m.Server.Origin() + wire.PathAdminUsers)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -238,7 +239,7 @@ func TestBrowserBadge(t *testing.T) {
 
 	// The login page links to the badge page.
 	if err := chromedp.Run(ctx,
-		chromedp.Navigate(origin+"/"),
+		chromedp.Navigate(origin+wire.PathLogin),
 		chromedp.WaitVisible(`#other-ways a[href="/badge"]`, chromedp.ByQuery),
 		chromedp.Click(`#other-ways a[href="/badge"]`, chromedp.ByQuery),
 	); err != nil {
@@ -302,7 +303,7 @@ func TestBrowserBadge(t *testing.T) {
 		chromedp.Evaluate(`fetch('/api/logout', {method: 'POST'}).then(r => r.status)`, &status, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
 			return p.WithAwaitPromise(true)
 		}),
-		chromedp.Navigate(origin+"/badge"),
+		chromedp.Navigate(origin+wire.PathBadge),
 	); err != nil || status != 204 {
 		t.Fatalf("sign out: %d %v", status, err)
 	}
@@ -325,7 +326,7 @@ func TestBrowserBadge(t *testing.T) {
 func TestBrowserBadgeNoCamera(t *testing.T) {
 	m := badgeRunMain(t)
 	ctx, problems := newChromium(t)
-	if err := chromedp.Run(ctx, chromedp.Navigate(m.Server.Origin()+"/badge")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(m.Server.Origin()+wire.PathBadge)); err != nil {
 		t.Fatal(err)
 	}
 	badgeWaitState(t, ctx, "start")

@@ -3,13 +3,15 @@ package main
 import (
 	"net/http"
 	"testing"
+
+	"github.com/qrauth/qrauth/wire"
 )
 
 // issuedBind loads the login page of origin and returns the bind cookie
 // it issued: the server accepts only bind values it issued itself.
 func issuedBind(tb testing.TB, origin string) string {
 	tb.Helper()
-	resp, err := http.Get(origin + "/")
+	resp, err := http.Get(origin + wire.PathLogin)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // MustRunMain runs the real program on a loopback port over a bbolt file
@@ -201,7 +201,7 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, ctx, "waiting")
@@ -216,7 +216,7 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ch := scan.Challenge; ch.Mode != qrauth.ModeSignUp || ch.Context.Browser == "" || ch.Context.IP != "127.0.0.1" {
+	if ch := scan.Challenge; ch.Mode != wire.ModeSignUp || ch.Context.Browser == "" || ch.Context.IP != "127.0.0.1" {
 		t.Fatalf("challenge %+v", ch)
 	}
 	waitState(t, ctx, "scanned")
@@ -224,7 +224,7 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Type != qrauth.MsgNeedsForm {
+	if res.Type != wire.MsgNeedsForm {
 		t.Fatalf("approve: %+v", res)
 	}
 	waitState(t, ctx, "signup")
@@ -263,7 +263,7 @@ func TestBrowserSignUpAndSignIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer scan.Close()
-	if ch := scan.Challenge; ch.Mode != qrauth.ModeLogin || ch.Account.Name != "Ada Lovelace" || ch.KnownAddress == nil || !*ch.KnownAddress {
+	if ch := scan.Challenge; ch.Mode != wire.ModeLogin || ch.Account.Name != "Ada Lovelace" || ch.KnownAddress == nil || !*ch.KnownAddress {
 		t.Fatalf("challenge %+v", ch)
 	}
 	if res, err := scan.Approve(ctx, appclient.ApproveOptions{}); err != nil || res.Result != "signed_in" {

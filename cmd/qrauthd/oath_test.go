@@ -25,6 +25,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // oathRunMain runs the real program with OATH on, a master key in a key
@@ -118,10 +119,10 @@ func oathScanPage(t *testing.T, ctx context.Context, dev *appclient.Device, want
 		t.Fatalf("mode %s, want %s", scan.Challenge.Mode, wantMode)
 	}
 	opts := appclient.ApproveOptions{}
-	if wantMode == qrauth.ModeSignUp {
+	if wantMode == wire.ModeSignUp {
 		opts.Profile = &qrauth.Profile{Name: "Ada Lovelace", Email: "ada@example.com"}
 	}
-	if res, err := scan.Approve(ctx, opts); err != nil || res.Type != qrauth.MsgDone {
+	if res, err := scan.Approve(ctx, opts); err != nil || res.Type != wire.MsgDone {
 		t.Fatalf("approve: %+v %v", res, err)
 	}
 }
@@ -140,10 +141,10 @@ func TestOATHBrowserEnrolAndSignIn(t *testing.T) {
 	}
 	scanPage := func(mode string) { oathScanPage(t, ctx, dev, mode) }
 
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
-	scanPage(qrauth.ModeSignUp)
+	scanPage(wire.ModeSignUp)
 
 	// Enrol from the account page.
 	if err := chromedp.Run(ctx,
@@ -181,7 +182,7 @@ func TestOATHBrowserEnrolAndSignIn(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Click("#logout", chromedp.ByQuery)); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
 		t.Fatal(err)
 	}
-	scanPage(qrauth.ModeLogin)
+	scanPage(wire.ModeLogin)
 	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#verify[data-state="verify"]`, chromedp.ByQuery)); err != nil {
 		t.Fatalf("verify page: %v", err)
 	}
@@ -222,10 +223,10 @@ func TestOATHBrowserRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
-	oathScanPage(t, ctx, dev, qrauth.ModeSignUp)
+	oathScanPage(t, ctx, dev, wire.ModeSignUp)
 	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#verify[data-state="enrol"]`, chromedp.ByQuery)); err != nil {
 		t.Fatalf("verify page: %v", err)
 	}

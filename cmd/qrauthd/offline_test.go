@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 const offlineTestToken = "qrauthd-test-relying-site-token-0123456789"
@@ -38,12 +39,12 @@ func offlineSignUp(t *testing.T, origin string, profile qrauth.Profile) *appclie
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+"/ws/browser", h)
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+wire.PathBrowserSocket, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Close()
-	var qr qrauth.ServerMessage
+	var qr wire.ServerMessage
 	if err := ws.ReadJSON(&qr); err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func offlineSignUp(t *testing.T, origin string, profile qrauth.Profile) *appclie
 		t.Fatal(err)
 	}
 	defer scan.Close()
-	if done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &profile}); err != nil || done.Result != qrauth.ResultSignedUp {
+	if done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &profile}); err != nil || done.Result != wire.ResultSignedUp {
 		t.Fatalf("sign-up: %+v %v", done, err)
 	}
 	return dev
@@ -106,7 +107,7 @@ func TestBrowserOfflineSignIn(t *testing.T) {
 	keys.Put(*k)
 
 	ctx, problems := newChromium(t)
-	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
 		t.Fatal(err)
 	}
 	// The link navigates; its own bookkeeping may be cut short.
@@ -186,7 +187,7 @@ func TestBrowserApprovalPage(t *testing.T) {
 	ctx, problems := newChromium(t)
 
 	text := "Pay CHF 250.00 to Muster AG\nIBAN CH93 0076 2011 6238 5295 7"
-	sess := offlineAPI(t, origin, "POST", "/api/offline/sessions", map[string]any{"email": "ada@example.com", "method": "OFFLINE_DEVICE", "context": text})
+	sess := offlineAPI(t, origin, "POST", wire.PathOfflineSessions, map[string]any{"email": "ada@example.com", "method": "OFFLINE_DEVICE", "context": text})
 	var shown string
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate(sess["page_url"].(string)),
@@ -214,12 +215,12 @@ func TestBrowserApprovalPage(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	if v := offlineAPI(t, origin, "GET", "/api/offline/sessions/"+sess["id"].(string), nil); v["status"] != "succeeded" {
+	if v := offlineAPI(t, origin, "GET", wire.Prefix(wire.PathOfflineSession)+sess["id"].(string), nil); v["status"] != "succeeded" {
 		t.Fatalf("relying site sees %v", v["status"])
 	}
 
 	// Online: the page waits for the phone's signed decision.
-	tx := offlineAPI(t, origin, "POST", "/api/approvals", map[string]any{"email": "ada@example.com", "text": "Close account 42"})
+	tx := offlineAPI(t, origin, "POST", wire.PathApprovals, map[string]any{"email": "ada@example.com", "text": "Close account 42"})
 	if err := chromedp.Run(ctx,
 		chromedp.Navigate("about:blank"), // the same page with another fragment would not load again
 		chromedp.Navigate(tx["page_url"].(string)),
@@ -304,8 +305,8 @@ func TestAdminOfflineCommands(t *testing.T) {
 	}
 	// Three wrong codes lock the PIN method.
 	for range 3 {
-		s := offlineAPI(t, origin, "POST", "/api/offline/sessions", map[string]any{"user_id": uid, "method": "OFFLINE_PIN", "context": "x"})
-		offlineAPI(t, origin, "POST", "/api/offline/sessions/"+s["id"].(string)+"/verify", map[string]any{"otp": "000000"})
+		s := offlineAPI(t, origin, "POST", wire.PathOfflineSessions, map[string]any{"user_id": uid, "method": "OFFLINE_PIN", "context": "x"})
+		offlineAPI(t, origin, "POST", wire.Path(wire.PathOfflineSessionVerify, s["id"].(string)), map[string]any{"otp": "000000"})
 	}
 	if code, out, errOut := admin("offline", uid); code != 0 || !strings.Contains(out, "LOCKED") || !strings.Contains(out, "Pixel 8") {
 		t.Fatalf("offline: %d %q %q", code, out, errOut)

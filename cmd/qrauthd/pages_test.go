@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // chromiumSignIn gives the tab a session of uid, made in the store as a
@@ -57,11 +58,11 @@ func TestBrowserPagesAnonymous(t *testing.T) {
 	ctx, problems := newChromium(t)
 	w := watchOf(t, ctx)
 	for _, p := range []struct{ path, ready string }{
-		{"/", `#login[data-state="waiting"]`},
-		{"/badge", `#badge[data-state="start"]`},
-		{"/offline", `#offline[data-state="identify"]`},
-		{"/q/" + strings.Repeat("A", 43), `#scan`},
-		{"/t/" + strings.Repeat("A", 43), `#tx-scan`},
+		{wire.PathLogin, `#login[data-state="waiting"]`},
+		{wire.PathBadge, `#badge[data-state="start"]`},
+		{wire.PathOffline, `#offline[data-state="identify"]`},
+		{wire.Prefix(wire.PathScan) + strings.Repeat("A", 43), `#scan`},
+		{wire.Prefix(wire.PathTransactionScan) + strings.Repeat("A", 43), `#tx-scan`},
 	} {
 		visit(t, ctx, origin+p.path, p.ready)
 		w.Check()
@@ -71,7 +72,7 @@ func TestBrowserPagesAnonymous(t *testing.T) {
 	}
 	var lead string
 	if err := chromedp.Run(ctx, chromedp.Text("#tx-scan .lead", &lead, chromedp.ByQuery)); err != nil || !strings.Contains(lead, "transaction approval") || strings.Contains(lead, "sign-in code") {
-		t.Errorf("/t/ page says %q (%v)", lead, err)
+		t.Errorf(wire.Prefix(wire.PathTransactionScan)+" page says %q (%v)", lead, err)
 	}
 
 	// An unknown address: the HTML page, and its own 404 is the only error.
@@ -115,13 +116,13 @@ func TestBrowserAdminAndAccount(t *testing.T) {
 	w := watchOf(t, ctx)
 	sid := chromiumSignIn(t, ctx, m, uid)
 
-	visit(t, ctx, origin+"/account", `#account[data-state="ready"]`)
+	visit(t, ctx, origin+wire.PathAccount, `#account[data-state="ready"]`)
 	w.Check()
 
 	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatal(err)
 	}
-	visit(t, ctx, origin+"/admin", `#admin[data-state="ready"]`)
+	visit(t, ctx, origin+wire.PathAdmin, `#admin[data-state="ready"]`)
 	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#users .item-actions button`, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestBrowserAdminAndAccount(t *testing.T) {
 
 	// The session ends elsewhere (here: straight in the store, as a
 	// sign-out from another browser would).
-	visit(t, ctx, origin+"/account", `#account[data-state="ready"]`)
+	visit(t, ctx, origin+wire.PathAccount, `#account[data-state="ready"]`)
 	if err := m.DB.DeleteSession(context.Background(), sid); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestBrowserAdminAndAccount(t *testing.T) {
 	w.Check()
 	// The one failed request is the check that found the session gone.
 	for _, p := range w.Problems() {
-		if !strings.Contains(p, "/api/me") || !strings.Contains(p, "401") {
+		if !strings.Contains(p, wire.PathMe) || !strings.Contains(p, "401") {
 			t.Errorf("unexpected: %s", p)
 		}
 	}
@@ -190,7 +191,7 @@ func TestBrowserVerifySaysFirstStep(t *testing.T) {
 	}
 
 	ctx, problems := newChromium(t)
-	visit(t, ctx, origin+"/offline", `#offline[data-state="identify"]`)
+	visit(t, ctx, origin+wire.PathOffline, `#offline[data-state="identify"]`)
 	if err := chromedp.Run(ctx,
 		chromedp.SendKeys("#identifier", "grace@example.com", chromedp.ByQuery),
 		chromedp.Click("#identify-submit", chromedp.ByQuery),

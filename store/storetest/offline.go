@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 func newCred(u *qrauth.User, d *qrauth.Device, m qrauth.OfflineMethod, keyID string) *qrauth.OfflineCredential {
@@ -207,7 +208,7 @@ func testOffline(t *testing.T, open opener) {
 	t.Run("Approvals", func(t *testing.T) {
 		s := open(t)
 		u, d := mustCreateUser(t, s, "alice")
-		a := &qrauth.Approval{ID: "t1", UserID: u.ID, Text: "Pay 10 CHF", TextSHA256: qrauth.TextSHA256("Pay 10 CHF"),
+		a := &qrauth.Approval{ID: "t1", UserID: u.ID, Text: "Pay 10 CHF", TextSHA256: wire.TextSHA256("Pay 10 CHF"),
 			TokenHash: qrauth.HashToken("token1"), ViewTokenHash: qrauth.HashToken("view1"),
 			State: qrauth.ApprovalPending, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
 		noError(t, s.CreateApproval(t.Context(), a))

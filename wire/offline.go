@@ -1,28 +1,18 @@
-package qrauth
+package wire
 
-import "time"
+import (
+	"time"
 
-// Paths of the phone's device-signed calls of the offline flow, below the
-// origin (see AppRequest for the signature headers).
-const (
-	// OfflineMethodsPath lists the device's methods (GET); OfflineMethodsPath
-	// "/" METHOD activates (POST) or deactivates (DELETE) one.
-	OfflineMethodsPath = "/api/app/offline"
-	// AppApprovalsPath "/" TOKEN fetches a transaction (GET) and decides
-	// it (POST a TransactionDecisionRequest).
-	AppApprovalsPath = "/api/app/approvals"
-	// TransactionQRPath is the path prefix of a transaction QR code's URL:
-	// ORIGIN/t/TOKEN.
-	TransactionQRPath = "/t/"
+	"github.com/qrauth/qrauth"
 )
 
 // OfflineActivation is the server's answer to an activation: the method
 // key, sent this once over the signed, TLS-protected call and never again.
 type OfflineActivation struct {
-	Method   OfflineMethod `json:"method"`
-	DeviceID DeviceID      `json:"device_id"`
-	UserID   UserID        `json:"user_id"`
-	Origin   string        `json:"origin"`
+	Method   qrauth.OfflineMethod `json:"method"`
+	DeviceID qrauth.DeviceID      `json:"device_id"`
+	UserID   qrauth.UserID        `json:"user_id"`
+	Origin   string               `json:"origin"`
 	// Key is the 32-byte method key, base64url without padding.
 	Key   string `json:"key"`
 	KeyID string `json:"key_id"`
@@ -36,11 +26,11 @@ type OfflineActivation struct {
 
 // OfflineMethodInfo is one of the device's methods as it lists them.
 type OfflineMethodInfo struct {
-	Method            OfflineMethod `json:"method"`
-	KeyID             string        `json:"key_id"`
-	Locked            bool          `json:"locked"`
-	RemainingAttempts int           `json:"remaining_attempts"`
-	ActivatedAt       time.Time     `json:"activated_at"`
+	Method            qrauth.OfflineMethod `json:"method"`
+	KeyID             string               `json:"key_id"`
+	Locked            bool                 `json:"locked"`
+	RemainingAttempts int                  `json:"remaining_attempts"`
+	ActivatedAt       time.Time            `json:"activated_at"`
 	// LastUsedAt is omitted while the method was never used: no answer
 	// carries Go's zero time (0001-01-01) for "never".
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
@@ -72,13 +62,13 @@ func DecodeTransactionDecisionRequest(data []byte) (*TransactionDecisionRequest,
 		if err == ErrInvalidUTF8 {
 			return nil, err
 		}
-		return nil, Errorf(EINVALID, "malformed_body", `The body must be JSON: {"decision": "approve" or "deny", "signature": "..."}.`)
+		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_body", `The body must be JSON: {"decision": "approve" or "deny", "signature": "..."}.`)
 	}
 	if r.Decision != DecisionApprove && r.Decision != DecisionDeny {
-		return nil, Errorf(EINVALID, "invalid_decision", `The decision must be "approve" or "deny".`)
+		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_decision", `The decision must be "approve" or "deny".`)
 	}
-	if !ValidToken(r.Signature, 86, 86) { // 64 bytes in base64url
-		return nil, Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature over the transaction is not valid.")
+	if !qrauth.ValidToken(r.Signature, 86, 86) { // 64 bytes in base64url
+		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "bad_signature", "The phone's signature over the transaction is not valid.")
 	}
 	return &r, nil
 }

@@ -1,17 +1,16 @@
-package qrauth
+package wire
 
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
-	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/qrauth/qrauth"
 )
 
 // ProtocolVersion is the version of the wire protocol in docs/protocol.md.
@@ -95,8 +94,8 @@ type ServerMessage struct {
 	Account      *AccountInfo    `json:"account,omitempty"`
 
 	// done
-	Result string `json:"result,omitempty"`
-	UserID UserID `json:"user_id,omitempty"`
+	Result string        `json:"result,omitempty"`
+	UserID qrauth.UserID `json:"user_id,omitempty"`
 
 	// error
 	Code    string `json:"code,omitempty"`
@@ -106,13 +105,13 @@ type ServerMessage struct {
 
 // ErrorMessageFor builds the error message for err.
 func ErrorMessageFor(err error) *ServerMessage {
-	return &ServerMessage{Type: MsgError, Code: ErrorCode(err), Reason: ErrorReason(err), Message: ErrorMessage(err)}
+	return &ServerMessage{Type: MsgError, Code: qrauth.ErrorCode(err), Reason: qrauth.ErrorReason(err), Message: qrauth.ErrorMessage(err)}
 }
 
 // DeviceInfo is what a browser or app learns about a device.
 type DeviceInfo struct {
-	ID   DeviceID `json:"id"`
-	Name string   `json:"name"`
+	ID   qrauth.DeviceID `json:"id"`
+	Name string          `json:"name"`
 }
 
 // AccountInfo is what the phone learns about the account it signs in to.
@@ -151,28 +150,28 @@ type AppFrame struct {
 	Type string `json:"type"`
 
 	// join (and Signature, PublicKey: both required in a join)
-	PSK         string   `json:"psk,omitempty"`
-	DeviceID    DeviceID `json:"device_id,omitempty"`
-	PhoneIDHash string   `json:"phone_id_hash,omitempty"`
+	PSK         string          `json:"psk,omitempty"`
+	DeviceID    qrauth.DeviceID `json:"device_id,omitempty"`
+	PhoneIDHash string          `json:"phone_id_hash,omitempty"`
 
 	// decision
-	Decision   string   `json:"decision,omitempty"`
-	Signature  string   `json:"signature,omitempty"`  // base64url, 64 bytes; join: of Join, decision: of Decision
-	PublicKey  string   `json:"public_key,omitempty"` // base64url, 32 bytes; join: required; decision: optional
-	DeviceName string   `json:"device_name,omitempty"`
-	Profile    *Profile `json:"profile,omitempty"` // signup: fill the form from the phone
+	Decision   string          `json:"decision,omitempty"`
+	Signature  string          `json:"signature,omitempty"`  // base64url, 64 bytes; join: of Join, decision: of Decision
+	PublicKey  string          `json:"public_key,omitempty"` // base64url, 32 bytes; join: required; decision: optional
+	DeviceName string          `json:"device_name,omitempty"`
+	Profile    *qrauth.Profile `json:"profile,omitempty"` // signup: fill the form from the phone
 
 	// profile
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email,omitempty"`
 }
 
-var errMalformed = Errorf(EINVALID, "malformed_frame", "The message is not valid JSON of a known shape.")
+var errMalformed = qrauth.Errorf(qrauth.EINVALID, "malformed_frame", "The message is not valid JSON of a known shape.")
 
 // ErrInvalidUTF8 refuses JSON text that is not valid UTF-8. Go's decoder
 // would silently turn such bytes (and lone surrogate escapes) into U+FFFD
 // and store the result; a client's bad text must be refused instead.
-var ErrInvalidUTF8 = Errorf(EINVALID, "invalid_utf8", "The text is not valid UTF-8.")
+var ErrInvalidUTF8 = qrauth.Errorf(qrauth.EINVALID, "invalid_utf8", "The text is not valid UTF-8.")
 
 // CheckJSONText returns ErrInvalidUTF8 if data is not valid UTF-8 or if one
 // of its strings holds a \u escape of a lone UTF-16 surrogate (which no
@@ -237,7 +236,7 @@ func CheckJSONText(data []byte) error {
 
 func decodeStrict(data []byte, v any) error {
 	if len(data) > MaxFrameSize {
-		return Errorf(EINVALID, "frame_too_large", "The message is larger than %d bytes.", MaxFrameSize)
+		return qrauth.Errorf(qrauth.EINVALID, "frame_too_large", "The message is larger than %d bytes.", MaxFrameSize)
 	}
 	if err := CheckJSONText(data); err != nil {
 		return err
@@ -261,13 +260,13 @@ func DecodeBrowserFrame(data []byte) (*BrowserFrame, error) {
 	}
 	switch f.Type {
 	case MsgProfile:
-		p := Profile{Name: f.Name, Email: f.Email}
+		p := qrauth.Profile{Name: f.Name, Email: f.Email}
 		if err := p.Normalize(); err != nil {
 			return nil, err
 		}
 		f.Name, f.Email = p.Name, p.Email
 	default:
-		return nil, Errorf(EINVALID, "unknown_type", "Unknown message type.")
+		return nil, qrauth.Errorf(qrauth.EINVALID, "unknown_type", "Unknown message type.")
 	}
 	return &f, nil
 }
@@ -282,23 +281,23 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 	}
 	switch f.Type {
 	case MsgJoin:
-		if !ValidToken(f.PSK, 16, 64) {
-			return nil, Errorf(EINVALID, "invalid_psk", "The code is not a qrauth code.")
+		if !qrauth.ValidToken(f.PSK, 16, 64) {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_psk", "The code is not a qrauth code.")
 		}
 		if f.DeviceID == "" {
-			return nil, Errorf(EINVALID, "device_id_required", "The join message must carry the device id.")
+			return nil, qrauth.Errorf(qrauth.EINVALID, "device_id_required", "The join message must carry the device id.")
 		}
-		if !ValidDeviceID(f.DeviceID) {
-			return nil, Errorf(EINVALID, "invalid_device_id", "The device id is malformed.")
+		if !qrauth.ValidDeviceID(f.DeviceID) {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_device_id", "The device id is malformed.")
 		}
-		if !ValidPhoneIDHash(f.PhoneIDHash) {
-			return nil, Errorf(EINVALID, "invalid_phone_id_hash", "The phone id hash must be 64 lowercase hex digits.")
+		if !qrauth.ValidPhoneIDHash(f.PhoneIDHash) {
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_phone_id_hash", "The phone id hash must be 64 lowercase hex digits.")
 		}
 		// Protocol 2: the join proves possession of the device key, so
 		// that nothing about the account is sent to a party that only
 		// knows a device id and a phone number.
 		if f.Signature == "" || f.PublicKey == "" {
-			return nil, Errorf(EINVALID, "join_not_signed",
+			return nil, qrauth.Errorf(qrauth.EINVALID, "join_not_signed",
 				"The join must carry the device's public key and signature (protocol version %d); update the app.", ProtocolVersion)
 		}
 		if err := checkSignatureField(f.Signature); err != nil {
@@ -308,12 +307,12 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 		if err != nil {
 			return nil, err
 		}
-		if DeviceIDFromKey(pub) != f.DeviceID {
+		if qrauth.DeviceIDFromKey(pub) != f.DeviceID {
 			return nil, errDeviceIDMismatch
 		}
 	case MsgDecision:
 		if f.Decision != DecisionApprove && f.Decision != DecisionDeny {
-			return nil, Errorf(EINVALID, "invalid_decision", "The decision must be approve or deny.")
+			return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_decision", "The decision must be approve or deny.")
 		}
 		if f.Signature != "" {
 			if err := checkSignatureField(f.Signature); err != nil {
@@ -325,7 +324,7 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 				return nil, err
 			}
 		}
-		name, err := NormalizeDeviceName(f.DeviceName)
+		name, err := qrauth.NormalizeDeviceName(f.DeviceName)
 		if err != nil {
 			return nil, err
 		}
@@ -336,190 +335,37 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 			}
 		}
 	case MsgProfile:
-		p := Profile{Name: f.Name, Email: f.Email}
+		p := qrauth.Profile{Name: f.Name, Email: f.Email}
 		if err := p.Normalize(); err != nil {
 			return nil, err
 		}
 		f.Name, f.Email = p.Name, p.Email
 	default:
-		return nil, Errorf(EINVALID, "unknown_type", "Unknown message type.")
+		return nil, qrauth.Errorf(qrauth.EINVALID, "unknown_type", "Unknown message type.")
 	}
 	return &f, nil
 }
 
-var errDeviceIDMismatch = Errorf(EINVALID, "device_id_mismatch", "The public key does not match the device id.")
+var errDeviceIDMismatch = qrauth.Errorf(qrauth.EINVALID, "device_id_mismatch", "The public key does not match the device id.")
 
 // checkSignatureField checks the form of a signature field: 64 bytes,
 // base64url without padding.
 func checkSignatureField(sig string) error {
-	if b, err := base64.RawURLEncoding.DecodeString(sig); err != nil || len(b) != ed25519.SignatureSize || !ValidToken(sig, 86, 86) {
-		return Errorf(EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
+	if b, err := base64.RawURLEncoding.DecodeString(sig); err != nil || len(b) != ed25519.SignatureSize || !qrauth.ValidToken(sig, 86, 86) {
+		return qrauth.Errorf(qrauth.EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
 	}
 	return nil
 }
 
 // decodePublicKeyField decodes a public key field: 32 bytes, base64url
-// without padding, and a key CheckPublicKey accepts (weak_public_key).
+// without padding, and a key qrauth.CheckPublicKey accepts (weak_public_key).
 func decodePublicKeyField(key string) (ed25519.PublicKey, error) {
 	b, err := base64.RawURLEncoding.DecodeString(key)
-	if err != nil || len(b) != ed25519.PublicKeySize || !ValidToken(key, 43, 43) {
-		return nil, Errorf(EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
+	if err != nil || len(b) != ed25519.PublicKeySize || !qrauth.ValidToken(key, 43, 43) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
 	}
-	if err := CheckPublicKey(b); err != nil {
+	if err := qrauth.CheckPublicKey(b); err != nil {
 		return nil, err
 	}
 	return b, nil
-}
-
-// ValidDeviceID reports whether id has the form DeviceIDFromKey produces.
-func ValidDeviceID(id DeviceID) bool {
-	s := string(id)
-	return strings.HasPrefix(s, "d_") && ValidToken(s[2:], 22, 22)
-}
-
-// ValidPhoneIDHash reports whether h is 64 lowercase hex digits.
-func ValidPhoneIDHash(h string) bool {
-	if len(h) != 64 {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// ValidToken reports whether s is base64url without padding, of a length
-// in [min, max]: the form of every PSK, nonce, ticket and token.
-func ValidToken(s string, min, max int) bool {
-	if len(s) < min || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// Decision is what the phone signs. Its canonical bytes (SignedBytes) are
-// domain-separated so that a signature made for qrauth decisions cannot be
-// replayed as anything else, and bind the origin, the room, the one-time
-// nonce, the mode, the device, the phone and the decision.
-type Decision struct {
-	Origin      string
-	Room        string
-	Nonce       string
-	Mode        string
-	DeviceID    DeviceID
-	PhoneIDHash string
-	Decision    string
-}
-
-// SignedBytes returns the exact bytes the device signs: a header line and
-// one "key=value" line per field, each ending in "\n". No field may contain
-// a newline; the server only signs values it validated.
-func (d *Decision) SignedBytes() []byte {
-	return signedLines("qrauth-v1 decision", [][2]string{
-		{"origin", d.Origin},
-		{"room", d.Room},
-		{"nonce", d.Nonce},
-		{"mode", d.Mode},
-		{"device", string(d.DeviceID)},
-		{"phone", d.PhoneIDHash},
-		{"decision", d.Decision},
-	})
-}
-
-// signedLines returns the signed-bytes format shared by Decision,
-// AppRequest and TransactionDecision: the header line, then one
-// "key=value" line per field, each ending in "\n".
-func signedLines(header string, fields [][2]string) []byte {
-	var b bytes.Buffer
-	b.WriteString(header)
-	b.WriteByte('\n')
-	for _, kv := range fields {
-		b.WriteString(kv[0])
-		b.WriteByte('=')
-		b.WriteString(kv[1])
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
-}
-
-// Verify checks sig (base64url) against pub. It returns EUNAUTHORIZED
-// "bad_signature" when the signature does not verify.
-func (d *Decision) Verify(pub ed25519.PublicKey, sig string) error {
-	s, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize {
-		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
-	}
-	if strings.ContainsAny(d.Origin+d.Room+d.Nonce+d.Mode+string(d.DeviceID)+d.PhoneIDHash+d.Decision, "\n") ||
-		!verifyEd25519(pub, d.SignedBytes(), s) {
-		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
-	}
-	return nil
-}
-
-// Sign signs d with priv and returns the base64url signature.
-func (d *Decision) Sign(priv ed25519.PrivateKey) string {
-	return base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, d.SignedBytes()))
-}
-
-// Join is what the app signs to join a room (protocol version 2). Its
-// canonical bytes (SignedBytes) bind the server's origin, the scanned PSK
-// (by its SHA-256 only, so the signed bytes reveal nothing that would let
-// anyone join), the device and the phone. The server verifies the
-// signature, with the key carried in the join, before it looks anything
-// up: whoever gets the challenge holds the device key, and a party that
-// only knows a device id and a phone number learns nothing about the
-// account. The PSK is single-use, so a join cannot be replayed into
-// another room, and the origin keeps it from being relayed to another
-// server.
-type Join struct {
-	Origin      string
-	PSK         string // the PSK of the scanned code; only its SHA-256 is signed
-	DeviceID    DeviceID
-	PhoneIDHash string
-}
-
-// SignedBytes returns the exact bytes the device signs, in the line format
-// of Decision.SignedBytes:
-//
-//	qrauth-v2 join\n
-//	origin=ORIGIN\n
-//	psk-sha256=HEX\n
-//	device=DEVICE\n
-//	phone=PHONEIDHASH\n
-func (j *Join) SignedBytes() []byte {
-	sum := sha256.Sum256([]byte(j.PSK))
-	return signedLines("qrauth-v2 join", [][2]string{
-		{"origin", j.Origin},
-		{"psk-sha256", hex.EncodeToString(sum[:])},
-		{"device", string(j.DeviceID)},
-		{"phone", j.PhoneIDHash},
-	})
-}
-
-// Sign signs j with priv and returns the base64url signature.
-func (j *Join) Sign(priv ed25519.PrivateKey) string {
-	return base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, j.SignedBytes()))
-}
-
-// Verify checks sig (base64url) against pub, which must be the key of
-// j.DeviceID. It returns EUNAUTHORIZED "bad_signature" otherwise, whatever
-// the cause, so a refusal says nothing about the device or the account.
-func (j *Join) Verify(pub ed25519.PublicKey, sig string) error {
-	s, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize ||
-		DeviceIDFromKey(pub) != j.DeviceID ||
-		strings.ContainsAny(j.Origin+string(j.DeviceID)+j.PhoneIDHash, "\n") ||
-		!verifyEd25519(pub, j.SignedBytes(), s) {
-		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
-	}
-	return nil
 }

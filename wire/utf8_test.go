@@ -1,4 +1,4 @@
-package qrauth_test
+package wire_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TestCheckJSONText: bytes that are not UTF-8, and \u escapes of lone
@@ -33,7 +34,7 @@ func TestCheckJSONText(t *testing.T) {
 		{"HighThenHigh", `{"name":"\ud800\ud800"}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := qrauth.CheckJSONText([]byte(tc.text))
+			err := wire.CheckJSONText([]byte(tc.text))
 			if tc.ok != (err == nil) {
 				t.Fatalf("CheckJSONText(%q) = %v", tc.text, err)
 			}
@@ -52,14 +53,14 @@ func TestFramesRefuseInvalidUTF8(t *testing.T) {
 		"{\"type\":\"profile\",\"name\":\"\xff\xfe\"}",
 		`{"type":"profile","name":"\udcff"}`,
 	} {
-		if _, err := qrauth.DecodeBrowserFrame([]byte(frame)); qrauth.ErrorReason(err) != "invalid_utf8" {
+		if _, err := wire.DecodeBrowserFrame([]byte(frame)); qrauth.ErrorReason(err) != "invalid_utf8" {
 			t.Errorf("browser %q: %v", frame, err)
 		}
-		if _, err := qrauth.DecodeAppFrame([]byte(frame)); qrauth.ErrorReason(err) != "invalid_utf8" {
+		if _, err := wire.DecodeAppFrame([]byte(frame)); qrauth.ErrorReason(err) != "invalid_utf8" {
 			t.Errorf("app %q: %v", frame, err)
 		}
 	}
-	if _, err := qrauth.DecodeTransactionDecisionRequest([]byte("{\"decision\":\"\xff\"}")); qrauth.ErrorReason(err) != "invalid_utf8" {
+	if _, err := wire.DecodeTransactionDecisionRequest([]byte("{\"decision\":\"\xff\"}")); qrauth.ErrorReason(err) != "invalid_utf8" {
 		t.Errorf("transaction decision: %v", err)
 	}
 }
@@ -74,7 +75,7 @@ func FuzzCheckJSONText(f *testing.F) {
 	f.Add([]byte("{\"name\":\"\xff\"}"))
 	f.Add([]byte(`["\\\ud800", "\uFFFD"]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if qrauth.CheckJSONText(data) != nil {
+		if wire.CheckJSONText(data) != nil {
 			return
 		}
 		var v any
