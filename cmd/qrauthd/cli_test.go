@@ -211,3 +211,18 @@ func TestCheckRunningServer(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// Main closes the database Run opened (the server leaves the store it is
+// given open): after Close the file opens again at once, where bbolt's
+// lock would otherwise make store.Open wait.
+func TestCloseClosesTheDatabase(t *testing.T) {
+	m := MustRunMain(t)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(m.DataPath, store.Options{})
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	db.Close()
+}

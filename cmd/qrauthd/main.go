@@ -257,7 +257,8 @@ func (m *Main) Run() error {
 	return nil
 }
 
-// Close shuts the server down gracefully and closes the database.
+// Close shuts the server down gracefully, then closes the database that
+// Run opened (the server never closes the store it is given).
 func (m *Main) Close() error {
 	if m.Server == nil {
 		return nil
@@ -267,5 +268,6 @@ func (m *Main) Close() error {
 	if m.debug != nil {
 		m.debug.Close()
 	}
-	return m.Server.Shutdown(ctx)
+	err := m.Server.Shutdown(ctx)
+	return errors.Join(err, m.DB.Close())
 }
