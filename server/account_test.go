@@ -262,3 +262,18 @@ func TestRemoveDevice(t *testing.T) {
 		t.Fatal(st)
 	}
 }
+
+// The store belongs to whoever opened it: Shutdown leaves it open, so that
+// the caller decides when it closes (cmd/qrauthd's Main closes the file it
+// opened). Before, Shutdown closed the store it had been given.
+func TestShutdownLeavesStoreOpen(t *testing.T) {
+	srv := MustOpenServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Server.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.DB.ListUsers(ctx, "", 1); err != nil {
+		t.Fatalf("store closed by the server: %v", err)
+	}
+}

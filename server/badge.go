@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -47,6 +46,10 @@ const (
 	SecondFactorPhone    = "phone" // approve with the holder's own phone, as a normal QR sign-in
 )
 
+// DefaultSecondFactors is what may follow an insecure badge when
+// BadgeConfig.SecondFactors is empty: either.
+var DefaultSecondFactors = []string{SecondFactorPassword, SecondFactorPhone}
+
 // Who may print a badge of their own from the account page.
 const (
 	SelfIssueNone   = "none"
@@ -71,7 +74,8 @@ type BadgeConfig struct {
 	// Policy is BadgeFirstStep (default) or BadgeMethod.
 	Policy string
 	// SecondFactors lists what may follow an insecure badge:
-	// SecondFactorPassword and/or SecondFactorPhone. Default both. Steps
+	// SecondFactorPassword and/or SecondFactorPhone. Default
+	// DefaultSecondFactors (both). Steps
 	// of other flows (an OATH code) count as well when their own gates ask
 	// for them.
 	SecondFactors []string
@@ -92,18 +96,11 @@ type BadgeConfig struct {
 	// Default 1/s with a burst of 10.
 	PasswordRate  rate.Limit
 	PasswordBurst int
-	// Invalid lists settings that could not be read (such as an
-	// environment variable that does not parse); New refuses to start
-	// and names them.
-	Invalid []string
 }
 
 // withDefaults fills in defaults and checks the settings against the rest
 // of the configuration (for example, that a master key is present).
 func (c BadgeConfig) withDefaults(all Config) (BadgeConfig, error) {
-	if len(c.Invalid) > 0 {
-		return c, errors.New(strings.Join(c.Invalid, "; "))
-	}
 	if c.Enabled && len(all.MasterKey) == 0 {
 		return c, errors.New("badges need the master key, from which their sealing keys are derived: " +
 			"make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key")
@@ -120,7 +117,7 @@ func (c BadgeConfig) withDefaults(all Config) (BadgeConfig, error) {
 			"someone is, it authenticates nothing; use a secure badge as the method, or the first-step policy")
 	}
 	if len(c.SecondFactors) == 0 {
-		c.SecondFactors = []string{SecondFactorPassword, SecondFactorPhone}
+		c.SecondFactors = slices.Clone(DefaultSecondFactors)
 	}
 	for _, f := range c.SecondFactors {
 		if f != SecondFactorPassword && f != SecondFactorPhone {

@@ -903,8 +903,8 @@ func TestBadgePasswordRehash(t *testing.T) {
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	b := badgeWorld{srv: &testServer{Server: s, DB: db, URL: s.Origin()}}
+	t.Cleanup(func() { b.srv.Shutdown(context.Background()) })
 	k, _, _ := b.scan(t, ins.Payload)
 	if st, body := k.do("POST", wire.PathSignInPassword, `{"password":"correct horse battery"}`); st != 200 {
 		t.Fatalf("password: %d %v", st, body)

@@ -12,10 +12,26 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// The defaults of Config: what a zero field means. They are defined here
+// once; cmd/qrauthd's flags default to them and README's table is checked
+// against those flags.
+const (
+	DefaultAddr        = "127.0.0.1:8080"
+	DefaultPSKRotation = 30 * time.Second
+	DefaultRoomTTL     = 3 * time.Minute
+	DefaultTicketTTL   = 10 * time.Second
+	DefaultSessionTTL  = 14 * 24 * time.Hour
+	DefaultMaxRooms    = 50000
+	DefaultRoomRate    = rate.Limit(1)
+	DefaultRoomBurst   = 20
+	DefaultAppRate     = rate.Limit(5)
+	DefaultAppBurst    = 30
+)
+
 // Config configures a Server. The zero value of every field means its
-// default, so Config{} is a working local set-up.
+// default (the Default* constants), so Config{} is a working local set-up.
 type Config struct {
-	// Addr is the listen address. Default "127.0.0.1:8080".
+	// Addr is the listen address. Default DefaultAddr.
 	Addr string
 	// Origin is the public origin browsers use, such as
 	// "https://login.example.com". Default "http://" + Addr. It goes into
@@ -74,7 +90,7 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Addr == "" {
-		c.Addr = "127.0.0.1:8080"
+		c.Addr = DefaultAddr
 	}
 	if c.Origin == "" {
 		c.Origin = "http://" + c.Addr
@@ -89,27 +105,27 @@ func (c Config) withDefaults() (Config, error) {
 			*d = v
 		}
 	}
-	def(&c.PSKRotation, 30*time.Second)
-	def(&c.RoomTTL, 3*time.Minute)
-	def(&c.TicketTTL, 10*time.Second)
-	def(&c.SessionTTL, 14*24*time.Hour)
+	def(&c.PSKRotation, DefaultPSKRotation)
+	def(&c.RoomTTL, DefaultRoomTTL)
+	def(&c.TicketTTL, DefaultTicketTTL)
+	def(&c.SessionTTL, DefaultSessionTTL)
 	if c.PSKRotation < 0 || c.RoomTTL < 0 || c.TicketTTL < 0 || c.SessionTTL < 0 {
 		return c, fmt.Errorf("durations must be positive")
 	}
 	if c.MaxRooms == 0 {
-		c.MaxRooms = 50000
+		c.MaxRooms = DefaultMaxRooms
 	}
 	if c.RoomRate == 0 {
-		c.RoomRate = 1
+		c.RoomRate = DefaultRoomRate
 	}
 	if c.RoomBurst == 0 {
-		c.RoomBurst = 20
+		c.RoomBurst = DefaultRoomBurst
 	}
 	if c.AppRate == 0 {
-		c.AppRate = 5
+		c.AppRate = DefaultAppRate
 	}
 	if c.AppBurst == 0 {
-		c.AppBurst = 30
+		c.AppBurst = DefaultAppBurst
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -31,6 +32,14 @@ type testServer struct {
 	URL string
 }
 
+// Shutdown stops the server, then closes its store, which the test opened
+// (the server never closes the store it is given), so that the file can
+// be opened again.
+func (s *testServer) Shutdown(ctx context.Context) error {
+	err := s.Server.Shutdown(ctx)
+	return errors.Join(err, s.DB.Close())
+}
+
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
 // before start. Cleanup shuts it down and checks nothing is left open.
 func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
@@ -51,14 +60,15 @@ func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
 	if err := s.Open(); err != nil {
 		tb.Fatal(err)
 	}
+	ts := &testServer{Server: s, DB: db, URL: s.Origin()}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
+		if err := ts.Shutdown(ctx); err != nil {
 			tb.Errorf("shutdown: %v", err)
 		}
 	})
-	return &testServer{Server: s, DB: db, URL: s.Origin()}
+	return ts
 }
 
 // browser is a browser: a cookie jar, the login page, the browser socket.

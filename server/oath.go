@@ -52,9 +52,24 @@ const (
 	OATHPolicyRequired OATHPolicy = "required"
 )
 
+// The defaults of OATHConfig: what a zero field means (the policy's is
+// OATHPolicyOff).
+const (
+	DefaultOATHIssuer      = "qrauth"
+	DefaultOATHKind        = qrauth.OATHTOTP
+	DefaultOATHAlgorithm   = qrauth.OATHSHA1
+	DefaultOATHDigits      = 6
+	DefaultOATHPeriod      = 30 * time.Second
+	DefaultOATHSecretSize  = 20
+	DefaultOATHWindow      = 1 // TOTP steps behind and ahead
+	DefaultOATHLookAhead   = 10
+	DefaultOATHMaxOffset   = 10
+	DefaultOATHMaxFailures = 5
+)
+
 // OATHConfig configures the oath flow. The zero value is its default:
-// disabled. Integer fields where 0 means "default" take a negative value
-// for "none".
+// disabled, and every zero field takes its Default* constant. Integer
+// fields where 0 means "default" take a negative value for "none".
 type OATHConfig struct {
 	// Enabled turns on enrolment and the admin API. A Policy other than
 	// off enables it too. Needs Config.MasterKey.
@@ -120,14 +135,14 @@ func (c OATHConfig) withDefaults(all Config) (OATHConfig, error) {
 		return c, fmt.Errorf("policy %q: want off, if-enrolled or required", c.Policy)
 	}
 	if c.Issuer == "" {
-		c.Issuer = "qrauth"
+		c.Issuer = DefaultOATHIssuer
 	}
 	if strings.ContainsAny(c.Issuer, ":\x00\r\n") || len(c.Issuer) > 64 {
 		return c, fmt.Errorf("issuer %q: at most 64 characters on one line, without ':'", c.Issuer)
 	}
 	switch c.Kind {
 	case "":
-		c.Kind = qrauth.OATHTOTP
+		c.Kind = DefaultOATHKind
 	case qrauth.OATHTOTP, qrauth.OATHHOTP:
 	default:
 		return c, fmt.Errorf("kind %q: want totp or hotp", c.Kind)
@@ -135,25 +150,25 @@ func (c OATHConfig) withDefaults(all Config) (OATHConfig, error) {
 	c.Algorithm = qrauth.OATHAlgorithm(strings.ToUpper(string(c.Algorithm)))
 	switch c.Algorithm {
 	case "":
-		c.Algorithm = qrauth.OATHSHA1
+		c.Algorithm = DefaultOATHAlgorithm
 	case qrauth.OATHSHA1, qrauth.OATHSHA256, qrauth.OATHSHA512:
 	default:
 		return c, fmt.Errorf("algorithm %q: want SHA1, SHA256 or SHA512", c.Algorithm)
 	}
 	if c.Digits == 0 {
-		c.Digits = 6
+		c.Digits = DefaultOATHDigits
 	}
 	if c.Digits != 6 && c.Digits != 8 {
 		return c, fmt.Errorf("digits %d: want 6 or 8", c.Digits)
 	}
 	if c.Period == 0 {
-		c.Period = 30 * time.Second
+		c.Period = DefaultOATHPeriod
 	}
 	if c.Period < time.Second || c.Period%time.Second != 0 || c.Period > time.Hour {
 		return c, fmt.Errorf("period %s: want whole seconds, 1s to 1h", c.Period)
 	}
 	if c.SecretSize == 0 {
-		c.SecretSize = 20
+		c.SecretSize = DefaultOATHSecretSize
 	}
 	if c.SecretSize < 16 || c.SecretSize > 64 {
 		return c, fmt.Errorf("secret size %d: want 16 to 64 bytes", c.SecretSize)
@@ -170,15 +185,15 @@ func (c OATHConfig) withDefaults(all Config) (OATHConfig, error) {
 		return nil
 	}
 	if err := errors.Join(
-		window(&c.Behind, 1, 10, "window behind"),
-		window(&c.Ahead, 1, 10, "window ahead"),
-		window(&c.LookAhead, 10, 100, "HOTP look-ahead"),
-		window(&c.MaxOffset, 10, 1000, "max offset"),
+		window(&c.Behind, DefaultOATHWindow, 10, "window behind"),
+		window(&c.Ahead, DefaultOATHWindow, 10, "window ahead"),
+		window(&c.LookAhead, DefaultOATHLookAhead, 100, "HOTP look-ahead"),
+		window(&c.MaxOffset, DefaultOATHMaxOffset, 1000, "max offset"),
 	); err != nil {
 		return c, err
 	}
 	if c.MaxFailures == 0 {
-		c.MaxFailures = 5
+		c.MaxFailures = DefaultOATHMaxFailures
 	}
 	if !c.Enabled {
 		return c, nil

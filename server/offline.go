@@ -33,8 +33,16 @@ import (
 //   - an administrator or helpdesk on the admin page or the operator's
 //     socket: lists and unlocks methods.
 
+// The defaults of OfflineConfig: what a zero field means.
+const (
+	DefaultOfflineOTPLength   = 6
+	DefaultOfflineMaxAttempts = 3
+	DefaultOfflineSessionTTL  = 5 * time.Minute
+	DefaultOfflineApprovalTTL = 5 * time.Minute
+)
+
 // OfflineConfig configures the offline flow. The zero value is its default:
-// disabled.
+// disabled, and every zero field takes its Default* constant.
 type OfflineConfig struct {
 	// Enabled turns the flow on. It needs Config.MasterKey, which encrypts
 	// the method keys at rest.
@@ -67,22 +75,22 @@ const minAPITokenLen = 32
 // of the configuration (for example, that a master key is present).
 func (c OfflineConfig) withDefaults(all Config) (OfflineConfig, error) {
 	if c.OTPLength == 0 {
-		c.OTPLength = 6
+		c.OTPLength = DefaultOfflineOTPLength
 	}
 	if c.OTPLength < qrauth.MinOTPLength || c.OTPLength > qrauth.MaxOTPLength {
 		return c, fmt.Errorf("OTP length %d: want %d to %d digits", c.OTPLength, qrauth.MinOTPLength, qrauth.MaxOTPLength)
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = 3
+		c.MaxAttempts = DefaultOfflineMaxAttempts
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
 		return c, fmt.Errorf("max attempts %d: want 1 to 100", c.MaxAttempts)
 	}
 	if c.SessionTTL == 0 {
-		c.SessionTTL = 5 * time.Minute
+		c.SessionTTL = DefaultOfflineSessionTTL
 	}
 	if c.ApprovalTTL == 0 {
-		c.ApprovalTTL = 5 * time.Minute
+		c.ApprovalTTL = DefaultOfflineApprovalTTL
 	}
 	if c.SessionTTL < 0 || c.ApprovalTTL < 0 {
 		return c, errors.New("durations must be positive")

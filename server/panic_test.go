@@ -46,14 +46,14 @@ func TestPanicInJoinRefusesOneRoom(t *testing.T) {
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
+	srv := &testServer{Server: s, DB: db, URL: s.Origin()}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
+		if err := srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	srv := &testServer{Server: s, DB: db, URL: s.Origin()}
 
 	st.armed.Store(true)
 	b := newBrowser(t, srv)

@@ -61,6 +61,7 @@ func registeredRoutes(t *testing.T) []string {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		s.Shutdown(ctx)
+		db.Close() // the server never closes the store it is given
 	})
 	var out []string
 	for _, r := range s.echo.Routes() {

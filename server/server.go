@@ -19,9 +19,9 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-// Server is a running qrauth instance: an HTTP listener, the hub of rooms
-// and the store. Create it with New, start it with Open, stop it with
-// Shutdown.
+// Server is a running qrauth instance: an HTTP listener and the hub of
+// rooms over a store. Create it with New, start it with Open, stop it with
+// Shutdown. The store stays its caller's: the server never closes it.
 type Server struct {
 	cfg   Config
 	store qrauth.Store
@@ -261,9 +261,10 @@ func (s *Server) sweep(lastSweep *time.Time) {
 }
 
 // Shutdown stops accepting connections, tells every browser to reconnect,
-// waits (until ctx ends) for sockets and requests to finish, and closes the
-// store so that everything written is flushed.
-// Calling it again returns the first call's result.
+// and waits (until ctx ends) for sockets, requests and background work to
+// finish, so that nothing uses the store any more: the caller, who opened
+// the store, closes it afterwards. Calling it again returns the first
+// call's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
 	return s.shutdownErr
@@ -304,9 +305,6 @@ func (s *Server) shutdown(ctx context.Context) error {
 		if err := <-s.served; err != nil {
 			errs = append(errs, err)
 		}
-	}
-	if err := s.store.Close(); err != nil {
-		errs = append(errs, err)
 	}
 	s.log.Info("qrauth stopped")
 	return errors.Join(errs...)

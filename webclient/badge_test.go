@@ -5,23 +5,14 @@ import (
 	"testing"
 )
 
-// TestBadgePage checks that every element badge.js looks up exists in
-// badge.html, that the page loads its script and style, and that the login
-// page links to it.
+// TestBadgePage checks that the badge page loads its script and style and
+// has what they and the browser tests rely on, and that the login page links
+// to it. TestScriptsMatchPages checks the ids badge.js looks up.
 func TestBadgePage(t *testing.T) {
 	files := readAll(t)
 	page, script := files["badge.html"], files["badge.js"]
 	if page == "" || script == "" || files["badge.css"] == "" {
 		t.Fatal("badge.html, badge.js or badge.css missing")
-	}
-	ids := map[string]bool{}
-	for _, m := range idRe.FindAllStringSubmatch(page, -1) {
-		ids[m[1]] = true
-	}
-	for _, m := range byIDRe.FindAllStringSubmatch(script, -1) {
-		if !ids[m[1]] {
-			t.Errorf("badge.js: byId(%q) is not an id in badge.html", m[1])
-		}
 	}
 	for _, s := range []string{`src="/static/badge.js"`, `href="/static/badge.css"`, `<main id="badge"`,
 		`<video id="badge-video"`, `id="badge-file" class="visually-hidden" type="file" accept="image/*"`,

@@ -53,19 +53,21 @@ func TestFilesHasEveryPage(t *testing.T) {
 }
 
 var (
-	tagRe       = regexp.MustCompile(`(?s)<[a-zA-Z][^>]*>`)
-	quotedRe    = regexp.MustCompile(`"[^"]*"|'[^']*'`)
-	badAttrRe   = regexp.MustCompile(`(?i)\s(on[a-z]+|style)\s*=`)
-	scriptRe    = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
-	srcAttrRe   = regexp.MustCompile(`(?i)\ssrc\s*=\s*"[^"]+"`)
-	refRe       = regexp.MustCompile(`(?i)\s(?:src|href|action|poster|data)\s*=\s*"([^"]*)"`)
-	langRe      = regexp.MustCompile(`(?is)<html\s[^>]*\blang="[A-Za-z]{2,3}(-[A-Za-z0-9]+)*"`)
-	titleRe     = regexp.MustCompile(`(?is)<title>([^<]*)</title>`)
-	viewportRe  = regexp.MustCompile(`(?is)<meta\s[^>]*name="viewport"[^>]*content="[^"]*width=device-width`)
-	charsetRe   = regexp.MustCompile(`(?i)<meta\s+charset="utf-8"`)
-	idRe        = regexp.MustCompile(`\sid="([^"]+)"`)
-	cssURLRe    = regexp.MustCompile(`url\(\s*['"]?([^'")]+)`)
-	byIDRe      = regexp.MustCompile(`byId\('([^']+)'\)`)
+	tagRe      = regexp.MustCompile(`(?s)<[a-zA-Z][^>]*>`)
+	quotedRe   = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+	badAttrRe  = regexp.MustCompile(`(?i)\s(on[a-z]+|style)\s*=`)
+	scriptRe   = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
+	srcAttrRe  = regexp.MustCompile(`(?i)\ssrc\s*=\s*"[^"]+"`)
+	refRe      = regexp.MustCompile(`(?i)\s(?:src|href|action|poster|data)\s*=\s*"([^"]*)"`)
+	langRe     = regexp.MustCompile(`(?is)<html\s[^>]*\blang="[A-Za-z]{2,3}(-[A-Za-z0-9]+)*"`)
+	titleRe    = regexp.MustCompile(`(?is)<title>([^<]*)</title>`)
+	viewportRe = regexp.MustCompile(`(?is)<meta\s[^>]*name="viewport"[^>]*content="[^"]*width=device-width`)
+	charsetRe  = regexp.MustCompile(`(?i)<meta\s+charset="utf-8"`)
+	idRe       = regexp.MustCompile(`\sid="([^"]+)"`)
+	cssURLRe   = regexp.MustCompile(`url\(\s*['"]?([^'")]+)`)
+	// lookupRe finds the ids a script looks up by name.
+	lookupRe    = regexp.MustCompile(`(?:byId|getElementById)\(\s*['"]([^'"]+)['"]\s*\)`)
+	scriptSrcRe = regexp.MustCompile(`(?i)<script\b[^>]*\ssrc="/static/([^"]+)"`)
 	pageRoutes  = map[string]bool{"/": true, "/account": true, "/offline": true, "/badge": true, "/admin": true}
 	jsForbidden = []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "console.log"}
 )
@@ -159,23 +161,59 @@ func TestReferencesExist(t *testing.T) {
 	}
 }
 
-// TestScriptsMatchPages checks that every element a script looks up with
-// byId exists in its page, and that no script builds HTML from strings.
+// pageScripts returns, for every page, the scripts its <script src> tags
+// load, in order.
+func pageScripts(files map[string]string) map[string][]string {
+	scripts := map[string][]string{}
+	for _, page := range htmlFiles(files) {
+		for _, m := range scriptSrcRe.FindAllStringSubmatch(files[page], -1) {
+			scripts[page] = append(scripts[page], path.Clean(m[1]))
+		}
+	}
+	return scripts
+}
+
+// TestScriptsMatchPages checks, for every page and every script its
+// <script src> tags load, that each element the script looks up by id
+// (byId, getElementById) exists in that page. common.js, loaded first by
+// every page that runs a script, looks up no id of its own. Every script
+// is loaded by some page, so none escapes the check. It also checks that
+// no script builds HTML from strings.
 func TestScriptsMatchPages(t *testing.T) {
 	files := readAll(t)
-	pages := map[string]string{"login.js": webclient.LoginPage, "account.js": webclient.AccountPage}
-	for script, page := range pages {
+	loaded := map[string]bool{}
+	lookups := 0
+	for page, scripts := range pageScripts(files) {
 		ids := map[string]bool{}
 		for _, m := range idRe.FindAllStringSubmatch(files[page], -1) {
 			ids[m[1]] = true
 		}
-		if !strings.Contains(files[page], `src="/static/`+script+`"`) {
-			t.Errorf("%s does not load %s", page, script)
+		if scripts[0] != "common.js" {
+			t.Errorf("%s: loads %s before common.js, which the page scripts use", page, scripts[0])
 		}
-		for _, m := range byIDRe.FindAllStringSubmatch(files[script], -1) {
-			if !ids[m[1]] {
-				t.Errorf("%s: byId(%q) is not an id in %s", script, m[1], page)
+		for _, script := range scripts {
+			loaded[script] = true
+			body, ok := files[script]
+			if !ok {
+				t.Errorf("%s: loads %s, which is not in Files()", page, script)
+				continue
 			}
+			for _, m := range lookupRe.FindAllStringSubmatch(body, -1) {
+				lookups++
+				if script == "common.js" {
+					t.Errorf("common.js: looks up %q; it is shared by every page, so the page scripts pass it their elements", m[1])
+				} else if !ids[m[1]] {
+					t.Errorf("%s: looks up id %q, which is not in %s", script, m[1], page)
+				}
+			}
+		}
+	}
+	if lookups == 0 {
+		t.Fatal("found no id look-ups at all; the pattern is broken")
+	}
+	for name := range files {
+		if strings.HasSuffix(name, ".js") && !loaded[name] {
+			t.Errorf("%s: no page loads it", name)
 		}
 	}
 	for name, body := range files {
@@ -217,11 +255,13 @@ func TestContract(t *testing.T) {
 			`<label for="signup-name">`, `<label for="signup-email">`,
 			`data-state="waiting"`, `data-state="scanned"`, `data-state="signup"`, `data-state="approved"`,
 			`data-state="denied"`, `data-state="expired"`, `data-state="error"`, `data-state="reconnecting"`,
+			`src="/static/login.js"`,
 		},
 		webclient.AccountPage: {
 			`<main id="account"`, `id="user-name"`, `id="user-email"`, `id="sessions"`, `id="devices"`,
 			`id="link-phone"`, `id="link-qr"`, `id="link-qr-img"`, `id="logout"`,
 			`id="profile-form"`, `<label for="profile-name">`, `<label for="profile-email">`,
+			`src="/static/account.js"`, `id="account-extensions"`,
 		},
 	}
 	for page, needles := range want {

@@ -32,6 +32,7 @@ type offlineServer struct {
 	dbPath string
 	key    []byte
 	srv    *qrserver.Server
+	db     *store.DB
 	URL    string
 }
 
@@ -51,7 +52,7 @@ func startOfflineServer(t *testing.T, dbPath string, key []byte) *offlineServer 
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)
 	}
-	s := &offlineServer{t: t, dbPath: dbPath, key: key, srv: srv, URL: srv.Origin()}
+	s := &offlineServer{t: t, dbPath: dbPath, key: key, srv: srv, db: db, URL: srv.Origin()}
 	t.Cleanup(func() { s.stop() })
 	return s
 }
@@ -61,6 +62,10 @@ func (s *offlineServer) stop() {
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.t.Errorf("shutdown: %v", err)
+	}
+	// The server never closes the store it is given; a restart reopens the file.
+	if err := s.db.Close(); err != nil {
+		s.t.Errorf("close store: %v", err)
 	}
 }
 

@@ -85,11 +85,12 @@ func startInproc(o *options, addr string, roomTTL time.Duration) (*inprocServer,
 	return &inprocServer{srv: srv, db: db, dir: dir, removes: removes}, nil
 }
 
-// close shuts the server down; the store is closed by the server.
+// close shuts the server down, then closes the store it opened (the server
+// never closes the store it is given).
 func (s *inprocServer) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := s.srv.Shutdown(ctx)
+	err := errors.Join(s.srv.Shutdown(ctx), s.db.Close())
 	if s.removes {
 		os.RemoveAll(s.dir)
 	}

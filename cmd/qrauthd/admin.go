@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -92,7 +91,7 @@ func (cl *adminClient) do(ctx context.Context, method, path string, body, out an
 func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 	fs := flag.NewFlagSet("qrauthd admin", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	data := fs.String("data", env("DATA", filepath.Join("data", "qrauth.db")), "the server's database file; the socket is next to it")
+	data := fs.String("data", env("DATA", DefaultDataPath), "the server's database file; the socket is next to it")
 	socket := fs.String("socket", env("ADMIN_SOCKET", ""), "admin socket (default: admin.sock next to -data)")
 	usage := func(w io.Writer) {
 		fmt.Fprintln(w, "Usage: qrauthd admin [-data FILE | -socket PATH] COMMAND [ARGS]\n\n"+
@@ -126,7 +125,7 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 		return 2
 	}
 	if *socket == "" {
-		*socket = filepath.Join(filepath.Dir(*data), "admin.sock")
+		*socket = defaultAdminSocket(*data)
 	}
 	if err := cmd.run(ctx, newAdminClient(*socket), fs.Args()[1:], out); err != nil {
 		var e *qrauth.Error

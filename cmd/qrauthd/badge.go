@@ -10,7 +10,7 @@ import (
 )
 
 // badgeFlags adds the flags of the badge flow to fs, into m.Config.
-func (m *Main) badgeFlags(fs *flag.FlagSet) {
+func (m *Main) badgeFlags(fs *flag.FlagSet, e *flagEnv) {
 	c := &m.Config.Badge
 	fs.BoolVar(&c.Enabled, "badges", env("BADGES", "") == "true",
 		"printed QR login badges and passwords; needs the master key (-key-file) (QRAUTH_BADGES=true)")
@@ -27,12 +27,12 @@ func (m *Main) badgeFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SelfIssue, "badge-self-issue", env("BADGE_SELF_ISSUE", server.SelfIssueNone),
 		"badges users may print for themselves: none, secure or any (QRAUTH_BADGE_SELF_ISSUE)")
 	def := server.DefaultPasswordParams
-	uintFlag(fs, c, &c.Password.Time, "password-time", "PASSWORD_TIME", def.Time, 100, "argon2id passes for new password hashes")
-	uintFlag(fs, c, &c.Password.Memory, "password-memory", "PASSWORD_MEMORY", def.Memory, 4<<20, "argon2id memory in KiB for new password hashes")
+	uintFlag(fs, e, &c.Password.Time, "password-time", "PASSWORD_TIME", def.Time, 100, "argon2id passes for new password hashes")
+	uintFlag(fs, e, &c.Password.Memory, "password-memory", "PASSWORD_MEMORY", def.Memory, 4<<20, "argon2id memory in KiB for new password hashes")
 	// Threads is a uint8 in the config; the flag keeps a uint32 and
 	// copies it over on every change.
 	var threads uint32
-	v := uintFlag(fs, c, &threads, "password-threads", "PASSWORD_THREADS", uint32(def.Threads), 255, "argon2id lanes for new password hashes")
+	v := uintFlag(fs, e, &threads, "password-threads", "PASSWORD_THREADS", uint32(def.Threads), 255, "argon2id lanes for new password hashes")
 	v.after = func() { c.Password.Threads = uint8(threads) }
 	v.after()
 }
@@ -65,14 +65,13 @@ func (v *uintValue) Set(s string) error {
 
 // uintFlag registers a whole-number flag whose default comes from
 // QRAUTH_<envName>. An environment value that does not parse is recorded
-// in c.Invalid, so that the server refuses to start and says why, as it
-// would for a bad flag.
-func uintFlag(fs *flag.FlagSet, c *server.BadgeConfig, p *uint32, name, envName string, def, max uint32, usage string) *uintValue {
+// in e, so that ParseFlags refuses it and says why, as for a bad flag.
+func uintFlag(fs *flag.FlagSet, e *flagEnv, p *uint32, name, envName string, def, max uint32, usage string) *uintValue {
 	v := &uintValue{p: p, max: max}
 	*p = def
 	if s := env(envName, ""); s != "" {
 		if err := v.Set(s); err != nil {
-			c.Invalid = append(c.Invalid, fmt.Sprintf("QRAUTH_%s=%q: %v", envName, s, err))
+			e.fail(envName, fmt.Errorf("%q: %w", s, err))
 		}
 	}
 	fs.Var(v, name, fmt.Sprintf("%s (QRAUTH_%s)", usage, envName))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -217,7 +216,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qrauthd check: %v (qrauthd check -h)\n", err)
 		return 2
 	}
-	path := env("DATA", filepath.Join("data", "qrauth.db"))
+	path := env("DATA", DefaultDataPath)
 	if fs.NArg() == 1 {
 		path = fs.Arg(0)
 	}

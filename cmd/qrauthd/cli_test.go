@@ -70,7 +70,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			seen[n]++
 		}
 	}
-	NewMain().flagSet().VisitAll(func(f *flag.Flag) {
+	fs, _ := NewMain().flagSet()
+	fs.VisitAll(func(f *flag.Flag) {
 		if seen[f.Name] != 1 {
 			t.Errorf("flag -%s is in %d groups of the help", f.Name, seen[f.Name])
 		}
@@ -88,8 +89,8 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// Before: badEnv was never emptied, so one bad environment failed every
-// later ParseFlags in the process.
+// Before: the list of bad variables was global and never emptied, so one
+// bad environment failed every later ParseFlags in the process.
 func TestBadEnvironmentDoesNotStick(t *testing.T) {
 	t.Setenv("QRAUTH_ROOM_TTL", "soon")
 	if err := NewMain().ParseFlags(nil, nil); err == nil || !strings.Contains(err.Error(), "QRAUTH_ROOM_TTL") {
@@ -210,4 +211,19 @@ func TestCheckRunningServer(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "in use by a running server") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
+}
+
+// Main closes the database Run opened (the server leaves the store it is
+// given open): after Close the file opens again at once, where bbolt's
+// lock would otherwise make store.Open wait.
+func TestCloseClosesTheDatabase(t *testing.T) {
+	m := MustRunMain(t)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(m.DataPath, store.Options{})
+	if err != nil {
+		t.Fatalf("reopen after Close: %v", err)
+	}
+	db.Close()
 }

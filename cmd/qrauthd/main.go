@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -53,10 +52,29 @@ type Main struct {
 	DB     *store.DB
 }
 
+// The defaults of Main's own settings; those of the server's are
+// server.Default* and the flows' Default* beside their configs. The flags
+// default to them (README's table is checked against the flags).
+const (
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+	DefaultCheckOnStart  = "auto"
+	DefaultShutdownGrace = 15 * time.Second
+)
+
+// DefaultDataPath is the database file, relative to the working directory.
+var DefaultDataPath = filepath.Join("data", "qrauth.db")
+
+// defaultAdminSocket is where the operator socket goes when -admin-socket
+// is not given: next to the database.
+func defaultAdminSocket(dataPath string) string {
+	return filepath.Join(filepath.Dir(dataPath), "admin.sock")
+}
+
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
-	return &Main{DataPath: filepath.Join("data", "qrauth.db"), LogLevel: "info", LogFormat: "text",
-		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr, CheckOnStart: "auto"}
+	return &Main{DataPath: DefaultDataPath, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
+		ShutdownGrace: DefaultShutdownGrace, LogOutput: os.Stderr, CheckOnStart: DefaultCheckOnStart}
 }
 
 // env returns the environment variable QRAUTH_<NAME> or def, so every flag
@@ -68,13 +86,33 @@ func env(name, def string) string {
 	return def
 }
 
-// envDuration, envInt and envFloat read QRAUTH_<NAME> as a default; a
-// malformed value is reported by ParseFlags through badEnv.
-func envDuration(name string, def time.Duration) time.Duration {
+// flagEnv reads the QRAUTH_<NAME> defaults of one FlagSet and collects
+// those that do not parse, for ParseFlags to return as its error: a CLI
+// error is the parser's, never carried in a flow's config.
+type flagEnv struct{ bad []string }
+
+// fail records QRAUTH_<name> as malformed; why may be nil.
+func (e *flagEnv) fail(name string, why error) {
+	s := "QRAUTH_" + name
+	if why != nil {
+		s += " (" + why.Error() + ")"
+	}
+	e.bad = append(e.bad, s)
+}
+
+func (e *flagEnv) err() error {
+	if len(e.bad) == 0 {
+		return nil
+	}
+	return fmt.Errorf("malformed environment variable(s): %s", strings.Join(e.bad, ", "))
+}
+
+// duration, int and float read QRAUTH_<NAME> as a default, or def.
+func (e *flagEnv) duration(name string, def time.Duration) time.Duration {
 	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			badEnv = append(badEnv, "QRAUTH_"+name)
+			e.fail(name, nil)
 			return def
 		}
 		return d
@@ -82,11 +120,11 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-func envInt(name string, def int) int {
+func (e *flagEnv) int(name string, def int) int {
 	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			badEnv = append(badEnv, "QRAUTH_"+name)
+			e.fail(name, nil)
 			return def
 		}
 		return n
@@ -94,11 +132,11 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func envFloat(name string, def float64) float64 {
+func (e *flagEnv) float(name string, def float64) float64 {
 	if v, ok := os.LookupEnv("QRAUTH_" + name); ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			badEnv = append(badEnv, "QRAUTH_"+name)
+			e.fail(name, nil)
 			return def
 		}
 		return f
@@ -106,77 +144,68 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
-// badEnv collects the malformed QRAUTH_* variables met while ParseFlags
-// defines its flags. ParseFlags empties it first and holds parseMu, so one
-// run's bad environment does not fail the next.
-var (
-	parseMu sync.Mutex
-	badEnv  []string
-)
-
 // ParseFlags reads flags, falling back to QRAUTH_* environment variables.
 // On -h it writes the help to out and returns flag.ErrHelp; on a bad flag
-// it writes nothing and returns the error, for the caller to report in one
-// line.
+// or environment variable it writes nothing and returns the error, for the
+// caller to report in one line.
 func (m *Main) ParseFlags(args []string, out io.Writer) error {
-	parseMu.Lock()
-	defer parseMu.Unlock()
-	badEnv = nil
-	fs := m.flagSet()
+	fs, e := m.flagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(out, fs)
 		}
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := e.err(); err != nil {
+		return err
+	}
 	return m.afterParse(fs)
 }
 
 // flagSet defines every flag of the server on a new FlagSet that prints
-// nothing itself (see ParseFlags).
-func (m *Main) flagSet() *flag.FlagSet {
+// nothing itself (see ParseFlags). The flagEnv holds the environment
+// variables that did not parse.
+func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
+	e := &flagEnv{}
 	fs := flag.NewFlagSet("qrauthd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", "127.0.0.1:8080"), "listen address (QRAUTH_ADDR)")
+	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", server.DefaultAddr), "listen address (QRAUTH_ADDR)")
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
 	fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
-	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", envDuration("ROOM_TTL", 3*time.Minute), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
-	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", envDuration("PSK_ROTATION", 30*time.Second), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
-	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", envDuration("SESSION_TTL", 14*24*time.Hour), "browser session lifetime (QRAUTH_SESSION_TTL)")
-	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", envDuration("TICKET_TTL", 10*time.Second), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
-	fs.IntVar(&m.Config.MaxRooms, "max-rooms", envInt("MAX_ROOMS", 50000), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
-	fs.Float64("room-rate", envFloat("ROOM_RATE", 1), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
-	fs.IntVar(&m.Config.RoomBurst, "room-burst", envInt("ROOM_BURST", 20), "burst of new rooms per client IP (QRAUTH_ROOM_BURST)")
-	fs.Float64("app-rate", envFloat("APP_RATE", 5), "app connections and app API calls per second per client IP (QRAUTH_APP_RATE)")
-	fs.IntVar(&m.Config.AppBurst, "app-burst", envInt("APP_BURST", 30), "burst of app connections per client IP (QRAUTH_APP_BURST)")
+	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", e.duration("ROOM_TTL", server.DefaultRoomTTL), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
+	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", e.duration("PSK_ROTATION", server.DefaultPSKRotation), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
+	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", e.duration("SESSION_TTL", server.DefaultSessionTTL), "browser session lifetime (QRAUTH_SESSION_TTL)")
+	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", e.duration("TICKET_TTL", server.DefaultTicketTTL), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
+	fs.IntVar(&m.Config.MaxRooms, "max-rooms", e.int("MAX_ROOMS", server.DefaultMaxRooms), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
+	fs.Float64("room-rate", e.float("ROOM_RATE", float64(server.DefaultRoomRate)), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
+	fs.IntVar(&m.Config.RoomBurst, "room-burst", e.int("ROOM_BURST", server.DefaultRoomBurst), "burst of new rooms per client IP (QRAUTH_ROOM_BURST)")
+	fs.Float64("app-rate", e.float("APP_RATE", float64(server.DefaultAppRate)), "app connections and app API calls per second per client IP (QRAUTH_APP_RATE)")
+	fs.IntVar(&m.Config.AppBurst, "app-burst", e.int("APP_BURST", server.DefaultAppBurst), "burst of app connections per client IP (QRAUTH_APP_BURST)")
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
-	m.offlineFlags(fs)
-	m.oathFlags(fs)
-	m.badgeFlags(fs)
+	m.offlineFlags(fs, e)
+	m.oathFlags(fs, e)
+	m.badgeFlags(fs, e)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
 	m.CheckOnStart = env("CHECK_ON_START", m.CheckOnStart)
 	fs.Var((*checkOnStartFlag)(&m.CheckOnStart), "check-on-start",
 		fmt.Sprintf("check the database before serving: true, false, or auto = files up to %d MiB (QRAUTH_CHECK_ON_START)", checkOnStartLimit>>20))
-	return fs
+	return fs, e
 }
 
 func (m *Main) afterParse(fs *flag.FlagSet) error {
 	rate, _ := fs.Lookup("room-rate").Value.(flag.Getter).Get().(float64)
 	appRate, _ := fs.Lookup("app-rate").Value.(flag.Getter).Get().(float64)
 	trust, _ := fs.Lookup("trust-proxy").Value.(flag.Getter).Get().(bool)
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if len(badEnv) > 0 {
-		return fmt.Errorf("malformed environment variable(s): %s", strings.Join(badEnv, ", "))
-	}
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
 	}
@@ -221,7 +250,7 @@ func (m *Main) Run() error {
 	case "off":
 		m.Config.AdminSocket = ""
 	case "":
-		m.Config.AdminSocket = filepath.Join(filepath.Dir(m.DataPath), "admin.sock")
+		m.Config.AdminSocket = defaultAdminSocket(m.DataPath)
 	default:
 		m.Config.AdminSocket = m.AdminSocket
 	}
@@ -251,13 +280,17 @@ func (m *Main) Run() error {
 	log.Info("database open", slog.String("path", m.DataPath))
 	if m.DebugAddr != "" {
 		if err := m.serveDebug(log); err != nil {
+			// Run fails, so the caller will not call Close: do it here
+			// (Close may still be called; it does nothing more).
+			m.Close()
 			return fmt.Errorf("debug server: %w", err)
 		}
 	}
 	return nil
 }
 
-// Close shuts the server down gracefully and closes the database.
+// Close shuts the server down gracefully, then closes the database that
+// Run opened (the server never closes the store it is given).
 func (m *Main) Close() error {
 	if m.Server == nil {
 		return nil
@@ -267,5 +300,6 @@ func (m *Main) Close() error {
 	if m.debug != nil {
 		m.debug.Close()
 	}
-	return m.Server.Shutdown(ctx)
+	err := m.Server.Shutdown(ctx)
+	return errors.Join(err, m.DB.Close())
 }

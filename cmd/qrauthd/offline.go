@@ -7,20 +7,21 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
+
+	"github.com/qrauth/qrauth/server"
 )
 
 // offlineFlags adds the flags of the offline flow to fs, into m.Config.
-func (m *Main) offlineFlags(fs *flag.FlagSet) {
+func (m *Main) offlineFlags(fs *flag.FlagSet, e *flagEnv) {
 	c := &m.Config.Offline
 	fs.BoolVar(&c.Enabled, "offline", env("OFFLINE", "") == "true",
 		"offline QR codes and transaction approval: phones that activated them sign in, or approve, with a one-time code "+
 			"also without network; needs the master key (QRAUTH_OFFLINE=true)")
-	fs.IntVar(&c.OTPLength, "offline-otp-length", envInt("OFFLINE_OTP_LENGTH", 6), "digits of an offline code, 4 to 9 (QRAUTH_OFFLINE_OTP_LENGTH)")
-	fs.IntVar(&c.MaxAttempts, "offline-max-attempts", envInt("OFFLINE_MAX_ATTEMPTS", 3),
+	fs.IntVar(&c.OTPLength, "offline-otp-length", e.int("OFFLINE_OTP_LENGTH", server.DefaultOfflineOTPLength), "digits of an offline code, 4 to 9 (QRAUTH_OFFLINE_OTP_LENGTH)")
+	fs.IntVar(&c.MaxAttempts, "offline-max-attempts", e.int("OFFLINE_MAX_ATTEMPTS", server.DefaultOfflineMaxAttempts),
 		"wrong codes, counted per phone and method across sessions, that lock the method until unlocked (QRAUTH_OFFLINE_MAX_ATTEMPTS)")
-	fs.DurationVar(&c.SessionTTL, "offline-ttl", envDuration("OFFLINE_TTL", 5*time.Minute), "how long an offline code stays valid (QRAUTH_OFFLINE_TTL)")
-	fs.DurationVar(&c.ApprovalTTL, "offline-approval-ttl", envDuration("OFFLINE_APPROVAL_TTL", 5*time.Minute),
+	fs.DurationVar(&c.SessionTTL, "offline-ttl", e.duration("OFFLINE_TTL", server.DefaultOfflineSessionTTL), "how long an offline code stays valid (QRAUTH_OFFLINE_TTL)")
+	fs.DurationVar(&c.ApprovalTTL, "offline-approval-ttl", e.duration("OFFLINE_APPROVAL_TTL", server.DefaultOfflineApprovalTTL),
 		"how long an online transaction approval waits for the phone (QRAUTH_OFFLINE_APPROVAL_TTL)")
 	load := func(path string) error {
 		toks, err := readTokenFile(path)
@@ -32,7 +33,7 @@ func (m *Main) offlineFlags(fs *flag.FlagSet) {
 	}
 	if path := env("OFFLINE_API_TOKEN_FILE", ""); path != "" {
 		if err := load(path); err != nil {
-			badEnv = append(badEnv, "QRAUTH_OFFLINE_API_TOKEN_FILE ("+err.Error()+")")
+			e.fail("OFFLINE_API_TOKEN_FILE", err)
 		}
 	}
 	fs.Func("offline-api-token-file", "file with the bearer tokens of relying sites for the offline API, one per line "+

@@ -5,13 +5,7 @@
 
 (function () {
   const q = window.qrauth;
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = q.el;
 
   const statusWords = {
     active: 'In use',
@@ -94,27 +88,11 @@
     box.hidden = false;
   }
 
-  document.addEventListener('qrauth:account-ready', async function () {
-    const host = document.getElementById('account-extensions');
-    if (!host) return;
-    const section = el('section', 'card panel');
-    section.id = 'badges-panel';
-    section.setAttribute('aria-labelledby', 'badges-title');
-    section.hidden = true;
-    host.append(section);
+  q.accountSection({ name: 'badges', title: 'Badges', path: '/api/badges', build: build });
 
-    let data;
-    try {
-      data = (await q.api('GET', '/api/badges')).data;
-    } catch (err) {
-      return;
-    }
-    if (!data || !data.enabled) return;
-
-    const head = el('div', 'panel-head');
-    const title = el('h2', '', 'Badges');
-    title.id = 'badges-title';
-    head.append(title);
+  function build(ctx) {
+    const section = ctx.section;
+    let data = ctx.data;
     const note = el('p', 'panel-note',
       'A printed badge signs you in when you show it to a computer\'s camera, without your phone. ' +
       'Revoke a badge you have lost.');
@@ -126,7 +104,7 @@
     const status = el('p', 'visually-hidden');
     status.setAttribute('role', 'status');
     status.setAttribute('aria-live', 'polite');
-    section.append(head, note, error, list);
+    section.append(note, error, list);
 
     const kinds = data.self_issue || [];
     let form = null;
@@ -269,6 +247,5 @@
     section.append(status);
     document.addEventListener('qrauth:password-changed', load);
     render();
-    section.hidden = false;
-  });
+  }
 })();

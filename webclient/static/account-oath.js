@@ -8,13 +8,7 @@
 
 (function () {
   const q = window.qrauth;
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = q.el;
 
   function button(text, className, id) {
     const b = el('button', className, text);
@@ -31,31 +25,16 @@
     return kind === 'hotp' ? 'counter-based (HOTP)' : 'time-based (TOTP)';
   }
 
-  document.addEventListener('qrauth:account-ready', async function () {
-    let status;
-    try {
-      status = (await q.api('GET', '/api/oath')).data || {};
-    } catch (err) {
-      return; // the page's own parts report a lost session
-    }
-    if (!status.enabled) return;
-    build(status);
-  });
+  q.accountSection({ name: 'oath', title: 'Authenticator app', className: 'oath-panel', path: '/api/oath', build: build });
 
-  function build(status) {
-    const host = document.getElementById('account-extensions');
-    if (!host || document.getElementById('oath-panel')) return;
-
-    const panel = el('section', 'card panel oath-panel');
-    panel.id = 'oath-panel';
-    panel.setAttribute('aria-labelledby', 'oath-title');
-    const head = el('div', 'panel-head');
-    const title = el('h2', '', 'Authenticator app');
-    title.id = 'oath-title';
+  function build(ctx) {
+    const status = ctx.data;
+    const panel = ctx.section;
+    const head = ctx.head;
     const setup = button('Set up', 'btn btn-primary btn-small', 'oath-setup');
     setup.setAttribute('aria-controls', 'oath-enrol');
     setup.setAttribute('aria-expanded', 'false');
-    head.append(title, setup);
+    head.append(setup);
 
     const note = el('p', 'panel-note', status.policy === 'off'
       ? 'Use an authenticator app such as Google Authenticator, Microsoft Authenticator or FreeOTP for one-time codes.'
@@ -128,8 +107,7 @@
     body.append(qrWrap, steps);
     box.append(boxHead, body);
 
-    panel.append(head, note, state, pageError, box, live);
-    host.append(panel);
+    panel.append(note, state, pageError, box, live);
 
     let account = status.account || null;
     let digits = 6;

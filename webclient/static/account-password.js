@@ -9,13 +9,7 @@
 
 (function () {
   const q = window.qrauth;
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = q.el;
 
   function field(id, label, autocomplete, describedBy) {
     const wrap = el('div', 'field');
@@ -31,35 +25,25 @@
     return { wrap: wrap, input: input };
   }
 
-  document.addEventListener('qrauth:account-ready', async function () {
-    const host = document.getElementById('account-extensions');
-    if (!host) return;
-    // Placed now, filled later, so that the sections keep their order
-    // whatever answers first.
-    const section = el('section', 'card panel');
-    section.id = 'password-panel';
-    section.setAttribute('aria-labelledby', 'password-title');
-    section.hidden = true;
-    host.append(section);
+  q.accountSection({
+    name: 'password',
+    title: 'Password',
+    path: '/api/password',
+    enabled: function (d) { return !!(d && d.password && d.password.enabled); },
+    build: build,
+  });
 
-    let res;
-    try {
-      res = await q.api('GET', '/api/password');
-    } catch (err) {
-      return; // signed out, or the service is unreachable: account.js says so
-    }
-    let pw = res.data && res.data.password;
-    if (!pw || !pw.enabled) return;
+  function build(ctx) {
+    const section = ctx.section;
+    const head = ctx.head;
+    let pw = ctx.data.password;
 
-    const head = el('div', 'panel-head');
-    const title = el('h2', '', 'Password');
-    title.id = 'password-title';
     const edit = el('button', 'btn btn-secondary btn-small');
     edit.type = 'button';
     edit.id = 'password-edit';
     edit.setAttribute('aria-controls', 'password-form');
     edit.setAttribute('aria-expanded', 'false');
-    head.append(title, edit);
+    head.append(edit);
 
     const note = el('p', 'panel-note',
       'Optional. It confirms that an insecure badge is really yours, and secure badges are sealed under it: ' +
@@ -100,8 +84,7 @@
     status.setAttribute('role', 'status');
     status.setAttribute('aria-live', 'polite');
 
-    section.append(head, note, details, form, status);
-    section.hidden = false;
+    section.append(note, details, form, status);
 
     function render() {
       state.textContent = pw.set ? 'Set on ' + q.formatDate(pw.set_at) : 'No password';
@@ -208,5 +191,5 @@
     });
 
     render();
-  });
+  }
 })();

@@ -10,6 +10,7 @@
 (function () {
   const q = window.qrauth;
   const byId = q.byId;
+  const el = q.el;
 
   const root = byId('account');
   const accountStatus = byId('account-status');
@@ -32,13 +33,6 @@
     }
     el.textContent = err.message;
     el.hidden = false;
-  }
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
   }
 
   function icon(className) {
@@ -283,7 +277,6 @@
   const linkPanel = byId('link-qr');
   const linkButton = byId('link-phone');
   const linkImg = byId('link-qr-img');
-  const linkSteps = linkPanel.querySelectorAll('.link-step[data-state]');
   const linkStatus = byId('link-status');
   const linkCountdown = new q.Countdown(byId('link-countdown'), byId('link-countdown-bar'));
 
@@ -299,10 +292,8 @@
 
   function showLink(state, text) {
     if (state !== 'waiting') linkCountdown.stop();
-    linkPanel.dataset.state = state;
-    for (const s of linkSteps) s.hidden = s.dataset.state !== state;
-    const line = text || linkWords[state] || '';
-    if (linkStatus.textContent !== line) linkStatus.textContent = line;
+    q.showState(linkPanel, state, '.link-step[data-state]');
+    q.say(linkStatus, text || linkWords[state] || '');
   }
 
   const linkRoom = new q.Room('/ws/browser?mode=link', {
@@ -471,8 +462,11 @@
     renderUser(res.data.user);
     await Promise.all([loadSessions(), loadDevices()]);
     root.dataset.state = 'ready';
-    // The scripts of other flows add their sections on this event.
-    document.dispatchEvent(new CustomEvent('qrauth:account-ready', { detail: { user: res.data.user } }));
+    // The scripts of other flows add their sections on this event (see
+    // accountSection in common.js).
+    document.dispatchEvent(new CustomEvent('qrauth:account-ready', {
+      detail: { user: res.data.user, extensions: byId('account-extensions') },
+    }));
     watchSession();
   }
 

@@ -6,13 +6,7 @@
 
 (function () {
   const q = window.qrauth;
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
+  const el = q.el;
 
   function kindName(kind) {
     return kind === 'secure' ? 'Secure badge' : 'Insecure badge';

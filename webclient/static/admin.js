@@ -8,15 +8,9 @@
 (function () {
   const q = window.qrauth;
   const byId = q.byId;
+  const el = q.el;
   const root = byId('admin');
   const list = byId('users');
-
-  function el(tag, className, text) {
-    const e = document.createElement(tag);
-    if (className) e.className = className;
-    if (text !== undefined) e.textContent = text;
-    return e;
-  }
 
   function showError(text) {
     byId('admin-error-text').textContent = text;

@@ -14,7 +14,6 @@
   const byId = q.byId;
 
   const root = byId('approve');
-  const sections = root.querySelectorAll('section[data-state]');
   const statusLine = byId('tx-status');
   const form = byId('tx-code-form');
   const otp = byId('tx-otp');
@@ -26,10 +25,9 @@
   let stopped = false;
 
   function show(state, text) {
-    root.dataset.state = state;
-    for (const s of sections) s.hidden = s.dataset.state !== state;
+    q.showState(root, state);
     byId('tx-qr').parentElement.hidden = !(state === 'offline' || state === 'online') || !view || !view.qr;
-    if (text && statusLine.textContent !== text) statusLine.textContent = text;
+    if (text) q.say(statusLine, text);
   }
 
   function end(title, message) {

@@ -16,7 +16,6 @@
   const byId = q.byId;
 
   const root = byId('badge');
-  const sections = root.querySelectorAll('section[data-state]');
   const statusLine = byId('badge-status');
   const lead = byId('badge-lead');
   const video = byId('badge-video');
@@ -58,17 +57,10 @@
   };
 
   function show(state, text) {
-    root.dataset.state = state;
     if (state !== 'error') root.removeAttribute('data-error');
-    for (const s of sections) s.hidden = s.dataset.state !== state;
+    q.showState(root, state);
     upload.hidden = !(state === 'start' || state === 'camera' || state === 'nocamera');
-    const line = text || words[state] || '';
-    if (statusLine.textContent !== line) statusLine.textContent = line;
-  }
-
-  // safeNext accepts only a path on this site.
-  function safeNext(next) {
-    return typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account';
+    q.say(statusLine, text || words[state] || '');
   }
 
   const titles = {
@@ -364,7 +356,7 @@
 
   // afterStep follows the server's answer to a passed step.
   function afterStep(d) {
-    const next = safeNext(d && d.next);
+    const next = q.safeNext(d && d.next);
     stopCamera();
     if (next === '/badge') {
       loadStatus();

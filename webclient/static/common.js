@@ -1,7 +1,15 @@
-// qrauth: code shared by the login and account pages.
+// qrauth: code shared by every page that runs a script (each loads this file
+// first). It looks up no id of its own: the page scripts pass it their
+// elements.
 //
 // Defines window.qrauth with:
 //   byId(id)                  document.getElementById
+//   el(tag, className, text)  a new element, text set with textContent
+//   safeNext(next)            next when it is a path on this site, else /account
+//   showState(root, state, parts)
+//                             switches root between states (see there)
+//   say(line, text)           writes a live region only when the words change
+//   accountSection(opts)      adds a flow's section to the account page
 //   api(method, path, body)   same-origin JSON fetch; rejects with an Error
 //                             whose message is fit to show (and .status)
 //   formatDate(s)             an RFC 3339 time for people, or "—"
@@ -15,6 +23,77 @@
 
   function byId(id) {
     return document.getElementById(id);
+  }
+
+  // el builds an element. Text goes in with textContent, never as HTML.
+  function el(tag, className, text) {
+    const e = document.createElement(tag);
+    if (className) e.className = className;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  // safeNext accepts only a path on this site ("/x", not "//host/x"), so
+  // that the server's "next" cannot send the browser elsewhere.
+  function safeNext(next) {
+    return typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account';
+  }
+
+  // showState moves root to state: root's data-state names it (CSS and the
+  // browser tests read it), and of the parts inside root that carry a
+  // data-state (parts is a selector, by default the <section data-state>s)
+  // only the one of that state is shown.
+  function showState(root, state, parts) {
+    root.dataset.state = state;
+    for (const s of root.querySelectorAll(parts || 'section[data-state]')) s.hidden = s.dataset.state !== state;
+  }
+
+  // say writes text to a live region only when the words change, so that
+  // the same state entered again (a rotating code) is not announced again.
+  function say(line, text) {
+    if (line.textContent !== text) line.textContent = text;
+  }
+
+  // accountSection adds one flow's section to the account page. account.js
+  // dispatches qrauth:account-ready (detail: user, and extensions, the
+  // element that holds these sections) once the account has loaded. At that
+  // moment an empty, hidden
+  //   <section id="NAME-panel" class="card panel CLASS" aria-labelledby="NAME-title">
+  // is placed there, so that the sections keep the order of their scripts
+  // whatever answers first. Then GET opts.path is asked: when that fails
+  // (account.js itself reports a lost session or an unreachable service) or
+  // opts.enabled(data) is false (default: data.enabled), the section stays
+  // hidden. Otherwise opts.build({section, head, data, user}) fills it, head
+  // being its .panel-head with <h2 id="NAME-title">opts.title</h2>
+  // appended already, and the section is shown.
+  function accountSection(opts) {
+    document.addEventListener('qrauth:account-ready', async function (ev) {
+      const host = ev.detail && ev.detail.extensions;
+      const id = opts.name + '-panel';
+      if (!host || document.getElementById(id)) return;
+      const section = el('section', 'card panel' + (opts.className ? ' ' + opts.className : ''));
+      section.id = id;
+      section.setAttribute('aria-labelledby', opts.name + '-title');
+      section.hidden = true;
+      host.append(section);
+
+      let data;
+      try {
+        data = (await api('GET', opts.path)).data;
+      } catch (err) {
+        return;
+      }
+      const enabled = opts.enabled || function (d) { return !!(d && d.enabled); };
+      if (!enabled(data)) return;
+
+      const head = el('div', 'panel-head');
+      const title = el('h2', '', opts.title);
+      title.id = opts.name + '-title';
+      head.append(title);
+      section.append(head);
+      opts.build({ section: section, head: head, data: data, user: ev.detail.user });
+      section.hidden = false;
+    });
   }
 
   function statusWords(status) {
@@ -347,6 +426,11 @@
   window.qrauth = {
     TOO_MANY: TOO_MANY,
     byId: byId,
+    el: el,
+    safeNext: safeNext,
+    showState: showState,
+    say: say,
+    accountSection: accountSection,
     api: api,
     formatDate: formatDate,
     wsURL: wsURL,

@@ -11,7 +11,6 @@
   const byId = q.byId;
 
   const root = byId('login');
-  const sections = root.querySelectorAll('section[data-state]');
   const statusLine = byId('status');
   const qr = byId('qr');
   const form = byId('signup-form');
@@ -38,12 +37,8 @@
   function show(state, text) {
     if (state !== 'waiting') countdown.stop();
     if (state !== 'error') root.removeAttribute('data-error');
-    root.dataset.state = state;
-    for (const s of sections) s.hidden = s.dataset.state !== state;
-    const line = text || words[state] || '';
-    // Only touch the live region when the words change, so that a rotating
-    // code is not announced every 30 seconds.
-    if (statusLine.textContent !== line) statusLine.textContent = line;
+    q.showState(root, state);
+    q.say(statusLine, text || words[state] || '');
     current = state;
   }
 
@@ -80,8 +75,7 @@
     }
     // A policy may require another step (such as a second factor); the
     // server then names the page that asks for it.
-    const next = res && res.data && res.data.next;
-    location.assign(typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account');
+    location.assign(q.safeNext(res && res.data && res.data.next));
   }
 
   const room = new q.Room('/ws/browser', {

@@ -11,7 +11,6 @@
   const byId = q.byId;
 
   const root = byId('offline');
-  const sections = root.querySelectorAll('section[data-state]');
   const statusLine = byId('status');
   const identifyForm = byId('identify-form');
   const identifier = byId('identifier');
@@ -34,9 +33,8 @@
   };
 
   function show(state, text) {
-    root.dataset.state = state;
-    for (const s of sections) s.hidden = s.dataset.state !== state;
-    if (text !== undefined && statusLine.textContent !== text) statusLine.textContent = text;
+    q.showState(root, state);
+    if (text !== undefined) q.say(statusLine, text);
   }
 
   function fieldError(el, input, message) {
@@ -160,8 +158,7 @@
     }
     stopTimer();
     show('busy', 'Signing you in…');
-    const next = res && res.data && res.data.next;
-    location.assign(typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account');
+    location.assign(q.safeNext(res && res.data && res.data.next));
   }
 
   identifyForm.addEventListener('submit', function (ev) {

@@ -12,13 +12,11 @@
   const byId = q.byId;
 
   const root = byId('verify');
-  const sections = root.querySelectorAll('section[data-state]');
   const statusLine = byId('verify-status');
   let digits = 6;
 
   function show(state, text) {
-    root.dataset.state = state;
-    for (const s of sections) s.hidden = s.dataset.state !== state;
+    q.showState(root, state);
     if (text !== undefined) statusLine.textContent = text;
   }
 
@@ -45,10 +43,6 @@
       return true;
     }
     return false;
-  }
-
-  function safeNext(next) {
-    return typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account';
   }
 
   // A code form: posts the code, then follows the server to the next page.
@@ -80,7 +74,7 @@
         return;
       }
       statusLine.textContent = 'Code accepted. Signing you in…';
-      location.assign(safeNext(res.data && res.data.next));
+      location.assign(q.safeNext(res.data && res.data.next));
     });
   }
 
