@@ -188,6 +188,8 @@ func (s *Server) routes(e *echo.Echo) {
 	s.offlineRoutes(e)
 	s.oathRoutes(e)
 	s.badgeRoutes(e)
+	// The phone web app: static files and three paths (phoneapp.go).
+	s.phoneAppRoutes(e)
 }
 
 // janitor drops expired tickets, idle rate-limit buckets, old nonces and

@@ -1,0 +1,512 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
+)
+
+// The phone web app (/app) in headless Chromium: a desktop context shows
+// the login page; a phone context (390×844, touch) runs the app, its camera
+// fed by Chromium's fake capture device from a y4m made with ffmpeg from the
+// very PNG the login page shows.
+
+// runPhoneAppMain runs qrauthd like MustRunMain, with codes that live long
+// enough for a loaded CI machine to start a camera (the rotation itself is
+// tested elsewhere).
+func runPhoneAppMain(t *testing.T) *Main {
+	t.Helper()
+	m := NewMain()
+	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "qrauth.db"),
+		"-room-rate", "1000", "-room-burst", "1000", "-psk-rotation", "2m", "-room-ttl", "3m"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = io.Discard
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// writeCameraFile turns a QR PNG into the y4m that the fake camera plays:
+// the code scaled 3× with hard edges, centred in a 640×480 frame, as a
+// phone held in front of the screen would see it.
+func writeCameraFile(t *testing.T, png []byte, path string) {
+	t.Helper()
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		t.Fatal("ffmpeg not on the PATH: install it (apt-get install ffmpeg)")
+	}
+	in := path + ".png"
+	if err := os.WriteFile(in, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".tmp.y4m"
+	cmd := exec.Command("ffmpeg", "-loglevel", "error", "-y", "-loop", "1", "-i", in, "-t", "1", "-r", "10",
+		"-vf", "scale=iw*3:ih*3:flags=neighbor,pad=640:480:(ow-iw)/2:(oh-ih)/2:color=white,format=yuv420p",
+		"-f", "yuv4mpegpipe", tmp)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	// Rename, so that the camera never opens a half-written file.
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newPhone starts a Chromium with the fake camera playing cameraFile and
+// emulates a 390×844 phone with touch.
+func newPhone(t *testing.T, cameraFile string, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
+	t.Helper()
+	opts := append([]chromedp.ExecAllocatorOption{
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
+		chromedp.Flag("use-file-for-fake-video-capture", cameraFile),
+		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+	}, extra...)
+	ctx, problems := newChromium(t, opts...)
+	if err := chromedp.Run(ctx,
+		emulation.SetDeviceMetricsOverride(390, 844, 3, true),
+		emulation.SetTouchEmulationEnabled(true).WithMaxTouchPoints(5),
+	); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, problems
+}
+
+func waitScreen(t *testing.T, ctx context.Context, screen string) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`body[data-screen="`+screen+`"] #screen-`+screen, chromedp.ByQuery)); err != nil {
+		var got, text string
+		c := context.WithoutCancel(ctx)
+		chromedp.Run(c, chromedp.Evaluate(`document.body.dataset.screen`, &got),
+			chromedp.Evaluate(`document.querySelector('#result-text') ? document.querySelector('#result-text').textContent : ''`, &text))
+		t.Fatalf("waiting for screen %s (app shows %q %q): %v", screen, got, text, err)
+	}
+}
+
+// evalAsync evaluates a JavaScript expression that yields a promise and
+// decodes its value into out.
+func evalAsync(t *testing.T, ctx context.Context, js string, out any) {
+	t.Helper()
+	if err := chromedp.Run(ctx, chromedp.Evaluate(js, out, func(p *runtime.EvaluateParams) *runtime.EvaluateParams {
+		return p.WithAwaitPromise(true)
+	})); err != nil {
+		t.Fatalf("evaluate %.80s: %v", js, err)
+	}
+}
+
+func discovery(t *testing.T, origin string) map[string]any {
+	t.Helper()
+	res, err := http.Get(origin + "/.well-known/qrauth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var d map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestPhoneAppFlows: set up the app, sign up from a first scan with the
+// camera, sign in a second desktop from a second scan, decline a third
+// through /q/PSK opened directly, and open the app again with the server
+// gone (from the service worker's cache).
+func TestPhoneAppFlows(t *testing.T) {
+	m := runPhoneAppMain(t)
+	origin := m.Server.Origin()
+	camera := filepath.Join(t.TempDir(), "camera.y4m")
+
+	desk, deskProblems := newChromium(t)
+	if err := chromedp.Run(desk, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk, "waiting")
+	writeCameraFile(t, shownQR(t, desk, "#qr"), camera)
+
+	phone, phoneProblems := newPhone(t, camera)
+
+	// /q/PSK in a browser without a key offers to set up; nothing is joined.
+	url1, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, desk, "#qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(phone, chromedp.Navigate(url1),
+		chromedp.WaitVisible(`#scan[data-state="nokey"] #open-setup`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	var href string
+	if err := chromedp.Run(phone, chromedp.Evaluate(`document.querySelector('#open-setup').getAttribute('href')`, &href)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(href, "/app#open=") {
+		t.Fatalf("set-up link %q", href)
+	}
+
+	// Set up.
+	if err := chromedp.Run(phone, chromedp.Navigate(origin+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "setup")
+	if err := chromedp.Run(phone,
+		chromedp.SetValue("#setup-country", "CH", chromedp.ByQuery),
+		chromedp.SendKeys("#setup-phone", "079 123 45 67", chromedp.ByQuery),
+		chromedp.SendKeys("#setup-name", "Pixel 8", chromedp.ByQuery),
+		chromedp.Click("#setup-submit", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+
+	// The key: private, Ed25519, not extractable; ids as docs/protocol.md.
+	var dev struct {
+		Extractable  bool   `json:"extractable"`
+		Type         string `json:"type"`
+		Alg          string `json:"alg"`
+		Usages       []string
+		ExportFailed bool   `json:"exportFailed"`
+		DeviceID     string `json:"deviceId"`
+		PhoneIDHash  string `json:"phoneIdHash"`
+		Phone        string `json:"phone"`
+		PublicKey    string `json:"publicKey"`
+	}
+	evalAsync(t, phone, `(async () => {
+		const k = await import('/static/app/keys.js');
+		const d = await k.loadDevice();
+		let exportFailed = false;
+		try { await crypto.subtle.exportKey('pkcs8', d.privateKey); } catch (e) { exportFailed = true; }
+		return {extractable: d.privateKey.extractable, type: d.privateKey.type, alg: d.privateKey.algorithm.name,
+			usages: d.privateKey.usages, exportFailed, deviceId: d.deviceId, phoneIdHash: d.phoneIdHash,
+			phone: d.phone, publicKey: k.b64url(d.publicKeyRaw)};
+	})()`, &dev)
+	if dev.Extractable || !dev.ExportFailed || dev.Type != "private" || dev.Alg != "Ed25519" {
+		t.Fatalf("device key %+v: want a private, non-extractable Ed25519 key", dev)
+	}
+	pub, err := base64.RawURLEncoding.DecodeString(dev.PublicKey)
+	if err != nil || len(pub) != 32 {
+		t.Fatalf("public key %q", dev.PublicKey)
+	}
+	if want := qrauth.DeviceIDFromKey(pub); string(want) != dev.DeviceID {
+		t.Fatalf("DeviceID %s, Go says %s", dev.DeviceID, want)
+	}
+	salt, err := base64.RawURLEncoding.DecodeString(discovery(t, origin)["phone_salt"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, salt)
+	mac.Write([]byte("+41791234567"))
+	if want := hex.EncodeToString(mac.Sum(nil)); dev.Phone != "+41791234567" || dev.PhoneIDHash != want {
+		t.Fatalf("phone %s hash %s, want +41791234567 %s", dev.Phone, dev.PhoneIDHash, want)
+	}
+	var storage string
+	if err := chromedp.Run(phone, chromedp.Text("#home-storage", &storage, chromedp.ByQuery)); err != nil || storage == "" {
+		t.Fatalf("storage state not shown: %q %v", storage, err)
+	}
+
+	// Sign up from the first scan, the profile filled in on the phone.
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	waitState(t, desk, "scanned")
+	var title string
+	if err := chromedp.Run(phone, chromedp.Text("#approve-title", &title, chromedp.ByQuery)); err != nil || title != "Create an account?" {
+		t.Fatalf("approve title %q %v", title, err)
+	}
+	assertDecideEqual(t, phone)
+	if err := chromedp.Run(phone,
+		chromedp.SendKeys("#profile-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.Click("#approve-yes", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	if err := waitSignedIn(desk, "Ada Lovelace"); err != nil {
+		t.Fatalf("desktop not signed up: %v", err)
+	}
+
+	// A second desktop signs in with a second scan.
+	desk2, desk2Problems := newChromium(t)
+	if err := chromedp.Run(desk2, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk2, "waiting")
+	writeCameraFile(t, shownQR(t, desk2, "#qr"), camera)
+	if err := chromedp.Run(phone, chromedp.Click("#result-again", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	var account, seen string
+	if err := chromedp.Run(phone,
+		chromedp.Text("#approve-title", &title, chromedp.ByQuery),
+		chromedp.Text("#approve-account", &account, chromedp.ByQuery),
+		chromedp.Text("#approve-seen", &seen, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if title != "Sign in?" || !strings.Contains(account, "Ada Lovelace") || !strings.Contains(seen, "signed in from this address before") {
+		t.Fatalf("login approval: %q %q %q", title, account, seen)
+	}
+	if err := chromedp.Run(phone, chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	if err := waitSignedIn(desk2, "Ada Lovelace"); err != nil {
+		t.Fatalf("second desktop not signed in: %v", err)
+	}
+
+	// Decline, with the code opened as /q/PSK in the phone's browser: it
+	// holds a key, so it goes straight to the approval screen.
+	desk3, desk3Problems := newChromium(t)
+	if err := chromedp.Run(desk3, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk3, "waiting")
+	url3, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, desk3, "#qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(phone, chromedp.Navigate(url3)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	var loc string
+	if err := chromedp.Run(phone, chromedp.Evaluate(`location.href`, &loc)); err != nil || loc != origin+"/app" {
+		t.Fatalf("the code stays in the address bar: %q %v", loc, err)
+	}
+	waitState(t, desk3, "scanned")
+	if err := chromedp.Run(phone, chromedp.Click("#approve-no", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	var result string
+	if err := chromedp.Run(phone, chromedp.AttributeValue("#screen-result", "data-result", &result, nil, chromedp.ByQuery)); err != nil || result != "denied" {
+		t.Fatalf("result %q %v", result, err)
+	}
+	waitState(t, desk3, "denied")
+
+	// The app shell opens with the server gone, from the service worker.
+	evalAsync(t, phone, `navigator.serviceWorker.ready.then(() => true)`, new(bool))
+	if err := chromedp.Run(phone, chromedp.Navigate(origin+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+	var controlled bool
+	evalAsync(t, phone, `Promise.resolve(!!navigator.serviceWorker.controller)`, &controlled)
+	if !controlled {
+		t.Fatal("the app page is not controlled by its service worker")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(phone, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+
+	for name, p := range map[string]func() []string{"desktop": deskProblems, "desktop 2": desk2Problems, "desktop 3": desk3Problems, "phone": phoneProblems} {
+		if got := p(); len(got) > 0 {
+			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// waitSignedIn waits for the account page of name (the login page
+// navigates there after the ticket exchange).
+func waitSignedIn(ctx context.Context, name string) error {
+	return chromedp.Run(ctx,
+		chromedp.WaitVisible(`#user-name`, chromedp.ByQuery),
+		chromedp.Poll(`location.pathname === '/account' && document.querySelector('#user-name').textContent === `+strconv.Quote(name), nil),
+	)
+}
+
+// assertDecideEqual checks that Approve and Decline are equally prominent:
+// the same size, side by side.
+func assertDecideEqual(t *testing.T, ctx context.Context) {
+	t.Helper()
+	var sizes []float64
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`[...['#approve-yes', '#approve-no']].flatMap(s => {
+		const r = document.querySelector(s).getBoundingClientRect(); return [r.width, r.height, r.top]; })`, &sizes)); err != nil {
+		t.Fatal(err)
+	}
+	if len(sizes) != 6 || sizes[0] != sizes[3] || sizes[1] != sizes[4] || sizes[2] != sizes[5] || sizes[1] < 44 {
+		t.Fatalf("approve/decline boxes (w, h, top): %v", sizes)
+	}
+}
+
+// TestPhoneAppWorkedExamples runs the app's own JavaScript against the
+// worked examples of docs/protocol.md (§4.1, §4.3, §5, §9.1 and the signed
+// join of protocol 2, §9.3), with the example key imported from its seed.
+func TestPhoneAppWorkedExamples(t *testing.T) {
+	m := MustRunMain(t)
+	ctx, problems := newChromium(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(m.Server.Origin()+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, ctx, "setup")
+	var got map[string]string
+	evalAsync(t, ctx, `(async () => {
+		const k = await import('/static/app/keys.js');
+		const p = await import('/static/app/protocol.js');
+		const out = {};
+		for (const [i, s] of ['+41 79 123 45 67', '0041 79 123 45 67', '+41.79/123-45-67', '+1 (202) 555-0100', '079 123 45 67', '+41 (0)79 123 45 67', '+41 79 x'].entries()) {
+			try { out['phone' + i] = k.normalizePhone(s); } catch (e) { out['phone' + i] = 'error ' + e.reason; }
+		}
+		out.phoneIdHash = await k.phoneIdHash('oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8', k.normalizePhone('+41 79 123 45 67'));
+		out.deviceId = await k.deviceIdFromPublicKey(k.fromHex('79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664'));
+		// The example key: seed 01..20 as PKCS #8 (RFC 8410).
+		const seed = k.fromHex('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20');
+		const pkcs8 = new Uint8Array([...k.fromHex('302e020100300506032b657004220420'), ...seed]);
+		const key = await crypto.subtle.importKey('pkcs8', pkcs8, {name: 'Ed25519'}, false, ['sign']);
+		const ch = {origin: 'https://login.example.com', room: 'EBESExQVFhcYGRobHB0eHw', nonce: 'QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8'};
+		const dev = {origin: ch.origin, deviceId: 'd_ZbYGc9btiEvwHCwiLYKtoA', phoneIdHash: out.phoneIdHash, privateKey: key,
+			publicKeyRaw: k.fromHex('79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664'), name: 'Pixel 8'};
+		out.bytes = new TextDecoder().decode(p.decisionBytes({...ch, mode: 'login', device: dev.deviceId, phone: dev.phoneIdHash, decision: 'approve'}));
+		for (const [mode, dec] of [['login', 'approve'], ['login', 'deny'], ['signup', 'approve'], ['link', 'approve']]) {
+			const f = await p.decisionFrame(dev, {...ch, mode}, dec);
+			out[mode + '/' + dec] = f.signature;
+			if (mode === 'signup') out.signupFrame = JSON.stringify(f);
+		}
+		const psk = 'aJo_KCwHYlaGRwkyU-OiXw';
+		out.join1 = JSON.stringify(await p.joinFrame(dev, {protocol_version: 1}, psk));
+		out.join2 = JSON.stringify(await p.joinFrame(dev, {protocol_version: 2}, psk));
+		out.join2bytes = new TextDecoder().decode(await p.joinBytes({origin: dev.origin, psk, device: dev.deviceId, phone: dev.phoneIdHash}));
+		for (const [i, s] of ['https://login.example.com/q/aJo_KCwHYlaGRwkyU-OiXw', 'https://evil.example/q/aJo_KCwHYlaGRwkyU-OiXw',
+			'https://login.example.com/q/aJo_KCwHYlaGRwkyU-OiXw?x', 'https://login.example.com/q/aJo_KCwHYlaGRwkyU-OiXw#x',
+			'https://login.example.com/q/%61Jo_KCwHYlaGRwkyU-OiXw', 'https://login.example.com/x/../q/aJo_KCwHYlaGRwkyU-OiXw',
+			'https://u@login.example.com/q/aJo_KCwHYlaGRwkyU-OiXw', 'otpauth://totp/x'].entries()) {
+			try { out['qr' + i] = p.parseQRURL('https://login.example.com', s); } catch (e) { out['qr' + i] = 'error ' + e.reason; }
+		}
+		return out;
+	})()`, &got)
+	const hash = "73913b6509ff7e465e4329d705195340fa781798ab404034fa9272cea3a93edd"
+	want := map[string]string{
+		"phone0": "+41791234567", "phone1": "+41791234567", "phone2": "+41791234567", "phone3": "+12025550100",
+		"phone4": "error invalid_phone", "phone5": "+410791234567", "phone6": "error invalid_phone",
+		"phoneIdHash":    hash,
+		"deviceId":       "d_ZbYGc9btiEvwHCwiLYKtoA",
+		"bytes":          "qrauth-v1 decision\norigin=https://login.example.com\nroom=EBESExQVFhcYGRobHB0eHw\nnonce=QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8\nmode=login\ndevice=d_ZbYGc9btiEvwHCwiLYKtoA\nphone=" + hash + "\ndecision=approve\n",
+		"login/approve":  "yoSRkS8FgR-25r7-DrF2-na_RYDXoKn0NNYUYJUetZhYgigjUz0c8oSoS2sfbSPVpUJ1n1AuXgurzp_n7YhGAw",
+		"login/deny":     "Rz5z5S8S0wYT2QxpzPCVwWvZoDx0ua0dCYFHMyvCF40QzUE_9Ym_ymVP-HG-d-oHgWFIqtnkFi-lqom9A4dxDw",
+		"signup/approve": "HyX9ySl0LIi0VyMCJgen31sks35GyNOJABXdpV5bTyYNDs_x938O5M2u8sn2Pg_1CGdjWF8bbGs7tC87Ni5dDA",
+		"link/approve":   "41J8psaohEF51--G6j7GT1Zc7Ta-SYIzHjixn80Lma30JzHnuuda92OGt-zbcZC4axOtj-KYDeaRU7h-w_qFDw",
+		"signupFrame":    `{"type":"decision","decision":"approve","signature":"HyX9ySl0LIi0VyMCJgen31sks35GyNOJABXdpV5bTyYNDs_x938O5M2u8sn2Pg_1CGdjWF8bbGs7tC87Ni5dDA","device_name":"Pixel 8","public_key":"ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"}`,
+		"join1":          `{"type":"join","psk":"aJo_KCwHYlaGRwkyU-OiXw","device_id":"d_ZbYGc9btiEvwHCwiLYKtoA","phone_id_hash":"` + hash + `"}`,
+		"join2":          `{"type":"join","psk":"aJo_KCwHYlaGRwkyU-OiXw","device_id":"d_ZbYGc9btiEvwHCwiLYKtoA","phone_id_hash":"` + hash + `","signature":"uPFx5A4okD1CNQbCYvSAbq_gUl-tKiXquN__SCA6d9D-lDNqc6lLLEcKgoRHXhgA0Dx06UKuU5a2cNFys0D6CA","public_key":"ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"}`,
+		"join2bytes":     "qrauth-v2 join\norigin=https://login.example.com\npsk-sha256=417eed2327d5b17ba23249297bc8af97550877a637a14eef6f91568b36c8d905\ndevice=d_ZbYGc9btiEvwHCwiLYKtoA\nphone=" + hash + "\n",
+		"qr0":            "aJo_KCwHYlaGRwkyU-OiXw",
+		"qr1":            "error foreign_origin",
+		"qr2":            "error not_a_qrauth_code",
+		"qr3":            "error not_a_qrauth_code",
+		"qr4":            "error not_a_qrauth_code",
+		"qr5":            "error not_a_qrauth_code",
+		"qr6":            "error not_a_qrauth_code",
+		"qr7":            "error not_a_qrauth_code",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s:\n got %q\nwant %q", k, got[k], v)
+		}
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestPhoneAppDecodesLoginQR decodes the login page's QR PNG with the
+// vendored decoder (forced, as on a browser without BarcodeDetector) under
+// /app's real Content-Security-Policy, and checks that the WebAssembly came
+// from our own origin.
+func TestPhoneAppDecodesLoginQR(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	ctx, problems := newChromium(t)
+	var wasmURLs []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && strings.Contains(e.Request.URL, ".wasm") {
+			wasmURLs = append(wasmURLs, e.Request.URL)
+		}
+	})
+	if err := chromedp.Run(ctx, network.Enable(), chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, "waiting")
+	png := shownQR(t, ctx, "#qr")
+	want, err := appclient.DecodeQRImage(bytes.NewReader(png))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, ctx, "setup")
+	var got struct {
+		Text string `json:"text"`
+		Kind string `json:"kind"`
+	}
+	evalAsync(t, ctx, fmt.Sprintf(`(async () => {
+		const q = await import('/static/app/qrdecode.js');
+		const img = new Image(); img.src = 'data:image/png;base64,%s'; await img.decode();
+		const d = await q.detector({forceVendored: true});
+		return {text: await q.decode(img, {forceVendored: true}), kind: d.kind};
+	})()`, base64.StdEncoding.EncodeToString(png)), &got)
+	if got.Text != want || got.Kind != "zxing-wasm" {
+		t.Fatalf("decoded %+v, want %q by zxing-wasm", got, want)
+	}
+	for _, u := range wasmURLs {
+		if !strings.HasPrefix(u, origin+"/static/vendor/") {
+			t.Errorf("WebAssembly fetched from %s", u)
+		}
+	}
+	if len(wasmURLs) == 0 {
+		t.Error("no WebAssembly was fetched")
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestPhoneAppInsecureContext: on plain http:// at a name other than
+// localhost, WebCrypto is not there; the app says so instead of failing.
+func TestPhoneAppInsecureContext(t *testing.T) {
+	m := MustRunMain(t)
+	_, port, err := net.SplitHostPort(m.Server.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, problems := newChromium(t, chromedp.Flag("host-resolver-rules", "MAP qrauth.test 127.0.0.1"))
+	if err := chromedp.Run(ctx, chromedp.Navigate("http://qrauth.test:"+port+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, ctx, "insecure")
+	var shown string
+	if err := chromedp.Run(ctx, chromedp.Text("#insecure-origin", &shown, chromedp.ByQuery)); err != nil || shown != "http://qrauth.test:"+port {
+		t.Fatalf("insecure origin shown %q %v", shown, err)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
+	}
+}

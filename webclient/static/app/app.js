@@ -1,0 +1,373 @@
+// The phone web app: set-up, scanning, approval. One screen at a time;
+// body[data-screen] names it (tests wait on it).
+
+import { AppError, loadDevice, saveDevice, newDeviceKey, normalizePhone, phoneIdHash, persistStorage } from './keys.js';
+import { discover, parseQRURL, canonicalOrigin, Scan, reasonText } from './protocol.js';
+import { COUNTRIES, toE164, guessCountry } from './countries.js';
+import { Scanner } from './scanner.js';
+
+const byId = (id) => document.getElementById(id);
+
+const state = {
+  dev: null,
+  pendingURL: null, // a code opened as /q/PSK before the phone was set up
+  scan: null,
+  scanner: null,
+};
+
+function show(name) {
+  for (const s of document.querySelectorAll('.screen')) s.hidden = s.id !== 'screen-' + name;
+  document.body.dataset.screen = name;
+  const h = byId('screen-' + name).querySelector('h1');
+  if (h && !h.classList.contains('visually-hidden')) {
+    h.tabIndex = -1;
+    h.focus({ preventScroll: true });
+  }
+  window.scrollTo(0, 0);
+}
+
+function setText(id, text) {
+  byId(id).textContent = text;
+}
+
+function showError(id, msg) {
+  const el = byId(id);
+  el.textContent = msg;
+  el.hidden = !msg;
+}
+
+// --- start ---------------------------------------------------------------
+
+async function start() {
+  if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+    setText('insecure-origin', location.origin);
+    show('insecure');
+    return;
+  }
+  if ('serviceWorker' in navigator) {
+    // The shell works without it; a failed registration only costs the
+    // offline start.
+    navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {});
+  }
+  const m = /^#open=(.+)$/.exec(location.hash);
+  if (m) {
+    try {
+      state.pendingURL = decodeURIComponent(m[1]);
+    } catch (_) {
+      state.pendingURL = null;
+    }
+    // The code is single use: keep it out of the history.
+    history.replaceState(null, '', location.pathname);
+  }
+  fillCountries();
+  wire();
+  try {
+    state.dev = await loadDevice();
+  } catch (_) {
+    state.dev = null;
+  }
+  if (!state.dev) {
+    byId('setup-pending').hidden = !state.pendingURL;
+    show('setup');
+    return;
+  }
+  if (state.pendingURL) {
+    const url = state.pendingURL;
+    state.pendingURL = null;
+    await answer(url);
+    return;
+  }
+  showHome();
+}
+
+function fillCountries() {
+  const sel = byId('setup-country');
+  const guess = guessCountry();
+  for (const [code, name, cc] of COUNTRIES) {
+    const o = document.createElement('option');
+    o.value = code;
+    o.textContent = `${name} (+${cc})`;
+    if (code === guess) o.selected = true;
+    sel.appendChild(o);
+  }
+  updatePrefix();
+}
+
+function updatePrefix() {
+  const c = COUNTRIES.find((x) => x[0] === byId('setup-country').value);
+  setText('setup-prefix', c ? '+' + c[2] : '');
+}
+
+function wire() {
+  byId('setup-country').addEventListener('change', updatePrefix);
+  byId('setup-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    setUp();
+  });
+  byId('scan-start').addEventListener('click', scanWithCamera);
+  byId('scan-cancel').addEventListener('click', () => {
+    stopCamera();
+    showHome();
+  });
+  byId('scan-torch').addEventListener('click', async () => {
+    const on = await state.scanner.toggleTorch();
+    byId('scan-torch').setAttribute('aria-pressed', String(on));
+  });
+  byId('approve-yes').addEventListener('click', approve);
+  byId('approve-no').addEventListener('click', decline);
+  byId('result-again').addEventListener('click', scanWithCamera);
+  byId('result-home').addEventListener('click', showHome);
+}
+
+// --- set-up --------------------------------------------------------------
+
+async function setUp() {
+  showError('setup-error', '');
+  const btn = byId('setup-submit');
+  let e164;
+  try {
+    e164 = normalizePhone(toE164(byId('setup-country').value, byId('setup-phone').value));
+  } catch (e) {
+    byId('setup-phone').setAttribute('aria-invalid', 'true');
+    showError('setup-error', e.message);
+    return;
+  }
+  byId('setup-phone').removeAttribute('aria-invalid');
+  btn.disabled = true;
+  try {
+    const disc = await discover();
+    if (canonicalOrigin(disc.origin) !== location.origin) {
+      throw new AppError('invalid', 'origin_changed', `This server calls itself ${disc.origin}, but the app was opened at ${location.origin}. Open the app at ${disc.origin}.`);
+    }
+    const key = await newDeviceKey();
+    const name = byId('setup-name').value.trim();
+    const dev = {
+      version: 1,
+      origin: disc.origin,
+      phone: e164,
+      phoneIdHash: await phoneIdHash(disc.phone_salt, e164),
+      name,
+      privateKey: key.privateKey,
+      publicKey: key.publicKey,
+      publicKeyRaw: key.publicKeyRaw,
+      deviceId: key.deviceId,
+      created: new Date().toISOString(),
+    };
+    await saveDevice(dev);
+    // Asked right after the person's tap, when browsers are most willing:
+    // without it the browser may evict the key under storage pressure.
+    dev.persisted = await persistStorage();
+    await saveDevice(dev);
+    state.dev = dev;
+  } catch (e) {
+    showError('setup-error', e.message);
+    btn.disabled = false;
+    return;
+  }
+  btn.disabled = false;
+  if (state.pendingURL) {
+    const url = state.pendingURL;
+    state.pendingURL = null;
+    await answer(url);
+    return;
+  }
+  showHome();
+}
+
+function showHome() {
+  const d = state.dev;
+  if (!d) {
+    show('setup');
+    return;
+  }
+  setText('home-phone', d.phone);
+  setText('home-device', (d.name || 'This phone') + ' · ' + d.deviceId);
+  setText('home-storage', d.persisted
+    ? 'Kept: the browser will not clear it on its own.'
+    : 'Not guaranteed: the browser may clear it when space runs low. Install the app (Add to Home Screen) to keep it.');
+  show('home');
+}
+
+// --- scanning ------------------------------------------------------------
+
+async function scanWithCamera() {
+  show('scan');
+  const status = byId('scan-status');
+  status.textContent = 'Point the camera at the QR code on the other screen.';
+  state.scanner = new Scanner(byId('scan-video'));
+  try {
+    await state.scanner.start();
+  } catch (e) {
+    stopCamera();
+    return result('error', 'No camera', e.message);
+  }
+  byId('scan-torch').hidden = !state.scanner.torchAvailable();
+  let text;
+  try {
+    text = await state.scanner.next((t) => {
+      try {
+        parseQRURL(state.dev.origin, t);
+        return true;
+      } catch (e) {
+        // Keep the camera running: the person may be pointing at another
+        // code on the same screen.
+        status.textContent = e.message;
+        return false;
+      }
+    });
+  } catch (e) {
+    if (e.message === 'stopped') return;
+    stopCamera();
+    return result('error', 'Scanning failed', e.message);
+  }
+  stopCamera();
+  await answer(text);
+}
+
+function stopCamera() {
+  if (state.scanner) state.scanner.stop();
+  state.scanner = null;
+}
+
+// answer joins the room of a scanned or opened code and shows the
+// approval screen.
+async function answer(text) {
+  let psk;
+  try {
+    psk = parseQRURL(state.dev.origin, text);
+  } catch (e) {
+    return result('error', 'Not a sign-in code for this server', e.message);
+  }
+  show('loading');
+  let disc;
+  try {
+    disc = await discover();
+    if (canonicalOrigin(disc.origin) !== canonicalOrigin(state.dev.origin)) {
+      throw new AppError('invalid', 'origin_changed', 'This server now calls itself ' + disc.origin + '. Set the app up again if that is right.');
+    }
+  } catch (e) {
+    return result('error', 'Cannot reach the server', e.message);
+  }
+  const scan = new Scan(state.dev, disc);
+  state.scan = scan;
+  let ch;
+  try {
+    ch = await scan.open(psk);
+  } catch (e) {
+    scan.close();
+    return result('error', 'This code cannot be used', e.message);
+  }
+  showChallenge(ch);
+}
+
+function showChallenge(ch) {
+  const ctx = ch.context || {};
+  const prox = ch.proximity || {};
+  const accountName = ch.account && ch.account.name;
+  if (ch.mode === 'signup') {
+    setText('approve-title', 'Create an account?');
+    setText('approve-account', `A new account for ${state.dev.phone}, signed in on this browser:`);
+    setText('approve-yes', 'Create and sign in');
+  } else if (ch.mode === 'link') {
+    setText('approve-title', 'Add this phone?');
+    setText('approve-account', `Add this phone to the account${accountName ? ' of ' + accountName : ''}, asked by this browser:`);
+    setText('approve-yes', 'Add phone');
+  } else {
+    setText('approve-title', 'Sign in?');
+    setText('approve-account', `Sign in${accountName ? ' as ' + accountName : ''} on this browser:`);
+    setText('approve-yes', 'Approve');
+  }
+  setText('ctx-browser', [ctx.browser, ctx.os].filter(Boolean).join(' on ') || 'Unknown');
+  setText('ctx-place', ctx.place || 'Unknown');
+  setText('ctx-ip', ctx.ip || 'Unknown');
+  setText('ctx-site', ctx.origin || ch.origin);
+  const t = ctx.time ? new Date(ctx.time) : null;
+  setText('ctx-time', t && !isNaN(t) ? t.toLocaleString() : 'Unknown');
+  const warn = byId('approve-warning');
+  warn.textContent = prox.warning || '';
+  warn.hidden = !prox.warning;
+  let seen = '';
+  if (prox.same_network) seen = 'The browser is on the same network as this phone. ';
+  if (ch.mode === 'login' && ch.known_address === true) seen += 'This account has signed in from this address before.';
+  if (ch.mode === 'login' && ch.known_address === false) seen += 'This account has never signed in from this address.';
+  setText('approve-seen', seen.trim());
+  byId('approve-profile').hidden = ch.mode !== 'signup';
+  showError('profile-error', '');
+  byId('approve-yes').disabled = false;
+  byId('approve-no').disabled = false;
+  show('approve');
+}
+
+function readProfile() {
+  const name = byId('profile-name').value.trim();
+  const email = byId('profile-email').value.trim();
+  if (name.includes('\n') || new TextEncoder().encode(name).length > 100) throw new Error('The name is too long (at most 100 bytes, one line).');
+  if (email && !/^[^\s@<>()",;]+@[^\s@<>()",;]+$/.test(email)) throw new Error('That does not look like an e-mail address (name@example.com).');
+  if (!name && !email) return null;
+  return { name, email };
+}
+
+async function approve() {
+  const scan = state.scan;
+  let profile = null;
+  if (scan.challenge.mode === 'signup') {
+    try {
+      profile = readProfile();
+    } catch (e) {
+      showError('profile-error', e.message);
+      return;
+    }
+  }
+  byId('approve-yes').disabled = true;
+  byId('approve-no').disabled = true;
+  try {
+    let m = await scan.approve(profile);
+    if (m.type === 'profile_needed') {
+      show('wait');
+      m = await scan.wait();
+    }
+    finished(m);
+  } catch (e) {
+    result('error', 'Not signed in', e.message);
+  } finally {
+    scan.close();
+  }
+}
+
+async function decline() {
+  const scan = state.scan;
+  byId('approve-yes').disabled = true;
+  byId('approve-no').disabled = true;
+  try {
+    finished(await scan.deny());
+  } catch (e) {
+    result('error', 'Something went wrong', e.message);
+  } finally {
+    scan.close();
+  }
+}
+
+function finished(m) {
+  switch (m.result) {
+    case 'signed_in':
+      return result('ok', 'Signed in', 'The browser is signed in now.');
+    case 'signed_up':
+      return result('ok', 'Account created', 'Your account is ready and the browser is signed in. This phone signs you in from now on.');
+    case 'linked':
+      return result('ok', 'Phone added', 'This phone can now sign in to the account.');
+    case 'denied':
+      return result('denied', 'Declined', 'Nobody was signed in.');
+    default:
+      return result('error', 'Unexpected answer', reasonText(m.result, 'The server answered something this app does not know.'));
+  }
+}
+
+function result(kind, title, text) {
+  byId('result-icon').className = 'state-icon ' + (kind === 'ok' ? 'state-icon-ok' : kind === 'denied' ? 'state-icon-stop' : 'state-icon-alert');
+  byId('screen-result').dataset.result = kind;
+  setText('result-title', title);
+  setText('result-text', text);
+  show('result');
+}
+
+start();
