@@ -171,6 +171,7 @@ func TestPhoneAppFlows(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitScreen(t, phone, "setup")
+	saveScreenshot(t, phone, "phone-setup.png")
 	if err := chromedp.Run(phone,
 		chromedp.SetValue("#setup-country", "CH", chromedp.ByQuery),
 		chromedp.SendKeys("#setup-phone", "079 123 45 67", chromedp.ByQuery),
@@ -221,6 +222,7 @@ func TestPhoneAppFlows(t *testing.T) {
 	if want := hex.EncodeToString(mac.Sum(nil)); dev.Phone != "+41791234567" || dev.PhoneIDHash != want {
 		t.Fatalf("phone %s hash %s, want +41791234567 %s", dev.Phone, dev.PhoneIDHash, want)
 	}
+	saveScreenshot(t, phone, "phone-home.png")
 	var storage string
 	if err := chromedp.Run(phone, chromedp.Text("#home-storage", &storage, chromedp.ByQuery)); err != nil || storage == "" {
 		t.Fatalf("storage state not shown: %q %v", storage, err)
@@ -237,6 +239,7 @@ func TestPhoneAppFlows(t *testing.T) {
 		t.Fatalf("approve title %q %v", title, err)
 	}
 	assertDecideEqual(t, phone)
+	saveScreenshot(t, phone, "phone-signup.png")
 	if err := chromedp.Run(phone,
 		chromedp.SendKeys("#profile-name", "Ada Lovelace", chromedp.ByQuery),
 		chromedp.Click("#approve-yes", chromedp.ByQuery),
@@ -270,6 +273,8 @@ func TestPhoneAppFlows(t *testing.T) {
 	if title != "Sign in?" || !strings.Contains(account, "Ada Lovelace") || !strings.Contains(seen, "signed in from this address before") {
 		t.Fatalf("login approval: %q %q %q", title, account, seen)
 	}
+	assertDecideEqual(t, phone)
+	saveScreenshot(t, phone, "phone-approve.png")
 	if err := chromedp.Run(phone, chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
@@ -508,5 +513,63 @@ func TestPhoneAppInsecureContext(t *testing.T) {
 	}
 	if p := problems(); len(p) > 0 {
 		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestPhoneAppSignUpWithBrowserForm: the phone approves a sign-up with an
+// empty profile, waits while the person fills the form on the computer, and
+// ends signed up like the computer.
+func TestPhoneAppSignUpWithBrowserForm(t *testing.T) {
+	m := runPhoneAppMain(t)
+	origin := m.Server.Origin()
+	camera := filepath.Join(t.TempDir(), "camera.y4m")
+	desk, deskProblems := newChromium(t)
+	if err := chromedp.Run(desk, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk, "waiting")
+	writeCameraFile(t, shownQR(t, desk, "#qr"), camera)
+	phone, phoneProblems := newPhone(t, camera)
+	if err := chromedp.Run(phone, chromedp.Navigate(origin+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "setup")
+	if err := chromedp.Run(phone,
+		chromedp.SendKeys("#setup-phone", "+1 (202) 555-0100", chromedp.ByQuery),
+		chromedp.Click("#setup-submit", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	if err := chromedp.Run(phone, chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "wait")
+	waitState(t, desk, "signup")
+	if err := chromedp.Run(desk,
+		chromedp.SendKeys("#signup-name", "Grace Hopper", chromedp.ByQuery),
+		chromedp.Click("#signup-submit", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	var result, title string
+	if err := chromedp.Run(phone,
+		chromedp.AttributeValue("#screen-result", "data-result", &result, nil, chromedp.ByQuery),
+		chromedp.Text("#result-title", &title, chromedp.ByQuery),
+	); err != nil || result != "ok" || title != "Account created" {
+		t.Fatalf("result %q %q %v", result, title, err)
+	}
+	if err := waitSignedIn(desk, "Grace Hopper"); err != nil {
+		t.Fatalf("desktop not signed up: %v", err)
+	}
+	for name, p := range map[string]func() []string{"desktop": deskProblems, "phone": phoneProblems} {
+		if got := p(); len(got) > 0 {
+			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
+		}
 	}
 }
