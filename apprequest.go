@@ -52,7 +52,7 @@ func (r *AppRequest) Verify(pub ed25519.PublicKey, sig string) error {
 	s, err := base64.RawURLEncoding.DecodeString(sig)
 	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize ||
 		!ValidToken(r.Nonce, 16, 64) || bytes.ContainsAny([]byte(r.Method+r.Path), "\n") ||
-		!ed25519.Verify(pub, r.SignedBytes(), s) {
+		!verifyEd25519(pub, r.SignedBytes(), s) {
 		return Errorf(EUNAUTHORIZED, "bad_signature", "The request signature is not valid.")
 	}
 	return nil

@@ -273,7 +273,7 @@ func (d *TransactionDecision) Verify(pub ed25519.PublicKey, sig string) error {
 	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize ||
 		strings.ContainsAny(d.Origin+d.TransactionID+d.TextSHA256+string(d.DeviceID)+d.Decision, "\n") ||
 		(d.Decision != DecisionApprove && d.Decision != DecisionDeny) ||
-		!ed25519.Verify(pub, d.SignedBytes(), s) {
+		!verifyEd25519(pub, d.SignedBytes(), s) {
 		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature over the transaction is not valid.")
 	}
 	return nil

@@ -3,7 +3,9 @@ package qrauth
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,7 +14,9 @@ import (
 )
 
 // ProtocolVersion is the version of the wire protocol in docs/protocol.md.
-const ProtocolVersion = 1
+// Version 2 signs the join (see Join): the phone proves it holds the
+// device key before the server reveals anything about the account.
+const ProtocolVersion = 2
 
 // MaxFrameSize is the largest WebSocket message either socket accepts, in
 // bytes. Larger frames close the connection with 1009 (message too big).
@@ -145,15 +149,15 @@ type BrowserFrame struct {
 type AppFrame struct {
 	Type string `json:"type"`
 
-	// join
+	// join (and Signature, PublicKey: both required in a join)
 	PSK         string   `json:"psk,omitempty"`
 	DeviceID    DeviceID `json:"device_id,omitempty"`
 	PhoneIDHash string   `json:"phone_id_hash,omitempty"`
 
 	// decision
 	Decision   string   `json:"decision,omitempty"`
-	Signature  string   `json:"signature,omitempty"`  // base64url, 64 bytes
-	PublicKey  string   `json:"public_key,omitempty"` // base64url, 32 bytes; signup and link
+	Signature  string   `json:"signature,omitempty"`  // base64url, 64 bytes; join: of Join, decision: of Decision
+	PublicKey  string   `json:"public_key,omitempty"` // base64url, 32 bytes; join: required; decision: optional
 	DeviceName string   `json:"device_name,omitempty"`
 	Profile    *Profile `json:"profile,omitempty"` // signup: fill the form from the phone
 
@@ -211,24 +215,44 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 		if !ValidToken(f.PSK, 16, 64) {
 			return nil, Errorf(EINVALID, "invalid_psk", "The code is not a qrauth code.")
 		}
-		if f.DeviceID != "" && !ValidDeviceID(f.DeviceID) {
+		if f.DeviceID == "" {
+			return nil, Errorf(EINVALID, "device_id_required", "The join message must carry the device id.")
+		}
+		if !ValidDeviceID(f.DeviceID) {
 			return nil, Errorf(EINVALID, "invalid_device_id", "The device id is malformed.")
 		}
 		if !ValidPhoneIDHash(f.PhoneIDHash) {
 			return nil, Errorf(EINVALID, "invalid_phone_id_hash", "The phone id hash must be 64 lowercase hex digits.")
+		}
+		// Protocol 2: the join proves possession of the device key, so
+		// that nothing about the account is sent to a party that only
+		// knows a device id and a phone number.
+		if f.Signature == "" || f.PublicKey == "" {
+			return nil, Errorf(EINVALID, "join_not_signed",
+				"The join must carry the device's public key and signature (protocol version %d); update the app.", ProtocolVersion)
+		}
+		if err := checkSignatureField(f.Signature); err != nil {
+			return nil, err
+		}
+		pub, err := decodePublicKeyField(f.PublicKey)
+		if err != nil {
+			return nil, err
+		}
+		if DeviceIDFromKey(pub) != f.DeviceID {
+			return nil, errDeviceIDMismatch
 		}
 	case MsgDecision:
 		if f.Decision != DecisionApprove && f.Decision != DecisionDeny {
 			return nil, Errorf(EINVALID, "invalid_decision", "The decision must be approve or deny.")
 		}
 		if f.Signature != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.Signature); err != nil || len(b) != ed25519.SignatureSize || !ValidToken(f.Signature, 86, 86) {
-				return nil, Errorf(EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
+			if err := checkSignatureField(f.Signature); err != nil {
+				return nil, err
 			}
 		}
 		if f.PublicKey != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(f.PublicKey); err != nil || len(b) != ed25519.PublicKeySize || !ValidToken(f.PublicKey, 43, 43) {
-				return nil, Errorf(EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
+			if _, err := decodePublicKeyField(f.PublicKey); err != nil {
+				return nil, err
 			}
 		}
 		name, err := NormalizeDeviceName(f.DeviceName)
@@ -251,6 +275,30 @@ func DecodeAppFrame(data []byte) (*AppFrame, error) {
 		return nil, Errorf(EINVALID, "unknown_type", "Unknown message type.")
 	}
 	return &f, nil
+}
+
+var errDeviceIDMismatch = Errorf(EINVALID, "device_id_mismatch", "The public key does not match the device id.")
+
+// checkSignatureField checks the form of a signature field: 64 bytes,
+// base64url without padding.
+func checkSignatureField(sig string) error {
+	if b, err := base64.RawURLEncoding.DecodeString(sig); err != nil || len(b) != ed25519.SignatureSize || !ValidToken(sig, 86, 86) {
+		return Errorf(EINVALID, "invalid_signature_encoding", "The signature must be %d bytes, base64url without padding.", ed25519.SignatureSize)
+	}
+	return nil
+}
+
+// decodePublicKeyField decodes a public key field: 32 bytes, base64url
+// without padding, and a key CheckPublicKey accepts (weak_public_key).
+func decodePublicKeyField(key string) (ed25519.PublicKey, error) {
+	b, err := base64.RawURLEncoding.DecodeString(key)
+	if err != nil || len(b) != ed25519.PublicKeySize || !ValidToken(key, 43, 43) {
+		return nil, Errorf(EINVALID, "invalid_public_key", "The public key must be %d bytes, base64url without padding.", ed25519.PublicKeySize)
+	}
+	if err := CheckPublicKey(b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // ValidDeviceID reports whether id has the form DeviceIDFromKey produces.
@@ -341,7 +389,7 @@ func (d *Decision) Verify(pub ed25519.PublicKey, sig string) error {
 		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
 	}
 	if strings.ContainsAny(d.Origin+d.Room+d.Nonce+d.Mode+string(d.DeviceID)+d.PhoneIDHash+d.Decision, "\n") ||
-		!ed25519.Verify(pub, d.SignedBytes(), s) {
+		!verifyEd25519(pub, d.SignedBytes(), s) {
 		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
 	}
 	return nil
@@ -350,4 +398,58 @@ func (d *Decision) Verify(pub ed25519.PublicKey, sig string) error {
 // Sign signs d with priv and returns the base64url signature.
 func (d *Decision) Sign(priv ed25519.PrivateKey) string {
 	return base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, d.SignedBytes()))
+}
+
+// Join is what the app signs to join a room (protocol version 2). Its
+// canonical bytes (SignedBytes) bind the server's origin, the scanned PSK
+// (by its SHA-256 only, so the signed bytes reveal nothing that would let
+// anyone join), the device and the phone. The server verifies the
+// signature, with the key carried in the join, before it looks anything
+// up: whoever gets the challenge holds the device key, and a party that
+// only knows a device id and a phone number learns nothing about the
+// account. The PSK is single-use, so a join cannot be replayed into
+// another room, and the origin keeps it from being relayed to another
+// server.
+type Join struct {
+	Origin      string
+	PSK         string // the PSK of the scanned code; only its SHA-256 is signed
+	DeviceID    DeviceID
+	PhoneIDHash string
+}
+
+// SignedBytes returns the exact bytes the device signs, in the line format
+// of Decision.SignedBytes:
+//
+//	qrauth-v2 join\n
+//	origin=ORIGIN\n
+//	psk-sha256=HEX\n
+//	device=DEVICE\n
+//	phone=PHONEIDHASH\n
+func (j *Join) SignedBytes() []byte {
+	sum := sha256.Sum256([]byte(j.PSK))
+	return signedLines("qrauth-v2 join", [][2]string{
+		{"origin", j.Origin},
+		{"psk-sha256", hex.EncodeToString(sum[:])},
+		{"device", string(j.DeviceID)},
+		{"phone", j.PhoneIDHash},
+	})
+}
+
+// Sign signs j with priv and returns the base64url signature.
+func (j *Join) Sign(priv ed25519.PrivateKey) string {
+	return base64.RawURLEncoding.EncodeToString(ed25519.Sign(priv, j.SignedBytes()))
+}
+
+// Verify checks sig (base64url) against pub, which must be the key of
+// j.DeviceID. It returns EUNAUTHORIZED "bad_signature" otherwise, whatever
+// the cause, so a refusal says nothing about the device or the account.
+func (j *Join) Verify(pub ed25519.PublicKey, sig string) error {
+	s, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(s) != ed25519.SignatureSize || len(pub) != ed25519.PublicKeySize ||
+		DeviceIDFromKey(pub) != j.DeviceID ||
+		strings.ContainsAny(j.Origin+string(j.DeviceID)+j.PhoneIDHash, "\n") ||
+		!verifyEd25519(pub, j.SignedBytes(), s) {
+		return Errorf(EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid.")
+	}
+	return nil
 }

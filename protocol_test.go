@@ -1,8 +1,14 @@
 package qrauth_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,12 +17,27 @@ import (
 
 func TestDecodeAppFrame(t *testing.T) {
 	psk := strings.Repeat("A", 22)
-	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
+	priv := ed25519.NewKeyFromSeed(make([]byte, 32))
+	pub := priv.Public().(ed25519.PublicKey)
+	key := base64.RawURLEncoding.EncodeToString(pub)
+	dev := qrauth.DeviceIDFromKey(pub)
 	hash := strings.Repeat("ab", 32)
+	j := qrauth.Join{Origin: "https://login.example.com", PSK: psk, DeviceID: dev, PhoneIDHash: hash}
+	sig := j.Sign(priv)
+	signed := `","public_key":"` + key + `","signature":"` + sig + `"}`
+	weak := "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" // the identity point
+	weakDev := qrauth.DeviceIDFromKey(append([]byte{1}, make([]byte, 31)...))
 	cases := []struct {
 		name, frame, reason string
 	}{
-		{"OK/Join", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `"}`, ""},
+		{"OK/Join", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + signed, ""},
+		{"ErrJoinUnsigned", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `"}`, "join_not_signed"},
+		{"ErrJoinNoKey", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `","signature":"` + sig + `"}`, "join_not_signed"},
+		{"ErrJoinNoDevice", `{"type":"join","psk":"` + psk + `","phone_id_hash":"` + hash + signed, "device_id_required"},
+		{"ErrJoinOtherDevice", `{"type":"join","psk":"` + psk + `","device_id":"` + string(weakDev) + `","phone_id_hash":"` + hash + signed, "device_id_mismatch"},
+		{"ErrJoinWeakKey", `{"type":"join","psk":"` + psk + `","device_id":"` + string(weakDev) + `","phone_id_hash":"` + hash + `","public_key":"` + weak + `","signature":"` + sig + `"}`, "weak_public_key"},
+		{"ErrJoinBadSignature", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `","public_key":"` + key + `","signature":"AAAA"}`, "invalid_signature_encoding"},
+		{"ErrDecisionWeakKey", `{"type":"decision","decision":"approve","public_key":"` + weak + `"}`, "weak_public_key"},
 		{"OK/Deny", `{"type":"decision","decision":"deny"}`, ""},
 		{"OK/Profile", `{"type":"profile","name":" Ada ","email":"ada@example.com"}`, ""},
 		{"ErrMalformed", `{`, "malformed_frame"},
@@ -25,7 +46,7 @@ func TestDecodeAppFrame(t *testing.T) {
 		{"ErrUnknownType", `{"type":"hello"}`, "unknown_type"},
 		{"ErrShortPSK", `{"type":"join","psk":"abc","device_id":"` + string(dev) + `","phone_id_hash":"` + hash + `"}`, "invalid_psk"},
 		{"ErrDeviceID", `{"type":"join","psk":"` + psk + `","device_id":"d_x","phone_id_hash":"` + hash + `"}`, "invalid_device_id"},
-		{"ErrPhoneHash", `{"type":"join","psk":"` + psk + `","phone_id_hash":"ABC"}`, "invalid_phone_id_hash"},
+		{"ErrPhoneHash", `{"type":"join","psk":"` + psk + `","device_id":"` + string(dev) + `","phone_id_hash":"ABC"}`, "invalid_phone_id_hash"},
 		{"ErrDecision", `{"type":"decision","decision":"yes"}`, "invalid_decision"},
 		{"ErrSignature", `{"type":"decision","decision":"approve","signature":"AAAA"}`, "invalid_signature_encoding"},
 		{"ErrPublicKey", `{"type":"decision","decision":"approve","public_key":"AAAA"}`, "invalid_public_key"},
@@ -158,6 +179,122 @@ func FuzzDecodeBrowserFrame(f *testing.F) {
 		p := qrauth.Profile{Name: fr.Name, Email: fr.Email}
 		if err := p.Normalize(); err != nil || p.Name != fr.Name || p.Email != fr.Email {
 			t.Fatalf("accepted a profile that does not normalise to itself: %+v", fr)
+		}
+	})
+}
+
+// docKey is the example key of docs/protocol.md §5: the seed 01 02 … 20.
+func docKey() ed25519.PrivateKey {
+	seed := make([]byte, 32)
+	for i := range seed {
+		seed[i] = byte(i + 1)
+	}
+	return ed25519.NewKeyFromSeed(seed)
+}
+
+// docJoin is the join of the worked example in docs/protocol.md §9.
+func docJoin() qrauth.Join {
+	return qrauth.Join{Origin: "https://login.example.com", PSK: "aJo_KCwHYlaGRwkyU-OiXw",
+		DeviceID:    qrauth.DeviceIDFromKey(docKey().Public().(ed25519.PublicKey)),
+		PhoneIDHash: "73913b6509ff7e465e4329d705195340fa781798ab404034fa9272cea3a93edd"}
+}
+
+// TestJoinWorkedExample recomputes the worked example of the signed join
+// and checks that docs/protocol.md shows exactly it, so the document cannot
+// drift from the code.
+func TestJoinWorkedExample(t *testing.T) {
+	priv := docKey()
+	pub := priv.Public().(ed25519.PublicKey)
+	j := docJoin()
+	want := "qrauth-v2 join\norigin=https://login.example.com\n" +
+		"psk-sha256=417eed2327d5b17ba23249297bc8af97550877a637a14eef6f91568b36c8d905\n" +
+		"device=d_ZbYGc9btiEvwHCwiLYKtoA\nphone=73913b6509ff7e465e4329d705195340fa781798ab404034fa9272cea3a93edd\n"
+	if got := string(j.SignedBytes()); got != want {
+		t.Fatalf("signed bytes\n%q\nwant\n%q", got, want)
+	}
+	sig := j.Sign(priv)
+	if err := j.Verify(pub, sig); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(sig)
+	frame, _ := json.Marshal(qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: j.PSK, DeviceID: j.DeviceID, PhoneIDHash: j.PhoneIDHash,
+		PublicKey: base64.RawURLEncoding.EncodeToString(pub), Signature: sig})
+	if _, err := qrauth.DecodeAppFrame(frame); err != nil {
+		t.Fatalf("the example frame does not decode: %v", err)
+	}
+	doc, err := os.ReadFile("docs/protocol.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{
+		"```\n" + want + "```\n",                      // the bytes, one line each
+		strconv.Quote(want),                           // as a Go literal
+		fmt.Sprintf("The %d bytes signed", len(want)), // the count
+		sig,                     // base64url
+		hex.EncodeToString(raw), // hex
+		string(frame),           // the frame
+		fmt.Sprintf("version %d", qrauth.ProtocolVersion),
+		fmt.Sprintf(`"protocol_version": %d`, qrauth.ProtocolVersion),
+	} {
+		if !strings.Contains(string(doc), s) {
+			t.Errorf("docs/protocol.md lacks %q", s)
+		}
+	}
+	// Each field changed changes the bytes: nothing is left out.
+	for _, alt := range []qrauth.Join{
+		{Origin: "https://evil.example", PSK: j.PSK, DeviceID: j.DeviceID, PhoneIDHash: j.PhoneIDHash},
+		{Origin: j.Origin, PSK: "bJo_KCwHYlaGRwkyU-OiXw", DeviceID: j.DeviceID, PhoneIDHash: j.PhoneIDHash},
+		{Origin: j.Origin, PSK: j.PSK, DeviceID: "d_AAAAAAAAAAAAAAAAAAAAAA", PhoneIDHash: j.PhoneIDHash},
+		{Origin: j.Origin, PSK: j.PSK, DeviceID: j.DeviceID, PhoneIDHash: strings.Repeat("0", 64)},
+	} {
+		if alt.Verify(pub, sig) == nil {
+			t.Errorf("signature verifies for %+v", alt)
+		}
+	}
+	if strings.Contains(want, j.PSK) {
+		t.Fatal("the raw PSK is in the signed bytes")
+	}
+}
+
+// FuzzSignedJoin: no input panics in decoding or verifying a join, and a
+// join that verifies carries an acceptable key that is its device's.
+func FuzzSignedJoin(f *testing.F) {
+	priv := docKey()
+	pub := priv.Public().(ed25519.PublicKey)
+	j := docJoin()
+	good, _ := json.Marshal(qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: j.PSK, DeviceID: j.DeviceID, PhoneIDHash: j.PhoneIDHash,
+		PublicKey: base64.RawURLEncoding.EncodeToString(pub), Signature: j.Sign(priv)})
+	f.Add(good)
+	f.Add([]byte(strings.Replace(string(good), `"psk":"a`, `"psk":"b`, 1)))
+	f.Add([]byte(strings.Replace(string(good), `"public_key":"e`, `"public_key":"AQ`, 1)))
+	f.Add([]byte(`{"type":"join","psk":"AAAAAAAAAAAAAAAAAAAAAA","device_id":"d_AAAAAAAAAAAAAAAAAAAAAA","phone_id_hash":"` + strings.Repeat("0", 64) + `"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fr, err := qrauth.DecodeAppFrame(data)
+		if err != nil {
+			if qrauth.ErrorCode(err) != qrauth.EINVALID {
+				t.Fatalf("error of code %s: %v", qrauth.ErrorCode(err), err)
+			}
+			return
+		}
+		if fr.Type != qrauth.MsgJoin {
+			return
+		}
+		key, err := base64.RawURLEncoding.DecodeString(fr.PublicKey)
+		if err != nil || qrauth.CheckPublicKey(key) != nil || qrauth.DeviceIDFromKey(key) != fr.DeviceID {
+			t.Fatalf("accepted a join whose key is malformed, weak or not its device's: %q", data)
+		}
+		jj := qrauth.Join{Origin: j.Origin, PSK: fr.PSK, DeviceID: fr.DeviceID, PhoneIDHash: fr.PhoneIDHash}
+		if err := jj.Verify(key, fr.Signature); err != nil {
+			if qrauth.ErrorCode(err) != qrauth.EUNAUTHORIZED || qrauth.ErrorReason(err) != "bad_signature" {
+				t.Fatalf("refusal %v", err)
+			}
+			return
+		}
+		// Verified: only the example key signs, so it must be the
+		// example's join itself (Ed25519 signatures are not malleable in
+		// crypto/ed25519: S is checked to be reduced).
+		if !bytes.Equal(key, pub) || jj != j {
+			t.Fatalf("a join other than the example verifies: %+v", jj)
 		}
 	})
 }

@@ -22,7 +22,9 @@
 //     ORIGIN/q/PSK for the device's own origin and refuses a code shown by
 //     another site (EINVALID "foreign_origin"), the QRLJacking defence.
 //  2. Device.Scan opens the app socket, sends {"type":"join"} with the PSK,
-//     the device id and the PhoneIdHash, and waits for the challenge: mode
+//     the device id, the PhoneIdHash, the public key and a signature of
+//     qrauth.Join (the proof of possession the server checks before it
+//     reveals anything about the account), and waits for the challenge: mode
 //     (login, signup or link), room, nonce, origin and the browser's context
 //     (IP, place, browser, time, whether the address is known, proximity).
 //     A challenge for any other origin is refused.

@@ -172,6 +172,17 @@ func (c *appConn) ExpectJoin(d *appclient.Device) bool {
 		c.t.Errorf("join = %+v; want psk %s, device %s, phone %s", f, testPSK, d.ID(), d.PhoneIDHash)
 		return false
 	}
+	// Protocol 2: the join carries the device's key and its signature
+	// for the device's origin.
+	if f.PublicKey != base64.RawURLEncoding.EncodeToString(d.PublicKey()) {
+		c.t.Errorf("join public key %s is not the device's", f.PublicKey)
+		return false
+	}
+	j := qrauth.Join{Origin: d.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
+	if err := j.Verify(d.PublicKey(), f.Signature); err != nil {
+		c.t.Errorf("join signature: %v", err)
+		return false
+	}
 	return true
 }
 

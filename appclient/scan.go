@@ -135,11 +135,17 @@ func (d *Device) Scan(ctx context.Context, qrURL string, opts ScanOptions) (*Sca
 	}
 	go s.readPump()
 
+	// Protocol 2: the join is signed, for the device's own origin, so the
+	// server learns the phone holds the key before it says anything about
+	// the account; the key goes along for a phone not registered yet.
+	join := qrauth.Join{Origin: d.Origin, PSK: psk, DeviceID: d.ID(), PhoneIDHash: d.PhoneIDHash}
 	err = s.write(ctx, &qrauth.AppFrame{
 		Type:        qrauth.MsgJoin,
 		PSK:         psk,
 		DeviceID:    d.ID(),
 		PhoneIDHash: d.PhoneIDHash,
+		PublicKey:   base64.RawURLEncoding.EncodeToString(d.PublicKey()),
+		Signature:   join.Sign(d.PrivateKey),
 	})
 	if err == nil {
 		s.Challenge, err = s.next(ctx, qrauth.MsgChallenge)

@@ -376,6 +376,9 @@ func (b *badgeFlow) handlePage(c echo.Context) error {
 	if err := b.s.ensureBindCookie(c); err != nil {
 		return err
 	}
+	if b.s.redirectSignedIn(c) {
+		return c.Redirect(http.StatusSeeOther, "/account")
+	}
 	return b.s.servePage(c, "badge.html")
 }
 

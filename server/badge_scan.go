@@ -271,9 +271,9 @@ func (b *badgeFlow) handlePhone(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	bind, err := c.Cookie(bindCookie)
+	bind, err := b.s.bindValue(c)
 	if err != nil {
-		return errNoBindCookie
+		return err
 	}
 	si, err := b.pendingStep(c)
 	if err != nil {
@@ -284,7 +284,7 @@ func (b *badgeFlow) handlePhone(c echo.Context) error {
 	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPhone) {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a phone approval here.")
 	}
-	t, err := b.s.hub.redeemTicket(req.Ticket, bind.Value)
+	t, err := b.s.hub.redeemTicket(req.Ticket, bind)
 	if err != nil {
 		return err
 	}

@@ -2,11 +2,15 @@ package server
 
 import (
 	"errors"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/webclient"
 )
 
 // errorBody is the JSON body of every HTTP error.
@@ -23,7 +27,21 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	var he *echo.HTTPError
-	if errors.As(err, &he) {
+	isHTTPError := errors.As(err, &he)
+	if (isHTTPError && he.Code == http.StatusNotFound || !isHTTPError && qrauth.ErrorCode(err) == qrauth.ENOTFOUND) && wantsHTML(c.Request()) {
+		// A person who opened a wrong address in a browser gets a page,
+		// not raw JSON. Scripts ask for JSON and still get the body below.
+		if b, ferr := fs.ReadFile(webclient.Files(), webclient.NotFoundPage); ferr == nil {
+			if c.Request().Method == http.MethodHead {
+				c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
+				_ = c.NoContent(http.StatusNotFound)
+				return
+			}
+			_ = c.HTMLBlob(http.StatusNotFound, b)
+			return
+		}
+	}
+	if isHTTPError {
 		// echo's own errors: unknown route, wrong method, oversized body.
 		code, reason := qrauth.EINVALID, "bad_request"
 		switch he.Code {
@@ -48,4 +66,28 @@ func (s *Server) handleError(err error, c echo.Context) {
 		s.log.Error("request failed", slog.String("route", c.Path()), slog.Any("err", err))
 	}
 	_ = c.JSON(qrauth.HTTPStatus(code), errorBody{code, qrauth.ErrorReason(err), qrauth.ErrorMessage(err)})
+}
+
+// wantsHTML reports whether a request is a browser opening a page: a GET or
+// HEAD whose Accept names text/html. The pages' own scripts send
+// "Accept: application/json", and programs rarely ask for HTML.
+func wantsHTML(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		params := strings.Split(part, ";")
+		if !strings.EqualFold(strings.TrimSpace(params[0]), "text/html") {
+			continue
+		}
+		for _, p := range params[1:] {
+			k, v, _ := strings.Cut(p, "=")
+			// "q=0" means "not acceptable".
+			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); strings.EqualFold(strings.TrimSpace(k), "q") && err == nil && q <= 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }

@@ -219,12 +219,19 @@ func (p *phone) join(qr *qrauth.ServerMessage) *qrauth.ServerMessage {
 	p.tb.Helper()
 	p.dial()
 	psk := qr.URL[strings.LastIndex(qr.URL, "/")+1:]
-	p.send(qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone})
+	p.send(p.joinFrame(psk))
 	m := readMsg(p.tb, p.ws)
 	if m.Type == qrauth.MsgChallenge {
 		p.ch = m
 	}
 	return m
+}
+
+// joinFrame builds the signed join for psk (protocol 2).
+func (p *phone) joinFrame(psk string) qrauth.AppFrame {
+	j := qrauth.Join{Origin: p.srv.URL, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone}
+	return qrauth.AppFrame{Type: qrauth.MsgJoin, PSK: psk, DeviceID: p.id, PhoneIDHash: p.phone,
+		PublicKey: base64.RawURLEncoding.EncodeToString(p.pub), Signature: j.Sign(p.priv)}
 }
 
 // decision builds the signed decision for the current challenge.

@@ -144,7 +144,7 @@ func (s *Server) offlineRoutes(e *echo.Echo) {
 	e.GET("/approve", o.handleApprovePage)
 	// A plain camera app that opens a transaction code lands here; like
 	// /q/PSK, the page never touches the transaction.
-	e.GET("/t/:token", h(func(c echo.Context) error { return s.handleScanPage(c) }))
+	e.GET("/t/:token", h(s.handleTransactionScanPage))
 
 	// The browser's "sign in with a code".
 	e.POST("/api/offline/signin", h(o.handleSignInBegin))

@@ -117,9 +117,9 @@ type signInView struct {
 // handleSignInBegin: POST /api/offline/signin. It starts a code session
 // bound to this browser for the account named.
 func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
-	bind, err := c.Cookie(bindCookie)
-	if err != nil || bind.Value == "" {
-		return errNoBindCookie
+	bind, err := o.s.bindValue(c)
+	if err != nil {
+		return err
 	}
 	if ok, wait := o.begins.allow(c.RealIP(), o.s.cfg.Now()); !ok {
 		return rateLimited(c, wait, "rate_limited", "Too many sign-in codes from this address. Wait a moment and try again.")
@@ -160,7 +160,7 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 	})
 	cred := usable[body.Choice%len(usable)]
 	sess, err := o.begin(ctx, beginRequest{User: u, Device: cred.DeviceID, Method: cred.Method, Context: o.signInContext(),
-		Purpose: qrauth.OfflineForSignIn, BindHash: qrauth.HashToken(bind.Value), IP: c.RealIP()})
+		Purpose: qrauth.OfflineForSignIn, BindHash: qrauth.HashToken(bind), IP: c.RealIP()})
 	if err != nil {
 		return err
 	}
@@ -181,9 +181,9 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 // browser's session, or one begun by a relying site, reads as missing.
 func (o *offlineFlow) signInSession(c echo.Context) (*qrauth.OfflineSession, error) {
 	missing := qrauth.Errorf(qrauth.ENOTFOUND, "offline_session_not_found", "This code is no longer valid. Start again.")
-	bind, err := c.Cookie(bindCookie)
-	if err != nil || bind.Value == "" {
-		return nil, errNoBindCookie
+	bind, err := o.s.bindValue(c)
+	if err != nil {
+		return nil, err
 	}
 	sess, err := o.s.store.FindOfflineSession(c.Request().Context(), c.Param("id"))
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
@@ -191,7 +191,7 @@ func (o *offlineFlow) signInSession(c echo.Context) (*qrauth.OfflineSession, err
 	} else if err != nil {
 		return nil, err
 	}
-	if sess.Purpose != qrauth.OfflineForSignIn || subtle.ConstantTimeCompare(sess.BindHash, qrauth.HashToken(bind.Value)) != 1 {
+	if sess.Purpose != qrauth.OfflineForSignIn || subtle.ConstantTimeCompare(sess.BindHash, qrauth.HashToken(bind)) != 1 {
 		return nil, missing
 	}
 	return sess, nil

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -44,8 +45,9 @@ type room struct {
 	nonce  string
 	phone  string
 	devID  qrauth.DeviceID
-	device *qrauth.Device // login: the registered device; signup: the new one
-	user   *qrauth.User   // login: the account
+	pub    ed25519.PublicKey // the key the join proved; in login the registered one
+	device *qrauth.Device    // login: the registered device; signup: the new one
+	user   *qrauth.User      // login: the account
 }
 
 // openRoom creates a room for a connected browser and sends it the first
@@ -108,7 +110,7 @@ func (r *room) rotateLocked() {
 	r.h.setPSK(r, r.psk, sum)
 	r.psk = sum
 	r.state = stateWaiting
-	r.app, r.nonce, r.device, r.user, r.devID, r.phone = nil, "", nil, nil, "", ""
+	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
 	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
 	r.browser.sendMsg(&qrauth.ServerMessage{
@@ -196,10 +198,32 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 	}
 	r.h.setPSK(r, r.psk, [32]byte{})
 	r.psk = [32]byte{}
+	// Proof of possession first, before the store is asked anything: a
+	// bad signature gets the same refusal whether or not the device or
+	// the phone is registered. The decoder checked that the key is the
+	// device id's and not weak.
+	pub, _ := base64.RawURLEncoding.DecodeString(f.PublicKey)
+	j := qrauth.Join{Origin: r.h.cfg.Origin, PSK: f.PSK, DeviceID: f.DeviceID, PhoneIDHash: f.PhoneIDHash}
+	if err := j.Verify(pub, f.Signature); err != nil {
+		r.h.log.Warn("join refused", slog.String("reason", "bad_signature"),
+			slog.String("device", string(f.DeviceID)), slog.String("app_ip", appIP))
+		r.refuseLocked(app, err)
+		return false
+	}
 	st := r.h.store
 	dev, err := st.FindDeviceByID(ctx, f.DeviceID)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 		r.refuseLocked(app, err)
+		return false
+	}
+	// The id is a 128-bit hash of the key, so a registered device with
+	// another key is a collision or a damaged record: refused like a bad
+	// signature, and the registered key must itself still be acceptable
+	// (a weak key stored before keys were checked signs nothing).
+	if dev != nil && (!bytes.Equal(dev.PublicKey, pub) || qrauth.CheckPublicKey(dev.PublicKey) != nil) {
+		r.h.log.Warn("join refused", slog.String("reason", "registered_key_differs_or_weak"),
+			slog.String("device", string(f.DeviceID)), slog.String("app_ip", appIP))
+		r.refuseLocked(app, qrauth.Errorf(qrauth.EUNAUTHORIZED, "bad_signature", "The phone's signature is not valid."))
 		return false
 	}
 	owner, err := st.FindUserByPhoneIDHash(ctx, f.PhoneIDHash)
@@ -255,7 +279,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *qrauth.AppF
 		return false
 	}
 	r.state, r.app, r.appIP, r.nonce = stateScanned, app, appIP, nonce
-	r.devID, r.phone = f.DeviceID, f.PhoneIDHash
+	r.devID, r.phone, r.pub = f.DeviceID, f.PhoneIDHash, pub
 	r.timer.Reset(r.expires.Sub(r.h.cfg.Now()))
 
 	bctx := r.bctx
@@ -283,24 +307,19 @@ func (r *room) decide(ctx context.Context, app *conn, f *qrauth.AppFrame) {
 	ev := func(typ string, uid qrauth.UserID) *qrauth.AuditEvent {
 		return &qrauth.AuditEvent{Time: now, Type: typ, UserID: uid, DeviceID: r.devID, IP: r.bctx.IP}
 	}
-	var pub ed25519.PublicKey
-	if r.mode == qrauth.ModeLogin {
-		pub = r.device.PublicKey
-	} else if f.PublicKey != "" {
-		pub, _ = base64.RawURLEncoding.DecodeString(f.PublicKey)
-		if qrauth.DeviceIDFromKey(pub) != r.devID {
+	// The key was proven by the join (in login it is the registered one).
+	// A key repeated here, as protocol 1 required, must be that key.
+	pub := r.pub
+	if f.PublicKey != "" {
+		if k, _ := base64.RawURLEncoding.DecodeString(f.PublicKey); !bytes.Equal(k, pub) {
 			r.refuseLocked(app, qrauth.Errorf(qrauth.EINVALID, "device_id_mismatch",
 				"The public key does not match the device id given when joining."))
 			return
 		}
 	}
-	// Only a new phone may decline without a signature: it has no key we
-	// know, and declining gives it nothing.
-	if pub != nil || f.Decision == qrauth.DecisionApprove {
-		if pub == nil {
-			r.refuseLocked(app, qrauth.Errorf(qrauth.EINVALID, "public_key_required", "A new device must send its public key."))
-			return
-		}
+	// Only a new phone may decline without a signature: declining gives
+	// it nothing.
+	if r.mode == qrauth.ModeLogin || f.Decision == qrauth.DecisionApprove || f.Signature != "" || f.PublicKey != "" {
 		if err := d.Verify(pub, f.Signature); err != nil {
 			// Logged, not audited: a refusal changes nothing in the store.
 			r.h.log.Warn("decision refused", slog.String("reason", "bad_signature"),

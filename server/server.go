@@ -15,7 +15,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/webclient"
 )
 
 // Server is a running qrauth instance: an HTTP listener, the hub of rooms
@@ -35,6 +34,9 @@ type Server struct {
 	apps    *limiter // app sockets and app API calls per IP
 	seen    *nonceCache
 	pending pendingStore
+
+	bindMu sync.Mutex
+	bindK  []byte // the bind cookie's MAC key, see bindKey
 
 	upgrader websocket.Upgrader
 	conns    sync.WaitGroup // live sockets, drained at shutdown
@@ -163,7 +165,8 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/", s.handleLoginPage)
 	e.GET("/account", s.handleAccountPage)
 	e.GET("/q/:psk", s.handleScanPage)
-	e.GET("/static/*", echo.WrapHandler(http.StripPrefix("/static/", http.FileServerFS(webclient.Files()))))
+	e.GET("/static/*", s.handleStatic)
+	e.GET("/favicon.ico", s.handleFavicon)
 	e.GET("/healthz", s.handleHealth)
 	e.GET("/.well-known/qrauth", s.handleDiscovery)
 

@@ -87,11 +87,13 @@ func (s *Server) handleCreateSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	bind, err := c.Cookie(bindCookie)
+	// Checked before the ticket is touched: a missing, empty or forged
+	// cookie must not burn it.
+	bind, err := s.bindValue(c)
 	if err != nil {
-		return errNoBindCookie
+		return err
 	}
-	t, err := s.hub.redeemTicket(req.Ticket, bind.Value)
+	t, err := s.hub.redeemTicket(req.Ticket, bind)
 	if err != nil {
 		return err
 	}

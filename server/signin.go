@@ -120,15 +120,15 @@ func (s *Server) issueSession(c echo.Context, si *signIn) (*qrauth.Session, erro
 
 // parkSignIn keeps si for the next step under a fresh pending cookie.
 func (s *Server) parkSignIn(c echo.Context, si *signIn) error {
-	bind, err := c.Cookie(bindCookie)
-	if err != nil || bind.Value == "" {
-		return errNoBindCookie
+	bind, err := s.bindValue(c)
+	if err != nil {
+		return err
 	}
 	tok, err := qrauth.RandomToken(s.cfg.Rand, 32)
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	si.bindHash = qrauth.HashToken(bind.Value)
+	si.bindHash = qrauth.HashToken(bind)
 	if si.expires.IsZero() {
 		si.expires = s.cfg.Now().Add(pendingTTL)
 	}
@@ -154,9 +154,11 @@ func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
 	if err != nil || ck.Value == "" {
 		return nil, errNoPending
 	}
-	bind, err := c.Cookie(bindCookie)
-	if err != nil {
+	bind, err := s.bindValue(c)
+	if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
 		return nil, errNoPending
+	} else if err != nil {
+		return nil, err
 	}
 	key := sha256.Sum256([]byte(ck.Value))
 	s.pending.mu.Lock()
@@ -168,7 +170,7 @@ func (s *Server) pendingSignIn(c echo.Context) (*signIn, error) {
 	case !s.cfg.Now().Before(si.expires), si.attempts >= maxPendingAttempts:
 		delete(s.pending.m, key)
 		return nil, errNoPending
-	case subtle.ConstantTimeCompare(si.bindHash, qrauth.HashToken(bind.Value)) != 1:
+	case subtle.ConstantTimeCompare(si.bindHash, qrauth.HashToken(bind)) != 1:
 		return nil, errNoPending
 	}
 	si.attempts++

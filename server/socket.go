@@ -65,8 +65,8 @@ func (s *Server) probeBrowserSocket(c echo.Context) error {
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
 		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
 	}
-	if ck, err := c.Cookie(bindCookie); err != nil || ck.Value == "" {
-		return errNoBindCookie
+	if _, err := s.bindValue(c); err != nil {
+		return err
 	}
 	return qrauth.Errorf(qrauth.EINVALID, "not_websocket", "This endpoint speaks WebSocket only.")
 }
@@ -81,9 +81,9 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	if req.Header.Get("Origin") != s.cfg.Origin {
 		return errBadOrigin
 	}
-	bind, err := c.Cookie(bindCookie)
-	if err != nil || bind.Value == "" {
-		return errNoBindCookie
+	bind, err := s.bindValue(c)
+	if err != nil {
+		return err
 	}
 	var linkUser *qrauth.User
 	var linkSession qrauth.SessionID
@@ -117,7 +117,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		IP: ip, Place: s.cfg.Locator.Place(ip), Browser: browser, OS: osName,
 		UserAgent: ua, Origin: s.cfg.Origin, Time: now.UTC(),
 	}
-	bindHash := qrauth.HashToken(bind.Value)
+	bindHash := qrauth.HashToken(bind)
 
 	cn, err := s.upgrade(c)
 	if cn == nil {
@@ -193,10 +193,6 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		defer cancel()
 		switch {
 		case r == nil && f.Type == qrauth.MsgJoin:
-			if f.DeviceID == "" {
-				cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "device_id_required", "The join message must carry the device id."))
-				return
-			}
 			room, sum, err := s.hub.takePSK(f.PSK)
 			if err != nil {
 				cn.closeErr(err)

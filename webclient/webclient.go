@@ -13,6 +13,9 @@
 //	/account     account.html  profile, signed-in browsers, phones, "link a phone"
 //	/q/{PSK}     scan.html     opened by a plain camera app; never contacts any API, hands
 //	                           the code to /app (in the URL fragment) when this browser holds a key
+//	/t/{TOKEN}   tx-scan.html  the same for a transaction approval code
+//	(anything)   404.html      status 404 for a browser that asked for HTML
+//	/favicon.ico favicon.svg   (every page also links it)
 //	/static/...  everything    app.css, common.js, login.js, account.js, favicon.svg
 //	/app         app/index.html the phone web app (server/phoneapp.go; also /app/sw.js
 //	                           and /app/manifest.webmanifest); its code is under app/,
@@ -41,6 +44,15 @@ const (
 	LoginPage   = "index.html"
 	AccountPage = "account.html"
 	ScanPage    = "scan.html"
+	// NotFoundPage answers a browser (a request that accepts text/html)
+	// that opened an address with nothing behind it.
+	NotFoundPage = "404.html"
+	// TransactionScanPage is opened by a plain camera app that scanned a
+	// transaction approval code (/t/TOKEN); like ScanPage it runs no code.
+	TransactionScanPage = "tx-scan.html"
+	// Favicon is also served at /favicon.ico, which browsers ask for on
+	// their own.
+	Favicon = "favicon.svg"
 )
 
 // Static holds the embedded files under the directory "static". Most callers

@@ -84,7 +84,7 @@ func (s *offlineServer) api(method, path string, body any) map[string]any {
 // loginURL opens a browser socket and returns the URL its QR code shows.
 func (s *offlineServer) loginURL() (string, func()) {
 	s.t.Helper()
-	h := http.Header{"Origin": {s.URL}, "Cookie": {"qrauth_bind=" + strings.Repeat("b", 43)}}
+	h := http.Header{"Origin": {s.URL}, "Cookie": {"qrauth_bind=" + issuedBind(s.t, s.URL)}}
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.URL, "http")+"/ws/browser", h)
 	if err != nil {
 		s.t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,6 +37,7 @@ type holdPlan struct {
 type holdTarget struct {
 	Origin        string `json:"origin"`
 	BrowserSocket string `json:"browser_socket"`
+	Bind          string `json:"bind"` // an issued bind cookie
 }
 
 // workerReport is a client's state, sent every half second and at the end.
@@ -225,11 +225,7 @@ func (w *holdWorker) room(ctx context.Context, i int, sem chan struct{}, opening
 	}
 	si := (w.plan.FirstRoom + i) % len(w.plan.Targets)
 	t := w.plan.Targets[si]
-	bind, err := qrauth.RandomToken(rand.Reader, 32)
-	if err != nil {
-		fail(err)
-		return
-	}
+	bind := t.Bind
 	dctx, cancel := context.WithTimeout(ctx, w.plan.Timeout)
 	ws, resp, err := w.dialer.DialContext(dctx, t.BrowserSocket, http.Header{
 		"Origin": {t.Origin}, "Cookie": {"qrauth_bind=" + bind}, "User-Agent": {benchUserAgent},
@@ -531,7 +527,7 @@ func runHold(ctx context.Context, o *options, prog *progress) (*HoldResult, erro
 	}
 	var targets []holdTarget
 	for _, t := range ts {
-		targets = append(targets, holdTarget{Origin: t.Origin, BrowserSocket: t.BrowserSocket})
+		targets = append(targets, holdTarget{Origin: t.Origin, BrowserSocket: t.BrowserSocket, Bind: t.Bind})
 	}
 	var ipStrs []string
 	for _, ip := range o.sourceIPs {

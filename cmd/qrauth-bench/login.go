@@ -107,10 +107,7 @@ func (l *loginRunner) newDevice(i int) (*appclient.Device, error) {
 // openRoom is the browser opening the login page: its socket and first QR
 // code.
 func (l *loginRunner) openRoom(ctx context.Context) (ws *websocket.Conn, bind string, qr *wireMsg, err error) {
-	bind, err = qrauth.RandomToken(rand.Reader, 32)
-	if err != nil {
-		return nil, "", nil, err
-	}
+	bind = l.t.Bind
 	ws, resp, err := l.browser.DialContext(ctx, l.t.BrowserSocket, http.Header{
 		"Origin": {l.t.Origin}, "Cookie": {"qrauth_bind=" + bind}, "User-Agent": {benchUserAgent},
 	})

@@ -31,6 +31,7 @@ type target struct {
 	BrowserSocket string // ws://.../ws/browser
 	AppSocket     string // ws://.../ws/app
 	PhoneSalt     []byte
+	Bind          string // a bind cookie the server issued, shared by the bench's browsers
 	PID           int    // 0: unknown
 	Debug         string // debug base URL, "" if none
 	inproc        *inprocServer
@@ -156,6 +157,23 @@ func (t *target) discover(ctx context.Context, timeout time.Duration) error {
 	t.Origin, t.PhoneSalt = d.Origin, salt
 	ws := "ws" + strings.TrimPrefix(t.URL, "http")
 	t.BrowserSocket, t.AppSocket = ws+"/ws/browser", ws+"/ws/app"
+	// The server accepts only bind cookies it issued: take one from the
+	// login page, as a browser does. One serves every simulated browser
+	// (tickets are then bound to it; each is still exchanged once).
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, t.URL+"/", nil)
+	page, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("login page of %s: %w", t.URL, err)
+	}
+	page.Body.Close()
+	for _, c := range page.Cookies() {
+		if c.Name == "qrauth_bind" && c.Value != "" {
+			t.Bind = c.Value
+		}
+	}
+	if t.Bind == "" {
+		return fmt.Errorf("login page of %s set no bind cookie", t.URL)
+	}
 	return nil
 }
 

@@ -20,7 +20,7 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + strings.Repeat("b", 43)}}
+	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+"/ws/browser", h)
 	if err != nil {
 		t.Fatal(err)

@@ -236,6 +236,8 @@ func badgeChromium(t *testing.T, video string) (context.Context, func() []string
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// axe-core checks every page this tab shows (see axe_test.go).
+	watches.Store(ctx, watchPages(t, ctx))
 	return ctx, func() []string {
 		mu.Lock()
 		defer mu.Unlock()

@@ -108,6 +108,8 @@ func newChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.C
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// axe-core checks every page this tab shows (see axe_test.go).
+	watches.Store(ctx, watchPages(t, ctx))
 	return ctx, func() []string {
 		mu.Lock()
 		defer mu.Unlock()

@@ -60,7 +60,7 @@ func offlineSignUp(t *testing.T, origin string, profile qrauth.Profile) *appclie
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + strings.Repeat("b", 43)}}
+	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
 	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+"/ws/browser", h)
 	if err != nil {
 		t.Fatal(err)

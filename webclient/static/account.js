@@ -399,6 +399,56 @@
     init();
   });
 
+  // Session watch. A session can end while this page is open: signed out
+  // from another browser, revoked by an administrator, expired. The page
+  // notices within a few seconds and says so, instead of failing at the
+  // next click. It asks GET /api/me every WATCH_MS while the tab is
+  // visible (a hidden tab asks nothing) and at once when it is shown again.
+  const WATCH_MS = 4000;
+  let watchTimer = 0;
+  let ended = false;
+
+  function watchSession() {
+    clearTimeout(watchTimer);
+    watchTimer = 0;
+    if (!ended && !document.hidden) watchTimer = setTimeout(checkSession, WATCH_MS);
+  }
+
+  async function checkSession() {
+    try {
+      await q.api('GET', '/api/me');
+    } catch (err) {
+      if (err.status === 401) {
+        showSignedOut();
+        return;
+      }
+      // Offline or a server hiccup: ask again later.
+    }
+    watchSession();
+  }
+
+  function showSignedOut() {
+    if (ended) return;
+    ended = true;
+    clearTimeout(watchTimer);
+    linkRoom.stop();
+    linkCountdown.stop();
+    root.dataset.state = 'signed-out';
+    logout.hidden = true;
+    byId('account-error').hidden = true;
+    byId('signed-out').hidden = false;
+    byId('sign-in-again').focus();
+  }
+
+  document.addEventListener('visibilitychange', function () {
+    if (document.hidden) {
+      clearTimeout(watchTimer);
+      watchTimer = 0;
+    } else if (root.dataset.state === 'ready') {
+      checkSession();
+    }
+  });
+
   async function init() {
     root.dataset.state = 'loading';
     let res;
@@ -423,6 +473,7 @@
     root.dataset.state = 'ready';
     // The scripts of other flows add their sections on this event.
     document.dispatchEvent(new CustomEvent('qrauth:account-ready', { detail: { user: res.data.user } }));
+    watchSession();
   }
 
   init();

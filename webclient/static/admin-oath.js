@@ -74,12 +74,18 @@
     }
     if (oath) {
       const view = button('View secret', 'btn-secondary');
-      view.setAttribute('aria-label', 'View the authenticator secret of ' + who);
+      // Each label starts with the button's visible words (speech users
+      // say what they see) and adds whose it is.
+      const viewText = function (text) {
+        view.textContent = text;
+        view.setAttribute('aria-label', text + ' of ' + who);
+      };
+      viewText('View secret');
       view.addEventListener('click', function () {
         if (!out.hidden) {
           out.hidden = true;
           out.replaceChildren();
-          view.textContent = 'View secret';
+          viewText('View secret');
           return;
         }
         run(view, 'POST', path + '/secret', 'Shown. This view is recorded in the audit log.', function (d) {
@@ -98,13 +104,13 @@
           }
           out.replaceChildren(qr, dl);
           out.hidden = false;
-          view.textContent = 'Hide secret';
+          viewText('Hide secret');
         });
       });
       buttons.append(view);
     }
     const letter = button(oath ? 'Order activation letter' : 'Create with activation letter', 'btn-secondary');
-    letter.setAttribute('aria-label', 'Order an activation letter for ' + who);
+    letter.setAttribute('aria-label', letter.textContent + ' for ' + who);
     letter.addEventListener('click', function () {
       run(letter, 'POST', path + '/letter', function (d) {
         return 'Letter written to ' + d.file + (d.reused ? ' (existing secret).' : ' (new secret).');
@@ -116,7 +122,7 @@
     buttons.append(letter);
     if (oath) {
       const del = button('Delete authenticator', 'btn-danger');
-      del.setAttribute('aria-label', 'Delete the authenticator of ' + who);
+      del.setAttribute('aria-label', 'Delete authenticator of ' + who);
       del.addEventListener('click', function () {
         if (!window.confirm('Delete the authenticator of ' + who + '? They will have to set up a new one.')) return;
         run(del, 'DELETE', path, null, refresh);

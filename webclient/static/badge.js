@@ -547,17 +547,10 @@
     }
   });
 
-  async function init() {
-    try {
-      const res = await q.api('GET', '/api/me');
-      if (res.data && res.data.user) {
-        location.replace('/account');
-        return;
-      }
-    } catch (e) {
-      // Not signed in: the usual case here.
-    }
-    await loadStatus();
+  // Someone who is already signed in never gets here: the server sends
+  // them on to /account.
+  function init() {
+    loadStatus();
   }
 
   init();

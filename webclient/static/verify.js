@@ -103,6 +103,20 @@
     byId('enrol-code').focus();
   }
 
+  // firstStep says what the person already did, from the methods the
+  // server lists for this sign-in (the last one is the step just passed).
+  function firstStep(methods) {
+    const list = Array.isArray(methods) ? methods : [];
+    switch (list[list.length - 1]) {
+      case 'qr': return 'Your phone approved the sign-in.';
+      case 'offline': return 'Your code from the phone was accepted.';
+      case 'badge_secure':
+      case 'badge_insecure': return 'Your badge was accepted.';
+      case 'password': return 'Your badge and password were accepted.';
+      default: return 'The first step of the sign-in is done.';
+    }
+  }
+
   async function init() {
     show('loading');
     let res;
@@ -116,7 +130,7 @@
     if (d.digits) digits = d.digits;
     if (d.issuer) byId('verify-issuer').textContent = d.issuer;
     const who = d.name ? 'Signing in as ' + d.name + '. ' : '';
-    byId('verify-who').textContent = who + 'Your phone approved the sign-in. One more step:';
+    byId('verify-who').textContent = who + firstStep(d.methods) + ' One more step:';
     switch (d.state) {
       case 'verify':
         byId('verify-code').placeholder = digits === 8 ? '12345678' : '123456';
