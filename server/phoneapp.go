@@ -33,6 +33,29 @@ func (s *Server) phoneAppRoutes(e *echo.Echo) {
 	e.GET("/app", s.handlePhoneApp)
 	e.GET("/app/sw.js", s.handlePhoneAppWorker)
 	e.GET("/app/manifest.webmanifest", s.handlePhoneAppManifest)
+	e.GET("/api/app/devices", s.handleAppListDevices)
+}
+
+// handleAppListDevices: GET /api/app/devices, device-signed like
+// /api/app/sessions. The phones of the signing device's account, oldest
+// first, as GET /api/devices gives them to the account page: a phone can
+// show which other phones can sign in (and the person can tell a lost one
+// to remove it from a browser). Read-only: removing a phone stays a
+// signed-in browser's call.
+func (s *Server) handleAppListDevices(c echo.Context) error {
+	dev, err := s.authenticateDevice(c)
+	if err != nil {
+		return err
+	}
+	list, err := s.store.FindDevicesByUser(c.Request().Context(), dev.UserID)
+	if err != nil {
+		return err
+	}
+	out := make([]deviceView, 0, len(list))
+	for _, d := range list {
+		out = append(out, deviceView{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"devices": out})
 }
 
 func appFile(name string) ([]byte, error) {

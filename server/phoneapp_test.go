@@ -7,8 +7,12 @@ import (
 	"image/png"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qrauth/qrauth"
 )
 
 func phoneAppGet(t *testing.T, url string) (*http.Response, []byte) {
@@ -90,5 +94,55 @@ func TestPhoneAppRoutes(t *testing.T) {
 	res, body = phoneAppGet(t, srv.URL+"/static/vendor/zxing-wasm/zxing_reader.wasm")
 	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "application/wasm" || !bytes.HasPrefix(body, []byte("\x00asm")) {
 		t.Fatalf("wasm: %d %q", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+}
+
+// TestAppDevicesAPI: GET /api/app/devices lists the phones of the signing
+// device's account and nothing else; it needs a valid device signature like
+// every app API call.
+func TestAppDevicesAPI(t *testing.T) {
+	srv, p := registered(t, nil)
+	get := func(ph *phone, nonce string, at time.Time) (int, map[string]any) {
+		t.Helper()
+		r := qrauth.AppRequest{Method: "GET", Path: "/api/app/devices", Time: at.Unix(), Nonce: nonce, DeviceID: ph.id}
+		req, _ := http.NewRequest("GET", srv.URL+r.Path, nil)
+		req.Header.Set(qrauth.HeaderDevice, string(ph.id))
+		req.Header.Set(qrauth.HeaderTime, strconv.FormatInt(r.Time, 10))
+		req.Header.Set(qrauth.HeaderNonce, nonce)
+		req.Header.Set(qrauth.HeaderSignature, r.Sign(ph.priv))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		return res.StatusCode, body
+	}
+	other := newPhone(t, srv, "+1 202 555 0100")
+	signUp(t, srv, other)
+
+	now := time.Now()
+	st, body := get(p, "ZGV2aWNlcy1ub25jZS0xMjM", now)
+	devs, _ := body["devices"].([]any)
+	if st != 200 || len(devs) != 1 || devs[0].(map[string]any)["id"] != string(p.id) {
+		t.Fatalf("%d %v", st, body)
+	}
+	if st, body := get(p, "ZGV2aWNlcy1ub25jZS0xMjM", now); st != 401 || body["reason"] != "replayed" {
+		t.Fatalf("replay: %d %v", st, body)
+	}
+	if st, body := get(p, "ZGV2aWNlcy1ub25jZS00NTY", now.Add(-time.Hour)); st != 401 || body["reason"] != "clock_skew" {
+		t.Fatalf("old: %d %v", st, body)
+	}
+	stranger := newPhone(t, srv, "+44 20 7946 0000")
+	if st, body := get(stranger, "ZGV2aWNlcy1ub25jZS03ODk", now); st != 401 || body["reason"] != "device_unknown" {
+		t.Fatalf("unknown device: %d %v", st, body)
+	}
+	st, body = get(other, "ZGV2aWNlcy1ub25jZS1hYmM", now)
+	devs, _ = body["devices"].([]any)
+	if st != 200 || len(devs) != 1 || devs[0].(map[string]any)["id"] != string(other.id) {
+		t.Fatalf("other account: %d %v", st, body)
 	}
 }

@@ -395,6 +395,9 @@ func TestPhoneAppWorkedExamples(t *testing.T) {
 			out[mode + '/' + dec] = f.signature;
 			if (mode === 'signup') out.signupFrame = JSON.stringify(f);
 		}
+		out.reqDelete = (await p.signedHeaders(dev, 'DELETE', '/api/app/sessions/s_AAECAwQFBgcICQoLDA0ODw', 1767225600, 'cHFyc3R1dnd4eXp7fH1-fw'))['X-Qrauth-Signature'];
+		out.reqGet = (await p.signedHeaders(dev, 'GET', '/api/app/sessions', 1767225600, 'cHFyc3R1dnd4eXp7fH1-fw'))['X-Qrauth-Signature'];
+		out.reqGetBytes = new TextDecoder().decode(p.requestBytes({method: 'GET', path: '/api/app/sessions', time: 1767225600, nonce: 'cHFyc3R1dnd4eXp7fH1-fw', device: dev.deviceId}));
 		const psk = 'aJo_KCwHYlaGRwkyU-OiXw';
 		out.join1 = JSON.stringify(await p.joinFrame(dev, {protocol_version: 1}, psk));
 		out.join2 = JSON.stringify(await p.joinFrame(dev, {protocol_version: 2}, psk));
@@ -422,6 +425,9 @@ func TestPhoneAppWorkedExamples(t *testing.T) {
 		"join1":          `{"type":"join","psk":"aJo_KCwHYlaGRwkyU-OiXw","device_id":"d_ZbYGc9btiEvwHCwiLYKtoA","phone_id_hash":"` + hash + `"}`,
 		"join2":          `{"type":"join","psk":"aJo_KCwHYlaGRwkyU-OiXw","device_id":"d_ZbYGc9btiEvwHCwiLYKtoA","phone_id_hash":"` + hash + `","signature":"uPFx5A4okD1CNQbCYvSAbq_gUl-tKiXquN__SCA6d9D-lDNqc6lLLEcKgoRHXhgA0Dx06UKuU5a2cNFys0D6CA","public_key":"ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"}`,
 		"join2bytes":     "qrauth-v2 join\norigin=https://login.example.com\npsk-sha256=417eed2327d5b17ba23249297bc8af97550877a637a14eef6f91568b36c8d905\ndevice=d_ZbYGc9btiEvwHCwiLYKtoA\nphone=" + hash + "\n",
+		"reqDelete":      "qxzTyESDZjWNhQw0TFQc1hwDDy4YmYI-La80zyiu_NyM2BjfsJA_F-lzZTiTDNYPMp17xZSmc2w7lGWHcojrBQ",
+		"reqGet":         "3jsBt7I_3rJPE2wygAHoAoybVYoGGyshvGFhhrUscLUyovLv89vBToptdw2T6BdL2l6Ei336T6RkA-b_vKhGCw",
+		"reqGetBytes":    "qrauth-v1 request\nmethod=GET\npath=/api/app/sessions\ntime=1767225600\nnonce=cHFyc3R1dnd4eXp7fH1-fw\ndevice=d_ZbYGc9btiEvwHCwiLYKtoA\n",
 		"qr0":            "aJo_KCwHYlaGRwkyU-OiXw",
 		"qr1":            "error foreign_origin",
 		"qr2":            "error not_a_qrauth_code",
@@ -568,6 +574,163 @@ func TestPhoneAppSignUpWithBrowserForm(t *testing.T) {
 		t.Fatalf("desktop not signed up: %v", err)
 	}
 	for name, p := range map[string]func() []string{"desktop": deskProblems, "phone": phoneProblems} {
+		if got := p(); len(got) > 0 {
+			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// phoneSetUp sets the app up in a phone context and waits for home.
+func phoneSetUp(t *testing.T, phone context.Context, origin, number, name string) {
+	t.Helper()
+	if err := chromedp.Run(phone, chromedp.Navigate(origin+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "setup")
+	if err := chromedp.Run(phone,
+		chromedp.SendKeys("#setup-phone", number, chromedp.ByQuery),
+		chromedp.SendKeys("#setup-name", name, chromedp.ByQuery),
+		chromedp.Click("#setup-submit", chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+}
+
+// phoneScanApprove scans with the app's camera and approves, and checks the
+// approval screen's title and the result's.
+func phoneScanApprove(t *testing.T, phone context.Context, wantTitle, wantResult string) {
+	t.Helper()
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	var title string
+	if err := chromedp.Run(phone, chromedp.Text("#approve-title", &title, chromedp.ByQuery)); err != nil || title != wantTitle {
+		t.Fatalf("approve title %q (want %q) %v", title, wantTitle, err)
+	}
+	if err := chromedp.Run(phone, chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	if err := chromedp.Run(phone, chromedp.Text("#result-title", &title, chromedp.ByQuery)); err != nil || title != wantResult {
+		t.Fatalf("result %q (want %q) %v", title, wantResult, err)
+	}
+}
+
+// listItems returns the titles of a list on the account screen.
+func listItems(t *testing.T, phone context.Context, list string) []string {
+	t.Helper()
+	var out []string
+	if err := chromedp.Run(phone, chromedp.Evaluate(`[...document.querySelectorAll('#`+list+` .item-title')].map(e => e.textContent)`, &out)); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestPhoneAppAccountAndLink: the phone lists the account's signed-in
+// browsers and signs one out (the browser is signed out on the server);
+// a second phone context links itself to the account by scanning the
+// account page's "link a phone" code with the fake camera, and the first
+// phone lists both phones.
+func TestPhoneAppAccountAndLink(t *testing.T) {
+	m := runPhoneAppMain(t)
+	origin := m.Server.Origin()
+	dir := t.TempDir()
+	cameraA := filepath.Join(dir, "a.y4m")
+	cameraB := filepath.Join(dir, "b.y4m")
+
+	desk, deskProblems := newChromium(t)
+	if err := chromedp.Run(desk, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk, "waiting")
+	writeCameraFile(t, shownQR(t, desk, "#qr"), cameraA)
+	phoneA, phoneAProblems := newPhone(t, cameraA)
+	phoneSetUp(t, phoneA, origin, "+41 79 123 45 67", "Pixel 8")
+	if err := chromedp.Run(phoneA, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phoneA, "approve")
+	if err := chromedp.Run(phoneA, chromedp.SendKeys("#profile-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phoneA, "result")
+	if err := waitSignedIn(desk, "Ada Lovelace"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The browsers: one, signed out from the phone.
+	if err := chromedp.Run(phoneA, chromedp.Click("#result-home", chromedp.ByQuery), chromedp.Click("#home-account", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phoneA, "account")
+	if err := chromedp.Run(phoneA, chromedp.WaitVisible(`#screen-account[data-state="ready"] button[data-session]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if got := listItems(t, phoneA, "account-sessions"); len(got) != 1 || !strings.Contains(got[0], "Chrome") {
+		t.Fatalf("sessions %q", got)
+	}
+	if got := listItems(t, phoneA, "account-devices"); len(got) != 1 || got[0] != "Pixel 8 (this phone)" {
+		t.Fatalf("devices %q", got)
+	}
+	saveScreenshot(t, phoneA, "phone-browsers.png")
+	if err := chromedp.Run(phoneA,
+		chromedp.Click(`button[data-session]`, chromedp.ByQuery),
+		chromedp.Poll(`document.querySelector('#account-status').textContent.endsWith('is signed out.') && !document.querySelector('button[data-session]')`, nil),
+	); err != nil {
+		t.Fatal(err)
+	}
+	var status int
+	evalAsync(t, desk, `fetch('/api/me', {headers: {Accept: 'application/json'}}).then(r => r.status)`, &status)
+	if status != 401 {
+		t.Fatalf("the browser signed out from the phone still gets /api/me: %d", status)
+	}
+
+	// Link: a second desktop signs in with phone A and asks to link a phone;
+	// phone B (same number, a new key) scans the link code.
+	desk2, desk2Problems := newChromium(t)
+	if err := chromedp.Run(desk2, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk2, "waiting")
+	writeCameraFile(t, shownQR(t, desk2, "#qr"), cameraA)
+	if err := chromedp.Run(phoneA, chromedp.Click("#account-back", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phoneA, "home")
+	phoneScanApprove(t, phoneA, "Sign in?", "Signed in")
+	if err := waitSignedIn(desk2, "Ada Lovelace"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(desk2, chromedp.Click("#link-phone", chromedp.ByQuery),
+		chromedp.WaitVisible(`#link-qr[data-state="waiting"] #link-qr-img`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	writeCameraFile(t, shownQR(t, desk2, "#link-qr-img"), cameraB)
+	phoneB, phoneBProblems := newPhone(t, cameraB)
+	phoneSetUp(t, phoneB, origin, "+41 79 123 45 67", "iPhone")
+	phoneScanApprove(t, phoneB, "Add this phone?", "Phone added")
+	if err := chromedp.Run(desk2, chromedp.WaitVisible(`#link-qr[data-state="linked"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(phoneA, chromedp.Click("#result-home", chromedp.ByQuery), chromedp.Click("#home-account", chromedp.ByQuery),
+		chromedp.WaitVisible(`#screen-account[data-state="ready"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if got := listItems(t, phoneA, "account-devices"); len(got) != 2 || got[0] != "Pixel 8 (this phone)" || got[1] != "iPhone" {
+		t.Fatalf("devices after the link %q", got)
+	}
+	// Phone B signs in too now: its list marks itself.
+	if err := chromedp.Run(phoneB, chromedp.Click("#result-home", chromedp.ByQuery), chromedp.Click("#home-account", chromedp.ByQuery),
+		chromedp.WaitVisible(`#screen-account[data-state="ready"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if got := listItems(t, phoneB, "account-devices"); len(got) != 2 || got[1] != "iPhone (this phone)" {
+		t.Fatalf("phone B's devices %q", got)
+	}
+	for name, p := range map[string]func() []string{"desktop": deskProblems, "desktop 2": desk2Problems, "phone A": phoneAProblems, "phone B": phoneBProblems} {
 		if got := p(); len(got) > 0 {
 			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
 		}

@@ -2,7 +2,7 @@
 // body[data-screen] names it (tests wait on it).
 
 import { AppError, loadDevice, saveDevice, newDeviceKey, normalizePhone, phoneIdHash, persistStorage } from './keys.js';
-import { discover, parseQRURL, canonicalOrigin, Scan, reasonText } from './protocol.js';
+import { discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices } from './protocol.js';
 import { COUNTRIES, toE164, guessCountry } from './countries.js';
 import { Scanner } from './scanner.js';
 
@@ -117,6 +117,8 @@ function wire() {
   byId('approve-no').addEventListener('click', decline);
   byId('result-again').addEventListener('click', scanWithCamera);
   byId('result-home').addEventListener('click', showHome);
+  byId('home-account').addEventListener('click', showAccount);
+  byId('account-back').addEventListener('click', showHome);
 }
 
 // --- set-up --------------------------------------------------------------
@@ -186,6 +188,98 @@ function showHome() {
     ? 'Kept: the browser will not clear it on its own.'
     : 'Not guaranteed: the browser may clear it when space runs low. Install the app (Add to Home Screen) to keep it.');
   show('home');
+}
+
+// --- the account: signed-in browsers and phones ------------------------
+
+function when(iso) {
+  const t = iso ? new Date(iso) : null;
+  return t && !isNaN(t) && t.getFullYear() > 1 ? t.toLocaleString() : 'unknown';
+}
+
+function item(title, lines, action) {
+  const li = document.createElement('li');
+  li.className = 'item';
+  const body = document.createElement('div');
+  body.className = 'item-body';
+  const h = document.createElement('p');
+  h.className = 'item-title';
+  h.textContent = title;
+  body.appendChild(h);
+  for (const l of lines) {
+    const p = document.createElement('p');
+    p.className = 'item-line';
+    p.textContent = l;
+    body.appendChild(p);
+  }
+  li.appendChild(body);
+  if (action) li.appendChild(action);
+  return li;
+}
+
+function emptyItem(text) {
+  const li = document.createElement('li');
+  li.className = 'item item-empty';
+  li.textContent = text;
+  return li;
+}
+
+// showAccount lists the account's browsers and phones with device-signed
+// calls (the same as qrauth-app sessions); every browser has "Sign out".
+async function showAccount() {
+  show('account');
+  const main = byId('screen-account');
+  main.dataset.state = 'loading';
+  setText('account-status', 'Loading…');
+  await refreshAccount();
+}
+
+async function refreshAccount() {
+  const main = byId('screen-account');
+  const sl = byId('account-sessions');
+  const dl = byId('account-devices');
+  let sessions;
+  let devices;
+  try {
+    [sessions, devices] = await Promise.all([listSessions(state.dev), listDevices(state.dev)]);
+  } catch (e) {
+    main.dataset.state = 'error';
+    setText('account-status', e.message);
+    return;
+  }
+  sl.replaceChildren();
+  for (const s of sessions) {
+    const what = [s.browser, s.os].filter(Boolean).join(' on ') || 'A browser';
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.className = 'btn btn-decline btn-small';
+    btn.textContent = 'Sign out';
+    btn.dataset.session = s.id;
+    btn.setAttribute('aria-label', 'Sign out ' + what + (s.ip ? ' at ' + s.ip : ''));
+    btn.addEventListener('click', () => signOut(s, what, btn));
+    sl.appendChild(item(what, [(s.ip ? s.ip + ' · ' : '') + 'signed in ' + when(s.created_at), 'last seen ' + when(s.last_seen_at)], btn));
+  }
+  if (!sessions.length) sl.appendChild(emptyItem('No browser is signed in.'));
+  dl.replaceChildren();
+  for (const d of devices) {
+    const me = d.id === state.dev.deviceId;
+    dl.appendChild(item((d.name || 'A phone') + (me ? ' (this phone)' : ''), ['added ' + when(d.created_at), 'last used ' + when(d.last_seen_at)]));
+  }
+  main.dataset.state = 'ready';
+  if (byId('account-status').textContent === 'Loading…') setText('account-status', '');
+}
+
+async function signOut(s, what, btn) {
+  btn.disabled = true;
+  try {
+    await revokeSession(state.dev, s.id);
+  } catch (e) {
+    btn.disabled = false;
+    setText('account-status', e.message);
+    return;
+  }
+  setText('account-status', what + ' is signed out.');
+  await refreshAccount();
 }
 
 // --- scanning ------------------------------------------------------------

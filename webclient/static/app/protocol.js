@@ -272,3 +272,79 @@ const REASONS = {
 export function reasonText(reason, fallback) {
   return REASONS[reason] || fallback || 'Something went wrong (' + reason + ').';
 }
+
+// --- device-signed HTTP calls (§9.2, §11.3) ------------------------------
+
+// requestBytes is AppRequest.SignedBytes (§9.2).
+export function requestBytes({ method, path, time, nonce, device }) {
+  return signedLines('qrauth-v1 request', [
+    ['method', method], ['path', path], ['time', String(time)], ['nonce', nonce], ['device', device],
+  ]);
+}
+
+// signedHeaders returns the four X-Qrauth-* headers of a call. time and
+// nonce are given by tests (the worked examples); a real call draws 16
+// random bytes and reads the clock.
+export async function signedHeaders(dev, method, path, time, nonce) {
+  if (time === undefined) time = Math.floor(Date.now() / 1000);
+  if (nonce === undefined) nonce = b64url(crypto.getRandomValues(new Uint8Array(16)));
+  const sig = await sign(dev.privateKey, requestBytes({ method, path, time, nonce, device: dev.deviceId }));
+  return {
+    'X-Qrauth-Device': dev.deviceId,
+    'X-Qrauth-Time': String(time),
+    'X-Qrauth-Nonce': nonce,
+    'X-Qrauth-Signature': b64url(sig),
+  };
+}
+
+// signedCall makes a device-signed call to our own origin and returns the
+// decoded JSON answer (null for 204). Errors are AppErrors whose message is
+// the plain-words sentence for the server's reason.
+export async function signedCall(dev, method, path, body) {
+  const headers = await signedHeaders(dev, method, path);
+  headers.Accept = 'application/json';
+  const init = { method, headers, cache: 'no-store', credentials: 'omit' };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (_) {
+    throw new AppError('unavailable', 'server_unreachable', reasonText('server_unreachable'));
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!res.ok) {
+    const reason = (data && data.reason) || 'http_' + res.status;
+    throw new AppError((data && data.code) || 'internal', reason, reasonText(reason, data && data.message));
+  }
+  if (!data || typeof data !== 'object') throw new AppError('internal', 'bad_response', reasonText('bad_response'));
+  return data;
+}
+
+export const SESSIONS_PATH = '/api/app/sessions';
+export const DEVICES_PATH = '/api/app/devices';
+
+export async function listSessions(dev) {
+  const d = await signedCall(dev, 'GET', SESSIONS_PATH);
+  return Array.isArray(d.sessions) ? d.sessions : [];
+}
+
+// revokeSession ends a browser session; the id is checked so that the
+// signed path and the path the server sees are the same (nothing to escape).
+export async function revokeSession(dev, id) {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(String(id))) throw new AppError('invalid', 'invalid_session_id', 'That is not a session id.');
+  await signedCall(dev, 'DELETE', SESSIONS_PATH + '/' + id);
+}
+
+export async function listDevices(dev) {
+  const d = await signedCall(dev, 'GET', DEVICES_PATH);
+  return Array.isArray(d.devices) ? d.devices : [];
+}
