@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,6 +26,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/blake2b"
 )
 
 // The phone web app (/app) in headless Chromium: a desktop context shows
@@ -734,5 +737,303 @@ func TestPhoneAppAccountAndLink(t *testing.T) {
 		if got := p(); len(got) > 0 {
 			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
 		}
+	}
+}
+
+// dataURLPNG decodes a "data:image/png;base64,…" QR code of the API.
+func dataURLPNG(t *testing.T, s any) []byte {
+	t.Helper()
+	str, _ := s.(string)
+	const prefix = "data:image/png;base64,"
+	if !strings.HasPrefix(str, prefix) {
+		t.Fatalf("QR %.40q", str)
+	}
+	b, err := base64.StdEncoding.DecodeString(str[len(prefix):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// phoneOfflineCode scans an offline challenge with the app's camera and
+// returns the number it shows, typing the PIN when the code asks for one.
+func phoneOfflineCode(t *testing.T, phone context.Context, pin string) (code, method string) {
+	t.Helper()
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "code")
+	var st string
+	if err := chromedp.Run(phone, chromedp.Poll(`document.querySelector('#screen-code').dataset.state !== 'working' && document.querySelector('#screen-code').dataset.state`, &st)); err != nil {
+		t.Fatal(err)
+	}
+	method = "OFFLINE_DEVICE"
+	if st == "pin" {
+		method = "OFFLINE_PIN"
+		if err := chromedp.Run(phone, chromedp.SendKeys("#code-pin", pin, chromedp.ByQuery), chromedp.Click("#code-show", chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Run(phone,
+		chromedp.WaitVisible(`#screen-code[data-state="shown"] #code-value`, chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('#code-value').dataset.code`, &code),
+	); err != nil {
+		t.Fatal(err)
+	}
+	return code, method
+}
+
+// TestPhoneAppOfflineAndTransaction: the phone turns on both offline
+// methods while online; then, set offline (no network at all, checked),
+// it reads the challenge of the "sign in with a code" page from the fake
+// camera and shows the number that signs the browser in, and reads a
+// relying site's challenge for the other method, which the server accepts.
+// Back online it approves a transaction scanned from its QR code, and
+// declines one opened as /t/TOKEN the way the phone's camera app would.
+func TestPhoneAppOfflineAndTransaction(t *testing.T) {
+	m := offlineRunMain(t, "-psk-rotation", "2m", "-room-ttl", "3m")
+	origin := m.Server.Origin()
+	camera := filepath.Join(t.TempDir(), "camera.y4m")
+
+	desk, deskProblems := newChromium(t)
+	if err := chromedp.Run(desk, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, desk, "waiting")
+	writeCameraFile(t, shownQR(t, desk, "#qr"), camera)
+	phone, phoneProblems := newPhone(t, camera)
+	phoneSetUp(t, phone, origin, "+41 79 123 45 67", "Pixel 8")
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "approve")
+	if err := chromedp.Run(phone,
+		chromedp.SendKeys("#profile-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.SendKeys("#profile-email", "ada@example.com", chromedp.ByQuery),
+		chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	if err := waitSignedIn(desk, "Ada Lovelace"); err != nil {
+		t.Fatal(err)
+	}
+	var userID string
+	evalAsync(t, desk, `fetch('/api/me', {headers: {Accept: 'application/json'}}).then(r => r.json()).then(d => d.user.id)`, &userID)
+
+	// Turn both methods on.
+	if err := chromedp.Run(phone, chromedp.Click("#result-home", chromedp.ByQuery), chromedp.Click("#home-offline", chromedp.ByQuery),
+		chromedp.Click("#offline-device-toggle", chromedp.ByQuery),
+		chromedp.WaitVisible(`#screen-offline[data-device="on"]`, chromedp.ByQuery),
+		chromedp.SendKeys("#offline-pin", "8080", chromedp.ByQuery),
+		chromedp.SendKeys("#offline-pin2", "8080", chromedp.ByQuery),
+		chromedp.Click("#offline-pin-on", chromedp.ByQuery),
+		chromedp.WaitVisible(`#screen-offline[data-pin="on"]`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	saveScreenshot(t, phone, "phone-offline.png")
+	var methods []string
+	for _, mm := range offlineAPI(t, origin, "GET", "/api/offline/users/"+userID+"/methods", nil)["methods"].([]any) {
+		methods = append(methods, mm.(map[string]any)["method"].(string))
+	}
+	if len(methods) != 2 {
+		t.Fatalf("methods at the server: %v", methods)
+	}
+	// The PIN key is kept wrapped, never in the clear; the other one is a
+	// WebCrypto key that cannot be exported.
+	var keep struct {
+		DeviceExtractable bool `json:"deviceExtractable"`
+		DeviceType        string
+		PINWrapped        int  `json:"pinWrapped"`
+		PINHasKey         bool `json:"pinHasKey"`
+	}
+	evalAsync(t, phone, `(async () => {
+		const d = await (await import('/static/app/keys.js')).loadDevice();
+		return {deviceExtractable: d.offline.OFFLINE_DEVICE.key.extractable, deviceType: d.offline.OFFLINE_DEVICE.key.algorithm.name,
+			pinWrapped: d.offline.OFFLINE_PIN.wrapped.length, pinHasKey: 'key' in d.offline.OFFLINE_PIN};
+	})()`, &keep)
+	if keep.DeviceExtractable || keep.DeviceType != "HMAC" || keep.PINWrapped != 32 || keep.PINHasKey {
+		t.Fatalf("offline keys kept as %+v", keep)
+	}
+	if err := chromedp.Run(phone, chromedp.Click("#offline-back", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+
+	// No network from here on.
+	if err := chromedp.Run(phone, network.Enable(), network.EmulateNetworkConditions(true, 0, -1, -1)); err != nil {
+		t.Fatal(err)
+	}
+	var reach string
+	evalAsync(t, phone, `fetch('/healthz', {cache: 'no-store'}).then(() => 'reached', () => 'offline')`, &reach)
+	if reach != "offline" {
+		t.Fatalf("the phone still reaches the server: %s", reach)
+	}
+
+	// "Sign in with a code" in a second browser.
+	desk2, desk2Problems := newChromium(t)
+	if err := chromedp.Run(desk2, chromedp.Navigate(origin+"/offline")); err != nil {
+		t.Fatal(err)
+	}
+	waitOfflineState(t, desk2, "offline", "identify")
+	if err := chromedp.Run(desk2, chromedp.SendKeys("#identifier", "ada@example.com", chromedp.ByQuery),
+		chromedp.Click("#identify-submit", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitOfflineState(t, desk2, "offline", "code")
+	writeCameraFile(t, shownQR(t, desk2, "#offline-qr"), camera)
+	code, first := phoneOfflineCode(t, phone, "8080")
+	var context string
+	if err := chromedp.Run(phone, chromedp.Text("#code-context", &context, chromedp.ByQuery)); err != nil || context != "Sign in to "+strings.TrimPrefix(origin, "http://") {
+		t.Fatalf("context shown %q %v", context, err)
+	}
+	saveScreenshot(t, phone, "phone-offline-code.png")
+	var kind string
+	evalAsync(t, phone, `import('/static/app/qrdecode.js').then(q => q.detector()).then(d => d.kind)`, &kind)
+	if kind != "zxing-wasm" {
+		t.Logf("decoded by %s, not the vendored decoder", kind)
+	}
+	if err := chromedp.Run(desk2, chromedp.SendKeys("#otp", code, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitSignedIn(desk2, "Ada Lovelace"); err != nil {
+		t.Fatalf("the phone's offline code (%s) did not sign in: %v", first, err)
+	}
+
+	// A relying site's challenge for the other method, verified by its API.
+	other := "OFFLINE_PIN"
+	if first == other {
+		other = "OFFLINE_DEVICE"
+	}
+	sess := offlineAPI(t, origin, "POST", "/api/offline/sessions", map[string]any{"user_id": userID, "method": other, "context": "Pay CHF 120.00\nto Muster AG"})
+	writeCameraFile(t, dataURLPNG(t, sess["qr"]), camera)
+	if err := chromedp.Run(phone, chromedp.Click("#code-done", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	code2, second := phoneOfflineCode(t, phone, "8080")
+	if second != other {
+		t.Fatalf("second challenge answered as %s, want %s", second, other)
+	}
+	if err := chromedp.Run(phone, chromedp.Text("#code-context", &context, chromedp.ByQuery)); err != nil || context != "Pay CHF 120.00\nto Muster AG" {
+		t.Fatalf("context shown %q %v", context, err)
+	}
+	if v := offlineAPI(t, origin, "POST", "/api/offline/sessions/"+sess["id"].(string)+"/verify", map[string]any{"otp": code2}); v["result"] != "success" {
+		t.Fatalf("verify %s code: %v", other, v)
+	}
+
+	// Online again: a transaction scanned from its QR code, approved.
+	if err := chromedp.Run(phone, network.EmulateNetworkConditions(false, 0, -1, -1), chromedp.Click("#code-done", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "home")
+	tx := offlineAPI(t, origin, "POST", "/api/approvals", map[string]any{"user_id": userID, "text": "Pay CHF 120.00 to Muster AG"})
+	writeCameraFile(t, dataURLPNG(t, tx["qr"]), camera)
+	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "tx")
+	var text string
+	if err := chromedp.Run(phone, chromedp.Text("#tx-text", &text, chromedp.ByQuery)); err != nil || text != "Pay CHF 120.00 to Muster AG" {
+		t.Fatalf("transaction text %q %v", text, err)
+	}
+	saveScreenshot(t, phone, "phone-transaction.png")
+	if err := chromedp.Run(phone, chromedp.Click("#tx-yes", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "result")
+	st := offlineAPI(t, origin, "GET", "/api/approvals/"+tx["id"].(string), nil)
+	if st["status"] != "approved" || st["signature"] == "" {
+		t.Fatalf("approval %v", st)
+	}
+
+	// A second one opened as /t/TOKEN, as the phone's camera app would,
+	// declined.
+	tx2 := offlineAPI(t, origin, "POST", "/api/approvals", map[string]any{"user_id": userID, "text": "Transfer EUR 5 000 to Evil Ltd"})
+	if err := chromedp.Run(phone, chromedp.Navigate(tx2["url"].(string))); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, phone, "tx")
+	if err := chromedp.Run(phone, chromedp.Text("#tx-text", &text, chromedp.ByQuery), chromedp.Click("#tx-no", chromedp.ByQuery)); err != nil || text != "Transfer EUR 5 000 to Evil Ltd" {
+		t.Fatalf("transaction text %q %v", text, err)
+	}
+	waitScreen(t, phone, "result")
+	if st := offlineAPI(t, origin, "GET", "/api/approvals/"+tx2["id"].(string), nil); st["status"] != "denied" {
+		t.Fatalf("approval %v", st)
+	}
+	for name, p := range map[string]func() []string{"desktop": deskProblems, "desktop 2": desk2Problems, "phone": phoneProblems} {
+		if got := p(); len(got) > 0 {
+			t.Errorf("%s console problems:\n%s", name, strings.Join(got, "\n"))
+		}
+	}
+}
+
+// TestPhoneAppOfflineWorkedExamples runs the app's offline code against
+// docs/offline.md and the Go implementation: the test vector of the code
+// (§4), the device hint (§3), strict decoding of verification data, the
+// Argon2id that wraps the PIN key (golang.org/x/crypto/argon2, as
+// appclient), and the signed transaction decision (§9).
+func TestPhoneAppOfflineWorkedExamples(t *testing.T) {
+	m := MustRunMain(t)
+	ctx, problems := newChromium(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(m.Server.Origin()+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, ctx, "setup")
+	var got map[string]string
+	evalAsync(t, ctx, `(async () => {
+		const k = await import('/static/app/keys.js');
+		const o = await import('/static/app/offline.js');
+		const a = await import('/static/app/argon2.js');
+		const out = {};
+		const key = await crypto.subtle.importKey('raw', new TextEncoder().encode('0123456789abcdef0123456789abcdef'), {name: 'HMAC', hash: 'SHA-256'}, false, ['sign']);
+		for (const d of [4, 6, 9]) out['otp' + d] = await o.offlineOTP(key, '1D6AbCdEfGhXySign in at login.example.com', d);
+		out.hint = await o.deviceHint('d_AAAAAAAAAAAAAAAAAAAAAA');
+		const vd = o.decodeVerificationData('1P6q3X9a-Z_kSPay CHF 120.00 to Muster AG');
+		out.vd = [vd.method, vd.digits, vd.challenge, vd.hint, vd.context].join('|');
+		for (const [i, s] of ['2P6q3X9a-Z_kSx', '1X6q3X9a-Z_kSx', '1P3q3X9a-Z_kSx', '1P6q3X9a-Z_k', '1P6q3X9a+Z_kSx', '1P6q3X9a-Z_kSa\u202Eb',
+			'1P6q3X9a-Z_kSa\tb', '1P6q3X9a-Z_kS' + '€'.repeat(67), '1P6q3X9a-Z_kS' + '€'.repeat(66), '1D4q3X9a-Z_kSline\nbreak'].entries()) {
+			try { const v = o.decodeVerificationData(s); out['vd' + i] = 'ok ' + v.context.length; } catch (e) { out['vd' + i] = 'error ' + e.reason; }
+		}
+		out.argon2 = k.hex(a.argon2id(new TextEncoder().encode('4711'), new TextEncoder().encode('0123456789abcdef'), {time: 2, memKiB: 19 * 1024}));
+		out.blake2b = k.hex(a.blake2b(new TextEncoder().encode('abc'), 64));
+		const seed = k.fromHex('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20');
+		const pkcs8 = new Uint8Array([...k.fromHex('302e020100300506032b657004220420'), ...seed]);
+		const priv = await crypto.subtle.importKey('pkcs8', pkcs8, {name: 'Ed25519'}, false, ['sign']);
+		const bytes = o.transactionBytes({origin: 'https://login.example.com', id: 't_AAECAwQFBgcICQoLDA0ODw', textSha256: k.hex(await crypto.subtle.digest('SHA-256', new TextEncoder().encode('Pay CHF 120.00 to Muster AG'))), device: 'd_ZbYGc9btiEvwHCwiLYKtoA', decision: 'approve'});
+		out.txBytes = new TextDecoder().decode(bytes);
+		out.txSig = k.b64url(await k.sign(priv, bytes));
+		for (const [i, s] of ['https://login.example.com/t/AAECAwQFBgcICQoLDA0ODw', 'https://evil.example/t/AAECAwQFBgcICQoLDA0ODw',
+			'https://login.example.com/t/AAECAwQFBgcICQoLDA0ODw?x', 'https://login.example.com/t/short'].entries()) {
+			try { out['tx' + i] = o.parseTransactionURL('https://login.example.com', s); } catch (e) { out['tx' + i] = 'error ' + e.reason; }
+		}
+		return out;
+	})()`, &got)
+	priv := ed25519.NewKeyFromSeed([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32})
+	d := qrauth.TransactionDecision{Origin: "https://login.example.com", TransactionID: "t_AAECAwQFBgcICQoLDA0ODw",
+		TextSHA256: qrauth.TextSHA256("Pay CHF 120.00 to Muster AG"), DeviceID: "d_ZbYGc9btiEvwHCwiLYKtoA", Decision: qrauth.DecisionApprove}
+	b2 := blake2b.Sum512([]byte("abc"))
+	want := map[string]string{
+		"otp4": "4162", "otp6": "444162", "otp9": "356444162",
+		"hint": qrauth.OfflineDeviceHint("d_AAAAAAAAAAAAAAAAAAAAAA"),
+		"vd":   "OFFLINE_PIN|6|q3X9a-Z_|kS|Pay CHF 120.00 to Muster AG",
+		"vd0":  "error not_offline_code", "vd1": "error not_offline_code", "vd2": "error not_offline_code", "vd3": "error not_offline_code",
+		"vd4": "error not_offline_code", "vd5": "error context_control_character", "vd6": "error context_control_character",
+		"vd7": "error context_too_long", "vd8": "ok 66", "vd9": "ok 10",
+		"argon2":  hex.EncodeToString(argon2.IDKey([]byte("4711"), []byte("0123456789abcdef"), 2, 19*1024, 1, 32)),
+		"blake2b": hex.EncodeToString(b2[:]),
+		"txBytes": string(d.SignedBytes()),
+		"txSig":   d.Sign(priv),
+		"tx0":     "AAECAwQFBgcICQoLDA0ODw", "tx1": "error foreign_origin", "tx2": "error not_a_transaction_code", "tx3": "error not_a_transaction_code",
+	}
+	if want["hint"] != "kS" {
+		t.Fatalf("docs/offline.md's hint example: %s", want["hint"])
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s:\n got %q\nwant %q", k, got[k], v)
+		}
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
 	}
 }

@@ -3,6 +3,10 @@
 
 import { AppError, loadDevice, saveDevice, newDeviceKey, normalizePhone, phoneIdHash, persistStorage } from './keys.js';
 import { discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices } from './protocol.js';
+import {
+  OFFLINE_DEVICE, OFFLINE_PIN, isOfflineCode, decodeVerificationData, isTransactionURL, parseTransactionURL,
+  activate, deactivate, serverMethods, startOffline, offlineCode, fetchTransaction, decideTransaction, checkPIN,
+} from './offline.js';
 import { COUNTRIES, toE164, guessCountry } from './countries.js';
 import { Scanner } from './scanner.js';
 
@@ -13,6 +17,8 @@ const state = {
   pendingURL: null, // a code opened as /q/PSK before the phone was set up
   scan: null,
   scanner: null,
+  offline: null, // the offline challenge on screen
+  tx: null, // the transaction on screen
 };
 
 function show(name) {
@@ -119,6 +125,21 @@ function wire() {
   byId('result-home').addEventListener('click', showHome);
   byId('home-account').addEventListener('click', showAccount);
   byId('account-back').addEventListener('click', showHome);
+  byId('home-offline').addEventListener('click', showOffline);
+  byId('offline-back').addEventListener('click', showHome);
+  byId('offline-device-toggle').addEventListener('click', toggleDeviceCodes);
+  byId('offline-pin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    turnOnPIN();
+  });
+  byId('offline-pin-off').addEventListener('click', () => turnOff(OFFLINE_PIN));
+  byId('code-pin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    showCodeWithPIN();
+  });
+  byId('code-done').addEventListener('click', showHome);
+  byId('tx-yes').addEventListener('click', () => decideTx('approve'));
+  byId('tx-no').addEventListener('click', () => decideTx('deny'));
 }
 
 // --- set-up --------------------------------------------------------------
@@ -282,6 +303,210 @@ async function signOut(s, what, btn) {
   await refreshAccount();
 }
 
+// --- codes without network --------------------------------------------
+
+// painted lets the status line show before a long computation (Argon2id
+// takes about a second on a phone) blocks the page.
+function painted() {
+  return new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+}
+
+function offlineKeys() {
+  return state.dev.offline || {};
+}
+
+function renderOffline(server) {
+  const keys = offlineKeys();
+  const info = (m) => (server || []).find((x) => x.method === m);
+  const line = (m) => {
+    if (!keys[m]) return 'Off';
+    const i = info(m);
+    if (server && !i) return 'Turned off at the server: turn it on again.';
+    if (i && i.locked) return 'Locked after wrong numbers: ask the helpdesk to unlock it.';
+    return 'On since ' + new Date(keys[m].activatedAt).toLocaleDateString();
+  };
+  setText('offline-device-state', line(OFFLINE_DEVICE));
+  setText('offline-pin-state', line(OFFLINE_PIN));
+  const dt = byId('offline-device-toggle');
+  dt.textContent = keys[OFFLINE_DEVICE] ? 'Turn off' : 'Turn on';
+  dt.className = 'btn btn-small ' + (keys[OFFLINE_DEVICE] ? 'btn-secondary' : 'btn-primary');
+  byId('offline-pin-form').hidden = !!keys[OFFLINE_PIN];
+  byId('offline-pin-off').hidden = !keys[OFFLINE_PIN];
+  byId('screen-offline').dataset.device = keys[OFFLINE_DEVICE] ? 'on' : 'off';
+  byId('screen-offline').dataset.pin = keys[OFFLINE_PIN] ? 'on' : 'off';
+}
+
+async function showOffline() {
+  setText('offline-status', '');
+  renderOffline(null);
+  show('offline');
+  // The server's view (locked, turned off elsewhere) when online; without
+  // network the phone's own keys are all there is, and all that is needed.
+  try {
+    renderOffline(await serverMethods(state.dev));
+  } catch (_) {
+    /* offline or not set up: the local state stands */
+  }
+}
+
+async function saveOffline(method, rec) {
+  const keys = { ...offlineKeys() };
+  if (rec) keys[method] = rec;
+  else delete keys[method];
+  state.dev.offline = keys;
+  await saveDevice(state.dev);
+}
+
+async function toggleDeviceCodes() {
+  if (offlineKeys()[OFFLINE_DEVICE]) return turnOff(OFFLINE_DEVICE);
+  const btn = byId('offline-device-toggle');
+  btn.disabled = true;
+  setText('offline-status', 'Turning on…');
+  try {
+    await saveOffline(OFFLINE_DEVICE, await activate(state.dev, OFFLINE_DEVICE));
+    setText('offline-status', 'Codes without a PIN are on.');
+  } catch (e) {
+    setText('offline-status', e.message);
+  }
+  btn.disabled = false;
+  renderOffline(null);
+}
+
+async function turnOnPIN() {
+  const pin = byId('offline-pin').value;
+  const btn = byId('offline-pin-on');
+  try {
+    checkPIN(pin);
+    if (pin !== byId('offline-pin2').value) throw new Error('The two PINs differ. Type the same PIN twice.');
+  } catch (e) {
+    setText('offline-status', e.message);
+    return;
+  }
+  btn.disabled = true;
+  setText('offline-status', 'Turning on… (this takes a moment)');
+  await painted();
+  try {
+    await saveOffline(OFFLINE_PIN, await activate(state.dev, OFFLINE_PIN, pin));
+    byId('offline-pin').value = '';
+    byId('offline-pin2').value = '';
+    setText('offline-status', 'Codes with a PIN are on.');
+  } catch (e) {
+    setText('offline-status', e.message);
+  }
+  btn.disabled = false;
+  renderOffline(null);
+}
+
+async function turnOff(method) {
+  setText('offline-status', 'Turning off…');
+  try {
+    await deactivate(state.dev, method);
+  } catch (e) {
+    // Already off at the server: drop the key here too.
+    if (e.reason !== 'offline_method_not_found') {
+      setText('offline-status', e.message);
+      return;
+    }
+  }
+  await saveOffline(method, null);
+  setText('offline-status', method === OFFLINE_PIN ? 'Codes with a PIN are off.' : 'Codes without a PIN are off.');
+  renderOffline(null);
+}
+
+// answerOffline shows the request of a scanned offline code and its number:
+// no network is used from here on.
+async function answerOffline(text) {
+  let ch;
+  try {
+    ch = await startOffline(state.dev, text);
+  } catch (e) {
+    return result('error', 'No number for this code', e.message);
+  }
+  state.offline = ch;
+  const screen = byId('screen-code');
+  setText('code-context', ch.context || '(no text)');
+  setText('code-server', 'For ' + state.dev.origin);
+  byId('code-result').hidden = true;
+  byId('code-pin').value = '';
+  showError('code-error', '');
+  byId('code-pin-form').hidden = !ch.needsPIN;
+  screen.dataset.state = ch.needsPIN ? 'pin' : 'working';
+  show('code');
+  if (!ch.needsPIN) await showCode(await offlineCode(ch));
+}
+
+async function showCodeWithPIN() {
+  const pin = byId('code-pin').value;
+  try {
+    checkPIN(pin);
+  } catch (e) {
+    showError('code-error', e.message);
+    return;
+  }
+  showError('code-error', '');
+  byId('code-show').disabled = true;
+  await painted();
+  try {
+    await showCode(await offlineCode(state.offline, pin));
+  } finally {
+    byId('code-show').disabled = false;
+  }
+}
+
+async function showCode(code) {
+  // Grouped for reading aloud and typing; the page takes the digits only.
+  setText('code-value', code.length > 5 ? code.slice(0, Math.ceil(code.length / 2)) + ' ' + code.slice(Math.ceil(code.length / 2)) : code);
+  byId('code-value').dataset.code = code;
+  byId('code-pin-form').hidden = true;
+  byId('code-result').hidden = false;
+  byId('screen-code').dataset.state = 'shown';
+}
+
+// --- transactions ------------------------------------------------------
+
+async function answerTransaction(text) {
+  show('loading');
+  let tx;
+  try {
+    tx = await fetchTransaction(state.dev, text);
+  } catch (e) {
+    return result('error', 'This request cannot be shown', e.message);
+  }
+  state.tx = tx;
+  setText('tx-site', 'Asked by ' + tx.info.origin);
+  setText('tx-text', tx.info.text);
+  byId('tx-yes').disabled = false;
+  byId('tx-no').disabled = false;
+  show('tx');
+}
+
+async function decideTx(decision) {
+  byId('tx-yes').disabled = true;
+  byId('tx-no').disabled = true;
+  try {
+    await decideTransaction(state.dev, state.tx, decision);
+  } catch (e) {
+    return result('error', 'Not recorded', e.message);
+  }
+  if (decision === 'approve') result('ok', 'Approved', 'Your approval was signed by this phone and recorded.');
+  else result('denied', 'Declined', 'Nothing was approved.');
+}
+
+// classify checks a scanned text and names its kind; it throws an
+// AppError with a plain-words message for anything that is not ours.
+function classify(text) {
+  if (isOfflineCode(text)) {
+    decodeVerificationData(text);
+    return 'offline';
+  }
+  if (isTransactionURL(text)) {
+    parseTransactionURL(state.dev.origin, text);
+    return 'tx';
+  }
+  parseQRURL(state.dev.origin, text);
+  return 'login';
+}
+
 // --- scanning ------------------------------------------------------------
 
 async function scanWithCamera() {
@@ -300,7 +525,7 @@ async function scanWithCamera() {
   try {
     text = await state.scanner.next((t) => {
       try {
-        parseQRURL(state.dev.origin, t);
+        classify(t);
         return true;
       } catch (e) {
         // Keep the camera running: the person may be pointing at another
@@ -328,9 +553,12 @@ function stopCamera() {
 async function answer(text) {
   let psk;
   try {
+    const kind = classify(text);
+    if (kind === 'offline') return answerOffline(text);
+    if (kind === 'tx') return answerTransaction(text);
     psk = parseQRURL(state.dev.origin, text);
   } catch (e) {
-    return result('error', 'Not a sign-in code for this server', e.message);
+    return result('error', 'Not a code for this server', e.message);
   }
   show('loading');
   let disc;

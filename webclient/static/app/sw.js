@@ -6,7 +6,7 @@
 // newest app, an offline one the last it saw. Only the shell's own files
 // are touched; every API call and socket goes to the network untouched.
 
-const CACHE = 'qrauth-app-v1';
+const CACHE = 'qrauth-app-v2';
 const SHELL = [
   '/app',
   '/app/manifest.webmanifest',
@@ -16,6 +16,8 @@ const SHELL = [
   '/static/app/app.js',
   '/static/app/keys.js',
   '/static/app/protocol.js',
+  '/static/app/offline.js',
+  '/static/app/argon2.js',
   '/static/app/scanner.js',
   '/static/app/qrdecode.js',
   '/static/app/countries.js',
