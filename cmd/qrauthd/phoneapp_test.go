@@ -1037,3 +1037,58 @@ func TestPhoneAppOfflineWorkedExamples(t *testing.T) {
 		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
 	}
 }
+
+// docReasons returns the reasons listed in the first column of the tables
+// between start and end in a document.
+func docReasons(t *testing.T, file, start, end string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, start)
+	j := strings.Index(doc[i+1:], end)
+	if i < 0 || j < 0 {
+		t.Fatalf("%s: section %q not found", file, start)
+	}
+	var out []string
+	for _, line := range strings.Split(doc[i:i+1+j], "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 3 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		for _, part := range strings.Split(cells[1], "`") {
+			if p := strings.TrimSpace(part); p != "" && p != "," {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// TestPhoneAppRefusalWords: every refusal docs/protocol.md (§12.3) and
+// docs/offline.md (§10) list has a plain-words sentence in the app.
+func TestPhoneAppRefusalWords(t *testing.T) {
+	reasons := append(docReasons(t, "protocol.md", "### 12.3 Reasons", "Reasons that the Go"),
+		docReasons(t, "offline.md", "## 10. Errors", "The phone library adds")...)
+	if len(reasons) < 90 {
+		t.Fatalf("only %d reasons read from the docs: %q", len(reasons), reasons)
+	}
+	m := MustRunMain(t)
+	ctx, problems := newChromium(t)
+	if err := chromedp.Run(ctx, chromedp.Navigate(m.Server.Origin()+"/app")); err != nil {
+		t.Fatal(err)
+	}
+	waitScreen(t, ctx, "setup")
+	var words map[string]string
+	evalAsync(t, ctx, `import('/static/app/protocol.js').then(p => p.REASONS)`, &words)
+	for _, r := range reasons {
+		if w := words[r]; len(w) < 10 || strings.Contains(w, "_") {
+			t.Errorf("no plain words for %q: %q", r, w)
+		}
+	}
+	if p := problems(); len(p) > 0 {
+		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
