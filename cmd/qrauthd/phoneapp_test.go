@@ -1092,3 +1092,85 @@ func TestPhoneAppRefusalWords(t *testing.T) {
 		t.Errorf("console problems:\n%s", strings.Join(p, "\n"))
 	}
 }
+
+// TestPhoneAppColorSchemes: in dark and light mode, on a 390×844 phone and
+// a desktop, the app follows the scheme (the login page's colours) and its
+// screens pass axe (contrast included), the ones a load does not show too.
+func TestPhoneAppColorSchemes(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	for _, tc := range []struct {
+		scheme string
+		w, h   int64
+		mobile bool
+		light  bool // text colour expected light (dark mode)
+	}{
+		{"dark", 390, 844, true, true},
+		{"light", 390, 844, true, false},
+		{"dark", 1280, 800, false, true},
+		{"light", 1280, 800, false, false},
+	} {
+		t.Run(fmt.Sprintf("%s-%dx%d", tc.scheme, tc.w, tc.h), func(t *testing.T) {
+			ctx, problems := newChromium(t)
+			if err := chromedp.Run(ctx,
+				emulation.SetDeviceMetricsOverride(tc.w, tc.h, 1, tc.mobile),
+				emulation.SetEmulatedMedia().WithFeatures([]*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: tc.scheme}}),
+			); err != nil {
+				t.Fatal(err)
+			}
+			phoneSetUp(t, ctx, origin, "+41 79 123 45 67", "Pixel 8")
+			var rgb []float64
+			if err := chromedp.Run(ctx, chromedp.Evaluate(`getComputedStyle(document.body).color.match(/\d+/g).slice(0, 3).map(Number)`, &rgb)); err != nil {
+				t.Fatal(err)
+			}
+			if lum := (rgb[0] + rgb[1] + rgb[2]) / 3; (lum > 128) != tc.light {
+				t.Fatalf("%s mode text colour %v", tc.scheme, rgb)
+			}
+			if tc.mobile {
+				saveScreenshot(t, ctx, "phone-home-"+tc.scheme+".png")
+			}
+			for _, step := range []struct{ click, back, screen string }{
+				{"", "", "home"},
+				{"#home-account", "#account-back", "account"},
+				{"#home-offline", "#offline-back", "offline"},
+			} {
+				if step.click != "" {
+					if err := chromedp.Run(ctx, chromedp.Click(step.click, chromedp.ByQuery)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				waitScreen(t, ctx, step.screen)
+				if step.screen == "account" {
+					// A phone that never scanned is unknown to the server:
+					// the screen says so in words.
+					if err := chromedp.Run(ctx, chromedp.WaitVisible(`#screen-account[data-state="error"]`, chromedp.ByQuery)); err != nil {
+						t.Fatal(err)
+					}
+					var msg string
+					if err := chromedp.Run(ctx, chromedp.Text("#account-status", &msg, chromedp.ByQuery)); err != nil || !strings.Contains(msg, "does not know this phone") {
+						t.Fatalf("unknown phone message %q %v", msg, err)
+					}
+				}
+				v, err := axeRun(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(v) > 0 {
+					t.Errorf("%s screen:\n%s", step.screen, strings.Join(v, "\n"))
+				}
+				if step.back != "" {
+					if err := chromedp.Run(ctx, chromedp.Click(step.back, chromedp.ByQuery)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// The unknown device's 401 is logged by Chromium as a failed
+			// request; anything else is a problem.
+			for _, p := range problems() {
+				if !strings.Contains(p, "401") {
+					t.Errorf("console problem: %s", p)
+				}
+			}
+		})
+	}
+}
