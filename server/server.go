@@ -197,6 +197,8 @@ func (s *Server) routes(e *echo.Echo) error {
 	e.DELETE(wire.PathAppSessionByID, s.handleAppDeleteSession)
 
 	s.adminRoutes(e)
+	// The phone web app: static files and three paths (phoneapp.go).
+	s.phoneAppRoutes(e)
 	for _, f := range s.flows {
 		if err := f.Mount(host{s}, e); err != nil {
 			return fmt.Errorf("flow %s: %w", f.Name(), err)

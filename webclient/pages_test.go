@@ -24,7 +24,9 @@ func TestEveryPageLinksFavicon(t *testing.T) {
 }
 
 // TestStaticLandingPages: the pages a camera app or a wrong address lands
-// on run no code, and each says what it is.
+// on call no API, and each says what it is. The transaction page runs one
+// script, the phone web app's hand-over (app/open.js), which only looks
+// for a key in this browser and moves the code to /app in the fragment.
 func TestStaticLandingPages(t *testing.T) {
 	files := readAll(t)
 	for page, needles := range map[string][]string{
@@ -35,6 +37,9 @@ func TestStaticLandingPages(t *testing.T) {
 		if doc == "" {
 			t.Fatalf("%s missing", page)
 		}
+		if page == webclient.TransactionScanPage {
+			doc = strings.Replace(doc, `<script type="module" src="/static/app/open.js"></script>`, "", 1)
+		}
 		for _, bad := range []string{"<script", "/api/", "/ws/", "<form", "sign-in code"} {
 			if strings.Contains(doc, bad) {
 				t.Errorf("%s contains %q", page, bad)
@@ -44,6 +49,21 @@ func TestStaticLandingPages(t *testing.T) {
 			if !strings.Contains(doc, s) {
 				t.Errorf("%s lacks %q", page, s)
 			}
+		}
+	}
+}
+
+// TestHandOverCallsNothing: the hand-over script of the camera pages
+// contacts no server (the code stays in this browser until the app, with
+// the person's consent, answers it).
+func TestHandOverCallsNothing(t *testing.T) {
+	doc := readAll(t)["app/open.js"]
+	if doc == "" {
+		t.Fatal("app/open.js missing")
+	}
+	for _, bad := range []string{"fetch(", "XMLHttpRequest", "WebSocket", "/api/", "/ws/", "sendBeacon"} {
+		if strings.Contains(doc, bad) {
+			t.Errorf("app/open.js contains %q", bad)
 		}
 	}
 }

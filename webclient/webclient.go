@@ -11,11 +11,15 @@
 //
 //	/            index.html    login: shows the QR code, follows the room over /ws/browser
 //	/account     account.html  profile, signed-in browsers, phones, "link a phone"
-//	/q/{PSK}     scan.html     opened by a plain camera app; never contacts any API
+//	/q/{PSK}     scan.html     opened by a plain camera app; never contacts any API, hands
+//	                           the code to /app (in the URL fragment) when this browser holds a key
 //	/t/{TOKEN}   tx-scan.html  the same for a transaction approval code
 //	(anything)   404.html      status 404 for a browser that asked for HTML
 //	/favicon.ico favicon.svg   (every page also links it)
 //	/static/...  everything    app.css, common.js, login.js, account.js, favicon.svg
+//	/app         app/index.html the phone web app (server/phoneapp.go; also /app/sw.js
+//	                           and /app/manifest.webmanifest); its code is under app/,
+//	                           the vendored QR decoder under vendor/ (see vendor/README.md)
 //
 // The pages use these HTTP calls, all same-origin JSON:
 //

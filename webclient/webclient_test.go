@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ var (
 	// lookupRe finds the ids a script looks up by name.
 	lookupRe    = regexp.MustCompile(`(?:byId|getElementById)\(\s*['"]([^'"]+)['"]\s*\)`)
 	scriptSrcRe = regexp.MustCompile(`(?i)<script\b[^>]*\ssrc="/static/([^"]+)"`)
-	pageRoutes  = map[string]bool{"/": true, "/account": true, "/offline": true, "/badge": true, "/admin": true}
+	pageRoutes  = map[string]bool{"/": true, "/account": true, "/offline": true, "/badge": true, "/admin": true, "/app": true, "/app/manifest.webmanifest": true}
 	jsForbidden = []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "console.log"}
 )
 
@@ -184,9 +185,24 @@ func TestScriptsMatchPages(t *testing.T) {
 	loaded := map[string]bool{}
 	lookups := 0
 	for page, scripts := range pageScripts(files) {
+		if strings.HasPrefix(page, "app/") {
+			// The phone web app is ES modules importing each other, not
+			// page scripts over common.js; its own tests check its ids
+			// (TestPhoneAppIDs).
+			continue
+		}
 		ids := map[string]bool{}
 		for _, m := range idRe.FindAllStringSubmatch(files[page], -1) {
 			ids[m[1]] = true
+		}
+		// app/open.js, the camera-app landing pages' one module, is the
+		// phone web app's (TestPhoneAppIDs); it tolerates a missing link.
+		scripts = slices.DeleteFunc(slices.Clone(scripts), func(s string) bool {
+			loaded[s] = true
+			return s == "app/open.js"
+		})
+		if len(scripts) == 0 {
+			continue
 		}
 		if scripts[0] != "common.js" {
 			t.Errorf("%s: loads %s before common.js, which the page scripts use", page, scripts[0])
@@ -212,12 +228,13 @@ func TestScriptsMatchPages(t *testing.T) {
 		t.Fatal("found no id look-ups at all; the pattern is broken")
 	}
 	for name := range files {
-		if strings.HasSuffix(name, ".js") && !loaded[name] {
+		if strings.HasSuffix(name, ".js") && !loaded[name] && !strings.HasPrefix(name, "app/") && !strings.HasPrefix(name, "vendor/") {
 			t.Errorf("%s: no page loads it", name)
 		}
 	}
 	for name, body := range files {
-		if !strings.HasSuffix(name, ".js") {
+		// Vendored files are upstream's, byte for byte (vendor/fetch.sh).
+		if !strings.HasSuffix(name, ".js") || strings.HasPrefix(name, "vendor/") {
 			continue
 		}
 		for _, bad := range jsForbidden {
@@ -228,14 +245,28 @@ func TestScriptsMatchPages(t *testing.T) {
 	}
 }
 
-// TestScanPageIsStatic checks that the page a camera app opens runs no code
-// and calls no API: the PSK in its URL must go nowhere.
+// TestScanPageIsStatic checks that the page a camera app opens calls no
+// API: the PSK in its URL goes nowhere but, in a URL fragment, to the phone
+// web app of the same browser (app/open.js), which the person then uses.
 func TestScanPageIsStatic(t *testing.T) {
-	doc := readAll(t)[webclient.ScanPage]
-	for _, bad := range []string{"<script", "/api/", "/ws/", "<form", "<img"} {
+	files := readAll(t)
+	doc := files[webclient.ScanPage]
+	for _, bad := range []string{"/api/", "/ws/", "<form", "<img"} {
 		if strings.Contains(doc, bad) {
 			t.Errorf("scan.html contains %q", bad)
 		}
+	}
+	scripts := scriptRe.FindAllStringSubmatch(doc, -1)
+	if len(scripts) != 1 || !strings.Contains(scripts[0][1], `src="/static/app/open.js"`) {
+		t.Errorf("scan.html must load exactly /static/app/open.js, has %q", scripts)
+	}
+	for _, bad := range []string{"fetch(", "WebSocket", "/api/", "/ws/", "XMLHttpRequest", "sendBeacon"} {
+		if strings.Contains(files["app/open.js"], bad) {
+			t.Errorf("app/open.js contains %q", bad)
+		}
+	}
+	if !strings.Contains(files["app/open.js"], "'/app#open='") {
+		t.Error("app/open.js must hand the code to the app in the URL fragment")
 	}
 	if !strings.Contains(doc, `name="referrer" content="no-referrer"`) {
 		t.Error("scan.html must not send its URL (with the PSK) as a referrer")
@@ -275,5 +306,37 @@ func TestContract(t *testing.T) {
 		if !strings.Contains(files[webclient.LoginPage], `<section data-state="`+state+`"`) {
 			t.Errorf("index.html: no <section data-state=%q>", state)
 		}
+	}
+}
+
+// TestPhoneAppIDs checks that every element the phone web app's modules
+// look up by id exists in its one page, app/index.html.
+func TestPhoneAppIDs(t *testing.T) {
+	files := readAll(t)
+	idsOf := func(page string) map[string]bool {
+		ids := map[string]bool{}
+		for _, m := range idRe.FindAllStringSubmatch(files[page], -1) {
+			ids[m[1]] = true
+		}
+		return ids
+	}
+	lookups := 0
+	for name, body := range files {
+		if !strings.HasPrefix(name, "app/") || !strings.HasSuffix(name, ".js") {
+			continue
+		}
+		page := "app/index.html"
+		if name == "app/open.js" {
+			page = "scan.html" // the camera-app landing page that offers set-up
+		}
+		for _, m := range lookupRe.FindAllStringSubmatch(body, -1) {
+			lookups++
+			if !idsOf(page)[m[1]] {
+				t.Errorf("%s: looks up id %q, which is not in %s", name, m[1], page)
+			}
+		}
+	}
+	if lookups == 0 {
+		t.Fatal("found no id look-ups in the phone web app; the pattern is broken")
 	}
 }

@@ -36,6 +36,12 @@ const (
 	PathDeviceByID     = "/api/devices/:id"
 	PathAppSessions    = "/api/app/sessions" // device-signed (AppRequest)
 	PathAppSessionByID = "/api/app/sessions/:id"
+	PathAppDevices     = "/api/app/devices" // device-signed: the account's phones
+
+	// The phone web app (docs/phone-app.md).
+	PathPhoneApp         = "/app"
+	PathPhoneAppWorker   = "/app/sw.js"
+	PathPhoneAppManifest = "/app/manifest.webmanifest"
 
 	// Administration.
 	PathAdmin          = "/admin"

@@ -59,10 +59,11 @@ func mustKeyFile(tb testing.TB) string {
 }
 
 // newChromium starts headless Chromium with a fresh profile and collects
-// console errors and uncaught exceptions.
-func newChromium(t *testing.T) (context.Context, func() []string) {
+// console errors and uncaught exceptions. extra adds flags (the phone web
+// app's tests add a fake camera).
+func newChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
-	return startChromium(t, 60*time.Second)
+	return startChromium(t, 60*time.Second, extra...)
 }
 
 // startChromium is the one Chromium launcher of the tests: a fresh
