@@ -80,8 +80,23 @@
     }
     // A policy may require another step (such as a second factor); the
     // server then names the page that asks for it.
-    const next = res && res.data && res.data.next;
-    location.assign(typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account');
+    let next = res && res.data && res.data.next;
+    // Signed in: a page that sent the browser here to sign in (such as
+    // forward auth's /authz/signin, which checks its own return address)
+    // comes next, given as ?next=PATH on this site.
+    if (next === '/account') next = new URLSearchParams(location.search).get('next') || next;
+    location.assign(samePath(next) ? next : '/account');
+  }
+
+  // samePath accepts only a path on this site, as the URL parser reads it
+  // ("/\t/evil.example" is "//evil.example" to it).
+  function samePath(p) {
+    if (typeof p !== 'string' || p.charAt(0) !== '/') return false;
+    try {
+      return new URL(p, location.href).origin === location.origin;
+    } catch (e) {
+      return false;
+    }
   }
 
   const room = new q.Room('/ws/browser', {
