@@ -40,9 +40,10 @@ func MustRunMain(tb testing.TB) *Main {
 	return m
 }
 
-// newChromium starts headless Chromium with a fresh profile and collects
-// console errors and uncaught exceptions.
-func newChromium(t *testing.T) (context.Context, func() []string) {
+// newChromium starts headless Chromium with a fresh profile (and extra
+// options, such as flags) and collects console errors and uncaught
+// exceptions.
+func newChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) (context.Context, func() []string) {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {
@@ -70,6 +71,7 @@ func newChromium(t *testing.T) (context.Context, func() []string) {
 		chromedp.Flag("disable-quic", true),
 		chromedp.WindowSize(1200, 860),
 	}
+	opts = append(opts, extra...)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
