@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -439,3 +440,60 @@ func testForwardAuthProxy(t *testing.T, proxy string) {
 
 var noRedirectClient = &http.Client{Timeout: 10 * time.Second,
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// TestLoginNextStaysOnSite: the login page follows ?next= after signing
+// in only to a path on its own site; anything a URL parser would read as
+// another site ("//evil", "/<TAB>/evil", an absolute address) ends on the
+// account page.
+func TestLoginNextStaysOnSite(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	ctx, problems := newChromium(t)
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 100 00 03"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, next := range []string{"//evil.example/", "/\t/evil.example/", "/\\evil.example/", "https://evil.example/", "javascript:alert(1)"} {
+		if err := chromedp.Run(ctx, network.ClearBrowserCookies(), chromedp.Navigate(origin+"/?next="+neturl.QueryEscape(next))); err != nil {
+			t.Fatal(err)
+		}
+		var p *qrauth.Profile
+		if i == 0 {
+			p = &qrauth.Profile{Name: "Eve"}
+		}
+		approveShownQR(t, ctx, dev, p)
+		var where string
+		if err := chromedp.Run(ctx, chromedp.WaitVisible(`#user-name`, chromedp.ByQuery), chromedp.Evaluate(`location.href`, &where)); err != nil {
+			t.Fatalf("next %q: %v", next, err)
+		}
+		if where != origin+"/account" {
+			t.Fatalf("next %q: at %s, want the account page", next, where)
+		}
+	}
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestForwardAuthFlags: bad rules and domains are refused at parse time in
+// one line; domains the session cookie cannot reach stop the start.
+func TestForwardAuthFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-forward-auth-rule", "app.example.test"}, 2, "want HOST=ROLE"},
+		{[]string{"-forward-auth-rule", "app.example.test=root"}, 2, `unknown role "root"`},
+		{[]string{"-forward-auth-domains", "example.test:443"}, 2, "want a domain name"},
+		{[]string{"-origin", "http://login.example.test", "-cookie-domain", "other.test"}, 1, "must contain the origin's host"},
+		{[]string{"-origin", "http://login.example.test", "-forward-auth-domains", "example.test"}, 1, "set -cookie-domain"},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "qrauth.db"), "-admin-socket", "off"}, tc.args...)
+		code := run(t.Context(), args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.want) || strings.Count(errOut.String(), "\n") != 1 {
+			t.Errorf("%v: exit %d, %q; want %d and %q in one line", tc.args, code, errOut.String(), tc.code, tc.want)
+		}
+	}
+}
