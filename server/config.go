@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
+	"golang.org/x/net/publicsuffix"
 	"golang.org/x/time/rate"
 )
 
@@ -38,6 +40,13 @@ type Config struct {
 	// every QR code and every signed decision, and WebSocket upgrades from
 	// any other Origin are refused.
 	Origin string
+	// CookieDomain, when set, is the Domain attribute of the session
+	// cookie, such as "example.com": one sign-in then covers every host
+	// below it (app.example.com behind a proxy's forward auth). It must
+	// contain the origin's host and must not be a public suffix. Empty
+	// means a host-only cookie. The bind and pending cookies stay host-only
+	// whatever this says: only the login host ever reads them.
+	CookieDomain string
 	// TrustProxy takes the client address from X-Forwarded-For when the
 	// request comes from a loopback or private address (a reverse proxy).
 	TrustProxy bool
@@ -100,6 +109,9 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("origin %q: want scheme://host[:port] with no path, such as https://login.example.com", c.Origin)
 	}
 	c.Origin = strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+	if c.CookieDomain, err = checkCookieDomain(c.CookieDomain, u.Hostname()); err != nil {
+		return c, err
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -153,6 +165,34 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("badge: %w", err)
 	}
 	return c, nil
+}
+
+// checkCookieDomain normalises a cookie domain ("Example.COM." and
+// ".example.com" are example.com) and checks that a browser will accept it
+// from originHost: a registrable domain containing that host, not an
+// address, not a public suffix such as "com" or "co.uk".
+func checkCookieDomain(d, originHost string) (string, error) {
+	if d == "" {
+		return "", nil
+	}
+	d = strings.TrimSuffix(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(d)), "."), ".")
+	bad := func(why string) (string, error) {
+		return "", fmt.Errorf("cookie domain %q: %s", d, why)
+	}
+	if d == "" || strings.ContainsAny(d, ":/ ") {
+		return bad("want a domain name such as example.com, no scheme, port or path")
+	}
+	if net.ParseIP(d) != nil {
+		return bad("an address cannot be a cookie domain; leave it empty for a host-only cookie")
+	}
+	if ps, _ := publicsuffix.PublicSuffix(d); ps == d {
+		return bad("a public suffix would share the session with every site under it")
+	}
+	h := strings.ToLower(originHost)
+	if h != d && !strings.HasSuffix(h, "."+d) {
+		return bad(fmt.Sprintf("must contain the origin's host %s, or browsers refuse the cookie", h))
+	}
+	return d, nil
 }
 
 // secure reports whether cookies get the Secure attribute: whenever the

@@ -64,6 +64,10 @@ type Host interface {
 	// get the Secure attribute (an https origin).
 	Origin() string
 	Secure() bool
+	// CookieDomain is the session cookie's Domain attribute ("example.com":
+	// the session reaches every host below it), or "" for a host-only
+	// cookie on the origin's host.
+	CookieDomain() string
 	Now() time.Time
 	Rand() io.Reader
 	Logger() *slog.Logger
@@ -171,6 +175,7 @@ type host struct{ s *Server }
 
 func (h host) Origin() string                       { return h.s.cfg.Origin }
 func (h host) Secure() bool                         { return h.s.cfg.secure() }
+func (h host) CookieDomain() string                 { return h.s.cfg.CookieDomain }
 func (h host) Now() time.Time                       { return h.s.cfg.Now() }
 func (h host) Rand() io.Reader                      { return h.s.cfg.Rand }
 func (h host) Logger() *slog.Logger                 { return h.s.log }

@@ -171,7 +171,17 @@ func (s *Server) handleUpdateProfile(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u)})
 }
 
+// clearSessionCookie ends the session cookie: the one on the cookie
+// domain, when configured, and the host-only one.
 func (s *Server) clearSessionCookie(c echo.Context) {
+	if s.cfg.CookieDomain != "" {
+		c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", Domain: s.cfg.CookieDomain, HttpOnly: true,
+			Secure: s.cfg.secure(), SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	}
+	s.clearHostOnlySessionCookie(c)
+}
+
+func (s *Server) clearHostOnlySessionCookie(c echo.Context) {
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteLaxMode, MaxAge: -1})
 }

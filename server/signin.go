@@ -106,8 +106,14 @@ func (s *Server) issueSession(c echo.Context, si *SignIn) (*qrauth.Session, erro
 	}); err != nil {
 		return nil, err
 	}
+	if s.cfg.CookieDomain != "" {
+		// A host-only cookie of the same name, left from before the
+		// domain was configured, would be sent too and might be read
+		// first.
+		s.clearHostOnlySessionCookie(c)
+	}
 	c.SetCookie(&http.Cookie{
-		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
+		Name: sessionCookie, Value: tok, Path: "/", Domain: s.cfg.CookieDomain, HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteLaxMode, Expires: sess.ExpiresAt, MaxAge: int(s.cfg.SessionTTL / time.Second),
 	})
 	return sess, nil

@@ -38,6 +38,10 @@ const (
 	PathAppSessionByID = "/api/app/sessions/:id"
 	PathAppDevices     = "/api/app/devices" // device-signed: the account's phones
 
+	// Forward auth for reverse proxies (docs/integration.md).
+	PathForwardAuth       = "/api/authz/forward-auth"
+	PathForwardAuthSignIn = "/authz/signin" // ?rd=URL
+
 	// The phone web app (docs/phone-app.md).
 	PathPhoneApp         = "/app"
 	PathPhoneAppWorker   = "/app/sw.js"

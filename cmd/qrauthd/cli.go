@@ -63,7 +63,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"addr", "origin", "tls-cert", "tls-key", "trust-proxy", "data", "check-on-start", "key-file", "admin-socket"}},
+	{"Serving", []string{"addr", "origin", "tls-cert", "tls-key", "trust-proxy", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
 	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",
@@ -73,6 +73,7 @@ var flagGroups = []struct {
 		"oath-overwrite", "oath-letter-dir"}},
 	{"Badges and passwords", []string{"badges", "badge-insecure-scans", "badge-policy", "badge-second-factors", "badge-self-issue",
 		"password-time", "password-memory", "password-threads"}},
+	{"Forward auth for reverse proxies", []string{"forward-auth-domains", "forward-auth-rule"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "debug-addr"}},
 }
 
@@ -82,6 +83,7 @@ var placeholders = map[string]string{
 	"data": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",
 	"log-level": "LEVEL", "log-format": "FORMAT", "badge-second-factors": "LIST",
+	"cookie-domain": "DOMAIN", "forward-auth-domains": "LIST", "forward-auth-rule": "HOST=ROLES",
 	"oath-policy": "POLICY", "oath-kind": "KIND", "oath-algorithm": "ALG", "badge-policy": "POLICY", "badge-self-issue": "WHICH",
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/forwardauth"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -42,6 +43,7 @@ type Main struct {
 	DebugAddr     string
 	AdminSocket   string
 	KeyFile       string
+	ForwardAuth   forwardauth.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
@@ -193,6 +195,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	m.offlineFlags(fs, e)
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
+	m.forwardAuthFlags(fs, e)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
@@ -266,7 +269,7 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.DB = db
-	srv, err := server.New(m.Config, db, server.BuiltinFlows()...)
+	srv, err := server.New(m.Config, db, m.flows()...)
 	if err != nil {
 		db.Close()
 		return err

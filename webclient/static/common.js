@@ -33,10 +33,16 @@
     return e;
   }
 
-  // safeNext accepts only a path on this site ("/x", not "//host/x"), so
-  // that the server's "next" cannot send the browser elsewhere.
+  // safeNext accepts only a path on this site, as the URL parser reads it
+  // ("//host/x" and "/\t/host" are other sites to it), so that a "next"
+  // from the server or the address bar cannot send the browser elsewhere.
   function safeNext(next) {
-    return typeof next === 'string' && next.charAt(0) === '/' && next.charAt(1) !== '/' ? next : '/account';
+    if (typeof next !== 'string' || next.charAt(0) !== '/') return '/account';
+    try {
+      return new URL(next, location.href).origin === location.origin ? next : '/account';
+    } catch (e) {
+      return '/account';
+    }
   }
 
   // showState moves root to state: root's data-state names it (CSS and the

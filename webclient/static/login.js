@@ -75,7 +75,12 @@
     }
     // A policy may require another step (such as a second factor); the
     // server then names the page that asks for it.
-    location.assign(q.safeNext(res && res.data && res.data.next));
+    let next = res && res.data && res.data.next;
+    // Signed in: a page that sent the browser here to sign in (such as
+    // forward auth's /authz/signin, which checks its own return address)
+    // comes next, given as ?next=PATH on this site.
+    if (next === '/account') next = new URLSearchParams(location.search).get('next') || next;
+    location.assign(q.safeNext(next));
   }
 
   const room = new q.Room('/ws/browser', {
