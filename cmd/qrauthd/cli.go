@@ -74,6 +74,7 @@ var flagGroups = []struct {
 		"oath-overwrite", "oath-letter-dir"}},
 	{"Badges and passwords", []string{"badges", "badge-insecure-scans", "badge-policy", "badge-second-factors", "badge-self-issue",
 		"password-time", "password-memory", "password-threads"}},
+	{"OpenID Connect provider", []string{"oidc", "oidc-key-grace"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "debug-addr"}},
 }
 

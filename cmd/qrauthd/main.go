@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -46,6 +47,10 @@ type Main struct {
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
+	// OIDC switches the OpenID Connect provider (on by default); OIDCConfig
+	// tunes it.
+	OIDC       bool
+	OIDCConfig oidcflow.Config
 
 	debug *http.Server
 
@@ -56,7 +61,7 @@ type Main struct {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{DataPath: filepath.Join("data", "qrauth.db"), LogLevel: "info", LogFormat: "text",
-		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr, CheckOnStart: "auto"}
+		ShutdownGrace: 15 * time.Second, LogOutput: os.Stderr, CheckOnStart: "auto", OIDC: true}
 }
 
 // env returns the environment variable QRAUTH_<NAME> or def, so every flag
@@ -147,6 +152,8 @@ func (m *Main) flagSet() *flag.FlagSet {
 	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", envDuration("ROOM_TTL", 3*time.Minute), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
 	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", envDuration("PSK_ROTATION", 30*time.Second), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
 	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", envDuration("SESSION_TTL", 14*24*time.Hour), "browser session lifetime (QRAUTH_SESSION_TTL)")
+	fs.BoolVar(&m.OIDC, "oidc", env("OIDC", "true") == "true", "serve the OpenID Connect provider (QRAUTH_OIDC)")
+	fs.DurationVar(&m.OIDCConfig.KeyGrace, "oidc-key-grace", envDuration("OIDC_KEY_GRACE", 24*time.Hour), "how long a rotated OpenID Connect signing key still verifies (QRAUTH_OIDC_KEY_GRACE)")
 	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", envDuration("TICKET_TTL", 10*time.Second), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
 	fs.IntVar(&m.Config.MaxRooms, "max-rooms", envInt("MAX_ROOMS", 50000), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
 	fs.Float64("room-rate", envFloat("ROOM_RATE", 1), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
@@ -237,7 +244,11 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.DB = db
-	srv, err := server.New(m.Config, db, server.BuiltinFlows()...)
+	flows := server.BuiltinFlows()
+	if m.OIDC {
+		flows = append(flows, oidcflow.New(m.OIDCConfig, db)) // last: its gate runs after the others'
+	}
+	srv, err := server.New(m.Config, db, flows...)
 	if err != nil {
 		db.Close()
 		return err
