@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -308,5 +309,61 @@ func scanAndApprove(t *testing.T, ctx context.Context, dev *appclient.Device, si
 	t.Cleanup(func() { scan.Close() })
 	if _, err := scan.Approve(ctx, appclient.ApproveOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOIDCAdminCommands: clients add|list|remove and rotate-keys over the
+// admin socket; the secret is shown once and the JWKS keeps the old keys.
+func TestOIDCAdminCommands(t *testing.T) {
+	m := MustRunMain(t)
+	admin := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := runAdmin(context.Background(), append([]string{"-data", m.DataPath, "oidc"}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := admin("clients", "add", "-id", "wiki", "-name", "Wiki", "-redirect", "https://wiki.example/cb")
+	if code != 0 || !strings.Contains(out, "client secret") {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	secret := strings.TrimSpace(out[strings.LastIndex(out, ": ")+2:])
+	c, err := m.DB.FindOIDCClient(context.Background(), "wiki")
+	if err != nil || !bytes.Equal(c.SecretHash, oidc.Hash(secret)) || strings.Contains(string(c.SecretHash), secret) {
+		t.Fatalf("stored client %+v %v", c, err)
+	}
+	if code, _, errOut := admin("clients", "add", "-id", "wiki", "-name", "Wiki", "-redirect", "https://wiki.example/cb"); code == 0 || !strings.Contains(errOut, "already") {
+		t.Fatalf("duplicate: %d %q", code, errOut)
+	}
+	if code, _, errOut := admin("clients", "add", "-id", "x", "-name", "X", "-redirect", "/relative"); code == 0 || errOut == "" {
+		t.Fatalf("relative redirect: %d %q", code, errOut)
+	}
+	if code, out, _ := admin("clients", "list"); code != 0 || !strings.Contains(out, "https://wiki.example/cb") || strings.Contains(out, secret) {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	keys := func() int {
+		res, err := http.Get(m.Server.Origin() + "/oidc/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ Keys []any }
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return len(v.Keys)
+	}
+	if n := keys(); n != 2 {
+		t.Fatalf("%d keys before rotation", n)
+	}
+	if code, _, errOut := admin("rotate-keys"); code != 0 {
+		t.Fatalf("rotate: %d %q", code, errOut)
+	}
+	if n := keys(); n != 4 {
+		t.Fatalf("%d keys after rotation, want the old two still published", n)
+	}
+	if code, _, errOut := admin("clients", "remove", "wiki"); code != 0 {
+		t.Fatalf("remove: %d %q", code, errOut)
+	}
+	if code, _, _ := admin("clients", "remove", "wiki"); code == 0 {
+		t.Fatal("removed twice")
 	}
 }

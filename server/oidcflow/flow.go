@@ -150,6 +150,7 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	e.GET(pathPrefix+"keys", serve)
 	e.GET(loginPath, f.handleLogin)
 	e.POST(consentPath, f.handleConsent)
+	f.adminRoutes(e)
 	e.Use(f.requestContext)
 	return nil
 }
