@@ -45,6 +45,16 @@ type Flow interface {
 	Shutdown()
 }
 
+// A Finisher is a Flow told of every completed sign-in (OpenID Connect
+// sends the browser back to the relying site from here). The core calls
+// SignedIn of each Finisher, in flow order, once si's session is issued;
+// the first non-empty next (a path on this origin) replaces the account
+// page as the browser's next page. An error fails the sign-in's answer,
+// not the session already issued.
+type Finisher interface {
+	SignedIn(c echo.Context, si *SignIn, sess *qrauth.Session) (next string, err error)
+}
+
 // A Step is what a gate asks for: the path of the page that asks for it.
 type Step struct {
 	Page string
@@ -103,6 +113,9 @@ type Host interface {
 	ServePage(c echo.Context, name string) error
 	EnsureBindCookie(c echo.Context) error
 	BindValue(c echo.Context) (string, error)
+	// EndSession ends the browser's session, if it has one (recorded as a
+	// sign-out), and clears its cookie: a relying site's logout.
+	EndSession(c echo.Context) error
 	// RedirectSignedIn reports whether the request carries a valid session
 	// (a sign-in page then sends it on to the account page).
 	RedirectSignedIn(c echo.Context) bool
@@ -210,6 +223,7 @@ func (h host) RedeemTicket(tok, bind string) (qrauth.UserID, qrauth.DeviceID, er
 func (h host) ServePage(c echo.Context, name string) error { return h.s.servePage(c, name) }
 func (h host) EnsureBindCookie(c echo.Context) error       { return h.s.ensureBindCookie(c) }
 func (h host) BindValue(c echo.Context) (string, error)    { return h.s.bindValue(c) }
+func (h host) EndSession(c echo.Context) error             { return h.s.endSession(c) }
 func (h host) RedirectSignedIn(c echo.Context) bool        { return h.s.redirectSignedIn(c) }
 
 func (h host) NewLimiter(r rate.Limit, burst int) *Limiter {

@@ -187,11 +187,19 @@ func (s *Server) clearHostOnlySessionCookie(c echo.Context) {
 }
 
 func (s *Server) handleLogout(c echo.Context) error {
+	if err := s.endSession(c); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// endSession ends the browser's session, if any, and clears its cookies.
+func (s *Server) endSession(c echo.Context) error {
 	s.dropPending(c)
 	sess, _, err := s.authenticate(c)
 	if qrauth.ErrorCode(err) == qrauth.EUNAUTHORIZED {
 		s.clearSessionCookie(c)
-		return c.NoContent(http.StatusNoContent)
+		return nil
 	} else if err != nil {
 		return err
 	}
@@ -201,7 +209,7 @@ func (s *Server) handleLogout(c echo.Context) error {
 		return err
 	}
 	s.clearSessionCookie(c)
-	return c.NoContent(http.StatusNoContent)
+	return nil
 }
 
 // listSessions returns the user's live sessions, marking current.

@@ -62,7 +62,19 @@ func (s *Server) continueSignIn(c echo.Context, si *SignIn) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": wire.PathAccount})
+	next = Step{Page: wire.PathAccount}
+	for _, f := range s.flows {
+		if fin, ok := f.(Finisher); ok {
+			p, err := fin.SignedIn(c, si, sess)
+			if err != nil {
+				return err
+			}
+			if p != "" && next.Page == wire.PathAccount {
+				next.Page = p
+			}
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "session_id": sess.ID, "next": next.Page})
 }
 
 // nextStep runs the flows' gates in their order: the first step asked for

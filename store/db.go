@@ -84,6 +84,8 @@ var (
 		bucketApprovals, bucketApprovalsByToken, bucketOfflineExpiry,
 		bucketOATH,
 		bucketPasswords, bucketBadges, bucketBadgesByUser,
+		bucketOIDCClients, bucketOIDCRequests, bucketOIDCCodes, bucketOIDCTokens, bucketOIDCRefresh,
+		bucketOIDCGrants, bucketOIDCKeys, bucketOIDCConsents, bucketOIDCSessions,
 	}
 
 	keyVersion = []byte("version")

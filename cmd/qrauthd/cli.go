@@ -74,6 +74,7 @@ var flagGroups = []struct {
 	{"Badges and passwords", []string{"badges", "badge-insecure-scans", "badge-policy", "badge-second-factors", "badge-self-issue",
 		"password-time", "password-memory", "password-threads"}},
 	{"Forward auth for reverse proxies", []string{"forward-auth-domains", "forward-auth-rule"}},
+	{"OpenID Connect provider", []string{"oidc", "oidc-key-grace"}},
 	{"Logging and debugging", []string{"log-level", "log-format", "debug-addr"}},
 }
 

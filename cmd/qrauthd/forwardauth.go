@@ -6,6 +6,8 @@ import (
 
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
+	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/store"
 )
 
 // forwardAuthFlags adds the cookie domain and the forward-auth flags to fs.
@@ -51,10 +53,13 @@ func (m *Main) forwardAuthFlags(fs *flag.FlagSet, e *flagEnv) {
 }
 
 // flows returns the flows in the order their sign-in gates run.
-func (m *Main) flows() []server.Flow {
+func (m *Main) flows(db *store.DB) []server.Flow {
 	flows := server.BuiltinFlows()
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
+	}
+	if m.OIDC {
+		flows = append(flows, oidcflow.New(m.OIDCConfig, db)) // last: its gate runs after the others'
 	}
 	return flows
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
+	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -47,6 +48,10 @@ type Main struct {
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
+	// OIDC switches the OpenID Connect provider (on by default); OIDCConfig
+	// tunes it.
+	OIDC       bool
+	OIDCConfig oidcflow.Config
 
 	debug *http.Server
 
@@ -76,7 +81,7 @@ func defaultAdminSocket(dataPath string) string {
 // NewMain returns a Main with the defaults.
 func NewMain() *Main {
 	return &Main{DataPath: DefaultDataPath, LogLevel: DefaultLogLevel, LogFormat: DefaultLogFormat,
-		ShutdownGrace: DefaultShutdownGrace, LogOutput: os.Stderr, CheckOnStart: DefaultCheckOnStart}
+		ShutdownGrace: DefaultShutdownGrace, LogOutput: os.Stderr, CheckOnStart: DefaultCheckOnStart, OIDC: true}
 }
 
 // env returns the environment variable QRAUTH_<NAME> or def, so every flag
@@ -184,6 +189,8 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", e.duration("ROOM_TTL", server.DefaultRoomTTL), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
 	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", e.duration("PSK_ROTATION", server.DefaultPSKRotation), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
 	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", e.duration("SESSION_TTL", server.DefaultSessionTTL), "browser session lifetime (QRAUTH_SESSION_TTL)")
+	fs.BoolVar(&m.OIDC, "oidc", env("OIDC", "true") == "true", "serve the OpenID Connect provider (QRAUTH_OIDC)")
+	fs.DurationVar(&m.OIDCConfig.KeyGrace, "oidc-key-grace", e.duration("OIDC_KEY_GRACE", oidcflow.DefaultKeyGrace), "how long a rotated OpenID Connect signing key still verifies (QRAUTH_OIDC_KEY_GRACE)")
 	fs.DurationVar(&m.Config.TicketTTL, "ticket-ttl", e.duration("TICKET_TTL", server.DefaultTicketTTL), "how long an approved browser has to collect its session (QRAUTH_TICKET_TTL)")
 	fs.IntVar(&m.Config.MaxRooms, "max-rooms", e.int("MAX_ROOMS", server.DefaultMaxRooms), "cap on rooms open at once (QRAUTH_MAX_ROOMS)")
 	fs.Float64("room-rate", e.float("ROOM_RATE", float64(server.DefaultRoomRate)), "new rooms per second per client IP (QRAUTH_ROOM_RATE)")
@@ -269,7 +276,7 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.DB = db
-	srv, err := server.New(m.Config, db, m.flows()...)
+	srv, err := server.New(m.Config, db, m.flows(db)...)
 	if err != nil {
 		db.Close()
 		return err

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/oidc"
+	"golang.org/x/oauth2"
+)
+
+// relyingParty is a small web app signing its users in with qrauth through
+// golang.org/x/oauth2 and coreos/go-oidc, as docs/integration.md shows.
+type relyingParty struct {
+	origin   string
+	conf     *oauth2.Config
+	verifier *gooidc.IDTokenVerifier
+	provider *gooidc.Provider
+
+	mu      sync.Mutex
+	state   string
+	pkce    string
+	last    *oauth2.Token
+	lastID  *gooidc.IDToken
+	lastErr string
+	params  url.Values // extra authorization parameters for the next sign-in
+}
+
+func startRP(t *testing.T, issuer, clientID, secret string) *relyingParty {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &relyingParty{origin: "http://" + ln.Addr().String()}
+	ctx := context.Background()
+	rp.provider, err = gooidc.NewProvider(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.conf = &oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: rp.provider.Endpoint(),
+		RedirectURL: rp.origin + "/callback", Scopes: []string{gooidc.ScopeOpenID, "profile", "email", gooidc.ScopeOfflineAccess}}
+	rp.verifier = rp.provider.Verifier(&gooidc.Config{ClientID: clientID, SupportedSigningAlgs: []string{"RS256", "EdDSA"}})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		rp.state, rp.pkce = oauth2.GenerateVerifier(), oauth2.GenerateVerifier()
+		opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(rp.pkce), gooidc.Nonce("n-" + rp.state[:8])}
+		for k, v := range rp.params {
+			opts = append(opts, oauth2.SetAuthURLParam(k, v[0]))
+		}
+		http.Redirect(w, r, rp.conf.AuthCodeURL(rp.state, opts...), http.StatusFound)
+	})
+	mux.HandleFunc("/callback", func(w http.ResponseWriter, r *http.Request) {
+		rp.mu.Lock()
+		defer rp.mu.Unlock()
+		fail := func(msg string) {
+			rp.lastErr = msg
+			fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>RP</title></head><body><main><h1 id="error">%s</h1></main></body></html>`, msg)
+		}
+		if e := r.FormValue("error"); e != "" {
+			fail(e)
+			return
+		}
+		if r.FormValue("state") != rp.state {
+			fail("state mismatch")
+			return
+		}
+		tok, err := rp.conf.Exchange(r.Context(), r.FormValue("code"), oauth2.VerifierOption(rp.pkce))
+		if err != nil {
+			fail("exchange: " + err.Error())
+			return
+		}
+		raw, _ := tok.Extra("id_token").(string)
+		id, err := rp.verifier.Verify(r.Context(), raw)
+		if err != nil {
+			fail("verify: " + err.Error())
+			return
+		}
+		if id.Nonce != "n-"+rp.state[:8] {
+			fail("nonce")
+			return
+		}
+		var claims struct {
+			Name string `json:"name"`
+		}
+		id.Claims(&claims)
+		rp.last, rp.lastID, rp.lastErr = tok, id, ""
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>RP</title></head><body><main><h1 id="user">%s</h1><p id="sub">%s</p></main></body></html>`, claims.Name, id.Subject)
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return rp
+}
+
+func registerClient(t *testing.T, m *Main, id, secret string, redirect, postLogout []string) {
+	t.Helper()
+	c := &oidc.Client{ID: id, Name: "Example Wiki", RedirectURIs: redirect, PostLogoutURIs: postLogout,
+		Scopes: []string{"profile", "email", "offline_access"}, SkipConsent: true, CreatedAt: time.Now()}
+	if secret != "" {
+		c.SecretHash = oidc.Hash(secret)
+	} else {
+		c.Public = true
+	}
+	if err := m.DB.CreateOIDCClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomSecret(t *testing.T) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// TestOIDCRelyingParty: a real relying party (x/oauth2 + go-oidc) signs a
+// person in through qrauth's QR page in headless Chromium.
+func TestOIDCRelyingParty(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	secret := randomSecret(t)
+	ctx, problems := newChromium(t)
+
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 00 11", Name: "Pixel 8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sign up once on qrauth's own page, then sign out.
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	scanAndApprove(t, ctx, dev, true)
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#signup-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.Click("#signup-submit", chromedp.ByQuery),
+		chromedp.WaitVisible(`#user-name`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click("#logout", chromedp.ByQuery)); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, "waiting")
+
+	rp := startRPLate(t, m, origin, secret)
+
+	// app → authorize → QR page → phone approves → back at the app.
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login")); err != nil {
+		t.Fatal(err)
+	}
+	scanAndApprove(t, ctx, dev, false)
+	var name, sub string
+	if err := chromedp.Run(ctx,
+		chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery),
+		chromedp.Text("main", &name, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(name, "Ada Lovelace") {
+		t.Fatalf("relying party shows %q (err %q)", name, rp.lastErr)
+	}
+	chromedp.Run(ctx, chromedp.Text("#sub", &sub, chromedp.ByQuery))
+	u, err := m.DB.FindUserByID(context.Background(), qrauth.UserID(sub))
+	if err != nil || u.Name != "Ada Lovelace" || strings.Contains(sub, u.PhoneIDHash) {
+		t.Fatalf("sub %q: %v %+v", sub, err, u)
+	}
+	var claims struct {
+		AMR      []string `json:"amr"`
+		ACR      string   `json:"acr"`
+		AuthTime int64    `json:"auth_time"`
+	}
+	rp.lastID.Claims(&claims)
+	if len(claims.AMR) == 0 || claims.AMR[0] != "hwk" || claims.AuthTime == 0 || claims.ACR == "" {
+		t.Fatalf("claims %+v", claims)
+	}
+
+	t.Run("Refresh", func(t *testing.T) {
+		old := rp.last
+		src := rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: old.RefreshToken})
+		nt, err := src.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nt.RefreshToken == "" || nt.RefreshToken == old.RefreshToken || nt.AccessToken == old.AccessToken {
+			t.Fatalf("no rotation: %+v", nt)
+		}
+		// The old refresh token is spent.
+		if _, err := rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: old.RefreshToken}).Token(); err == nil {
+			t.Fatal("a rotated refresh token worked twice")
+		}
+		info, err := rp.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(nt))
+		if err != nil || info.Subject != sub {
+			t.Fatalf("userinfo %+v %v", info, err)
+		}
+		rp.last = nt
+	})
+
+	t.Run("PromptNoneSignedIn", func(t *testing.T) {
+		rp.params = url.Values{"prompt": {"none"}}
+		defer func() { rp.params = nil }()
+		if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		if rp.lastErr != "" {
+			t.Fatalf("prompt=none: %s", rp.lastErr)
+		}
+	})
+
+	t.Run("TamperedIDToken", func(t *testing.T) {
+		raw, _ := rp.last.Extra("id_token").(string)
+		if raw == "" {
+			raw, _ = rpLastIDToken(rp)
+		}
+		parts := strings.Split(raw, ".")
+		payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		payload = bytes.Replace(payload, []byte(sub), []byte(strings.Repeat("x", len(sub))), 1)
+		forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
+		if _, err := rp.verifier.Verify(context.Background(), forged); err == nil {
+			t.Fatal("the relying party accepted a tampered ID token")
+		}
+	})
+
+	t.Run("UnregisteredRedirect", func(t *testing.T) {
+		u := rp.conf.AuthCodeURL("s", oauth2.S256ChallengeOption("v"))
+		u = strings.Replace(u, url.QueryEscape(rp.origin+"/callback"), url.QueryEscape("http://127.0.0.1:1/evil"), 1)
+		res, err := noRedirect.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if loc := res.Header.Get("Location"); strings.Contains(loc, "evil") || res.StatusCode/100 == 3 {
+			t.Fatalf("unregistered redirect_uri: %d %q", res.StatusCode, loc)
+		}
+	})
+
+	t.Run("WrongSecret", func(t *testing.T) {
+		bad := *rp.conf
+		bad.ClientSecret = "wrong"
+		_, err := bad.TokenSource(context.Background(), &oauth2.Token{RefreshToken: rp.last.RefreshToken}).Token()
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+			t.Fatalf("wrong secret: %v", err)
+		}
+	})
+
+	t.Run("Logout", func(t *testing.T) {
+		raw, _ := rpLastIDToken(rp)
+		end := origin + "/oidc/end_session?" + url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {rp.origin + "/bye"},
+			"client_id": {rp.conf.ClientID}}.Encode()
+		if err := chromedp.Run(ctx, chromedp.Navigate(end), chromedp.Poll(`location.pathname === '/bye'`, nil)); err != nil {
+			t.Fatal(err)
+		}
+		// The qrauth session is gone: the login page shows a QR code again.
+		if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+			t.Fatal(err)
+		}
+		waitState(t, ctx, "waiting")
+	})
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func rpLastIDToken(rp *relyingParty) (string, bool) {
+	s, ok := rp.last.Extra("id_token").(string)
+	return s, ok
+}
+
+func startRPLate(t *testing.T, m *Main, origin, secret string) *relyingParty {
+	// go-oidc reads discovery at start; the client needs the redirect URI
+	// of the app's port, so the app starts, then the client is registered
+	// with it (the store is read on every request).
+	rp := startRP(t, origin, "wiki", secret)
+	registerClient(t, m, "wiki", secret, []string{rp.origin + "/callback"}, []string{rp.origin + "/bye"})
+	return rp
+}
+
+// scanAndApprove scans the QR code the page shows with dev and approves.
+func scanAndApprove(t *testing.T, ctx context.Context, dev *appclient.Device, signUp bool) {
+	t.Helper()
+	waitState(t, ctx, "waiting")
+	u, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan, err := dev.Scan(ctx, u, appclient.ScanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { scan.Close() })
+	if _, err := scan.Approve(ctx, appclient.ApproveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOIDCAdminCommands: clients add|list|remove and rotate-keys over the
+// admin socket; the secret is shown once and the JWKS keeps the old keys.
+func TestOIDCAdminCommands(t *testing.T) {
+	m := MustRunMain(t)
+	admin := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := runAdmin(context.Background(), append([]string{"-data", m.DataPath, "oidc"}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := admin("clients", "add", "-id", "wiki", "-name", "Wiki", "-redirect", "https://wiki.example/cb")
+	if code != 0 || !strings.Contains(out, "client secret") {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	secret := strings.TrimSpace(out[strings.LastIndex(out, ": ")+2:])
+	c, err := m.DB.FindOIDCClient(context.Background(), "wiki")
+	if err != nil || !bytes.Equal(c.SecretHash, oidc.Hash(secret)) || strings.Contains(string(c.SecretHash), secret) {
+		t.Fatalf("stored client %+v %v", c, err)
+	}
+	if code, _, errOut := admin("clients", "add", "-id", "wiki", "-name", "Wiki", "-redirect", "https://wiki.example/cb"); code == 0 || !strings.Contains(errOut, "already") {
+		t.Fatalf("duplicate: %d %q", code, errOut)
+	}
+	if code, _, errOut := admin("clients", "add", "-id", "x", "-name", "X", "-redirect", "/relative"); code == 0 || errOut == "" {
+		t.Fatalf("relative redirect: %d %q", code, errOut)
+	}
+	if code, out, _ := admin("clients", "list"); code != 0 || !strings.Contains(out, "https://wiki.example/cb") || strings.Contains(out, secret) {
+		t.Fatalf("list: %d %q", code, out)
+	}
+	keys := func() int {
+		res, err := http.Get(m.Server.Origin() + "/oidc/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var v struct{ Keys []any }
+		if err := json.NewDecoder(res.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return len(v.Keys)
+	}
+	if n := keys(); n != 2 {
+		t.Fatalf("%d keys before rotation", n)
+	}
+	if code, _, errOut := admin("rotate-keys"); code != 0 {
+		t.Fatalf("rotate: %d %q", code, errOut)
+	}
+	if n := keys(); n != 4 {
+		t.Fatalf("%d keys after rotation, want the old two still published", n)
+	}
+	if code, _, errOut := admin("clients", "remove", "wiki"); code != 0 {
+		t.Fatalf("remove: %d %q", code, errOut)
+	}
+	if code, _, _ := admin("clients", "remove", "wiki"); code == 0 {
+		t.Fatal("removed twice")
+	}
+}
