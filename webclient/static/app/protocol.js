@@ -263,6 +263,7 @@ export const REASONS = {
   frame_too_large: APP_BUG,
   unknown_type: APP_BUG,
   binary_frame: APP_BUG,
+  invalid_utf8: APP_BUG,
   invalid_psk: 'This is not a valid qrauth code. ' + TRY_AGAIN,
   invalid_device_id: APP_BUG,
   device_id_required: APP_BUG,
