@@ -23,7 +23,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var he *echo.HTTPError
 	isHTTPError := errors.As(err, &he)
-	if (isHTTPError && he.Code == http.StatusNotFound || !isHTTPError && qrauth.ErrorCode(err) == qrauth.ENOTFOUND) && wantsHTML(c.Request()) {
+	if (isHTTPError && he.Code == http.StatusNotFound || !isHTTPError && qrauth.ErrorCode(err) == qrauth.ENOTFOUND) && WantsHTML(c.Request()) {
 		// A person who opened a wrong address in a browser gets a page,
 		// not raw JSON. Scripts ask for JSON and still get the body below.
 		if b, ferr := fs.ReadFile(webclient.Files(), webclient.NotFoundPage); ferr == nil {
@@ -69,10 +69,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	_ = c.JSON(wire.HTTPStatus(code), wire.ErrorBodyFor(err))
 }
 
-// wantsHTML reports whether a request is a browser opening a page: a GET or
+// WantsHTML reports whether a request is a browser opening a page: a GET or
 // HEAD whose Accept names text/html. The pages' own scripts send
 // "Accept: application/json", and programs rarely ask for HTML.
-func wantsHTML(r *http.Request) bool {
+func WantsHTML(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -36,7 +37,7 @@ var refusalPage = template.Must(template.New("refusal").Parse(`<!doctype html>
 // for anything else. Either way the status is err's.
 func (f *Flow) refuse(c echo.Context, err error) error {
 	code := qrauth.ErrorCode(err)
-	if code == qrauth.EINTERNAL || !wantsHTML(c.Request()) {
+	if code == qrauth.EINTERNAL || !server.WantsHTML(c.Request()) {
 		return err
 	}
 	title := map[string]string{
@@ -63,24 +64,4 @@ func (f *Flow) refuse(c echo.Context, err error) error {
 		return c.NoContent(wire.HTTPStatus(code))
 	}
 	return c.HTML(wire.HTTPStatus(code), b.String())
-}
-
-// wantsHTML reports whether the original request is a browser opening a
-// page: its Accept header (which the proxy passes on) names text/html with
-// a quality above 0.
-func wantsHTML(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		params := strings.Split(part, ";")
-		if !strings.EqualFold(strings.TrimSpace(params[0]), "text/html") {
-			continue
-		}
-		for _, p := range params[1:] {
-			k, v, _ := strings.Cut(p, "=")
-			if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); strings.EqualFold(strings.TrimSpace(k), "q") && err == nil && q <= 0 {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
