@@ -48,15 +48,7 @@ func (s *Server) handleAppListDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.store.FindDevicesByUser(c.Request().Context(), dev.UserID)
-	if err != nil {
-		return err
-	}
-	out := make([]deviceView, 0, len(list))
-	for _, d := range list {
-		out = append(out, deviceView{ID: d.ID, Name: d.Name, CreatedAt: d.CreatedAt, LastSeenAt: d.LastSeenAt})
-	}
-	return c.JSON(http.StatusOK, map[string]any{"devices": out})
+	return s.listDevices(c, dev.UserID)
 }
 
 func appFile(name string) ([]byte, error) {

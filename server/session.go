@@ -291,7 +291,13 @@ func (s *Server) handleListDevices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := s.store.FindDevicesByUser(c.Request().Context(), u.ID)
+	return s.listDevices(c, u.ID)
+}
+
+// listDevices answers with the phones of an account, oldest first: for
+// the account page and, device-signed, for the phone web app.
+func (s *Server) listDevices(c echo.Context, uid qrauth.UserID) error {
+	list, err := s.store.FindDevicesByUser(c.Request().Context(), uid)
 	if err != nil {
 		return err
 	}
