@@ -87,9 +87,10 @@ type Store interface {
 	// Close flushes and releases the store.
 	Close() error
 
-	// The stores of the flows beside the core, one interface each.
+	// The stores of the flows still inside package server, one interface
+	// each. The flows in packages of their own declare theirs apart
+	// (OATHStore, oidc.Store) and are given the store that implements it.
 	OfflineStore
-	OATHStore
 	BadgeStore
 }
 

@@ -225,12 +225,12 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 
 // decodeJSONBody decodes a JSON request body strictly into v.
 func decodeJSONBody(c echo.Context, v any) error {
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
-	if err := decodeStrict(body, v); err != nil {
-		return malformedBody(err, "The request body is not valid JSON of the expected shape.")
+	if err := DecodeStrict(body, v); err != nil {
+		return MalformedBody(err, "The request body is not valid JSON of the expected shape.")
 	}
 	return nil
 }

@@ -87,7 +87,7 @@ func (b *badgeFlow) handleFrame(c echo.Context) error {
 	if err := b.limitScan(c); err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth
 // here instead of to /api/session. The sign-in continues only if the
 // approving phone belongs to the badge's holder.
 func (b *badgeFlow) handlePhone(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}

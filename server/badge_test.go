@@ -22,6 +22,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -517,6 +518,13 @@ func TestBadgeTampered(t *testing.T) {
 // edits change the config before start.
 func badgeServerAt(t *testing.T, path string, key []byte, edits ...func(*server.Config)) *testServer {
 	t.Helper()
+	return badgeServerAtOATH(t, path, key, nil, edits...)
+}
+
+// badgeServerAtOATH is badgeServerAt with the OATH flow's config edited by
+// oath.
+func badgeServerAtOATH(t *testing.T, path string, key []byte, oath func(*oathflow.Config), edits ...func(*server.Config)) *testServer {
+	t.Helper()
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -528,7 +536,7 @@ func badgeServerAt(t *testing.T, path string, key []byte, edits ...func(*server.
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db, server.BuiltinFlows()...)
+	s, err := server.New(cfg, db, testFlows(t, cfg, db, oath)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1043,9 +1051,9 @@ func TestBadgeInsecureThenOATH(t *testing.T) {
 	b := w.issue(t, "insecure", "")
 	a.Shutdown(context.Background())
 
-	srv := badgeServerAt(t, path, badgeMasterKey, func(cfg *server.Config) {
-		cfg.OATH.Enabled = true
-		cfg.OATH.Policy = server.OATHPolicyRequired
+	srv := badgeServerAtOATH(t, path, badgeMasterKey, func(c *oathflow.Config) {
+		c.Enabled = true
+		c.Policy = oathflow.PolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)
 	if st != 200 || body["next"] != wire.PathVerify || badgeSignedIn(t, k) {

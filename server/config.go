@@ -93,7 +93,6 @@ type Config struct {
 
 	// The flows beside the core.
 	Offline OfflineConfig
-	OATH    OATHConfig
 	Badge   BadgeConfig
 }
 
@@ -157,9 +156,6 @@ func (c Config) withDefaults() (Config, error) {
 
 	if c.Offline, err = c.Offline.withDefaults(c); err != nil {
 		return c, fmt.Errorf("offline: %w", err)
-	}
-	if c.OATH, err = c.OATH.withDefaults(c); err != nil {
-		return c, fmt.Errorf("oath: %w", err)
 	}
 	if c.Badge, err = c.Badge.withDefaults(c); err != nil {
 		return c, fmt.Errorf("badge: %w", err)

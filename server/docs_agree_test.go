@@ -13,6 +13,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -173,10 +174,10 @@ func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 // TestOATHDatesOmitted: an authenticator that was never confirmed or used
 // has no activated_at or last_used_at in its view.
 func TestOATHDatesOmitted(t *testing.T) {
-	srv, p := registered(t, func(c *server.Config) {
-		c.MasterKey = bytes.Repeat([]byte{7}, 32)
-		c.OATH.Enabled = true
-	})
+	srv := MustOpenServerOATH(t, func(c *server.Config) { c.MasterKey = bytes.Repeat([]byte{7}, 32) },
+		func(c *oathflow.Config) { c.Enabled = true })
+	p := newPhone(t, srv, "+41 79 123 45 67")
+	signUp(t, srv, p)
 	b := signIn(t, srv, p)
 	if st, body := b.do("POST", wire.PathOATHEnrol, ""); st != 200 {
 		t.Fatalf("enrol: %d %v", st, body)

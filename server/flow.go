@@ -146,6 +146,9 @@ type SignIn struct {
 	attempts int
 }
 
+// Expires is when the parked sign-in is dropped.
+func (si *SignIn) Expires() time.Time { return si.expires }
+
 // Passed reports whether method is among the steps passed.
 func (si *SignIn) Passed(method string) bool { return slices.Contains(si.Methods, method) }
 

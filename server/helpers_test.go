@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -44,6 +45,29 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 // before start. Cleanup shuts it down and checks nothing is left open.
 func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
 	tb.Helper()
+	return MustOpenServerOATH(tb, edit, nil)
+}
+
+// testFlows are the flows of a test server, in gate order, as cmd/qrauthd
+// lists them: badges, OATH (off unless oath turns it on), offline codes.
+func testFlows(tb testing.TB, cfg server.Config, db *store.DB, oath func(*oathflow.Config)) []server.Flow {
+	tb.Helper()
+	var oc oathflow.Config
+	if oath != nil {
+		oath(&oc)
+	}
+	of, err := oathflow.New(oc, db, cfg.MasterKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	flows := server.BuiltinFlows()
+	return append(flows[:1], append([]server.Flow{of}, flows[1:]...)...)
+}
+
+// MustOpenServerOATH is MustOpenServer with the OATH flow's config edited
+// by oath.
+func MustOpenServerOATH(tb testing.TB, edit func(*server.Config), oath func(*oathflow.Config)) *testServer {
+	tb.Helper()
 	db, err := store.Open(tb.TempDir()+"/qrauth.db", store.Options{})
 	if err != nil {
 		tb.Fatal(err)
@@ -53,7 +77,7 @@ func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db, server.BuiltinFlows()...)
+	s, err := server.New(cfg, db, testFlows(tb, cfg, db, oath)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -54,16 +55,31 @@ func (c *oathClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// oathConfig enables OATH with the test key and clock, then applies edit.
+// oathConfig sets the test key and clock, then applies edit.
 func oathConfig(clock *oathClock, edit func(*server.Config)) func(*server.Config) {
 	return func(c *server.Config) {
 		c.MasterKey = oathKey
-		c.OATH.Policy = server.OATHPolicyIfEnrolled
 		c.Now = clock.Now
 		if edit != nil {
 			edit(c)
 		}
 	}
+}
+
+// oathOn turns OATH on (policy if-enrolled), then applies edit.
+func oathOn(edit func(*oathflow.Config)) func(*oathflow.Config) {
+	return func(c *oathflow.Config) {
+		c.Policy = oathflow.PolicyIfEnrolled
+		if edit != nil {
+			edit(c)
+		}
+	}
+}
+
+// oathOpen starts a test server with OATH on, the test key and clock.
+func oathOpen(t *testing.T, clock *oathClock, oath func(*oathflow.Config), edit func(*server.Config)) *testServer {
+	t.Helper()
+	return MustOpenServerOATH(t, oathConfig(clock, edit), oathOn(oath))
 }
 
 // oathCode is an independent RFC 4226/6238 implementation with nothing
@@ -225,7 +241,7 @@ func oathAuditHas(t *testing.T, st qrauth.Store, uid qrauth.UserID, typ, detail 
 
 func TestOATHEnrolAndSignIn(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, nil))
+	srv := oathOpen(t, clock, nil, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
 
@@ -297,7 +313,7 @@ func TestOATHEnrolAndSignIn(t *testing.T) {
 // accepted because the server remembered the drift of the sign-in before.
 func TestOATHDrift(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, nil))
+	srv := oathOpen(t, clock, nil, nil)
 	p, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	for skew := int64(1); skew <= 5; skew++ {
 		clock.Add(7 * time.Minute)
@@ -329,10 +345,10 @@ func TestOATHDrift(t *testing.T) {
 // without the codes reaching us.
 func TestOATHHOTPCounter(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) {
-		c.OATH.Kind = qrauth.OATHHOTP
-		c.OATH.LookAhead = 5
-	}))
+	srv := oathOpen(t, clock, func(c *oathflow.Config) {
+		c.Kind = qrauth.OATHHOTP
+		c.LookAhead = 5
+	}, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	b := signUp(t, srv, p)
 	k := oathEnrol(t, b)
@@ -377,7 +393,7 @@ func oathServerAt(t *testing.T, path string, clock *oathClock) *testServer {
 	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	oathConfig(clock, nil)(&cfg)
-	s, err := server.New(cfg, db, server.BuiltinFlows()...)
+	s, err := server.New(cfg, db, testFlows(t, cfg, db, oathOn(nil))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +470,7 @@ func oathAdmin(t *testing.T, srv *testServer, number string, roles ...qrauth.Rol
 
 func TestOATHLockAndUnlock(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) { c.OATH.MaxFailures = 3 }))
+	srv := oathOpen(t, clock, func(c *oathflow.Config) { c.MaxFailures = 3 }, nil)
 	p, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	clock.Add(time.Minute)
 	wrong := oathTOTP(k, clock.Now(), 4)
@@ -496,7 +512,7 @@ func TestOATHLockAndUnlock(t *testing.T) {
 // nor its Base32 or hex form may be in it.
 func TestOATHSecretsAtRest(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, nil))
+	srv := oathOpen(t, clock, nil, nil)
 	_, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	a, err := srv.DB.FindOATHAccount(context.Background(), uid)
 	if err != nil || len(a.Token.Secret) < len(k.secret)+16 {
@@ -523,7 +539,7 @@ func TestOATHSecretsAtRest(t *testing.T) {
 // user's record: it must not decrypt there.
 func TestOATHSecretMovedFails(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, nil))
+	srv := oathOpen(t, clock, nil, nil)
 	_, ka, ida := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	pb, _, idb := oathEnrolled(t, srv, clock, "+41 79 765 43 21")
 	ctx := context.Background()
@@ -551,7 +567,7 @@ func TestOATHSecretMovedFails(t *testing.T) {
 
 func TestOATHPolicyRequired(t *testing.T) {
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) { c.OATH.Policy = server.OATHPolicyRequired }))
+	srv := oathOpen(t, clock, func(c *oathflow.Config) { c.Policy = oathflow.PolicyRequired }, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	// Even the sign-up waits for the second factor.
 	b := newBrowser(t, srv)
@@ -590,7 +606,7 @@ func TestOATHPolicyRequired(t *testing.T) {
 func TestOATHReenrol(t *testing.T) {
 	t.Run("Overwrite", func(t *testing.T) {
 		clock := newOATHClock()
-		srv := MustOpenServer(t, oathConfig(clock, nil))
+		srv := oathOpen(t, clock, nil, nil)
 		p, k, _ := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 		clock.Add(time.Minute)
 		b := oathFirstStep(t, srv, p)
@@ -617,7 +633,7 @@ func TestOATHReenrol(t *testing.T) {
 	})
 	t.Run("KeepSecret", func(t *testing.T) {
 		clock := newOATHClock()
-		srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) { c.OATH.KeepSecret = true }))
+		srv := oathOpen(t, clock, func(c *oathflow.Config) { c.KeepSecret = true }, nil)
 		p, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 		clock.Add(time.Minute)
 		b := oathFirstStep(t, srv, p)
@@ -637,7 +653,7 @@ func TestOATHReenrol(t *testing.T) {
 func TestOATHAdmin(t *testing.T) {
 	clock := newOATHClock()
 	dir := t.TempDir()
-	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) { c.OATH.LetterDir = dir }))
+	srv := oathOpen(t, clock, func(c *oathflow.Config) { c.LetterDir = dir }, nil)
 	_, k, uid := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	admin, adminID := oathAdmin(t, srv, "+41 79 000 00 01", qrauth.RoleAdmin)
 	path := wire.Path(wire.PathAdminOATH, string(uid))
@@ -717,7 +733,7 @@ func TestOATHDisabled(t *testing.T) {
 	}
 	st, body = b.do("POST", wire.PathOATHEnrol, "")
 	oathWant(t, st, body, 404, "no_such_route")
-	if _, err := server.New(server.Config{OATH: server.OATHConfig{Enabled: true}}, srv.DB, server.BuiltinFlows()...); err == nil ||
+	if _, err := oathflow.New(oathflow.Config{Enabled: true}, srv.DB, nil); err == nil ||
 		!strings.Contains(err.Error(), "qrauthd genkey") {
 		t.Fatalf("OATH without a key: %v", err)
 	}
@@ -726,9 +742,9 @@ func TestOATHDisabled(t *testing.T) {
 func TestOATHSecretsNeverLogged(t *testing.T) {
 	var logs lockedBuffer
 	clock := newOATHClock()
-	srv := MustOpenServer(t, oathConfig(clock, func(c *server.Config) {
+	srv := oathOpen(t, clock, nil, func(c *server.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}))
+	})
 	p, k, _ := oathEnrolled(t, srv, clock, "+41 79 123 45 67")
 	clock.Add(time.Minute)
 	b := oathFirstStep(t, srv, p)

@@ -32,8 +32,8 @@ type OfflineBeginRequest struct {
 // bytes of UTF-8 without control characters.
 func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.OfflineMethod, error) {
 	var r OfflineBeginRequest
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, "", malformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
+	if err := DecodeStrict(data, &r); err != nil {
+		return nil, "", MalformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, "", err
@@ -62,8 +62,8 @@ type ApprovalRequest struct {
 // DecodeApprovalRequest parses and checks the body of POST /api/approvals.
 func DecodeApprovalRequest(data []byte) (*ApprovalRequest, error) {
 	var r ApprovalRequest
-	if err := decodeStrict(data, &r); err != nil {
-		return nil, malformedBody(err, `The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
+	if err := DecodeStrict(data, &r); err != nil {
+		return nil, MalformedBody(err, `The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, err
@@ -148,7 +148,7 @@ func (o *offlineFlow) handleBegin(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -388,7 +388,7 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}

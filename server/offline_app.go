@@ -148,7 +148,7 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}

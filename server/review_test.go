@@ -8,7 +8,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -25,9 +25,9 @@ func TestInsecureBadgeCannotEnrolOATH(t *testing.T) {
 	b := w.issue(t, "insecure", "")
 	a.Shutdown(context.Background())
 
-	srv := badgeServerAt(t, path, badgeMasterKey, func(cfg *server.Config) {
-		cfg.OATH.Enabled = true
-		cfg.OATH.Policy = server.OATHPolicyRequired
+	srv := badgeServerAtOATH(t, path, badgeMasterKey, func(c *oathflow.Config) {
+		c.Enabled = true
+		c.Policy = oathflow.PolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)
 	if st != 200 || body["next"] != wire.PathVerify {

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"bytes"
@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -47,10 +49,10 @@ func registeredRoutes(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	cfg := server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MasterKey: bytes.Repeat([]byte{7}, 32)}
-	cfg.Offline.Enabled, cfg.OATH.Enabled, cfg.Badge.Enabled = true, true, true
-	s, err := New(cfg, db, BuiltinFlows()...)
+	cfg.Offline.Enabled, cfg.Badge.Enabled = true, true
+	s, err := server.New(cfg, db, testFlows(t, cfg, db, func(c *oathflow.Config) { c.Enabled = true })...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +66,7 @@ func registeredRoutes(t *testing.T) []string {
 		db.Close() // the server never closes the store it is given
 	})
 	var out []string
-	for _, r := range s.echo.Routes() {
+	for _, r := range s.Routes() {
 		out = append(out, normRoute(r.Method, r.Path))
 	}
 	slices.Sort(out)

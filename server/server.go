@@ -316,5 +316,9 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
+// Routes returns the routes registered once the server is open: the core's
+// and its flows' (a test compares them with docs/protocol.md).
+func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
+
 // Rooms returns the number of rooms open now.
 func (s *Server) Rooms() int { return s.hub.roomCount() }

@@ -23,8 +23,8 @@ type TicketRequest struct {
 // object with one field holding a 43-character base64url ticket.
 func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 	var t TicketRequest
-	if err := decodeStrict(data, &t); err != nil {
-		return nil, malformedBody(err, `The body must be JSON: {"ticket": "..."}.`)
+	if err := DecodeStrict(data, &t); err != nil {
+		return nil, MalformedBody(err, `The body must be JSON: {"ticket": "..."}.`)
 	}
 	if len(t.Ticket) != 43 || !qrauth.ValidToken(t.Ticket, 0, len(t.Ticket)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_ticket", "The ticket is malformed.")
@@ -32,10 +32,10 @@ func DecodeTicketRequest(data []byte) (*TicketRequest, error) {
 	return &t, nil
 }
 
-// decodeStrict decodes exactly one JSON value with no unknown fields.
+// DecodeStrict decodes exactly one JSON value with no unknown fields.
 // Text that is not valid UTF-8 is refused with wire.ErrInvalidUTF8
 // rather than stored with U+FFFD in place of the bad bytes.
-func decodeStrict(data []byte, v any) error {
+func DecodeStrict(data []byte, v any) error {
 	if err := wire.CheckJSONText(data); err != nil {
 		return err
 	}
@@ -50,10 +50,10 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// malformedBody is the refusal of a body decodeStrict could not decode:
+// MalformedBody is the refusal of a body decodeStrict could not decode:
 // invalid UTF-8 keeps its own reason, anything else is malformed_body with
 // msg describing the expected shape.
-func malformedBody(err error, msg string) error {
+func MalformedBody(err error, msg string) error {
 	if err == wire.ErrInvalidUTF8 {
 		return err
 	}
@@ -72,7 +72,7 @@ func viewUser(u *qrauth.User) userView {
 	return userView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
 }
 
-func readBody(c echo.Context) ([]byte, error) {
+func ReadBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "body_too_large", "The request body is too large.")
@@ -82,7 +82,7 @@ func readBody(c echo.Context) ([]byte, error) {
 
 // handleCreateSession exchanges a ticket for a session cookie.
 func (s *Server) handleCreateSession(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -151,13 +151,13 @@ func (s *Server) handleUpdateProfile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var p qrauth.Profile
-	if err := decodeStrict(body, &p); err != nil {
-		return malformedBody(err, `The body must be JSON: {"name": "...", "email": "..."}.`)
+	if err := DecodeStrict(body, &p); err != nil {
+		return MalformedBody(err, `The body must be JSON: {"name": "...", "email": "..."}.`)
 	}
 	if err := p.Normalize(); err != nil {
 		return err

@@ -23,6 +23,9 @@ import (
 // Sign-in methods, recorded on the audit event of the sign-in.
 const (
 	MethodQR = "qr"
+	// MethodOATH is an accepted OATH code (server/oathflow); named here
+	// because other flows read it (OpenID Connect's amr).
+	MethodOATH = "oath"
 )
 
 // pendingTTL bounds how long a browser may take for the further steps.

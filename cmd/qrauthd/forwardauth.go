@@ -6,6 +6,7 @@ import (
 
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
@@ -53,13 +54,20 @@ func (m *Main) forwardAuthFlags(fs *flag.FlagSet, e *flagEnv) {
 }
 
 // flows returns the flows in the order their sign-in gates run.
-func (m *Main) flows(db *store.DB) []server.Flow {
+func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	flows := server.BuiltinFlows()
+	// After the badge flow (whose fallback step gives way to OATH's), before
+	// the offline codes (which ask nothing).
+	oath, err := oathflow.New(m.OATH, db, m.Config.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows[:1], append([]server.Flow{oath}, flows[1:]...)...)
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}
 	if m.OIDC {
 		flows = append(flows, oidcflow.New(m.OIDCConfig, db)) // last: its gate runs after the others'
 	}
-	return flows
+	return flows, nil
 }

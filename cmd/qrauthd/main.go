@@ -20,6 +20,7 @@ import (
 
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
+	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
@@ -45,6 +46,8 @@ type Main struct {
 	AdminSocket   string
 	KeyFile       string
 	ForwardAuth   forwardauth.Config
+	// OATH configures the OATH second factor (server/oathflow).
+	OATH oathflow.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
@@ -276,7 +279,12 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.DB = db
-	srv, err := server.New(m.Config, db, m.flows(db)...)
+	flows, err := m.flows(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	srv, err := server.New(m.Config, db, flows...)
 	if err != nil {
 		db.Close()
 		return err

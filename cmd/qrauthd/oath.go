@@ -8,34 +8,34 @@ import (
 	"strconv"
 
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oathflow"
 )
 
 // oathFlags adds the flags of the oath flow to fs, into m.Config.
 func (m *Main) oathFlags(fs *flag.FlagSet, e *flagEnv) {
-	c := &m.Config.OATH
+	c := &m.OATH
 	fs.BoolVar(&c.Enabled, "oath", env("OATH", "") == "true",
 		"let users enrol authenticator apps (TOTP/HOTP) as a second factor; needs the master key (QRAUTH_OATH=true)")
-	c.Policy = server.OATHPolicy(env("OATH_POLICY", string(server.OATHPolicyOff)))
+	c.Policy = oathflow.Policy(env("OATH_POLICY", string(oathflow.PolicyOff)))
 	fs.StringVar((*string)(&c.Policy), "oath-policy", string(c.Policy),
 		"when a sign-in asks for an authenticator code after the QR scan: off, if-enrolled or required (enables -oath) (QRAUTH_OATH_POLICY)")
-	fs.StringVar(&c.Issuer, "oath-issuer", env("OATH_ISSUER", server.DefaultOATHIssuer), "name authenticator apps show for this service (QRAUTH_OATH_ISSUER)")
-	c.Kind = qrauth.OATHKind(env("OATH_KIND", string(server.DefaultOATHKind)))
+	fs.StringVar(&c.Issuer, "oath-issuer", env("OATH_ISSUER", oathflow.DefaultIssuer), "name authenticator apps show for this service (QRAUTH_OATH_ISSUER)")
+	c.Kind = qrauth.OATHKind(env("OATH_KIND", string(oathflow.DefaultKind)))
 	fs.StringVar((*string)(&c.Kind), "oath-kind", string(c.Kind), "kind of new tokens: totp or hotp (QRAUTH_OATH_KIND)")
-	c.Algorithm = qrauth.OATHAlgorithm(env("OATH_ALGORITHM", string(server.DefaultOATHAlgorithm)))
+	c.Algorithm = qrauth.OATHAlgorithm(env("OATH_ALGORITHM", string(oathflow.DefaultAlgorithm)))
 	fs.StringVar((*string)(&c.Algorithm), "oath-algorithm", string(c.Algorithm),
 		"HMAC of new tokens: SHA1 (what every app supports), SHA256 or SHA512 (QRAUTH_OATH_ALGORITHM)")
-	fs.IntVar(&c.Digits, "oath-digits", e.int("OATH_DIGITS", server.DefaultOATHDigits), "digits of a code: 6 or 8 (QRAUTH_OATH_DIGITS)")
-	fs.DurationVar(&c.Period, "oath-period", e.duration("OATH_PERIOD", server.DefaultOATHPeriod), "TOTP time step (QRAUTH_OATH_PERIOD)")
-	c.Behind = zeroIsNone(e.int("OATH_WINDOW_BEHIND", server.DefaultOATHWindow))
-	c.Ahead = zeroIsNone(e.int("OATH_WINDOW_AHEAD", server.DefaultOATHWindow))
-	c.LookAhead = zeroIsNone(e.int("OATH_HOTP_LOOK_AHEAD", server.DefaultOATHLookAhead))
+	fs.IntVar(&c.Digits, "oath-digits", e.int("OATH_DIGITS", oathflow.DefaultDigits), "digits of a code: 6 or 8 (QRAUTH_OATH_DIGITS)")
+	fs.DurationVar(&c.Period, "oath-period", e.duration("OATH_PERIOD", oathflow.DefaultPeriod), "TOTP time step (QRAUTH_OATH_PERIOD)")
+	c.Behind = zeroIsNone(e.int("OATH_WINDOW_BEHIND", oathflow.DefaultWindow))
+	c.Ahead = zeroIsNone(e.int("OATH_WINDOW_AHEAD", oathflow.DefaultWindow))
+	c.LookAhead = zeroIsNone(e.int("OATH_HOTP_LOOK_AHEAD", oathflow.DefaultLookAhead))
 	fs.Var(countFlag{&c.Behind}, "oath-window-behind", "TOTP codes accepted from this many time steps before the expected one (QRAUTH_OATH_WINDOW_BEHIND)")
 	fs.Var(countFlag{&c.Ahead}, "oath-window-ahead", "TOTP codes accepted from this many time steps after the expected one (QRAUTH_OATH_WINDOW_AHEAD)")
 	fs.Var(countFlag{&c.LookAhead}, "oath-hotp-look-ahead", "HOTP codes accepted this many counters past the expected one (QRAUTH_OATH_HOTP_LOOK_AHEAD)")
-	c.MaxOffset = zeroIsNone(e.int("OATH_MAX_OFFSET", server.DefaultOATHMaxOffset))
+	c.MaxOffset = zeroIsNone(e.int("OATH_MAX_OFFSET", oathflow.DefaultMaxOffset))
 	fs.Var(countFlag{&c.MaxOffset}, "oath-max-offset", "TOTP clock drift followed, in time steps either way; 0 follows none (QRAUTH_OATH_MAX_OFFSET)")
-	c.MaxFailures = zeroIsNone(e.int("OATH_MAX_FAILURES", server.DefaultOATHMaxFailures))
+	c.MaxFailures = zeroIsNone(e.int("OATH_MAX_FAILURES", oathflow.DefaultMaxFailures))
 	fs.Var(countFlag{&c.MaxFailures}, "oath-max-failures", "wrong codes in a row that lock an authenticator until an admin unlocks it; 0 never locks (QRAUTH_OATH_MAX_FAILURES)")
 	c.KeepSecret = env("OATH_OVERWRITE", "true") == "false"
 	fs.Var(invertedBool{&c.KeepSecret}, "oath-overwrite",

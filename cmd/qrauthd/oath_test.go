@@ -382,7 +382,7 @@ func TestOATHFlags(t *testing.T) {
 		"-data", "/srv/qrauth/q.db", "-oath-digits", "8"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	c := m.Config.OATH
+	c := m.OATH
 	if c.Behind != -1 || c.Ahead != 1 || !c.KeepSecret || c.MaxFailures != -1 || c.Digits != 8 || c.LetterDir != "/srv/qrauth/letters" {
 		t.Fatalf("%+v", c)
 	}
@@ -390,8 +390,8 @@ func TestOATHFlags(t *testing.T) {
 	if err := m.ParseFlags([]string{"-oath-letter-dir", "/tmp/l", "-data", "/srv/q.db"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if m.Config.OATH.LetterDir != "/tmp/l" || m.Config.OATH.KeepSecret || m.Config.OATH.Enabled {
-		t.Fatalf("%+v", m.Config.OATH)
+	if m.OATH.LetterDir != "/tmp/l" || m.OATH.KeepSecret || m.OATH.Enabled {
+		t.Fatalf("%+v", m.OATH)
 	}
 	if err := NewMain().ParseFlags([]string{"-oath-window-ahead", "-1"}, io.Discard); err == nil {
 		t.Fatal("negative window accepted")

@@ -13,7 +13,7 @@ func newOATHToken(id string, kind qrauth.OATHKind) *qrauth.OATHToken {
 		Secret: []byte("sealed:" + id), Source: qrauth.OATHSourceAccount, CreatedAt: t0}
 }
 
-func findOATH(t *testing.T, s qrauth.Store, id qrauth.UserID) *qrauth.OATHAccount {
+func findOATH(t *testing.T, s OATHStore, id qrauth.UserID) *qrauth.OATHAccount {
 	t.Helper()
 	a, err := s.FindOATHAccount(t.Context(), id)
 	noError(t, err)
@@ -22,7 +22,7 @@ func findOATH(t *testing.T, s qrauth.Store, id qrauth.UserID) *qrauth.OATHAccoun
 
 // activeOATH returns a store with user "oath" holding the active token
 // t_1, confirmed at counter 100.
-func activeOATH(t *testing.T, open opener) (qrauth.Store, qrauth.UserID) {
+func activeOATH(t *testing.T, open oathOpener) (OATHStore, qrauth.UserID) {
 	t.Helper()
 	st := open(t)
 	u, _ := mustCreateUser(t, st, "oath")
@@ -33,8 +33,23 @@ func activeOATH(t *testing.T, open opener) (qrauth.Store, qrauth.UserID) {
 	return st, u.ID
 }
 
+// OATHStore is what the OATH suite runs against: the core store (to create
+// users) and the store interface the OATH flow consumes.
+type OATHStore interface {
+	qrauth.Store
+	qrauth.OATHStore
+}
+
+type oathOpener = func(t *testing.T) OATHStore
+
+// RunOATH runs the OATH flow's suite: the contract of qrauth.OATHStore.
+// open must return a new, empty store on every call.
+func RunOATH(t *testing.T, open func(t *testing.T) OATHStore) {
+	t.Run("OATH", func(t *testing.T) { testOATH(t, open) })
+}
+
 // testOATH checks the qrauth.OATHStore methods.
-func testOATH(t *testing.T, open opener) {
+func testOATH(t *testing.T, open oathOpener) {
 	ctx := t.Context
 	t.Run("NotFound", func(t *testing.T) {
 		st := open(t)

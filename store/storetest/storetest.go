@@ -55,7 +55,6 @@ func Run(t *testing.T, open func(t *testing.T) qrauth.Store) {
 		{"ListUsers", testListUsers},
 		{"DeleteDevice", testDeleteDevice},
 		{"Offline", testOffline},
-		{"OATH", testOATH},
 		{"Badge", testBadge},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.fn(t, open) })

@@ -1,4 +1,4 @@
-package server
+package oathflow
 
 import (
 	"net/url"
@@ -57,7 +57,7 @@ func TestOATHRFC6238Vectors(t *testing.T) {
 		tok := &qrauth.OATHToken{Kind: qrauth.OATHTOTP, Algorithm: v.alg, Digits: 8, Period: 30}
 		// Through the verifier, as a sign-in would: the vector's code is
 		// accepted at the vector's time, exactly at its own time step.
-		cfg := oathTestConfig(t, OATHConfig{Digits: 8, Behind: -1, Ahead: -1})
+		cfg := oathTestConfig(t, Config{Digits: 8, Behind: -1, Ahead: -1})
 		m, err := cfg.match(tok, seed, v.want, 0, 0, time.Unix(v.unix, 0))
 		if err != nil || m.Counter != uint64(v.unix/30) || m.Offset != 0 {
 			t.Errorf("T=%d %s: match %+v, %v", v.unix, v.alg, m, err)
@@ -65,10 +65,10 @@ func TestOATHRFC6238Vectors(t *testing.T) {
 	}
 }
 
-func oathTestConfig(t *testing.T, c OATHConfig) *OATHConfig {
+func oathTestConfig(t *testing.T, c Config) *Config {
 	t.Helper()
 	c.Enabled = true
-	c, err := c.withDefaults(Config{MasterKey: make([]byte, 32)})
+	c, err := c.withDefaults(make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,19 +83,19 @@ func TestOATHWindowEdges(t *testing.T) {
 	cur := int64(now.Unix() / 30)
 	for _, tc := range []struct {
 		name          string
-		cfg           OATHConfig
+		cfg           Config
 		offset        int64
 		accept        []int64 // steps relative to cur
 		refuse        []int64
 		wantOffsetFor map[int64]int64
 	}{
 		{name: "Default", accept: []int64{-1, 0, 1}, refuse: []int64{-3, -2, 2, 3}},
-		{name: "Behind2Ahead0", cfg: OATHConfig{Behind: 2, Ahead: -1}, accept: []int64{-2, -1, 0}, refuse: []int64{-3, 1}},
-		{name: "Exact", cfg: OATHConfig{Behind: -1, Ahead: -1}, accept: []int64{0}, refuse: []int64{-1, 1}},
+		{name: "Behind2Ahead0", cfg: Config{Behind: 2, Ahead: -1}, accept: []int64{-2, -1, 0}, refuse: []int64{-3, 1}},
+		{name: "Exact", cfg: Config{Behind: -1, Ahead: -1}, accept: []int64{0}, refuse: []int64{-1, 1}},
 		// A drift of +3 moves the window, and the current step stays in.
 		{name: "Drift", offset: 3, accept: []int64{-1, 0, 1, 2, 3, 4}, refuse: []int64{-2, 5}},
 		// MaxOffset caps how far a drift is followed.
-		{name: "MaxOffset", cfg: OATHConfig{MaxOffset: 3}, offset: 3, accept: []int64{3}, refuse: []int64{4, -4}},
+		{name: "MaxOffset", cfg: Config{MaxOffset: 3}, offset: 3, accept: []int64{3}, refuse: []int64{4, -4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := oathTestConfig(t, tc.cfg)
@@ -115,7 +115,7 @@ func TestOATHWindowEdges(t *testing.T) {
 		})
 	}
 	t.Run("Replay", func(t *testing.T) {
-		cfg := oathTestConfig(t, OATHConfig{})
+		cfg := oathTestConfig(t, Config{})
 		code, _ := oathCode(tok, rfcSeed1, uint64(cur))
 		if _, err := cfg.match(tok, rfcSeed1, code, uint64(cur)+1, 0, now); err != errOATHReplayed {
 			t.Fatalf("used step: %v", err)
@@ -129,7 +129,7 @@ func TestOATHWindowEdges(t *testing.T) {
 
 func TestOATHHOTPWindow(t *testing.T) {
 	tok := &qrauth.OATHToken{Kind: qrauth.OATHHOTP, Algorithm: qrauth.OATHSHA1, Digits: 6}
-	cfg := oathTestConfig(t, OATHConfig{LookAhead: 3})
+	cfg := oathTestConfig(t, Config{LookAhead: 3})
 	code := func(c uint64) string { s, _ := oathCode(tok, rfcSeed1, c); return s }
 	for _, tc := range []struct {
 		next, counter uint64
@@ -172,25 +172,25 @@ func TestOATHURI(t *testing.T) {
 
 func TestOATHConfigRefused(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  OATHConfig
+		cfg  Config
 		key  []byte
 		want string
 	}{
-		{OATHConfig{Enabled: true}, nil, "qrauthd genkey"},
-		{OATHConfig{Policy: OATHPolicyRequired}, nil, "qrauthd genkey"},
-		{OATHConfig{Policy: "sometimes"}, make([]byte, 32), "policy"},
-		{OATHConfig{Enabled: true, Digits: 7}, make([]byte, 32), "digits"},
-		{OATHConfig{Enabled: true, Algorithm: "MD5"}, make([]byte, 32), "algorithm"},
-		{OATHConfig{Enabled: true, Issuer: "a:b"}, make([]byte, 32), "issuer"},
-		{OATHConfig{Enabled: true, Period: 1500 * time.Millisecond}, make([]byte, 32), "period"},
+		{Config{Enabled: true}, nil, "qrauthd genkey"},
+		{Config{Policy: PolicyRequired}, nil, "qrauthd genkey"},
+		{Config{Policy: "sometimes"}, make([]byte, 32), "policy"},
+		{Config{Enabled: true, Digits: 7}, make([]byte, 32), "digits"},
+		{Config{Enabled: true, Algorithm: "MD5"}, make([]byte, 32), "algorithm"},
+		{Config{Enabled: true, Issuer: "a:b"}, make([]byte, 32), "issuer"},
+		{Config{Enabled: true, Period: 1500 * time.Millisecond}, make([]byte, 32), "period"},
 	} {
-		_, err := tc.cfg.withDefaults(Config{MasterKey: tc.key})
+		_, err := tc.cfg.withDefaults(tc.key)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error about %s", tc.cfg, err, tc.want)
 		}
 	}
 	// Disabled needs no key.
-	if _, err := (OATHConfig{}).withDefaults(Config{}); err != nil {
+	if _, err := (Config{}).withDefaults(nil); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package server
+package oathflow
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/server"
 )
 
 // oathAccountView is what a user (and, with the admin fields, an
@@ -74,8 +75,8 @@ type oathKeyView struct {
 	NeedsCode bool `json:"needs_code"`
 }
 
-func (s *Server) viewOATHKey(u *qrauth.User, t *qrauth.OATHToken, secret []byte) (*oathKeyView, error) {
-	k, err := oathURI(t, secret, s.cfg.OATH.Issuer, oathAccountName(u))
+func (f *Flow) viewOATHKey(u *qrauth.User, t *qrauth.OATHToken, secret []byte) (*oathKeyView, error) {
+	k, err := oathURI(t, secret, f.cfg.Issuer, oathAccountName(u))
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +99,10 @@ func tokenDetail(t *qrauth.OATHToken) string {
 
 // enrolOATH starts an enrolment for u: a new pending token, or, with
 // KeepSecret and an active TOTP token, that token's secret again.
-func (s *Server) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind, source string) (*oathKeyView, error) {
+func (f *Flow) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind, source string) (*oathKeyView, error) {
 	ctx := c.Request().Context()
-	cfg := &s.cfg.OATH
-	a, err := s.findOATH(ctx, u.ID)
+	cfg := &f.cfg
+	a, err := f.findOATH(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -118,12 +119,12 @@ func (s *Server) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind,
 			return nil, err
 		}
 		defer clear(secret)
-		v, err := s.viewOATHKey(u, a.Token, secret)
+		v, err := f.viewOATHKey(u, a.Token, secret)
 		if err != nil {
 			return nil, err
 		}
 		v.Reused = true
-		if err := s.store.AppendAudit(ctx, &qrauth.AuditEvent{Time: s.cfg.Now(), Type: qrauth.AuditOATHSecretViewed,
+		if err := f.h.Store().AppendAudit(ctx, &qrauth.AuditEvent{Time: f.h.Now(), Type: qrauth.AuditOATHSecretViewed,
 			UserID: u.ID, IP: c.RealIP(), Detail: tokenDetail(a.Token) + " shown again to the user to add another app"}); err != nil {
 			return nil, err
 		}
@@ -132,15 +133,15 @@ func (s *Server) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind,
 	if kind == "" {
 		kind = cfg.Kind
 	}
-	t, secret, err := cfg.newOATHToken(s.cfg.Rand, u.ID, kind, source, s.cfg.Now())
+	t, secret, err := cfg.newOATHToken(f.h.Rand(), u.ID, kind, source, f.h.Now())
 	if err != nil {
 		return nil, err
 	}
 	defer clear(secret)
-	if _, err := s.store.PutOATHPending(ctx, u.ID, t); err != nil {
+	if _, err := f.st.PutOATHPending(ctx, u.ID, t); err != nil {
 		return nil, err
 	}
-	v, err := s.viewOATHKey(u, t, secret)
+	v, err := f.viewOATHKey(u, t, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +153,10 @@ var errOATHNoEnrolment = qrauth.Errorf(qrauth.ECONFLICT, "oath_no_enrolment",
 	"There is no enrolment waiting for a code. Start the set-up again.")
 
 // confirmOATH activates the user's pending token with its first code.
-func (s *Server) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how string) (*qrauth.OATHAccount, error) {
+func (f *Flow) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how string) (*qrauth.OATHAccount, error) {
 	ctx := c.Request().Context()
-	cfg := &s.cfg.OATH
-	a, err := s.findOATH(ctx, uid)
+	cfg := &f.cfg
+	a, err := f.findOATH(ctx, uid)
 	if err != nil {
 		return nil, err
 	} else if a == nil || a.Pending == nil {
@@ -171,22 +172,22 @@ func (s *Server) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how
 		return nil, err
 	}
 	defer clear(secret)
-	now := s.cfg.Now()
+	now := f.h.Now()
 	// A new token has no drift and no used codes yet.
 	m, err := cfg.match(t, secret, code, 0, 0, now)
 	if err != nil {
 		return nil, err
 	}
-	return s.store.ActivateOATHPending(ctx, uid, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now},
+	return f.st.ActivateOATHPending(ctx, uid, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now},
 		&qrauth.AuditEvent{Time: now, Type: qrauth.AuditOATHSecretAdded, UserID: uid, IP: c.RealIP(),
 			Detail: tokenDetail(t) + " enrolled by the user " + how})
 }
 
 // verifyOATH checks a sign-in code against the user's active token,
 // counting a wrong one and locking at the limit.
-func (s *Server) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) error {
+func (f *Flow) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) error {
 	ctx := c.Request().Context()
-	cfg := &s.cfg.OATH
+	cfg := &f.cfg
 	t := a.Token
 	if a.Locked() {
 		return errOATHLocked
@@ -200,11 +201,11 @@ func (s *Server) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) 
 		return err
 	}
 	defer clear(secret)
-	now := s.cfg.Now()
+	now := f.h.Now()
 	m, err := cfg.match(t, secret, code, a.NextCounter, a.Offset, now)
 	if err == errOATHWrongCode {
 		limit := max(cfg.MaxFailures, 0)
-		after, ferr := s.store.RecordOATHFailure(ctx, a.UserID, t.ID, now, limit, &qrauth.AuditEvent{
+		after, ferr := f.st.RecordOATHFailure(ctx, a.UserID, t.ID, now, limit, &qrauth.AuditEvent{
 			Time: now, Type: qrauth.AuditOATHLocked, UserID: a.UserID, IP: c.RealIP(),
 			Detail: fmt.Sprintf("%s locked after %d wrong codes", tokenDetail(t), limit),
 		})
@@ -221,7 +222,7 @@ func (s *Server) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) 
 	} else if err != nil {
 		return err
 	}
-	_, err = s.store.RecordOATHUse(ctx, a.UserID, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now})
+	_, err = f.st.RecordOATHUse(ctx, a.UserID, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now})
 	return err
 }
 
@@ -235,14 +236,14 @@ type oathEnrolBody struct {
 
 // decodeOATHEnrolBody reads the optional {"kind": "totp"|"hotp"}.
 func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
-	body, err := readBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return "", err
 	}
 	var b oathEnrolBody
 	if len(body) > 0 {
-		if err := decodeStrict(body, &b); err != nil {
-			return "", malformedBody(err, `The body must be empty or JSON: {"kind": "totp"}.`)
+		if err := server.DecodeStrict(body, &b); err != nil {
+			return "", server.MalformedBody(err, `The body must be empty or JSON: {"kind": "totp"}.`)
 		}
 	}
 	switch b.Kind {
@@ -253,30 +254,30 @@ func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
 }
 
 func decodeOATHCode(c echo.Context) (string, error) {
-	body, err := readBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return "", err
 	}
 	var b oathCodeBody
-	if err := decodeStrict(body, &b); err != nil {
-		return "", malformedBody(err, `The body must be JSON: {"code": "123456"}.`)
+	if err := server.DecodeStrict(body, &b); err != nil {
+		return "", server.MalformedBody(err, `The body must be JSON: {"code": "123456"}.`)
 	}
 	return b.Code, nil
 }
 
 // handleOATHStatus tells the account page whether the flow is on and the
 // state of the user's authenticator.
-func (s *Server) handleOATHStatus(c echo.Context) error {
-	_, u, err := s.authenticate(c)
+func (f *Flow) handleOATHStatus(c echo.Context) error {
+	_, u, err := f.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
-	cfg := &s.cfg.OATH
+	cfg := &f.cfg
 	out := map[string]any{"enabled": cfg.Enabled}
 	if !cfg.Enabled {
 		return c.JSON(http.StatusOK, out)
 	}
-	a, err := s.findOATH(c.Request().Context(), u.ID)
+	a, err := f.findOATH(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
 	}
@@ -284,8 +285,8 @@ func (s *Server) handleOATHStatus(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) handleOATHEnrol(c echo.Context) error {
-	_, u, err := s.authenticate(c)
+func (f *Flow) handleOATHEnrol(c echo.Context) error {
+	_, u, err := f.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -293,15 +294,15 @@ func (s *Server) handleOATHEnrol(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.enrolOATH(c, u, kind, qrauth.OATHSourceAccount)
+	v, err := f.enrolOATH(c, u, kind, qrauth.OATHSourceAccount)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, v)
 }
 
-func (s *Server) handleOATHConfirm(c echo.Context) error {
-	_, u, err := s.authenticate(c)
+func (f *Flow) handleOATHConfirm(c echo.Context) error {
+	_, u, err := f.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -309,7 +310,7 @@ func (s *Server) handleOATHConfirm(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a, err := s.confirmOATH(c, u.ID, code, "on the account page")
+	a, err := f.confirmOATH(c, u.ID, code, "on the account page")
 	if err != nil {
 		return err
 	}
@@ -318,17 +319,17 @@ func (s *Server) handleOATHConfirm(c echo.Context) error {
 
 // The sign-in step.
 
-func (s *Server) handleVerifyPage(c echo.Context) error {
-	if err := s.ensureBindCookie(c); err != nil {
+func (f *Flow) handleVerifyPage(c echo.Context) error {
+	if err := f.h.EnsureBindCookie(c); err != nil {
 		return err
 	}
-	return s.servePage(c, "verify.html")
+	return f.h.ServePage(c, "verify.html")
 }
 
 // oathSignInState is what the verify page must ask for: "verify" (a code
 // from the active token), "enrol" (set one up first, policy required) or
 // "locked".
-func (s *Server) oathSignInState(a *qrauth.OATHAccount) string {
+func (f *Flow) oathSignInState(a *qrauth.OATHAccount) string {
 	switch {
 	case a.Active() && a.Locked():
 		return "locked"
@@ -338,35 +339,35 @@ func (s *Server) oathSignInState(a *qrauth.OATHAccount) string {
 	return "enrol"
 }
 
-func (s *Server) handleOATHSignInStatus(c echo.Context) error {
-	si, err := s.peekSignIn(c)
+func (f *Flow) handleOATHSignInStatus(c echo.Context) error {
+	si, err := f.h.PeekSignIn(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	u, err := s.store.FindUserByID(ctx, si.UserID)
+	u, err := f.h.Store().FindUserByID(ctx, si.UserID)
 	if err != nil {
 		return err
 	}
-	a, err := s.findOATH(ctx, u.ID)
+	a, err := f.findOATH(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	state := s.oathSignInState(a)
-	out := map[string]any{"name": u.Name, "state": state, "methods": si.Methods, "expires_at": si.expires,
-		"digits": s.cfg.OATH.Digits, "kind": s.cfg.OATH.Kind, "issuer": s.cfg.OATH.Issuer}
+	state := f.oathSignInState(a)
+	out := map[string]any{"name": u.Name, "state": state, "methods": si.Methods, "expires_at": si.Expires(),
+		"digits": f.cfg.Digits, "kind": f.cfg.Kind, "issuer": f.cfg.Issuer}
 	if a.Active() {
 		out["digits"], out["kind"] = a.Token.Digits, a.Token.Kind
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) handleOATHSignInEnrol(c echo.Context) error {
-	si, err := s.peekSignIn(c)
+func (f *Flow) handleOATHSignInEnrol(c echo.Context) error {
+	si, err := f.h.PeekSignIn(c)
 	if err != nil {
 		return err
 	}
-	if s.cfg.OATH.Policy != OATHPolicyRequired {
+	if f.cfg.Policy != PolicyRequired {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_on_account_page",
 			"Set up an authenticator app from your account page after you have signed in.")
 	}
@@ -374,11 +375,11 @@ func (s *Server) handleOATHSignInEnrol(c echo.Context) error {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_needs_sign_in",
 			"An authenticator app can only be set up after signing in with your phone. Sign in with the QR code first.")
 	}
-	u, err := s.store.FindUserByID(c.Request().Context(), si.UserID)
+	u, err := f.h.Store().FindUserByID(c.Request().Context(), si.UserID)
 	if err != nil {
 		return err
 	}
-	v, err := s.enrolOATH(c, u, s.cfg.OATH.Kind, qrauth.OATHSourceSignIn)
+	v, err := f.enrolOATH(c, u, f.cfg.Kind, qrauth.OATHSourceSignIn)
 	if err != nil {
 		return err
 	}
@@ -388,8 +389,8 @@ func (s *Server) handleOATHSignInEnrol(c echo.Context) error {
 // handleOATHSignIn takes the code of the sign-in step: it checks it against
 // the active token, or under policy required confirms the enrolment made on
 // the same page, and then lets the sign-in continue.
-func (s *Server) handleOATHSignIn(c echo.Context) error {
-	si, err := s.pendingSignIn(c)
+func (f *Flow) handleOATHSignIn(c echo.Context) error {
+	si, err := f.h.PendingSignIn(c)
 	if err != nil {
 		return err
 	}
@@ -398,26 +399,26 @@ func (s *Server) handleOATHSignIn(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	a, err := s.findOATH(ctx, si.UserID)
+	a, err := f.findOATH(ctx, si.UserID)
 	if err != nil {
 		return err
 	}
 	switch {
 	case a.Active():
-		if err := s.verifyOATH(c, a, code); err != nil {
+		if err := f.verifyOATH(c, a, code); err != nil {
 			return err
 		}
-	case s.cfg.OATH.Policy == OATHPolicyRequired:
+	case f.cfg.Policy == PolicyRequired:
 		if !si.Authenticated() {
 			return qrauth.Errorf(qrauth.EFORBIDDEN, "oath_enrol_needs_sign_in",
 				"An authenticator app can only be set up after signing in with your phone. Sign in with the QR code first.")
 		}
-		if _, err := s.confirmOATH(c, si.UserID, code, "during sign-in"); err != nil {
+		if _, err := f.confirmOATH(c, si.UserID, code, "during sign-in"); err != nil {
 			return err
 		}
 	default:
 		return qrauth.Errorf(qrauth.ECONFLICT, "oath_not_enrolled", "This account has no authenticator app.")
 	}
 	// si is this request's own copy (pendingSignIn).
-	return s.continueSignIn(c, si.Pass(MethodOATH))
+	return f.h.ContinueSignIn(c, si.Pass(MethodOATH))
 }

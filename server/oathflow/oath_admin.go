@@ -1,4 +1,4 @@
-package server
+package oathflow
 
 import (
 	"encoding/hex"
@@ -14,23 +14,23 @@ import (
 // a user id. Every change and every look at a secret is audited with who
 // did it ("by operator" for `qrauthd admin`, else the admin's user id).
 
-func (s *Server) adminOATHAccount(c echo.Context) (*qrauth.User, *qrauth.OATHAccount, error) {
+func (f *Flow) adminOATHAccount(c echo.Context) (*qrauth.User, *qrauth.OATHAccount, error) {
 	ctx := c.Request().Context()
-	u, err := s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	u, err := f.h.Store().FindUserByID(ctx, qrauth.UserID(c.Param("id")))
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := s.findOATH(ctx, u.ID)
+	a, err := f.findOATH(ctx, u.ID)
 	return u, a, err
 }
 
 var errOATHNone = qrauth.Errorf(qrauth.ENOTFOUND, "oath_not_found", "This user has no active authenticator.")
 
-func (s *Server) handleAdminOATH(c echo.Context) error {
-	if _, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
+func (f *Flow) handleAdminOATH(c echo.Context) error {
+	if _, err := f.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
 		return err
 	}
-	_, a, err := s.adminOATHAccount(c)
+	_, a, err := f.adminOATHAccount(c)
 	if err != nil {
 		return err
 	} else if a == nil {
@@ -39,12 +39,12 @@ func (s *Server) handleAdminOATH(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"account": viewOATH(a, true)})
 }
 
-func (s *Server) handleAdminOATHDelete(c echo.Context) error {
-	actor, err := s.requireRole(c, qrauth.RoleAdmin)
+func (f *Flow) handleAdminOATHDelete(c echo.Context) error {
+	actor, err := f.h.RequireRole(c, qrauth.RoleAdmin)
 	if err != nil {
 		return err
 	}
-	u, a, err := s.adminOATHAccount(c)
+	u, a, err := f.adminOATHAccount(c)
 	if err != nil {
 		return err
 	} else if a == nil {
@@ -54,8 +54,8 @@ func (s *Server) handleAdminOATHDelete(c echo.Context) error {
 	if a.Active() {
 		what = tokenDetail(a.Token)
 	}
-	if err := s.store.DeleteOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditOATHSecretDeleted, UserID: u.ID, IP: c.RealIP(),
+	if err := f.st.DeleteOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
+		Time: f.h.Now(), Type: qrauth.AuditOATHSecretDeleted, UserID: u.ID, IP: c.RealIP(),
 		Detail: what + " deleted by " + actor.Name(),
 	}); err != nil {
 		return err
@@ -63,19 +63,19 @@ func (s *Server) handleAdminOATHDelete(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-func (s *Server) handleAdminOATHUnlock(c echo.Context) error {
-	actor, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+func (f *Flow) handleAdminOATHUnlock(c echo.Context) error {
+	actor, err := f.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
 		return err
 	}
-	u, a, err := s.adminOATHAccount(c)
+	u, a, err := f.adminOATHAccount(c)
 	if err != nil {
 		return err
 	} else if !a.Active() {
 		return errOATHNone
 	}
-	a, err = s.store.UnlockOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditOATHUnlocked, UserID: u.ID, IP: c.RealIP(),
+	a, err = f.st.UnlockOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
+		Time: f.h.Now(), Type: qrauth.AuditOATHUnlocked, UserID: u.ID, IP: c.RealIP(),
 		Detail: tokenDetail(a.Token) + " unlocked by " + actor.Name(),
 	})
 	if err != nil {
@@ -87,29 +87,29 @@ func (s *Server) handleAdminOATHUnlock(c echo.Context) error {
 // handleAdminOATHSecret shows a user's active secret as QR, Base32 and
 // hex. It is a POST because it has an effect: the audit event, written
 // before the secret leaves the server.
-func (s *Server) handleAdminOATHSecret(c echo.Context) error {
-	actor, err := s.requireRole(c, qrauth.RoleSecretViewer)
+func (f *Flow) handleAdminOATHSecret(c echo.Context) error {
+	actor, err := f.h.RequireRole(c, qrauth.RoleSecretViewer)
 	if err != nil {
 		return err
 	}
-	u, a, err := s.adminOATHAccount(c)
+	u, a, err := f.adminOATHAccount(c)
 	if err != nil {
 		return err
 	} else if !a.Active() {
 		return errOATHNone
 	}
-	secret, err := s.cfg.OATH.openSecret(u.ID, a.Token)
+	secret, err := f.cfg.openSecret(u.ID, a.Token)
 	if err != nil {
 		return err
 	}
 	defer clear(secret)
-	v, err := s.viewOATHKey(u, a.Token, secret)
+	v, err := f.viewOATHKey(u, a.Token, secret)
 	if err != nil {
 		return err
 	}
 	v.Hex, v.Reused = hex.EncodeToString(secret), true
-	if err := s.store.AppendAudit(c.Request().Context(), &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditOATHSecretViewed, UserID: u.ID, IP: c.RealIP(),
+	if err := f.h.Store().AppendAudit(c.Request().Context(), &qrauth.AuditEvent{
+		Time: f.h.Now(), Type: qrauth.AuditOATHSecretViewed, UserID: u.ID, IP: c.RealIP(),
 		Detail: tokenDetail(a.Token) + " viewed by " + actor.Name(),
 	}); err != nil {
 		return err
@@ -121,21 +121,21 @@ func (s *Server) handleAdminOATHSecret(c echo.Context) error {
 // with an active token gets a letter of that token; otherwise a new token
 // is created, active at once (the letter is how it reaches the person;
 // they prove it works at their next sign-in).
-func (s *Server) handleAdminOATHLetter(c echo.Context) error {
-	actor, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+func (f *Flow) handleAdminOATHLetter(c echo.Context) error {
+	actor, err := f.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
 		return err
 	}
-	cfg := &s.cfg.OATH
+	cfg := &f.cfg
 	if cfg.LetterDir == "" {
 		return qrauth.Errorf(qrauth.ECONFLICT, "oath_letters_off",
 			"Activation letters are not configured: start qrauthd with -oath-letter-dir DIR.")
 	}
-	u, a, err := s.adminOATHAccount(c)
+	u, a, err := f.adminOATHAccount(c)
 	if err != nil {
 		return err
 	}
-	now := s.cfg.Now()
+	now := f.h.Now()
 	reused := a.Active()
 	var t *qrauth.OATHToken
 	var secret []byte
@@ -144,7 +144,7 @@ func (s *Server) handleAdminOATHLetter(c echo.Context) error {
 		if secret, err = cfg.openSecret(u.ID, t); err != nil {
 			return err
 		}
-	} else if t, secret, err = cfg.newOATHToken(s.cfg.Rand, u.ID, cfg.Kind, qrauth.OATHSourceLetter, now); err != nil {
+	} else if t, secret, err = cfg.newOATHToken(f.h.Rand(), u.ID, cfg.Kind, qrauth.OATHSourceLetter, now); err != nil {
 		return err
 	}
 	defer clear(secret)
@@ -152,7 +152,7 @@ func (s *Server) handleAdminOATHLetter(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	pdf, err := renderOATHLetter(oathLetter{Key: key, Token: t, User: u, Origin: s.cfg.Origin, Created: now})
+	pdf, err := renderOATHLetter(oathLetter{Key: key, Token: t, User: u, Origin: f.h.Origin(), Created: now})
 	if err != nil {
 		return qrauth.Internal(err)
 	}
@@ -167,9 +167,9 @@ func (s *Server) handleAdminOATHLetter(c echo.Context) error {
 		Detail: "letter " + filepath.Base(path) + " of " + tokenDetail(t) + " ordered by " + actor.Name()}
 	ctx := c.Request().Context()
 	if reused {
-		err = s.store.AppendAudit(ctx, ordered)
+		err = f.h.Store().AppendAudit(ctx, ordered)
 	} else {
-		a, err = s.store.CreateOATHToken(ctx, u.ID, t, &qrauth.AuditEvent{
+		a, err = f.st.CreateOATHToken(ctx, u.ID, t, &qrauth.AuditEvent{
 			Time: now, Type: qrauth.AuditOATHSecretAdded, UserID: u.ID, IP: c.RealIP(),
 			Detail: tokenDetail(t) + " created for an activation letter by " + actor.Name(),
 		}, ordered)

@@ -1,4 +1,4 @@
-package server
+package oathflow
 
 import (
 	"bytes"
@@ -18,7 +18,7 @@ import (
 
 // An activation letter is a printable PDF that carries an OATH secret to a
 // person: the otpauth:// QR code, the Base32 secret and the steps to set
-// up an app. It is written into OATHConfig.LetterDir (for a print or mail
+// up an app. It is written into Config.LetterDir (for a print or mail
 // room), never sent to the browser of whoever ordered it.
 
 // oathLetter is what goes on a letter.

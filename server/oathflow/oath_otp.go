@@ -1,4 +1,4 @@
-package server
+package oathflow
 
 import (
 	"crypto/subtle"
@@ -105,7 +105,7 @@ func oathAccountName(u *qrauth.User) string {
 
 // newOATHToken makes a token with a fresh random secret and returns it
 // sealed for user uid, with the plain secret.
-func (c *OATHConfig) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth.OATHKind, source string, now time.Time) (*qrauth.OATHToken, []byte, error) {
+func (c *Config) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth.OATHKind, source string, now time.Time) (*qrauth.OATHToken, []byte, error) {
 	id, err := qrauth.RandomToken(rand, 9)
 	if err != nil {
 		return nil, nil, qrauth.Internal(err)
@@ -128,7 +128,7 @@ func (c *OATHConfig) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth
 
 // openSecret decrypts a token's secret; the user id is the associated
 // data, so a sealed secret copied into another user's record fails here.
-func (c *OATHConfig) openSecret(uid qrauth.UserID, t *qrauth.OATHToken) ([]byte, error) {
+func (c *Config) openSecret(uid qrauth.UserID, t *qrauth.OATHToken) ([]byte, error) {
 	pt, err := c.sealer.Open(t.Secret, []byte(uid))
 	if err != nil {
 		return nil, errOATHUnreadable
@@ -156,7 +156,7 @@ type oathMatch struct {
 // matches (about one in a million per extra candidate), the one nearest
 // the prediction wins. A code that matches only counters below NextCounter
 // is a replay.
-func (c *OATHConfig) match(t *qrauth.OATHToken, secret []byte, code string, next uint64, offset int64, now time.Time) (oathMatch, error) {
+func (c *Config) match(t *qrauth.OATHToken, secret []byte, code string, next uint64, offset int64, now time.Time) (oathMatch, error) {
 	type cand struct {
 		counter uint64
 		offset  int64
