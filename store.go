@@ -87,10 +87,9 @@ type Store interface {
 	// Close flushes and releases the store.
 	Close() error
 
-	// The stores of the flows still inside package server, one interface
-	// each. The flows in packages of their own declare theirs apart
-	// (OATHStore, oidc.Store) and are given the store that implements it.
-	OfflineStore
+	// The store of the flow still inside package server (badges). The
+	// flows in packages of their own consume theirs apart (OATHStore,
+	// OfflineStore, oidc.Store) and are given the store that implements it.
 	BadgeStore
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -204,7 +203,7 @@ func (l *lockedBuffer) String() string {
 
 func TestSecretsNeverLogged(t *testing.T) {
 	var logs lockedBuffer
-	srv := MustOpenServer(t, func(c *server.Config) {
+	srv := MustOpenServer(t, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	p := newPhone(t, srv, "+41 79 123 45 67")

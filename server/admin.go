@@ -184,7 +184,7 @@ func (s *Server) handleAdminSetRoles(c echo.Context) error {
 	var body struct {
 		Roles []qrauth.Role `json:"roles"`
 	}
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	id := qrauth.UserID(c.Param("id"))
@@ -223,8 +223,8 @@ func (s *Server) handleAdminAudit(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"events": events})
 }
 
-// decodeJSONBody decodes a JSON request body strictly into v.
-func decodeJSONBody(c echo.Context, v any) error {
+// DecodeJSONBody decodes a JSON request body strictly into v.
+func DecodeJSONBody(c echo.Context, v any) error {
 	body, err := ReadBody(c)
 	if err != nil {
 		return err

@@ -50,7 +50,7 @@ func (n *nonceCache) purge(now time.Time) {
 func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	now := s.cfg.Now()
 	if ok, wait := s.apps.Allow(c.RealIP(), now); !ok {
-		return nil, rateLimited(c, wait, "rate_limited", "Too many requests from this address. Wait a moment and try again.")
+		return nil, RateLimited(c, wait, "rate_limited", "Too many requests from this address. Wait a moment and try again.")
 	}
 	h := c.Request().Header
 	unauth := func(reason, msg string) error { return qrauth.Errorf(qrauth.EUNAUTHORIZED, reason, "%s", msg) }

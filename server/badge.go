@@ -185,6 +185,9 @@ type badgeFlow struct {
 // Name implements Flow.
 func (b *badgeFlow) Name() string { return "badge" }
 
+// Enabled reports whether badges are on (the login page offers them).
+func (b *badgeFlow) Enabled() bool { return b.s.cfg.Badge.Enabled }
+
 // Gate implements Flow.
 func (b *badgeFlow) Gate(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
 	return badgeGate(b.s, ctx, u, si)
@@ -350,7 +353,7 @@ func acquire(c echo.Context, sem chan struct{}) error {
 	case <-c.Request().Context().Done():
 		return qrauth.Internal(c.Request().Context().Err())
 	case <-t.C:
-		return rateLimited(c, 2*time.Second, "busy", "The service is busy. Please try again in a moment.")
+		return RateLimited(c, 2*time.Second, "busy", "The service is busy. Please try again in a moment.")
 	}
 }
 

@@ -229,7 +229,7 @@ func (b *badgeFlow) handleIssueOwnBadge(c echo.Context) error {
 		return errBadgesOff
 	}
 	var req issueRequest
-	if err := decodeJSONBody(c, &req); err != nil {
+	if err := DecodeJSONBody(c, &req); err != nil {
 		return err
 	}
 	allowed := false
@@ -310,7 +310,7 @@ func (b *badgeFlow) handleAdminIssueBadge(c echo.Context) error {
 		return err
 	}
 	var req issueRequest
-	if err := decodeJSONBody(c, &req); err != nil {
+	if err := DecodeJSONBody(c, &req); err != nil {
 		return err
 	}
 	if req.CurrentPassword != "" {

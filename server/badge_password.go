@@ -85,10 +85,10 @@ func (b *badgeFlow) weaker(p qrauth.PasswordParams) bool {
 func (b *badgeFlow) limitPassword(c echo.Context, uid qrauth.UserID) error {
 	now := b.s.cfg.Now()
 	if ok, wait := b.pwIP.Allow(c.RealIP(), now); !ok {
-		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
+		return RateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
 	if ok, wait := b.pwUser.Peek(string(uid), now); !ok {
-		return rateLimited(c, wait, "too_many_passwords", errPasswordTries)
+		return RateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
 	return nil
 }
@@ -180,7 +180,7 @@ func (b *badgeFlow) handleSetPassword(c echo.Context) error {
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	if err := qrauth.CheckPassword(body.New); err != nil {
@@ -227,7 +227,7 @@ func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
 	var body struct {
 		Current string `json:"current_password"`
 	}
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -255,7 +255,7 @@ func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
 	var body struct {
 		Password string `json:"password"`
 	}
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	si, err := b.pendingStep(c)

@@ -49,7 +49,7 @@ func DecodeBadgeImage(data []byte) (string, error) {
 func (b *badgeFlow) limitScan(c echo.Context) error {
 	now := b.s.cfg.Now()
 	if ok, wait := b.frames.Allow(c.RealIP(), now); !ok {
-		return rateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
+		return RateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
 	}
 	return nil
 }
@@ -63,7 +63,7 @@ func (b *badgeFlow) handleScan(c echo.Context) error {
 	var body struct {
 		Payload string `json:"payload"`
 	}
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	if err := b.limitScan(c); err != nil {

@@ -37,7 +37,7 @@ var badgeMasterKey = bytes.Repeat([]byte{7}, 32)
 // badgeTestParams keep argon2id fast under the race detector.
 var badgeTestParams = qrauth.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32}
 
-func badgeConfig(cfg *server.Config) {
+func badgeConfig(cfg *testConfig) {
 	cfg.MasterKey = badgeMasterKey
 	cfg.Badge.Enabled = true
 	cfg.Badge.InsecureScans = true
@@ -74,9 +74,9 @@ type badgeWorld struct {
 	helpdesk *browser
 }
 
-func newBadgeWorld(t *testing.T, edit func(*server.Config)) *badgeWorld {
+func newBadgeWorld(t *testing.T, edit func(*testConfig)) *badgeWorld {
 	t.Helper()
-	srv := MustOpenServer(t, func(cfg *server.Config) {
+	srv := MustOpenServer(t, func(cfg *testConfig) {
 		badgeConfig(cfg)
 		if edit != nil {
 			edit(cfg)
@@ -283,7 +283,7 @@ func TestBadgeInsecure(t *testing.T) {
 }
 
 func TestBadgeInsecureSwitchOff(t *testing.T) {
-	w := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.InsecureScans = false })
+	w := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.InsecureScans = false })
 	w.setPassword(t, "", "correct horse battery")
 	b := w.issue(t, "insecure", "")
 	before := snapshot(t, w.srv.DB)
@@ -355,7 +355,7 @@ func TestBadgeInsecurePhoneApproval(t *testing.T) {
 	})
 
 	t.Run("NotAllowed", func(t *testing.T) {
-		w2 := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.SecondFactors = []string{server.SecondFactorPassword} })
+		w2 := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SecondFactors = []string{server.SecondFactorPassword} })
 		b2 := w2.issue(t, "insecure", "")
 		k, _, _ := w2.scan(t, b2.Payload)
 		st, body := k.do("POST", wire.PathBadgePhone, `{"ticket":"`+strings.Repeat("A", 43)+`"}`)
@@ -516,27 +516,30 @@ func TestBadgeTampered(t *testing.T) {
 
 // badgeServerAt runs a server over the bbolt file at path with master key;
 // edits change the config before start.
-func badgeServerAt(t *testing.T, path string, key []byte, edits ...func(*server.Config)) *testServer {
+func badgeServerAt(t *testing.T, path string, key []byte, edits ...func(*testConfig)) *testServer {
 	t.Helper()
 	return badgeServerAtOATH(t, path, key, nil, edits...)
 }
 
 // badgeServerAtOATH is badgeServerAt with the OATH flow's config edited by
 // oath.
-func badgeServerAtOATH(t *testing.T, path string, key []byte, oath func(*oathflow.Config), edits ...func(*server.Config)) *testServer {
+func badgeServerAtOATH(t *testing.T, path string, key []byte, oath func(*oathflow.Config), edits ...func(*testConfig)) *testServer {
 	t.Helper()
 	db, err := store.Open(path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	badgeConfig(&cfg)
 	cfg.MasterKey = key
 	for _, edit := range edits {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db, testFlows(t, cfg, db, oath)...)
+	if oath != nil {
+		oath(&cfg.OATH)
+	}
+	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -608,7 +611,7 @@ func TestBadgeOtherDeployment(t *testing.T) {
 
 func TestBadgeExpiry(t *testing.T) {
 	clock := &badgeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	w := newBadgeWorld(t, func(cfg *server.Config) { cfg.Now = clock.Now; cfg.SessionTTL = 365 * 24 * time.Hour })
+	w := newBadgeWorld(t, func(cfg *testConfig) { cfg.Now = clock.Now; cfg.SessionTTL = 365 * 24 * time.Hour })
 	w.setPassword(t, "", "correct horse battery")
 	st, body := w.helpdesk.do("POST", wire.Prefix(wire.PathAdminBadgeUser)+w.uid, `{"kind":"insecure","expires":"2026-03-10"}`)
 	badgeWant(t, "insecure with expiry", st, body, 400, "insecure_badge_expiry")
@@ -627,7 +630,7 @@ func TestBadgeExpiry(t *testing.T) {
 }
 
 func TestBadgeMethodPolicy(t *testing.T) {
-	w := newBadgeWorld(t, func(cfg *server.Config) {
+	w := newBadgeWorld(t, func(cfg *testConfig) {
 		cfg.Badge.Policy = server.BadgeMethod
 		cfg.Badge.InsecureScans = false
 	})
@@ -751,7 +754,7 @@ func TestBadgeFrame(t *testing.T) {
 		}
 	})
 	t.Run("RateLimited", func(t *testing.T) {
-		w2 := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.FrameRate, cfg.Badge.FrameBurst = 0.001, 2 })
+		w2 := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.FrameRate, cfg.Badge.FrameBurst = 0.001, 2 })
 		k := newBrowser(t, w2.srv)
 		blank := badgeFrame(t, nil, 64, 48, 0)
 		post(t, k, "image/jpeg", blank)
@@ -901,10 +904,10 @@ func TestBadgePasswordRehash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	badgeConfig(&cfg)
 	cfg.Badge.Password = qrauth.PasswordParams{Time: 2, Memory: 128, Threads: 1, KeyLen: 32}
-	s, err := server.New(cfg, db, server.BuiltinFlows()...)
+	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -957,7 +960,7 @@ func TestBadgeIssueRights(t *testing.T) {
 	}
 
 	t.Run("SelfIssue", func(t *testing.T) {
-		w := newBadgeWorld(t, func(cfg *server.Config) { cfg.Badge.SelfIssue = server.SelfIssueSecure })
+		w := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SelfIssue = server.SelfIssueSecure })
 		w.setPassword(t, "", "correct horse battery")
 		st, body := w.holder.do("POST", wire.PathBadges, `{"kind":"insecure"}`)
 		badgeWant(t, "insecure self", st, body, 403, "self_issue_not_allowed")

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -14,7 +13,7 @@ import (
 func captureLogs(t *testing.T) (*testServer, *lockedBuffer) {
 	t.Helper()
 	logs := new(lockedBuffer)
-	srv := MustOpenServer(t, func(c *server.Config) {
+	srv := MustOpenServer(t, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	return srv, logs

@@ -92,8 +92,7 @@ type Config struct {
 	MasterKey []byte
 
 	// The flows beside the core.
-	Offline OfflineConfig
-	Badge   BadgeConfig
+	Badge BadgeConfig
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -154,9 +153,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))
 	}
 
-	if c.Offline, err = c.Offline.withDefaults(c); err != nil {
-		return c, fmt.Errorf("offline: %w", err)
-	}
 	if c.Badge, err = c.Badge.withDefaults(c); err != nil {
 		return c, fmt.Errorf("badge: %w", err)
 	}

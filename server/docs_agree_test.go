@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -174,7 +173,7 @@ func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 // TestOATHDatesOmitted: an authenticator that was never confirmed or used
 // has no activated_at or last_used_at in its view.
 func TestOATHDatesOmitted(t *testing.T) {
-	srv := MustOpenServerOATH(t, func(c *server.Config) { c.MasterKey = bytes.Repeat([]byte{7}, 32) },
+	srv := MustOpenServerOATH(t, func(c *testConfig) { c.MasterKey = bytes.Repeat([]byte{7}, 32) },
 		func(c *oathflow.Config) { c.Enabled = true })
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	signUp(t, srv, p)

@@ -21,6 +21,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/oathflow"
+	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -41,43 +42,62 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 	return errors.Join(err, s.DB.Close())
 }
 
+// testConfig is a test server's configuration: the core's and that of
+// the flows that live in packages of their own.
+type testConfig struct {
+	server.Config
+	OATH    oathflow.Config
+	Offline offlineflow.Config
+}
+
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
 // before start. Cleanup shuts it down and checks nothing is left open.
-func MustOpenServer(tb testing.TB, edit func(*server.Config)) *testServer {
+func MustOpenServer(tb testing.TB, edit func(*testConfig)) *testServer {
 	tb.Helper()
 	return MustOpenServerOATH(tb, edit, nil)
 }
 
-// testFlows are the flows of a test server, in gate order, as cmd/qrauthd
-// lists them: badges, OATH (off unless oath turns it on), offline codes.
-func testFlows(tb testing.TB, cfg server.Config, db *store.DB, oath func(*oathflow.Config)) []server.Flow {
-	tb.Helper()
-	var oc oathflow.Config
-	if oath != nil {
-		oath(&oc)
+// newTestFlows returns the flows of cfg in gate order, as cmd/qrauthd
+// lists them: badges, OATH, offline codes; or the error of one's New.
+func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
+	of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
+	if err != nil {
+		return nil, err
 	}
-	of, err := oathflow.New(oc, db, cfg.MasterKey)
+	off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	return append(server.BuiltinFlows(), of, off), nil
+}
+
+// testFlows is newTestFlows for a test that expects no error.
+func testFlows(tb testing.TB, cfg testConfig, db *store.DB) []server.Flow {
+	tb.Helper()
+	flows, err := newTestFlows(cfg, db)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	flows := server.BuiltinFlows()
-	return append(flows[:1], append([]server.Flow{of}, flows[1:]...)...)
+	return flows
 }
 
 // MustOpenServerOATH is MustOpenServer with the OATH flow's config edited
-// by oath.
-func MustOpenServerOATH(tb testing.TB, edit func(*server.Config), oath func(*oathflow.Config)) *testServer {
+// by oath (after edit).
+func MustOpenServerOATH(tb testing.TB, edit func(*testConfig), oath func(*oathflow.Config)) *testServer {
 	tb.Helper()
 	db, err := store.Open(tb.TempDir()+"/qrauth.db", store.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	if edit != nil {
 		edit(&cfg)
 	}
-	s, err := server.New(cfg, db, testFlows(tb, cfg, db, oath)...)
+	if oath != nil {
+		oath(&cfg.OATH)
+	}
+	s, err := server.New(cfg.Config, db, testFlows(tb, cfg, db)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

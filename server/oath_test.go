@@ -56,8 +56,8 @@ func (c *oathClock) Add(d time.Duration) {
 }
 
 // oathConfig sets the test key and clock, then applies edit.
-func oathConfig(clock *oathClock, edit func(*server.Config)) func(*server.Config) {
-	return func(c *server.Config) {
+func oathConfig(clock *oathClock, edit func(*testConfig)) func(*testConfig) {
+	return func(c *testConfig) {
 		c.MasterKey = oathKey
 		c.Now = clock.Now
 		if edit != nil {
@@ -77,7 +77,7 @@ func oathOn(edit func(*oathflow.Config)) func(*oathflow.Config) {
 }
 
 // oathOpen starts a test server with OATH on, the test key and clock.
-func oathOpen(t *testing.T, clock *oathClock, oath func(*oathflow.Config), edit func(*server.Config)) *testServer {
+func oathOpen(t *testing.T, clock *oathClock, oath func(*oathflow.Config), edit func(*testConfig)) *testServer {
 	t.Helper()
 	return MustOpenServerOATH(t, oathConfig(clock, edit), oathOn(oath))
 }
@@ -390,10 +390,11 @@ func oathServerAt(t *testing.T, path string, clock *oathClock) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	oathConfig(clock, nil)(&cfg)
-	s, err := server.New(cfg, db, testFlows(t, cfg, db, oathOn(nil))...)
+	oathOn(nil)(&cfg.OATH)
+	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +743,7 @@ func TestOATHDisabled(t *testing.T) {
 func TestOATHSecretsNeverLogged(t *testing.T) {
 	var logs lockedBuffer
 	clock := newOATHClock()
-	srv := oathOpen(t, clock, nil, func(c *server.Config) {
+	srv := oathOpen(t, clock, nil, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	p, k, _ := oathEnrolled(t, srv, clock, "+41 79 123 45 67")

@@ -61,8 +61,8 @@ type offlineEnv struct {
 	uid   qrauth.UserID
 }
 
-func offlineConfig(clock *offlineClock, edit func(*server.Config)) func(*server.Config) {
-	return func(c *server.Config) {
+func offlineConfig(clock *offlineClock, edit func(*testConfig)) func(*testConfig) {
+	return func(c *testConfig) {
 		c.MasterKey = bytes.Repeat([]byte{7}, 32)
 		c.Offline.Enabled = true
 		c.Offline.APITokens = []string{offlineAPIToken}
@@ -73,7 +73,7 @@ func offlineConfig(clock *offlineClock, edit func(*server.Config)) func(*server.
 	}
 }
 
-func newOfflineEnv(t *testing.T, edit func(*server.Config)) *offlineEnv {
+func newOfflineEnv(t *testing.T, edit func(*testConfig)) *offlineEnv {
 	t.Helper()
 	clock := &offlineClock{}
 	srv := MustOpenServer(t, offlineConfig(clock, edit))
@@ -219,27 +219,27 @@ func auditTypes(t *testing.T, st qrauth.Store) []string {
 func TestOfflineConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		edit func(*server.Config)
+		edit func(*testConfig)
 		want string
 	}{
-		{"NoMasterKey", func(c *server.Config) { c.Offline.Enabled = true }, "qrauthd genkey"},
-		{"OTPLength3", func(c *server.Config) { c.Offline.OTPLength = 3 }, "OTP length 3"},
-		{"OTPLength10", func(c *server.Config) { c.Offline.OTPLength = 10 }, "OTP length 10"},
-		{"ShortToken", func(c *server.Config) { c.Offline.APITokens = []string{"short"} }, "API token 1"},
+		{"NoMasterKey", func(c *testConfig) { c.Offline.Enabled = true }, "qrauthd genkey"},
+		{"OTPLength3", func(c *testConfig) { c.Offline.OTPLength = 3 }, "OTP length 3"},
+		{"OTPLength10", func(c *testConfig) { c.Offline.OTPLength = 10 }, "OTP length 10"},
+		{"ShortToken", func(c *testConfig) { c.Offline.APITokens = []string{"short"} }, "API token 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var cfg server.Config
+			var cfg testConfig
 			tc.edit(&cfg)
-			_, err := server.New(cfg, MustOpenServer(t, nil).DB, server.BuiltinFlows()...)
+			_, err := newTestFlows(cfg, MustOpenServer(t, nil).DB)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
 		})
 	}
 	for n := qrauth.MinOTPLength; n <= qrauth.MaxOTPLength; n++ {
-		cfg := server.Config{MasterKey: make([]byte, 32)}
+		cfg := testConfig{Config: server.Config{MasterKey: make([]byte, 32)}}
 		cfg.Offline.Enabled, cfg.Offline.OTPLength = true, n
-		if _, err := server.New(cfg, MustOpenServer(t, nil).DB, server.BuiltinFlows()...); err != nil {
+		if _, err := newTestFlows(cfg, MustOpenServer(t, nil).DB); err != nil {
 			t.Fatalf("length %d: %v", n, err)
 		}
 	}
@@ -337,7 +337,7 @@ func TestOfflineActivation(t *testing.T) {
 func TestOfflineBeginVerify(t *testing.T) {
 	for _, n := range []int{4, 6, 9} {
 		t.Run(fmt.Sprint(n, "Digits"), func(t *testing.T) {
-			e := newOfflineEnv(t, func(c *server.Config) { c.Offline.OTPLength = n })
+			e := newOfflineEnv(t, func(c *testConfig) { c.Offline.OTPLength = n })
 			e.activate(qrauth.OfflineDevice, "")
 			e.activate(qrauth.OfflinePIN, "271828")
 			for _, m := range qrauth.OfflineMethods {
@@ -524,7 +524,7 @@ func TestOfflineLockOneMethod(t *testing.T) {
 }
 
 func TestOfflineStatusCancelExpiry(t *testing.T) {
-	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.SessionTTL = time.Minute })
+	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.SessionTTL = time.Minute })
 	e.activate(qrauth.OfflineDevice, "")
 
 	s := e.begin(qrauth.OfflineDevice, "cancel me")
@@ -620,7 +620,7 @@ func TestOfflineBeginRefused(t *testing.T) {
 // both with the phone's decoder and with zbarimg, a generic scanner. The
 // exact bit budget is TestQRCapacityWithECI's.
 func TestOfflineQRCapacity(t *testing.T) {
-	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.OTPLength = 9 })
+	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.OTPLength = 9 })
 	e.activate(qrauth.OfflinePIN, "1234")
 	for _, ctx := range []string{strings.Repeat("€", 66) + "a", strings.Repeat("é", 99) + "a", strings.Repeat("𝄞", 49) + "abc",
 		strings.Repeat("a", 200), "Zahlung an Müller GmbH: 12,50 €\nIBAN CH93 0076 2011 6238 5295 7"} {
@@ -719,7 +719,7 @@ func TestOfflineBrowserSignIn(t *testing.T) {
 }
 
 func TestOfflineBrowserSignInRateLimit(t *testing.T) {
-	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.BeginBurst = 2 })
+	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.BeginBurst = 2 })
 	e.activate(qrauth.OfflineDevice, "")
 	b := newBrowser(t, e.srv)
 	for range 2 {
@@ -764,7 +764,7 @@ func TestOfflineApprovalPage(t *testing.T) {
 // signs its decision over the text's hash, and the record says what was
 // approved.
 func TestOnlineApproval(t *testing.T) {
-	e := newOfflineEnv(t, func(c *server.Config) { c.Offline.ApprovalTTL = time.Minute })
+	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.ApprovalTTL = time.Minute })
 	ctx := context.Background()
 	text := "Pay CHF 1'250.00 to Muster AG\nIBAN CH93 0076 2011 6238 5295 7"
 	st, a := e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": text})
@@ -937,7 +937,7 @@ func TestOfflineAdminUserList(t *testing.T) {
 // TestOfflineSecretsNeverLogged: keys and codes stay out of the logs.
 func TestOfflineSecretsNeverLogged(t *testing.T) {
 	var logs lockedBuffer
-	e := newOfflineEnv(t, func(c *server.Config) {
+	e := newOfflineEnv(t, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	k := e.activate(qrauth.OfflineDevice, "")

@@ -60,10 +60,12 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	return c.HTMLBlob(http.StatusOK, withFeatures(b, map[string]bool{
-		"badge":   s.cfg.Badge.Enabled,
-		"offline": s.cfg.Offline.Enabled,
-	}))
+	on := map[string]bool{}
+	for _, f := range s.flows {
+		en, ok := f.(interface{ Enabled() bool })
+		on[f.Name()] = !ok || en.Enabled()
+	}
+	return c.HTMLBlob(http.StatusOK, withFeatures(b, on))
 }
 
 // redirectSignedIn reports whether the request carries a valid session, so
@@ -122,12 +124,6 @@ func (s *Server) handleAccountPage(c echo.Context) error {
 // touches the room: the PSK in the path is neither looked up nor consumed.
 func (s *Server) handleScanPage(c echo.Context) error {
 	return s.servePage(c, webclient.ScanPage)
-}
-
-// handleTransactionScanPage is handleScanPage for a transaction approval
-// code (/t/TOKEN): it says what that code is, and touches nothing either.
-func (s *Server) handleTransactionScanPage(c echo.Context) error {
-	return s.servePage(c, webclient.TransactionScanPage)
 }
 
 // handleStatic serves the embedded files under /static/. It replaces

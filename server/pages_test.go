@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/qrauth/qrauth/wire"
-
-	"github.com/qrauth/qrauth/server"
 )
 
 // syncBuffer is a log sink safe for the server's goroutines.
@@ -56,7 +54,7 @@ const browserAccept = "text/html,application/xhtml+xml,application/xml;q=0.9,ima
 // /static/ listed the directory. All are a quiet 404 in the error format.
 func TestStaticBadPathIsNotFound(t *testing.T) {
 	var logs syncBuffer
-	srv := MustOpenServer(t, func(c *server.Config) {
+	srv := MustOpenServer(t, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})
 	for _, p := range []string{wire.Prefix(wire.PathStatic) + "%ff", wire.Prefix(wire.PathStatic) + "%c3%28", wire.Prefix(wire.PathStatic) + "a%ffb.css", wire.Prefix(wire.PathStatic), wire.Prefix(wire.PathStatic) + "nope.css",
@@ -134,7 +132,7 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 		badge, offline bool
 	}{{"none", false, false}, {"badge", true, false}, {"offline", false, true}, {"both", true, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := MustOpenServer(t, func(c *server.Config) {
+			srv := MustOpenServer(t, func(c *testConfig) {
 				if tc.badge || tc.offline {
 					c.MasterKey = bytes.Repeat([]byte{7}, 32)
 				}

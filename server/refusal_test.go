@@ -12,7 +12,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -35,7 +34,7 @@ func wantErrorMsg(t *testing.T, m *wire.ServerMessage, ws *websocket.Conn, reaso
 }
 
 // registered returns a server with one signed-up phone.
-func registered(t *testing.T, edit func(*server.Config)) (*testServer, *phone) {
+func registered(t *testing.T, edit func(*testConfig)) (*testServer, *phone) {
 	srv := MustOpenServer(t, edit)
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	signUp(t, srv, p)
@@ -94,7 +93,7 @@ func TestJoinRefused(t *testing.T) {
 		}
 	})
 	t.Run("ExpiredPSK", func(t *testing.T) {
-		srv := MustOpenServer(t, func(c *server.Config) { c.PSKRotation = 50 * time.Millisecond })
+		srv := MustOpenServer(t, func(c *testConfig) { c.PSKRotation = 50 * time.Millisecond })
 		p := newPhone(t, srv, "+41 79 123 45 67")
 		b := newBrowser(t, srv)
 		old := b.open()
@@ -279,7 +278,7 @@ func TestSocketRefused(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 2 })
+	srv := MustOpenServer(t, func(c *testConfig) { c.RoomRate = 0.001; c.RoomBurst = 2 })
 	b := newBrowser(t, srv)
 	for i := 0; i < 2; i++ {
 		ws, _, err := b.dial("")
@@ -295,7 +294,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRoomCap(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) { c.MaxRooms = 1 })
+	srv := MustOpenServer(t, func(c *testConfig) { c.MaxRooms = 1 })
 	b := newBrowser(t, srv)
 	b.open()
 	_, resp, err := b.dial("")
@@ -305,7 +304,7 @@ func TestRoomCap(t *testing.T) {
 }
 
 func TestRoomExpires(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) { c.RoomTTL = 100 * time.Millisecond })
+	srv := MustOpenServer(t, func(c *testConfig) { c.RoomTTL = 100 * time.Millisecond })
 	b := newBrowser(t, srv)
 	qr := b.open()
 	if qr.RoomExpiresIn != 1 {
@@ -358,7 +357,7 @@ func TestScanPageDoesNotConsume(t *testing.T) {
 // TestSocketProbe: a plain GET of the socket path tells the page why its
 // socket was refused, without using up a token.
 func TestSocketProbe(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) { c.RoomRate = 0.001; c.RoomBurst = 1 })
+	srv := MustOpenServer(t, func(c *testConfig) { c.RoomRate = 0.001; c.RoomBurst = 1 })
 	b := newBrowser(t, srv)
 	if st, body := b.do("GET", wire.PathBrowserSocket, ""); st != 400 || body["reason"] != "not_websocket" {
 		t.Fatalf("%d %v", st, body)

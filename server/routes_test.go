@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/server"
-	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -49,10 +48,10 @@ func registeredRoutes(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		MasterKey: bytes.Repeat([]byte{7}, 32)}
-	cfg.Offline.Enabled, cfg.Badge.Enabled = true, true
-	s, err := server.New(cfg, db, testFlows(t, cfg, db, func(c *oathflow.Config) { c.Enabled = true })...)
+	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		MasterKey: bytes.Repeat([]byte{7}, 32)}}
+	cfg.Offline.Enabled, cfg.Badge.Enabled, cfg.OATH.Enabled = true, true, true
+	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
 	}

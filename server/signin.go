@@ -26,6 +26,8 @@ const (
 	// MethodOATH is an accepted OATH code (server/oathflow); named here
 	// because other flows read it (OpenID Connect's amr).
 	MethodOATH = "oath"
+	// MethodOffline is an accepted offline code (server/offlineflow).
+	MethodOffline = "offline"
 )
 
 // pendingTTL bounds how long a browser may take for the further steps.

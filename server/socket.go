@@ -16,8 +16,8 @@ import (
 // storeTimeout bounds the store calls a socket message triggers.
 const storeTimeout = 10 * time.Second
 
-// rateLimited answers 429 with Retry-After in whole seconds.
-func rateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
+// RateLimited answers 429 with Retry-After in whole seconds.
+func RateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
 	c.Response().Header().Set("Retry-After", strconv.Itoa(max(1, ceilSeconds(wait))))
 	return qrauth.Errorf(qrauth.ERATELIMITED, reason, "%s", msg)
 }
@@ -62,10 +62,10 @@ var errNoBindCookie = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_bind_cookie", "Rel
 // from the page, so the page asks this way; it takes no token.
 func (s *Server) probeBrowserSocket(c echo.Context) error {
 	if ok, wait := s.rooms.Peek(c.RealIP(), s.cfg.Now()); !ok {
-		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
+		return RateLimited(c, wait, "rate_limited", errTooManyCodes)
 	}
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
-		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
+		return RateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
 	}
 	if _, err := s.bindValue(c); err != nil {
 		return err
@@ -103,10 +103,10 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	ip := c.RealIP()
 	now := s.cfg.Now()
 	if ok, wait := s.rooms.Allow(ip, now); !ok {
-		return rateLimited(c, wait, "rate_limited", errTooManyCodes)
+		return RateLimited(c, wait, "rate_limited", errTooManyCodes)
 	}
 	if s.hub.roomCount() >= s.cfg.MaxRooms {
-		return rateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
+		return RateLimited(c, 5*time.Second, "too_many_rooms", errTooManyRooms)
 	}
 	// A copy: the original would keep the whole request's headers alive
 	// for the life of the room.
@@ -164,7 +164,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	}
 	ip := c.RealIP()
 	if ok, wait := s.apps.Allow(ip, s.cfg.Now()); !ok {
-		return rateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
+		return RateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
 	}
 	cn, err := s.upgrade(c)
 	if cn == nil {

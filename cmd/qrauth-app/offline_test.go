@@ -19,6 +19,7 @@ import (
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/testutil"
 	qrserver "github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -43,9 +44,11 @@ func startOfflineServer(t *testing.T, dbPath string, key []byte) *offlineServer 
 		t.Fatal(err)
 	}
 	cfg := qrserver.Config{Addr: "127.0.0.1:0", MasterKey: key, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	cfg.Offline.Enabled = true
-	cfg.Offline.APITokens = []string{offlineToken}
-	srv, err := qrserver.New(cfg, db, qrserver.BuiltinFlows()...)
+	off, err := offlineflow.New(offlineflow.Config{Enabled: true, APITokens: []string{offlineToken}}, db, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := qrserver.New(cfg, db, off)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
 	"github.com/qrauth/qrauth/server/oathflow"
+	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
@@ -62,7 +63,11 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	flows = append(flows[:1], append([]server.Flow{oath}, flows[1:]...)...)
+	off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows, oath, off)
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}

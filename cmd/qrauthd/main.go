@@ -21,6 +21,7 @@ import (
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
 	"github.com/qrauth/qrauth/server/oathflow"
+	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 )
@@ -48,6 +49,9 @@ type Main struct {
 	ForwardAuth   forwardauth.Config
 	// OATH configures the OATH second factor (server/oathflow).
 	OATH oathflow.Config
+	// Offline configures offline codes and transaction approval
+	// (server/offlineflow).
+	Offline offlineflow.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string

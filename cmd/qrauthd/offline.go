@@ -8,20 +8,20 @@ import (
 	"os"
 	"strings"
 
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/offlineflow"
 )
 
 // offlineFlags adds the flags of the offline flow to fs, into m.Config.
 func (m *Main) offlineFlags(fs *flag.FlagSet, e *flagEnv) {
-	c := &m.Config.Offline
+	c := &m.Offline
 	fs.BoolVar(&c.Enabled, "offline", env("OFFLINE", "") == "true",
 		"offline QR codes and transaction approval: phones that activated them sign in, or approve, with a one-time code "+
 			"also without network; needs the master key (QRAUTH_OFFLINE=true)")
-	fs.IntVar(&c.OTPLength, "offline-otp-length", e.int("OFFLINE_OTP_LENGTH", server.DefaultOfflineOTPLength), "digits of an offline code, 4 to 9 (QRAUTH_OFFLINE_OTP_LENGTH)")
-	fs.IntVar(&c.MaxAttempts, "offline-max-attempts", e.int("OFFLINE_MAX_ATTEMPTS", server.DefaultOfflineMaxAttempts),
+	fs.IntVar(&c.OTPLength, "offline-otp-length", e.int("OFFLINE_OTP_LENGTH", offlineflow.DefaultOTPLength), "digits of an offline code, 4 to 9 (QRAUTH_OFFLINE_OTP_LENGTH)")
+	fs.IntVar(&c.MaxAttempts, "offline-max-attempts", e.int("OFFLINE_MAX_ATTEMPTS", offlineflow.DefaultMaxAttempts),
 		"wrong codes, counted per phone and method across sessions, that lock the method until unlocked (QRAUTH_OFFLINE_MAX_ATTEMPTS)")
-	fs.DurationVar(&c.SessionTTL, "offline-ttl", e.duration("OFFLINE_TTL", server.DefaultOfflineSessionTTL), "how long an offline code stays valid (QRAUTH_OFFLINE_TTL)")
-	fs.DurationVar(&c.ApprovalTTL, "offline-approval-ttl", e.duration("OFFLINE_APPROVAL_TTL", server.DefaultOfflineApprovalTTL),
+	fs.DurationVar(&c.SessionTTL, "offline-ttl", e.duration("OFFLINE_TTL", offlineflow.DefaultSessionTTL), "how long an offline code stays valid (QRAUTH_OFFLINE_TTL)")
+	fs.DurationVar(&c.ApprovalTTL, "offline-approval-ttl", e.duration("OFFLINE_APPROVAL_TTL", offlineflow.DefaultApprovalTTL),
 		"how long an online transaction approval waits for the phone (QRAUTH_OFFLINE_APPROVAL_TTL)")
 	load := func(path string) error {
 		toks, err := readTokenFile(path)

@@ -24,7 +24,21 @@ func attempt(id, keyID string, ok bool, at time.Time, onLock *qrauth.AuditEvent)
 }
 
 // testOffline checks the qrauth.OfflineStore methods.
-func testOffline(t *testing.T, open opener) {
+// OfflineStore is what the offline suite runs against: the core store (to
+// create users and devices) and the store interface the offline flow
+// consumes.
+type OfflineStore interface {
+	qrauth.Store
+	qrauth.OfflineStore
+}
+
+// RunOffline runs the offline flow's suite: the contract of
+// qrauth.OfflineStore. open must return a new, empty store on every call.
+func RunOffline(t *testing.T, open func(t *testing.T) OfflineStore) {
+	t.Run("Offline", func(t *testing.T) { testOffline(t, open) })
+}
+
+func testOffline(t *testing.T, open func(t *testing.T) OfflineStore) {
 	t.Run("Credentials", func(t *testing.T) {
 		s := open(t)
 		u, d := mustCreateUser(t, s, "alice")

@@ -1,4 +1,4 @@
-package server
+package offlineflow
 
 import (
 	"context"
@@ -15,35 +15,23 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/keys"
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/webclient"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
 
-// The offline flow (docs/offline.md) has four kinds of caller:
-//
-//   - the phone, over device-signed requests (see authenticateDevice):
-//     activates and deactivates its offline methods and decides online
-//     transactions (server/offline_app.go);
-//   - a relying site, with an API token or an administrator's session:
-//     begins, verifies, cancels and reads offline code sessions, asks for
-//     online transaction approvals, unlocks methods (server/offline_api.go);
-//   - a browser on the "sign in with a code" page, bound to its bind
-//     cookie, and a browser on the transaction approval page, holding the
-//     page token the relying site gave it (server/offline_page.go);
-//   - an administrator or helpdesk on the admin page or the operator's
-//     socket: lists and unlocks methods.
-
-// The defaults of OfflineConfig: what a zero field means.
+// The defaults of Config: what a zero field means.
 const (
-	DefaultOfflineOTPLength   = 6
-	DefaultOfflineMaxAttempts = 3
-	DefaultOfflineSessionTTL  = 5 * time.Minute
-	DefaultOfflineApprovalTTL = 5 * time.Minute
+	DefaultOTPLength   = 6
+	DefaultMaxAttempts = 3
+	DefaultSessionTTL  = 5 * time.Minute
+	DefaultApprovalTTL = 5 * time.Minute
 )
 
-// OfflineConfig configures the offline flow. The zero value is its default:
+// Config configures the offline flow. The zero value is its default:
 // disabled, and every zero field takes its Default* constant.
-type OfflineConfig struct {
+type Config struct {
 	// Enabled turns the flow on. It needs Config.MasterKey, which encrypts
 	// the method keys at rest.
 	Enabled bool
@@ -73,24 +61,24 @@ const minAPITokenLen = 32
 
 // withDefaults fills in defaults and checks the settings against the rest
 // of the configuration (for example, that a master key is present).
-func (c OfflineConfig) withDefaults(all Config) (OfflineConfig, error) {
+func (c Config) withDefaults(masterKey []byte) (Config, error) {
 	if c.OTPLength == 0 {
-		c.OTPLength = DefaultOfflineOTPLength
+		c.OTPLength = DefaultOTPLength
 	}
 	if c.OTPLength < qrauth.MinOTPLength || c.OTPLength > qrauth.MaxOTPLength {
 		return c, fmt.Errorf("OTP length %d: want %d to %d digits", c.OTPLength, qrauth.MinOTPLength, qrauth.MaxOTPLength)
 	}
 	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultOfflineMaxAttempts
+		c.MaxAttempts = DefaultMaxAttempts
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
 		return c, fmt.Errorf("max attempts %d: want 1 to 100", c.MaxAttempts)
 	}
 	if c.SessionTTL == 0 {
-		c.SessionTTL = DefaultOfflineSessionTTL
+		c.SessionTTL = DefaultSessionTTL
 	}
 	if c.ApprovalTTL == 0 {
-		c.ApprovalTTL = DefaultOfflineApprovalTTL
+		c.ApprovalTTL = DefaultApprovalTTL
 	}
 	if c.SessionTTL < 0 || c.ApprovalTTL < 0 {
 		return c, errors.New("durations must be positive")
@@ -106,22 +94,31 @@ func (c OfflineConfig) withDefaults(all Config) (OfflineConfig, error) {
 			return c, fmt.Errorf("API token %d: want at least %d characters without spaces (for example from `qrauthd genkey`)", i+1, minAPITokenLen)
 		}
 	}
-	if c.Enabled && len(all.MasterKey) == 0 {
+	if c.Enabled && len(masterKey) == 0 {
 		return c, errors.New("offline codes need a master key to encrypt the phones' method keys at rest: " +
 			"create one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key (or set QRAUTH_KEY)")
 	}
 	return c, nil
 }
 
-// MethodOffline names an offline code among the steps of a sign-in.
-const MethodOffline = "offline"
+// handleTransactionScanPage answers a plain camera app that opened a
+// transaction code (/t/TOKEN): the page says what that code is and touches
+// nothing.
+func (o *Flow) handleTransactionScanPage(c echo.Context) error {
+	return o.h.ServePage(c, webclient.TransactionScanPage)
+}
 
-// offlineFlow is the state of the flow, built with the routes.
-type offlineFlow struct {
-	s      *Server
-	cfg    OfflineConfig
+// MethodOffline names an offline code among the steps of a sign-in.
+const MethodOffline = server.MethodOffline
+
+// Flow is the state of the flow, built with the routes.
+type Flow struct {
+	h      server.Host
+	st     qrauth.OfflineStore
+	key    []byte // the master key
+	cfg    Config
 	sealer *keys.Sealer
-	begins *Limiter
+	begins *server.Limiter
 	tokens [][32]byte // SHA-256 of the API tokens
 	wait   approvalWaiters
 
@@ -132,35 +129,42 @@ type offlineFlow struct {
 	shutdown     chan struct{} // closed when the HTTP server shuts down
 }
 
-// newOfflineFlow returns the flow, mounted by the server.
-func newOfflineFlow() *offlineFlow { return &offlineFlow{shutdown: make(chan struct{})} }
+// New checks cfg and returns the flow over st. masterKey is the operator's
+// key that seals the phones' method keys at rest: required when the flow is
+// enabled.
+func New(cfg Config, st qrauth.OfflineStore, masterKey []byte) (*Flow, error) {
+	cfg, err := cfg.withDefaults(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("offline: %w", err)
+	}
+	return &Flow{cfg: cfg, st: st, key: masterKey, shutdown: make(chan struct{})}, nil
+}
 
-// Name implements Flow.
-func (o *offlineFlow) Name() string { return "offline" }
+// Name implements server.Flow.
+func (o *Flow) Name() string { return "offline" }
 
-// Gate implements Flow: an offline code is a first step; it asks for none.
-func (o *offlineFlow) Gate(context.Context, *qrauth.User, *SignIn) (Step, error) { return Step{}, nil }
+// Gate implements server.Flow: an offline code is a first step; it asks for none.
+func (o *Flow) Gate(context.Context, *qrauth.User, *server.SignIn) (server.Step, error) {
+	return server.Step{}, nil
+}
 
-// Purge implements Flow.
-func (o *offlineFlow) Purge(ctx context.Context, _ time.Time) { o.purge(ctx) }
+// Purge implements server.Flow.
+func (o *Flow) Purge(ctx context.Context, _ time.Time) { o.purge(ctx) }
 
-// Shutdown implements Flow: long polls end.
-func (o *offlineFlow) Shutdown() { o.shutdownOnce.Do(func() { close(o.shutdown) }) }
+// Shutdown implements server.Flow: long polls end.
+func (o *Flow) Shutdown() { o.shutdownOnce.Do(func() { close(o.shutdown) }) }
 
-// Mount implements Flow.
-func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
-	s := hs.(host).s
-	o.s, o.cfg = s, s.cfg.Offline
-	o.begins = hs.NewLimiter(s.cfg.Offline.BeginRate, s.cfg.Offline.BeginBurst)
+// Mount implements server.Flow.
+func (o *Flow) Mount(hs server.Host, e *echo.Echo) error {
+	o.h = hs
+	o.begins = hs.NewLimiter(o.cfg.BeginRate, o.cfg.BeginBurst)
 	for _, t := range o.cfg.APITokens {
 		o.tokens = append(o.tokens, sha256.Sum256([]byte(t)))
 	}
 	if o.cfg.Enabled {
-		sl, err := keys.NewSealer(s.cfg.MasterKey, keys.Offline, s.cfg.Rand)
+		sl, err := keys.NewSealer(o.key, keys.Offline, hs.Rand())
 		if err != nil {
-			// withDefaults checked the key; a failure here is a bug.
-			s.log.Error("offline: no sealer", slog.Any("err", err))
-			o.cfg.Enabled = false
+			return err
 		}
 		o.sealer = sl
 	}
@@ -171,7 +175,7 @@ func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
 	e.GET(wire.PathApprove, o.handleApprovePage)
 	// A plain camera app that opens a transaction code lands here; like
 	// /q/PSK, the page never touches the transaction.
-	e.GET(wire.PathTransactionScan, h(s.handleTransactionScanPage))
+	e.GET(wire.PathTransactionScan, h(o.handleTransactionScanPage))
 
 	// The browser's "sign in with a code".
 	e.POST(wire.PathOfflineSignIn, h(o.handleSignInBegin))
@@ -205,11 +209,10 @@ func (o *offlineFlow) Mount(hs Host, e *echo.Echo) error {
 	return nil
 }
 
-// AdminUser implements Flow: the user's offline methods.
-func (o *offlineFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+// AdminUser implements server.Flow: the user's offline methods.
+func (o *Flow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
 	{
-		s := o.s
-		creds, err := s.store.FindOfflineCredentialsByUser(ctx, u.ID)
+		creds, err := o.st.FindOfflineCredentialsByUser(ctx, u.ID)
 		if err != nil {
 			return err
 		}
@@ -220,7 +223,6 @@ func (o *offlineFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map
 		views := make([]offlineMethodView, 0, len(creds))
 		// viewMethod, as the other lists do: RemainingAttempts was left
 		// out here and read 0 for a method never used.
-		o := &offlineFlow{cfg: s.cfg.Offline}
 		for _, c := range creds {
 			views = append(views, o.viewMethod(c, ""))
 		}
@@ -234,7 +236,7 @@ var errOfflineDisabled = qrauth.Errorf(qrauth.ENOTFOUND, "offline_disabled",
 
 // enabled answers every route of the flow with "offline_disabled" while the
 // flow is off, so that clients get a clear reason instead of a bare 404.
-func (o *offlineFlow) enabled(h echo.HandlerFunc) echo.HandlerFunc {
+func (o *Flow) enabled(h echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !o.cfg.Enabled {
 			return errOfflineDisabled
@@ -248,7 +250,7 @@ type actorFunc func(c echo.Context, actor string) error
 
 // api admits a relying site: an API token, an administrator or the
 // operator.
-func (o *offlineFlow) api(h actorFunc) echo.HandlerFunc {
+func (o *Flow) api(h actorFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		actor, err := o.requireAPI(c)
 		if err != nil {
@@ -260,9 +262,9 @@ func (o *offlineFlow) api(h actorFunc) echo.HandlerFunc {
 
 // admin admits the admin page and the operator: administrators and
 // helpdesk, who unlock methods.
-func (o *offlineFlow) admin(h actorFunc) echo.HandlerFunc {
+func (o *Flow) admin(h actorFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		a, err := o.s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+		a, err := o.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 		if err != nil {
 			return err
 		}
@@ -273,10 +275,10 @@ func (o *offlineFlow) admin(h actorFunc) echo.HandlerFunc {
 // requireAPI checks the relying site's credential: "Authorization: Bearer
 // TOKEN" with a configured token, or else what requireRole admits for
 // administrators. It returns a name for the audit log.
-func (o *offlineFlow) requireAPI(c echo.Context) (string, error) {
+func (o *Flow) requireAPI(c echo.Context) (string, error) {
 	h := c.Request().Header.Get("Authorization")
 	if h == "" {
-		a, err := o.s.requireRole(c, qrauth.RoleAdmin)
+		a, err := o.h.RequireRole(c, qrauth.RoleAdmin)
 		if qrauth.ErrorReason(err) == "not_signed_in" {
 			return "", qrauth.Errorf(qrauth.EUNAUTHORIZED, "api_credential_required",
 				"This call needs an API token (Authorization: Bearer …) or an administrator's session.")
@@ -312,8 +314,8 @@ func keyAD(u qrauth.UserID, d qrauth.DeviceID, m qrauth.OfflineMethod) []byte {
 // request that creates new ones: the flow has no timer of its own. Ended
 // records are kept for an hour after their expiry so that status calls
 // keep answering.
-func (o *offlineFlow) purge(ctx context.Context) {
-	now := o.s.cfg.Now()
+func (o *Flow) purge(ctx context.Context) {
+	now := o.h.Now()
 	o.mu.Lock()
 	due := now.Sub(o.lastPurge) > time.Minute
 	if due {
@@ -323,25 +325,24 @@ func (o *offlineFlow) purge(ctx context.Context) {
 	if !due {
 		return
 	}
-	o.begins.purge(now)
-	if n, err := o.s.store.DeleteOfflineRecords(ctx, now.Add(-time.Hour)); err != nil {
-		o.s.log.Error("offline purge failed", slog.Any("err", err))
+	if n, err := o.st.DeleteOfflineRecords(ctx, now.Add(-time.Hour)); err != nil {
+		o.h.Logger().Error("offline purge failed", slog.Any("err", err))
 	} else if n > 0 {
-		o.s.log.Info("old offline sessions removed", slog.Int("count", n))
+		o.h.Logger().Info("old offline sessions removed", slog.Int("count", n))
 	}
 }
 
 // originHost is the host of the public origin, for texts shown on phones.
-func (o *offlineFlow) originHost() string {
-	if u, err := url.Parse(o.s.cfg.Origin); err == nil && u.Host != "" {
+func (o *Flow) originHost() string {
+	if u, err := url.Parse(o.h.Origin()); err == nil && u.Host != "" {
 		return u.Host
 	}
-	return o.s.cfg.Origin
+	return o.h.Origin()
 }
 
 // onShutdown returns a channel closed when the server shuts down, so that
 // long polls end instead of holding the shutdown up.
-func (o *offlineFlow) onShutdown() <-chan struct{} { return o.shutdown }
+func (o *Flow) onShutdown() <-chan struct{} { return o.shutdown }
 
 // approvalWaiters lets long polls wait for a change of an approval.
 type approvalWaiters struct {
@@ -387,3 +388,7 @@ func (w *approvalWaiters) notify(id string) {
 		delete(w.m, id)
 	}
 }
+
+// Enabled reports whether offline codes are on (the login page offers
+// them).
+func (o *Flow) Enabled() bool { return o.cfg.Enabled }

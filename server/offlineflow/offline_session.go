@@ -1,4 +1,4 @@
-package server
+package offlineflow
 
 import (
 	"context"
@@ -25,13 +25,13 @@ type offlineMethodView struct {
 	LockedAt   time.Time `json:"locked_at,omitzero"`
 }
 
-func (o *offlineFlow) viewMethod(c *qrauth.OfflineCredential, name string) offlineMethodView {
+func (o *Flow) viewMethod(c *qrauth.OfflineCredential, name string) offlineMethodView {
 	return offlineMethodView{DeviceID: c.DeviceID, DeviceName: name, Method: c.Method, Locked: c.Locked,
 		Failures: c.Failures, RemainingAttempts: o.remaining(c), ActivatedAt: c.ActivatedAt,
 		LastUsedAt: c.LastUsedAt, LockedAt: c.LockedAt}
 }
 
-func (o *offlineFlow) remaining(c *qrauth.OfflineCredential) int {
+func (o *Flow) remaining(c *qrauth.OfflineCredential) int {
 	if c == nil || c.Locked {
 		return 0
 	}
@@ -60,8 +60,8 @@ type offlineSessionView struct {
 
 // viewSession shows s; cred is the current credential of its method, nil
 // when the method is no longer active.
-func (o *offlineFlow) viewSession(s *qrauth.OfflineSession, cred *qrauth.OfflineCredential) offlineSessionView {
-	v := offlineSessionView{ID: s.ID, Status: s.Status(o.s.cfg.Now()), UserID: s.UserID, DeviceID: s.DeviceID,
+func (o *Flow) viewSession(s *qrauth.OfflineSession, cred *qrauth.OfflineCredential) offlineSessionView {
+	v := offlineSessionView{ID: s.ID, Status: s.Status(o.h.Now()), UserID: s.UserID, DeviceID: s.DeviceID,
 		Method: s.Method, VerificationData: s.VerificationData, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt}
 	if vd, err := qrauth.DecodeVerificationData(s.VerificationData); err == nil {
 		v.Context, v.OTPLength = vd.Context, vd.Digits
@@ -88,8 +88,8 @@ func (o *offlineFlow) viewSession(s *qrauth.OfflineSession, cred *qrauth.Offline
 
 // credential returns the current credential of a session's method, nil if
 // it is gone.
-func (o *offlineFlow) credential(ctx context.Context, s *qrauth.OfflineSession) (*qrauth.OfflineCredential, error) {
-	c, err := o.s.store.FindOfflineCredential(ctx, s.DeviceID, s.Method)
+func (o *Flow) credential(ctx context.Context, s *qrauth.OfflineSession) (*qrauth.OfflineCredential, error) {
+	c, err := o.st.FindOfflineCredential(ctx, s.DeviceID, s.Method)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return nil, nil
 	}
@@ -117,11 +117,11 @@ func errMethodLocked(m qrauth.OfflineMethod) error {
 
 // begin creates a code session: it picks the credential, draws a
 // challenge and stores the session with its verification data.
-func (o *offlineFlow) begin(ctx context.Context, r beginRequest) (*qrauth.OfflineSession, error) {
+func (o *Flow) begin(ctx context.Context, r beginRequest) (*qrauth.OfflineSession, error) {
 	if err := qrauth.CheckContext(r.Context); err != nil {
 		return nil, err
 	}
-	creds, err := o.s.store.FindOfflineCredentialsByUser(ctx, r.User.ID)
+	creds, err := o.st.FindOfflineCredentialsByUser(ctx, r.User.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +148,7 @@ func (o *offlineFlow) begin(ctx context.Context, r beginRequest) (*qrauth.Offlin
 	if cred.Locked {
 		return nil, errMethodLocked(cred.Method)
 	}
-	vd, err := qrauth.NewVerificationData(o.s.cfg.Rand, cred.Method, o.cfg.OTPLength, cred.DeviceID, r.Context)
+	vd, err := qrauth.NewVerificationData(o.h.Rand(), cred.Method, o.cfg.OTPLength, cred.DeviceID, r.Context)
 	if err != nil {
 		return nil, err
 	}
@@ -156,15 +156,15 @@ func (o *offlineFlow) begin(ctx context.Context, r beginRequest) (*qrauth.Offlin
 	if err != nil {
 		return nil, err
 	}
-	id, err := qrauth.RandomToken(o.s.cfg.Rand, 16)
+	id, err := qrauth.RandomToken(o.h.Rand(), 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
-	now := o.s.cfg.Now()
+	now := o.h.Now()
 	sess := &qrauth.OfflineSession{ID: "o_" + id, Purpose: r.Purpose, UserID: r.User.ID, DeviceID: cred.DeviceID,
 		Method: cred.Method, KeyID: cred.KeyID, VerificationData: text, BindHash: r.BindHash, ViewTokenHash: r.ViewTokenHash,
 		State: qrauth.OfflinePending, IP: r.IP, CreatedAt: now, ExpiresAt: now.Add(o.cfg.SessionTTL)}
-	if err := o.s.store.CreateOfflineSession(ctx, sess); err != nil {
+	if err := o.st.CreateOfflineSession(ctx, sess); err != nil {
 		return nil, err
 	}
 	o.purge(ctx)
@@ -176,8 +176,8 @@ func (o *offlineFlow) begin(ctx context.Context, r beginRequest) (*qrauth.Offlin
 // it is a typing slip, not a guess. A well-formed wrong code counts
 // against the method, also across sessions. The comparison is constant
 // time. It returns the session and the method after the attempt.
-func (o *offlineFlow) verify(ctx context.Context, sess *qrauth.OfflineSession, otp, ip, actor string) (*qrauth.OfflineSession, *qrauth.OfflineCredential, error) {
-	now := o.s.cfg.Now()
+func (o *Flow) verify(ctx context.Context, sess *qrauth.OfflineSession, otp, ip, actor string) (*qrauth.OfflineSession, *qrauth.OfflineCredential, error) {
+	now := o.h.Now()
 	vd, err := qrauth.DecodeVerificationData(sess.VerificationData)
 	if err != nil {
 		return nil, nil, qrauth.Internal(fmt.Errorf("stored verification data of %s: %w", sess.ID, err))
@@ -208,12 +208,12 @@ func (o *offlineFlow) verify(ctx context.Context, sess *qrauth.OfflineSession, o
 		a.OnSuccess = &qrauth.AuditEvent{Time: now, Type: qrauth.AuditOfflineVerified, UserID: sess.UserID,
 			DeviceID: sess.DeviceID, IP: ip, Detail: fmt.Sprintf("%s code for %s verified by %s", sess.Method, sess.ID, actor)}
 	}
-	after, cred, err := o.s.store.SettleOfflineAttempt(ctx, a)
+	after, cred, err := o.st.SettleOfflineAttempt(ctx, a)
 	if err != nil {
 		return nil, nil, err
 	}
 	if after.State == qrauth.OfflineLocked && a.OnLock.Seq != 0 {
-		o.s.log.Warn("offline method locked", slog.String("user", string(after.UserID)),
+		o.h.Logger().Warn("offline method locked", slog.String("user", string(after.UserID)),
 			slog.String("device", string(after.DeviceID)), slog.String("method", string(after.Method)))
 	}
 	return after, cred, nil
@@ -221,7 +221,7 @@ func (o *offlineFlow) verify(ctx context.Context, sess *qrauth.OfflineSession, o
 
 // attemptError turns a verified-but-not-successful session into the error
 // a browser page shows.
-func (o *offlineFlow) attemptError(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) error {
+func (o *Flow) attemptError(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) error {
 	switch sess.State {
 	case qrauth.OfflinePending:
 		n := o.remaining(cred)

@@ -1,10 +1,10 @@
-package server_test
+package offlineflow_test
 
 import (
 	"testing"
 
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/offlineflow"
 )
 
 // FuzzDecodeOfflineBeginRequest: whatever a relying site posts, the begin
@@ -16,7 +16,7 @@ func FuzzDecodeOfflineBeginRequest(f *testing.F) {
 	f.Add([]byte(`{"user_id":"u_1","method":"OFFLINE_DEVICE","context":"\u202e"}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, m, err := server.DecodeOfflineBeginRequest(data)
+		r, m, err := offlineflow.DecodeOfflineBeginRequest(data)
 		if err != nil {
 			if qrauth.ErrorCode(err) != qrauth.EINVALID {
 				t.Fatalf("code %s", qrauth.ErrorCode(err))
@@ -36,7 +36,7 @@ func FuzzDecodeApprovalRequest(f *testing.F) {
 	f.Add([]byte(`{"email":"a@example.com","text":""}`))
 	f.Add([]byte(`{"user_id":"u_1","text":"\u0000"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := server.DecodeApprovalRequest(data)
+		r, err := offlineflow.DecodeApprovalRequest(data)
 		if err != nil {
 			if qrauth.ErrorCode(err) != qrauth.EINVALID {
 				t.Fatalf("code %s", qrauth.ErrorCode(err))

@@ -1,4 +1,4 @@
-package server
+package offlineflow
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -32,8 +33,8 @@ type OfflineBeginRequest struct {
 // bytes of UTF-8 without control characters.
 func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.OfflineMethod, error) {
 	var r OfflineBeginRequest
-	if err := DecodeStrict(data, &r); err != nil {
-		return nil, "", MalformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
+	if err := server.DecodeStrict(data, &r); err != nil {
+		return nil, "", server.MalformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, "", err
@@ -62,8 +63,8 @@ type ApprovalRequest struct {
 // DecodeApprovalRequest parses and checks the body of POST /api/approvals.
 func DecodeApprovalRequest(data []byte) (*ApprovalRequest, error) {
 	var r ApprovalRequest
-	if err := DecodeStrict(data, &r); err != nil {
-		return nil, MalformedBody(err, `The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
+	if err := server.DecodeStrict(data, &r); err != nil {
+		return nil, server.MalformedBody(err, `The body must be JSON: {"user_id" or "email", "text", optional "device_id"}.`)
 	}
 	if err := checkUserRef(r.UserID, r.Email); err != nil {
 		return nil, err
@@ -90,9 +91,9 @@ func checkUserRef(id qrauth.UserID, email string) error {
 // findUser returns the user named by id or e-mail. E-mail addresses are
 // optional and not unique, so an address that several accounts use is
 // refused as ambiguous.
-func (o *offlineFlow) findUser(ctx context.Context, id qrauth.UserID, email string) (*qrauth.User, error) {
+func (o *Flow) findUser(ctx context.Context, id qrauth.UserID, email string) (*qrauth.User, error) {
 	if id != "" {
-		return o.s.store.FindUserByID(ctx, id)
+		return o.h.Store().FindUserByID(ctx, id)
 	}
 	users, err := o.usersByEmail(ctx, email)
 	if err != nil {
@@ -110,7 +111,7 @@ func (o *offlineFlow) findUser(ctx context.Context, id qrauth.UserID, email stri
 // usersByEmail finds the accounts with an e-mail address, compared without
 // regard to case. The store has no e-mail index (the address is an optional
 // profile field), so this walks the user list; see docs/offline.md.
-func (o *offlineFlow) usersByEmail(ctx context.Context, email string) ([]*qrauth.User, error) {
+func (o *Flow) usersByEmail(ctx context.Context, email string) ([]*qrauth.User, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return nil, nil
@@ -118,7 +119,7 @@ func (o *offlineFlow) usersByEmail(ctx context.Context, email string) ([]*qrauth
 	var out []*qrauth.User
 	var after qrauth.UserID
 	for {
-		page, err := o.s.store.ListUsers(ctx, after, 1000)
+		page, err := o.h.Store().ListUsers(ctx, after, 1000)
 		if err != nil {
 			return nil, err
 		}
@@ -135,8 +136,8 @@ func (o *offlineFlow) usersByEmail(ctx context.Context, email string) ([]*qrauth
 }
 
 // newPageToken returns a token for the approval page and its hash.
-func (o *offlineFlow) newPageToken() (string, []byte, error) {
-	tok, err := qrauth.RandomToken(o.s.cfg.Rand, 32)
+func (o *Flow) newPageToken() (string, []byte, error) {
+	tok, err := qrauth.RandomToken(o.h.Rand(), 32)
 	if err != nil {
 		return "", nil, qrauth.Internal(err)
 	}
@@ -144,11 +145,11 @@ func (o *offlineFlow) newPageToken() (string, []byte, error) {
 }
 
 // handleBegin: POST /api/offline/sessions.
-func (o *offlineFlow) handleBegin(c echo.Context) error {
+func (o *Flow) handleBegin(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
-	body, err := ReadBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -179,14 +180,14 @@ func (o *offlineFlow) handleBegin(c echo.Context) error {
 		return err
 	}
 	v := o.viewSession(sess, cred)
-	v.QR, v.PageURL = qr, o.s.cfg.Origin+wire.PathApprove+"#"+sess.ID+"."+tok
+	v.QR, v.PageURL = qr, o.h.Origin()+wire.PathApprove+"#"+sess.ID+"."+tok
 	return c.JSON(http.StatusCreated, v)
 }
 
 // apiSession returns a session begun through the API. Sessions of the
 // browser sign-in are not the relying site's and read as missing.
-func (o *offlineFlow) apiSession(c echo.Context) (*qrauth.OfflineSession, error) {
-	sess, err := o.s.store.FindOfflineSession(c.Request().Context(), c.Param("id"))
+func (o *Flow) apiSession(c echo.Context) (*qrauth.OfflineSession, error) {
+	sess, err := o.st.FindOfflineSession(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func (o *offlineFlow) apiSession(c echo.Context) (*qrauth.OfflineSession, error)
 }
 
 // handleStatus: GET /api/offline/sessions/:id.
-func (o *offlineFlow) handleStatus(c echo.Context) error {
+func (o *Flow) handleStatus(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
@@ -220,13 +221,13 @@ type otpBody struct {
 // handleVerify: POST /api/offline/sessions/:id/verify. A right or wrong
 // code is an answer (200 with result success or failure); a session that
 // can no longer be verified is an error.
-func (o *offlineFlow) handleVerify(c echo.Context) error {
+func (o *Flow) handleVerify(c echo.Context) error {
 	actor, err := o.requireAPI(c)
 	if err != nil {
 		return err
 	}
 	var body otpBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	sess, err := o.apiSession(c)
@@ -246,7 +247,7 @@ func (o *offlineFlow) handleVerify(c echo.Context) error {
 }
 
 // handleCancel: POST /api/offline/sessions/:id/cancel.
-func (o *offlineFlow) handleCancel(c echo.Context) error {
+func (o *Flow) handleCancel(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
@@ -254,7 +255,7 @@ func (o *offlineFlow) handleCancel(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sess, err = o.s.store.CancelOfflineSession(c.Request().Context(), sess.ID, o.s.cfg.Now())
+	sess, err = o.st.CancelOfflineSession(c.Request().Context(), sess.ID, o.h.Now())
 	if err != nil {
 		return err
 	}
@@ -263,9 +264,9 @@ func (o *offlineFlow) handleCancel(c echo.Context) error {
 
 // handleUserMethods lists a user's offline methods (relying sites and
 // the admin page).
-func (o *offlineFlow) handleUserMethods(c echo.Context, _ string) error {
+func (o *Flow) handleUserMethods(c echo.Context, _ string) error {
 	ctx := c.Request().Context()
-	u, err := o.s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	u, err := o.h.Store().FindUserByID(ctx, qrauth.UserID(c.Param("id")))
 	if err != nil {
 		return err
 	}
@@ -277,12 +278,12 @@ func (o *offlineFlow) handleUserMethods(c echo.Context, _ string) error {
 		"max_attempts": o.cfg.MaxAttempts, "methods": views})
 }
 
-func (o *offlineFlow) userMethods(ctx context.Context, id qrauth.UserID) ([]offlineMethodView, error) {
-	creds, err := o.s.store.FindOfflineCredentialsByUser(ctx, id)
+func (o *Flow) userMethods(ctx context.Context, id qrauth.UserID) ([]offlineMethodView, error) {
+	creds, err := o.st.FindOfflineCredentialsByUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	devs, err := o.s.store.FindDevicesByUser(ctx, id)
+	devs, err := o.h.Store().FindDevicesByUser(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -305,9 +306,9 @@ type unlockBody struct {
 
 // handleUnlock lifts the lock of one method of one of the user's devices
 // (and clears its failure count), with an audit event.
-func (o *offlineFlow) handleUnlock(c echo.Context, actor string) error {
+func (o *Flow) handleUnlock(c echo.Context, actor string) error {
 	var body unlockBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	m, err := qrauth.ParseOfflineMethod(body.Method)
@@ -316,7 +317,7 @@ func (o *offlineFlow) handleUnlock(c echo.Context, actor string) error {
 	}
 	ctx := c.Request().Context()
 	uid := qrauth.UserID(c.Param("id"))
-	cred, err := o.s.store.FindOfflineCredential(ctx, body.DeviceID, m)
+	cred, err := o.st.FindOfflineCredential(ctx, body.DeviceID, m)
 	if err == nil && cred.UserID != uid {
 		err = qrauth.Errorf(qrauth.ENOTFOUND, "offline_method_not_found", "This offline method is not activated on that device.")
 	}
@@ -326,8 +327,8 @@ func (o *offlineFlow) handleUnlock(c echo.Context, actor string) error {
 	if !cred.Locked && cred.Failures == 0 {
 		return qrauth.Errorf(qrauth.ECONFLICT, "not_locked", "%s of this device is not locked.", m)
 	}
-	cred, err = o.s.store.UnlockOfflineCredential(ctx, cred.DeviceID, m, &qrauth.AuditEvent{
-		Time: o.s.cfg.Now(), Type: qrauth.AuditOfflineUnlocked, UserID: uid, DeviceID: cred.DeviceID, IP: c.RealIP(),
+	cred, err = o.st.UnlockOfflineCredential(ctx, cred.DeviceID, m, &qrauth.AuditEvent{
+		Time: o.h.Now(), Type: qrauth.AuditOfflineUnlocked, UserID: uid, DeviceID: cred.DeviceID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s unlocked by %s (was locked: %v, wrong codes: %d)", m, actor, cred.Locked, cred.Failures),
 	})
 	if err != nil {
@@ -358,8 +359,8 @@ type approvalView struct {
 	PageURL     string `json:"page_url,omitempty"`
 }
 
-func (o *offlineFlow) viewApproval(a *qrauth.Approval) approvalView {
-	v := approvalView{ID: a.ID, Status: a.Status(o.s.cfg.Now()), UserID: a.UserID, DeviceID: a.DeviceID, Text: a.Text,
+func (o *Flow) viewApproval(a *qrauth.Approval) approvalView {
+	v := approvalView{ID: a.ID, Status: a.Status(o.h.Now()), UserID: a.UserID, DeviceID: a.DeviceID, Text: a.Text,
 		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, Scanned: a.ScannedBy != "",
 		DecidedBy: a.DecidedBy, Signature: a.Signature}
 	if !a.DecidedAt.IsZero() {
@@ -374,8 +375,8 @@ func (o *offlineFlow) viewApproval(a *qrauth.Approval) approvalView {
 }
 
 // transactionDecision is what a device signs to decide a.
-func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) wire.TransactionDecision {
-	d := wire.TransactionDecision{Origin: o.s.cfg.Origin, TransactionID: a.ID, TextSHA256: a.TextSHA256,
+func (o *Flow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) wire.TransactionDecision {
+	d := wire.TransactionDecision{Origin: o.h.Origin(), TransactionID: a.ID, TextSHA256: a.TextSHA256,
 		DeviceID: dev, Decision: wire.DecisionDeny}
 	if st == qrauth.ApprovalApproved {
 		d.Decision = wire.DecisionApprove
@@ -384,11 +385,11 @@ func (o *offlineFlow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceI
 }
 
 // handleCreateApproval: POST /api/approvals.
-func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
+func (o *Flow) handleCreateApproval(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
-	body, err := ReadBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -402,7 +403,7 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 		return err
 	}
 	if req.DeviceID != "" {
-		d, err := o.s.store.FindDeviceByID(ctx, req.DeviceID)
+		d, err := o.h.Store().FindDeviceByID(ctx, req.DeviceID)
 		if err == nil && d.UserID != u.ID {
 			err = qrauth.Errorf(qrauth.ENOTFOUND, "device_not_found", "That device does not belong to this user.")
 		}
@@ -410,7 +411,7 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 			return err
 		}
 	}
-	id, err := qrauth.RandomToken(o.s.cfg.Rand, 16)
+	id, err := qrauth.RandomToken(o.h.Rand(), 16)
 	if err != nil {
 		return qrauth.Internal(err)
 	}
@@ -419,20 +420,20 @@ func (o *offlineFlow) handleCreateApproval(c echo.Context) error {
 		return err
 	}
 	tok := approvalQRToken(view)
-	now := o.s.cfg.Now()
+	now := o.h.Now()
 	a := &qrauth.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
 		TextSHA256: wire.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
 		State: qrauth.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
-	if err := o.s.store.CreateApproval(ctx, a); err != nil {
+	if err := o.st.CreateApproval(ctx, a); err != nil {
 		return err
 	}
 	o.purge(ctx)
 	v := o.viewApproval(a)
-	v.URL = o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + tok
+	v.URL = o.h.Origin() + wire.Prefix(wire.PathTransactionScan) + tok
 	if v.QR, err = qrimage.DataURL(v.URL); err != nil {
 		return qrauth.Internal(err)
 	}
-	v.PageURL = o.s.cfg.Origin + wire.PathApprove + "#" + a.ID + "." + view
+	v.PageURL = o.h.Origin() + wire.PathApprove + "#" + a.ID + "." + view
 	return c.JSON(http.StatusCreated, v)
 }
 
@@ -464,7 +465,7 @@ func waitParam(c echo.Context) (time.Duration, error) {
 // awaitApproval reads approval id, waiting up to wait for it to leave
 // pending (or for its scan, when it was not scanned yet and scanned is
 // false), so that a relying site or page need not poll in a tight loop.
-func (o *offlineFlow) awaitApproval(ctx context.Context, id string, wait time.Duration, scanned bool) (*qrauth.Approval, error) {
+func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration, scanned bool) (*qrauth.Approval, error) {
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -473,8 +474,8 @@ func (o *offlineFlow) awaitApproval(ctx context.Context, id string, wait time.Du
 	}
 	for {
 		ch, done := o.wait.add(id)
-		a, err := o.s.store.FindApproval(ctx, id)
-		if err != nil || wait == 0 || a.Status(o.s.cfg.Now()) != qrauth.ApprovalPending || (a.ScannedBy != "") != scanned {
+		a, err := o.st.FindApproval(ctx, id)
+		if err != nil || wait == 0 || a.Status(o.h.Now()) != qrauth.ApprovalPending || (a.ScannedBy != "") != scanned {
 			done()
 			return a, err
 		}
@@ -495,7 +496,7 @@ func (o *offlineFlow) awaitApproval(ctx context.Context, id string, wait time.Du
 }
 
 // handleApprovalStatus: GET /api/approvals/:id[?wait=SECONDS].
-func (o *offlineFlow) handleApprovalStatus(c echo.Context) error {
+func (o *Flow) handleApprovalStatus(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
@@ -511,12 +512,12 @@ func (o *offlineFlow) handleApprovalStatus(c echo.Context) error {
 }
 
 // handleCancelApproval: POST /api/approvals/:id/cancel.
-func (o *offlineFlow) handleCancelApproval(c echo.Context) error {
+func (o *Flow) handleCancelApproval(c echo.Context) error {
 	if _, err := o.requireAPI(c); err != nil {
 		return err
 	}
 	id := c.Param("id")
-	a, err := o.s.store.DecideApproval(c.Request().Context(), id, qrauth.ApprovalDecision{State: qrauth.ApprovalCancelled, At: o.s.cfg.Now()})
+	a, err := o.st.DecideApproval(c.Request().Context(), id, qrauth.ApprovalDecision{State: qrauth.ApprovalCancelled, At: o.h.Now()})
 	if err != nil {
 		return err
 	}

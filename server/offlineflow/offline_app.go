@@ -1,4 +1,4 @@
-package server
+package offlineflow
 
 import (
 	"encoding/base64"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -19,7 +20,7 @@ import (
 // every other place a method is given (qrauth.ParseOfflineMethod): the
 // canonical OFFLINE_DEVICE and OFFLINE_PIN, and the aliases docs/offline.md
 // lists.
-func (o *offlineFlow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) {
+func (o *Flow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) {
 	return qrauth.ParseOfflineMethod(c.Param("method"))
 }
 
@@ -27,8 +28,8 @@ func (o *offlineFlow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) 
 // method key, keeps it sealed under the master key, and returns it this
 // once. Activating again replaces the key (codes of sessions begun under
 // the old one fail), except while the method is locked.
-func (o *offlineFlow) handleAppActivate(c echo.Context) error {
-	dev, err := o.s.authenticateDevice(c)
+func (o *Flow) handleAppActivate(c echo.Context) error {
+	dev, err := o.h.AuthenticateDevice(c)
 	if err != nil {
 		return err
 	}
@@ -37,11 +38,11 @@ func (o *offlineFlow) handleAppActivate(c echo.Context) error {
 		return err
 	}
 	key := make([]byte, qrauth.OfflineKeySize)
-	if _, err := io.ReadFull(o.s.cfg.Rand, key); err != nil {
+	if _, err := io.ReadFull(o.h.Rand(), key); err != nil {
 		return qrauth.Internal(err)
 	}
 	defer clear(key)
-	keyID, err := qrauth.RandomToken(o.s.cfg.Rand, 9)
+	keyID, err := qrauth.RandomToken(o.h.Rand(), 9)
 	if err != nil {
 		return qrauth.Internal(err)
 	}
@@ -49,22 +50,22 @@ func (o *offlineFlow) handleAppActivate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	now := o.s.cfg.Now()
+	now := o.h.Now()
 	cred := &qrauth.OfflineCredential{UserID: dev.UserID, DeviceID: dev.ID, Method: m, SealedKey: sealed, KeyID: keyID, ActivatedAt: now}
-	if err := o.s.store.PutOfflineCredential(c.Request().Context(), cred, &qrauth.AuditEvent{
+	if err := o.st.PutOfflineCredential(c.Request().Context(), cred, &qrauth.AuditEvent{
 		Time: now, Type: qrauth.AuditOfflineActivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s activated on %s", m, dev.Name),
 	}); err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, wire.OfflineActivation{Method: m, DeviceID: dev.ID, UserID: dev.UserID, Origin: o.s.cfg.Origin,
+	return c.JSON(http.StatusOK, wire.OfflineActivation{Method: m, DeviceID: dev.ID, UserID: dev.UserID, Origin: o.h.Origin(),
 		Key: base64.RawURLEncoding.EncodeToString(key), KeyID: keyID, OTPLength: o.cfg.OTPLength,
 		MaxAttempts: o.cfg.MaxAttempts, ActivatedAt: now})
 }
 
 // handleAppDeactivate: DELETE /api/app/offline/:method.
-func (o *offlineFlow) handleAppDeactivate(c echo.Context) error {
-	dev, err := o.s.authenticateDevice(c)
+func (o *Flow) handleAppDeactivate(c echo.Context) error {
+	dev, err := o.h.AuthenticateDevice(c)
 	if err != nil {
 		return err
 	}
@@ -72,8 +73,8 @@ func (o *offlineFlow) handleAppDeactivate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := o.s.store.DeleteOfflineCredential(c.Request().Context(), dev.ID, m, &qrauth.AuditEvent{
-		Time: o.s.cfg.Now(), Type: qrauth.AuditOfflineDeactivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+	if err := o.st.DeleteOfflineCredential(c.Request().Context(), dev.ID, m, &qrauth.AuditEvent{
+		Time: o.h.Now(), Type: qrauth.AuditOfflineDeactivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s turned off on %s", m, dev.Name),
 	}); err != nil {
 		return err
@@ -82,12 +83,12 @@ func (o *offlineFlow) handleAppDeactivate(c echo.Context) error {
 }
 
 // handleAppListMethods: GET /api/app/offline, the device's own methods.
-func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
-	dev, err := o.s.authenticateDevice(c)
+func (o *Flow) handleAppListMethods(c echo.Context) error {
+	dev, err := o.h.AuthenticateDevice(c)
 	if err != nil {
 		return err
 	}
-	creds, err := o.s.store.FindOfflineCredentialsByUser(c.Request().Context(), dev.UserID)
+	creds, err := o.st.FindOfflineCredentialsByUser(c.Request().Context(), dev.UserID)
 	if err != nil {
 		return err
 	}
@@ -104,12 +105,12 @@ func (o *offlineFlow) handleAppListMethods(c echo.Context) error {
 // appApproval returns the transaction of the token in the path, checked
 // to be for the calling device's account (and device, when the relying
 // site chose one).
-func (o *offlineFlow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.Approval, error) {
+func (o *Flow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.Approval, error) {
 	tok := c.Param("token")
 	if len(tok) < 22 || len(tok) > 64 || !qrauth.ValidToken(tok, 0, len(tok)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_token", "This is not a transaction code.")
 	}
-	a, err := o.s.store.FindApprovalByTokenHash(c.Request().Context(), qrauth.HashToken(tok))
+	a, err := o.st.FindApprovalByTokenHash(c.Request().Context(), qrauth.HashToken(tok))
 	if err != nil {
 		return nil, err
 	}
@@ -122,8 +123,8 @@ func (o *offlineFlow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.A
 
 // handleAppApproval: GET /api/app/approvals/:token. The phone fetches the
 // text to show; the first fetch marks the transaction scanned.
-func (o *offlineFlow) handleAppApproval(c echo.Context) error {
-	dev, err := o.s.authenticateDevice(c)
+func (o *Flow) handleAppApproval(c echo.Context) error {
+	dev, err := o.h.AuthenticateDevice(c)
 	if err != nil {
 		return err
 	}
@@ -131,11 +132,11 @@ func (o *offlineFlow) handleAppApproval(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if a, err = o.s.store.ScanApproval(c.Request().Context(), a.ID, dev.ID, o.s.cfg.Now()); err != nil {
+	if a, err = o.st.ScanApproval(c.Request().Context(), a.ID, dev.ID, o.h.Now()); err != nil {
 		return err
 	}
 	o.wait.notify(a.ID)
-	return c.JSON(http.StatusOK, wire.TransactionInfo{ID: a.ID, Origin: o.s.cfg.Origin, Text: a.Text,
+	return c.JSON(http.StatusOK, wire.TransactionInfo{ID: a.ID, Origin: o.h.Origin(), Text: a.Text,
 		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt})
 }
 
@@ -143,12 +144,12 @@ func (o *offlineFlow) handleAppApproval(c echo.Context) error {
 // signature, the body carries the device's signature over the
 // TransactionDecision (origin, transaction id, SHA-256 of the text,
 // device, decision), which is stored as the record of what was approved.
-func (o *offlineFlow) handleAppDecide(c echo.Context) error {
-	dev, err := o.s.authenticateDevice(c)
+func (o *Flow) handleAppDecide(c echo.Context) error {
+	dev, err := o.h.AuthenticateDevice(c)
 	if err != nil {
 		return err
 	}
-	body, err := ReadBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -169,8 +170,8 @@ func (o *offlineFlow) handleAppDecide(c echo.Context) error {
 	if err := d.Verify(dev.PublicKey, req.Signature); err != nil {
 		return err
 	}
-	now := o.s.cfg.Now()
-	a, err = o.s.store.DecideApproval(c.Request().Context(), a.ID, qrauth.ApprovalDecision{
+	now := o.h.Now()
+	a, err = o.st.DecideApproval(c.Request().Context(), a.ID, qrauth.ApprovalDecision{
 		State: st, DeviceID: dev.ID, Signature: req.Signature, At: now,
 	}, &qrauth.AuditEvent{Time: now, Type: typ, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("transaction %s, text sha256 %s", a.ID, a.TextSHA256)})

@@ -1,4 +1,4 @@
-package server
+package offlineflow
 
 import (
 	"cmp"
@@ -13,21 +13,22 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
 
 // The browser side: the "sign in with a code" page (/offline) and the
 // transaction approval page (/approve).
 
-func (o *offlineFlow) handleOfflinePage(c echo.Context) error {
-	if err := o.s.ensureBindCookie(c); err != nil {
+func (o *Flow) handleOfflinePage(c echo.Context) error {
+	if err := o.h.EnsureBindCookie(c); err != nil {
 		return err
 	}
-	return o.s.servePage(c, "offline.html")
+	return o.h.ServePage(c, "offline.html")
 }
 
-func (o *offlineFlow) handleApprovePage(c echo.Context) error {
-	return o.s.servePage(c, "approve.html")
+func (o *Flow) handleApprovePage(c echo.Context) error {
+	return o.h.ServePage(c, "approve.html")
 }
 
 // signInBeginBody is the body of POST /api/offline/signin.
@@ -46,14 +47,14 @@ var errNoOfflineMethod = qrauth.Errorf(qrauth.ENOTFOUND, "no_offline_method",
 
 // signInUser finds the account a person named on the sign-in page. Unknown
 // accounts and accounts without offline codes get the same answer.
-func (o *offlineFlow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*qrauth.OfflineCredential, error) {
+func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*qrauth.OfflineCredential, error) {
 	ident = strings.TrimSpace(ident)
 	var users []*qrauth.User
 	switch {
 	case ident == "" || len(ident) > qrauth.MaxEmailLen:
 		return nil, nil, qrauth.Errorf(qrauth.EINVALID, "invalid_identifier", "Enter the e-mail address of your account.")
 	case strings.HasPrefix(ident, "u_") && !strings.Contains(ident, "@"):
-		u, err := o.s.store.FindUserByID(ctx, qrauth.UserID(ident))
+		u, err := o.h.Store().FindUserByID(ctx, qrauth.UserID(ident))
 		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 			return nil, nil, errNoOfflineMethod
 		} else if err != nil {
@@ -73,7 +74,7 @@ func (o *offlineFlow) signInUser(ctx context.Context, ident string) (*qrauth.Use
 	var found *qrauth.User
 	var creds []*qrauth.OfflineCredential
 	for _, u := range users {
-		cs, err := o.s.store.FindOfflineCredentialsByUser(ctx, u.ID)
+		cs, err := o.st.FindOfflineCredentialsByUser(ctx, u.ID)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -93,7 +94,7 @@ func (o *offlineFlow) signInUser(ctx context.Context, ident string) (*qrauth.Use
 }
 
 // signInContext is the context shown on the phone for a browser sign-in.
-func (o *offlineFlow) signInContext() string {
+func (o *Flow) signInContext() string {
 	s := "Sign in to " + o.originHost()
 	for len(s) > qrauth.ContextLimit(s) {
 		_, n := utf8.DecodeLastRuneInString(s)
@@ -118,16 +119,16 @@ type signInView struct {
 
 // handleSignInBegin: POST /api/offline/signin. It starts a code session
 // bound to this browser for the account named.
-func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
-	bind, err := o.s.bindValue(c)
+func (o *Flow) handleSignInBegin(c echo.Context) error {
+	bind, err := o.h.BindValue(c)
 	if err != nil {
 		return err
 	}
-	if ok, wait := o.begins.Allow(c.RealIP(), o.s.cfg.Now()); !ok {
-		return rateLimited(c, wait, "rate_limited", "Too many sign-in codes from this address. Wait a moment and try again.")
+	if ok, wait := o.begins.Allow(c.RealIP(), o.h.Now()); !ok {
+		return server.RateLimited(c, wait, "rate_limited", "Too many sign-in codes from this address. Wait a moment and try again.")
 	}
 	var body signInBeginBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	if body.Choice < 0 || body.Choice > 100 {
@@ -171,7 +172,7 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 		return qrauth.Internal(err)
 	}
 	name := "Phone"
-	if d, err := o.s.store.FindDeviceByID(ctx, cred.DeviceID); err == nil {
+	if d, err := o.h.Store().FindDeviceByID(ctx, cred.DeviceID); err == nil {
 		name = d.Name
 	}
 	return c.JSON(http.StatusOK, signInView{ID: sess.ID, QR: qr, Context: o.signInContext(), Method: cred.Method, DeviceName: name,
@@ -181,13 +182,13 @@ func (o *offlineFlow) handleSignInBegin(c echo.Context) error {
 
 // signInSession returns the browser's own sign-in session. Another
 // browser's session, or one begun by a relying site, reads as missing.
-func (o *offlineFlow) signInSession(c echo.Context) (*qrauth.OfflineSession, error) {
+func (o *Flow) signInSession(c echo.Context) (*qrauth.OfflineSession, error) {
 	missing := qrauth.Errorf(qrauth.ENOTFOUND, "offline_session_not_found", "This code is no longer valid. Start again.")
-	bind, err := o.s.bindValue(c)
+	bind, err := o.h.BindValue(c)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := o.s.store.FindOfflineSession(c.Request().Context(), c.Param("id"))
+	sess, err := o.st.FindOfflineSession(c.Request().Context(), c.Param("id"))
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return nil, missing
 	} else if err != nil {
@@ -201,9 +202,9 @@ func (o *offlineFlow) signInSession(c echo.Context) (*qrauth.OfflineSession, err
 
 // handleSignInVerify: POST /api/offline/signin/:id/verify. A right code
 // continues the sign-in like any first step (gates may ask for more).
-func (o *offlineFlow) handleSignInVerify(c echo.Context) error {
+func (o *Flow) handleSignInVerify(c echo.Context) error {
 	var body otpBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	sess, err := o.signInSession(c)
@@ -217,18 +218,18 @@ func (o *offlineFlow) handleSignInVerify(c echo.Context) error {
 	if after.State != qrauth.OfflineSucceeded {
 		return o.attemptError(after, cred)
 	}
-	return o.s.continueSignIn(c, &SignIn{UserID: after.UserID, DeviceID: after.DeviceID, IP: c.RealIP(),
+	return o.h.ContinueSignIn(c, &server.SignIn{UserID: after.UserID, DeviceID: after.DeviceID, IP: c.RealIP(),
 		UserAgent: c.Request().UserAgent(), Methods: []string{MethodOffline}})
 }
 
 // handleSignInCancel: POST /api/offline/signin/:id/cancel, when the person
 // starts over.
-func (o *offlineFlow) handleSignInCancel(c echo.Context) error {
+func (o *Flow) handleSignInCancel(c echo.Context) error {
 	sess, err := o.signInSession(c)
 	if err != nil {
 		return err
 	}
-	if _, err := o.s.store.CancelOfflineSession(c.Request().Context(), sess.ID, o.s.cfg.Now()); err != nil {
+	if _, err := o.st.CancelOfflineSession(c.Request().Context(), sess.ID, o.h.Now()); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
@@ -274,9 +275,9 @@ type pageView struct {
 }
 
 // handlePageView: POST /api/approve/view.
-func (o *offlineFlow) handlePageView(c echo.Context) error {
+func (o *Flow) handlePageView(c echo.Context) error {
 	var body pageBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	id, secret, ok := splitPageToken(body.Token)
@@ -298,7 +299,7 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 	if body.Wait < 0 || time.Duration(body.Wait)*time.Second > maxApprovalWait {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_wait", "wait must be 0 to 25 seconds.")
 	}
-	a, err := o.s.store.FindApproval(ctx, id)
+	a, err := o.st.FindApproval(ctx, id)
 	if err != nil || subtle.ConstantTimeCompare(a.ViewTokenHash, qrauth.HashToken(secret)) != 1 {
 		if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 			return err
@@ -309,17 +310,17 @@ func (o *offlineFlow) handlePageView(c echo.Context) error {
 		return err
 	}
 	scanned := a.ScannedBy != ""
-	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.s.cfg.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
+	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.h.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
 	if v.Status == string(qrauth.ApprovalPending) {
 		// The QR code is shown only while it can be used.
-		if v.QR, err = qrimage.DataURL(o.s.cfg.Origin + wire.Prefix(wire.PathTransactionScan) + approvalQRToken(secret)); err != nil {
+		if v.QR, err = qrimage.DataURL(o.h.Origin() + wire.Prefix(wire.PathTransactionScan) + approvalQRToken(secret)); err != nil {
 			return qrauth.Internal(err)
 		}
 	}
 	return c.JSON(http.StatusOK, v)
 }
 
-func (o *offlineFlow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) pageView {
+func (o *Flow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) pageView {
 	v := o.viewSession(sess, cred)
 	pv := pageView{Kind: "offline", Text: v.Context, Status: string(v.Status), OTPLength: &v.OTPLength,
 		RemainingAttempts: &v.RemainingAttempts, ExpiresAt: v.ExpiresAt}
@@ -330,8 +331,8 @@ func (o *offlineFlow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.
 }
 
 // pageSession returns the API session a page token opens.
-func (o *offlineFlow) pageSession(ctx context.Context, id, secret string) (*qrauth.OfflineSession, error) {
-	sess, err := o.s.store.FindOfflineSession(ctx, id)
+func (o *Flow) pageSession(ctx context.Context, id, secret string) (*qrauth.OfflineSession, error) {
+	sess, err := o.st.FindOfflineSession(ctx, id)
 	if err != nil || sess.Purpose != qrauth.OfflineForAPI ||
 		subtle.ConstantTimeCompare(sess.ViewTokenHash, qrauth.HashToken(secret)) != 1 {
 		if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
@@ -345,9 +346,9 @@ func (o *offlineFlow) pageSession(ctx context.Context, id, secret string) (*qrau
 // handlePageVerify: POST /api/approve/verify, the code typed on the
 // approval page of an offline transaction. The relying site learns the
 // outcome from the session's status.
-func (o *offlineFlow) handlePageVerify(c echo.Context) error {
+func (o *Flow) handlePageVerify(c echo.Context) error {
 	var body pageBody
-	if err := decodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	id, secret, ok := splitPageToken(body.Token)
