@@ -87,10 +87,9 @@ type Store interface {
 	// Close flushes and releases the store.
 	Close() error
 
-	// The store of the flow still inside package server (badges). The
-	// flows in packages of their own consume theirs apart (OATHStore,
-	// OfflineStore, oidc.Store) and are given the store that implements it.
-	BadgeStore
+	// The flows beside the core consume their own store interfaces
+	// (OATHStore, OfflineStore, BadgeStore, oidc.Store) and are given the
+	// store that implements them (store.DB implements all).
 }
 
 // AuditFilter selects audit events. Zero fields do not filter. Limit 0

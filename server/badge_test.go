@@ -22,6 +22,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
@@ -355,7 +356,7 @@ func TestBadgeInsecurePhoneApproval(t *testing.T) {
 	})
 
 	t.Run("NotAllowed", func(t *testing.T) {
-		w2 := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SecondFactors = []string{server.SecondFactorPassword} })
+		w2 := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SecondFactors = []string{badgeflow.SecondFactorPassword} })
 		b2 := w2.issue(t, "insecure", "")
 		k, _, _ := w2.scan(t, b2.Payload)
 		st, body := k.do("POST", wire.PathBadgePhone, `{"ticket":"`+strings.Repeat("A", 43)+`"}`)
@@ -631,7 +632,7 @@ func TestBadgeExpiry(t *testing.T) {
 
 func TestBadgeMethodPolicy(t *testing.T) {
 	w := newBadgeWorld(t, func(cfg *testConfig) {
-		cfg.Badge.Policy = server.BadgeMethod
+		cfg.Badge.Policy = badgeflow.BadgeMethod
 		cfg.Badge.InsecureScans = false
 	})
 	w.setPassword(t, "", "correct horse battery")
@@ -826,12 +827,12 @@ func TestBadgePrintout(t *testing.T) {
 			if dst := os.Getenv("QRAUTH_BADGE_SAMPLES"); dst != "" {
 				os.WriteFile(filepath.Join(dst, "badge-"+kind+".png"), page, 0o644)
 			}
-			text, err := server.DecodeBadgeImage(page)
+			text, err := badgeflow.DecodeBadgeImage(page)
 			if err != nil || text != b.Payload {
 				t.Fatalf("PDF decodes to %q (%v), want %q", text, err, b.Payload)
 			}
 			// The PNG decodes to it as well.
-			if text, err := server.DecodeBadgeImage(b.PNG); err != nil || text != b.Payload {
+			if text, err := badgeflow.DecodeBadgeImage(b.PNG); err != nil || text != b.Payload {
 				t.Fatalf("PNG decodes to %q (%v)", text, err)
 			}
 		})
@@ -960,7 +961,7 @@ func TestBadgeIssueRights(t *testing.T) {
 	}
 
 	t.Run("SelfIssue", func(t *testing.T) {
-		w := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SelfIssue = server.SelfIssueSecure })
+		w := newBadgeWorld(t, func(cfg *testConfig) { cfg.Badge.SelfIssue = badgeflow.SelfIssueSecure })
 		w.setPassword(t, "", "correct horse battery")
 		st, body := w.holder.do("POST", wire.PathBadges, `{"kind":"insecure"}`)
 		badgeWant(t, "insecure self", st, body, 403, "self_issue_not_allowed")
@@ -990,19 +991,19 @@ func TestBadgeConfig(t *testing.T) {
 	}
 	defer db.Close()
 	for name, tc := range map[string]struct {
-		cfg  server.BadgeConfig
+		cfg  badgeflow.Config
 		key  []byte
 		want string
 	}{
-		"NoKey":            {server.BadgeConfig{Enabled: true}, nil, "genkey"},
-		"Policy":           {server.BadgeConfig{Policy: "sometimes"}, nil, "policy"},
-		"MethodInsecure":   {server.BadgeConfig{Policy: server.BadgeMethod, InsecureScans: true}, nil, "insecure"},
-		"SecondFactor":     {server.BadgeConfig{SecondFactors: []string{"sms"}}, nil, "second factor"},
-		"SelfIssue":        {server.BadgeConfig{SelfIssue: "all"}, nil, "self-issue"},
-		"WeakArgon2Memory": {server.BadgeConfig{Password: qrauth.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
+		"NoKey":            {badgeflow.Config{Enabled: true}, nil, "genkey"},
+		"Policy":           {badgeflow.Config{Policy: "sometimes"}, nil, "policy"},
+		"MethodInsecure":   {badgeflow.Config{Policy: badgeflow.BadgeMethod, InsecureScans: true}, nil, "insecure"},
+		"SecondFactor":     {badgeflow.Config{SecondFactors: []string{"sms"}}, nil, "second factor"},
+		"SelfIssue":        {badgeflow.Config{SelfIssue: "all"}, nil, "self-issue"},
+		"WeakArgon2Memory": {badgeflow.Config{Password: qrauth.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := server.New(server.Config{MasterKey: tc.key, Badge: tc.cfg}, db, server.BuiltinFlows()...)
+			_, err := badgeflow.New(tc.cfg, db, tc.key)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want one about %q", err, tc.want)
 			}
@@ -1037,7 +1038,7 @@ func FuzzDecodeBadgeImage(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		_, err := server.DecodeBadgeImage(data)
+		_, err := badgeflow.DecodeBadgeImage(data)
 		if err != nil && qrauth.ErrorCode(err) != qrauth.EINVALID {
 			t.Fatalf("code %s: %v", qrauth.ErrorCode(err), err)
 		}

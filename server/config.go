@@ -92,7 +92,6 @@ type Config struct {
 	MasterKey []byte
 
 	// The flows beside the core.
-	Badge BadgeConfig
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -153,9 +152,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))
 	}
 
-	if c.Badge, err = c.Badge.withDefaults(c); err != nil {
-		return c, fmt.Errorf("badge: %w", err)
-	}
 	return c, nil
 }
 

@@ -107,6 +107,10 @@ type Host interface {
 	// count one: looking is not guessing.
 	PendingSignIn(c echo.Context) (*SignIn, error)
 	PeekSignIn(c echo.Context) (*SignIn, error)
+	// NextStep runs every flow's gate for si, as ContinueSignIn would, and
+	// returns the step the sign-in asks for next (zero: none). A flow's
+	// page uses it to say which step is due.
+	NextStep(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error)
 	// RedeemTicket takes a ticket the QR flow issued to the browser bound
 	// to bind, once.
 	RedeemTicket(tok, bind string) (qrauth.UserID, qrauth.DeviceID, error)
@@ -216,7 +220,10 @@ func (h host) RequireRole(c echo.Context, roles ...qrauth.Role) (Actor, error) {
 
 func (h host) ContinueSignIn(c echo.Context, si *SignIn) error { return h.s.continueSignIn(c, si) }
 func (h host) PendingSignIn(c echo.Context) (*SignIn, error)   { return h.s.pendingSignIn(c) }
-func (h host) PeekSignIn(c echo.Context) (*SignIn, error)      { return h.s.peekSignIn(c) }
+func (h host) NextStep(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+	return h.s.nextStep(ctx, u, si)
+}
+func (h host) PeekSignIn(c echo.Context) (*SignIn, error) { return h.s.peekSignIn(c) }
 
 func (h host) RedeemTicket(tok, bind string) (qrauth.UserID, qrauth.DeviceID, error) {
 	t, err := h.s.hub.redeemTicket(tok, bind)

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/store"
@@ -46,6 +47,7 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 // the flows that live in packages of their own.
 type testConfig struct {
 	server.Config
+	Badge   badgeflow.Config
 	OATH    oathflow.Config
 	Offline offlineflow.Config
 }
@@ -60,6 +62,10 @@ func MustOpenServer(tb testing.TB, edit func(*testConfig)) *testServer {
 // newTestFlows returns the flows of cfg in gate order, as cmd/qrauthd
 // lists them: badges, OATH, offline codes; or the error of one's New.
 func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
+	bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
 	of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
 	if err != nil {
 		return nil, err
@@ -68,7 +74,7 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(server.BuiltinFlows(), of, off), nil
+	return []server.Flow{bf, of, off}, nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

@@ -68,6 +68,9 @@ type userView struct {
 	CreatedAt time.Time     `json:"created_at"`
 }
 
+// ViewUser is a user as the browser's API shows it.
+func ViewUser(u *qrauth.User) any { return viewUser(u) }
+
 func viewUser(u *qrauth.User) userView {
 	return userView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt}
 }

@@ -26,6 +26,8 @@ const (
 	// MethodOATH is an accepted OATH code (server/oathflow); named here
 	// because other flows read it (OpenID Connect's amr).
 	MethodOATH = "oath"
+	// MethodPassword is a badge holder's password (server/badgeflow).
+	MethodPassword = "password"
 	// MethodOffline is an accepted offline code (server/offlineflow).
 	MethodOffline = "offline"
 )

@@ -53,6 +53,7 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) qrauth.Store { return MustOpenDB(t) })
 	storetest.RunOATH(t, func(t *testing.T) storetest.OATHStore { return MustOpenDB(t) })
 	storetest.RunOffline(t, func(t *testing.T) storetest.OfflineStore { return MustOpenDB(t) })
+	storetest.RunBadge(t, func(t *testing.T) storetest.BadgeStore { return MustOpenDB(t) })
 }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -160,8 +160,12 @@ func TestZeroedPages(t *testing.T) {
 		t.Errorf("ListUsers = %v, want EINTERNAL", err)
 	}
 	// A write over the damage fails alone; the commit loop lives on.
-	for range 3 {
-		err := db.CreateSession(ctx, &qrauth.Session{ID: "s_new", UserID: "u_000001", TokenHash: qrauth.HashToken("x"),
+	// Distinct sessions: whether a write lands on a damaged page depends on
+	// the file's random ids, so one may succeed, and a repeat of it would
+	// be refused as a duplicate (seen in CI).
+	for i := range 3 {
+		err := db.CreateSession(ctx, &qrauth.Session{ID: qrauth.SessionID(fmt.Sprintf("s_new%d", i)), UserID: "u_000001",
+			TokenHash: qrauth.HashToken(fmt.Sprintf("x%d", i)),
 			CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})
 		if err != nil && qrauth.ErrorCode(err) != qrauth.EINTERNAL && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 			t.Fatalf("CreateSession = %v", err)

@@ -71,7 +71,7 @@ func startInproc(o *options, addr string, roomTTL time.Duration) (*inprocServer,
 		PSKRotation: o.pskRotation, RoomTTL: roomTTL,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	srv, err := server.New(cfg, db, server.BuiltinFlows()...)
+	srv, err := server.New(cfg, db)
 	if err == nil {
 		err = srv.Open()
 	}

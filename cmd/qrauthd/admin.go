@@ -32,6 +32,29 @@ var adminCommands = map[string]adminCommand{
 	"user":  {"USER", "show one user as JSON", adminUser},
 	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
 	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
+	// The flows' commands (admin_<flow>.go), listed here rather than
+	// registered by init(): one table, read at a glance.
+	"badge": {
+		usage: "issue USER insecure|secure [-expires YYYY-MM-DD] [-out DIR] | list USER | revoke BADGE",
+		help:  "issue a printable login badge (writes its PDF and PNG), list a user's badges, revoke one",
+		run:   adminBadge,
+	},
+	"oath": {
+		usage: "show|delete|unlock|secret|letter USER",
+		help: "a user's authenticator app (OATH): show its state, delete it, unlock it after too many wrong codes, " +
+			"view its secret (audited), or write an activation letter (PDF) into the letter directory",
+		run: adminOATH,
+	},
+	"offline": {"USER", "list a user's offline code methods, locked or not", adminOffline},
+	"offline-unlock": {"USER DEVICE METHOD",
+		"unlock an offline method (OFFLINE_DEVICE or OFFLINE_PIN) locked after too many wrong codes", adminOfflineUnlock},
+	"oidc": {
+		usage: "clients add|list|remove ... | rotate-keys",
+		help: "OpenID Connect relying sites: `clients add -id ID -name NAME -redirect URI [-redirect URI...] [-post-logout URI...] " +
+			"[-public] [-scope S...] [-skip-consent] [-alg RS256|EdDSA]` (a confidential client's secret is shown once), " +
+			"`clients list`, `clients remove ID`; `rotate-keys` makes new signing keys (the old verify for -oidc-key-grace)",
+		run: adminOIDC,
+	},
 }
 
 // adminClient calls the running server's admin API over its Unix socket.

@@ -16,14 +16,6 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-func init() {
-	adminCommands["badge"] = adminCommand{
-		usage: "issue USER insecure|secure [-expires YYYY-MM-DD] [-out DIR] | list USER | revoke BADGE",
-		help:  "issue a printable login badge (writes its PDF and PNG), list a user's badges, revoke one",
-		run:   adminBadge,
-	}
-}
-
 type adminBadgeRow struct {
 	ID        string    `json:"id"`
 	Kind      string    `json:"kind"`

@@ -11,15 +11,6 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-func init() {
-	adminCommands["oath"] = adminCommand{
-		usage: "show|delete|unlock|secret|letter USER",
-		help: "a user's authenticator app (OATH): show its state, delete it, unlock it after too many wrong codes, " +
-			"view its secret (audited), or write an activation letter (PDF) into the letter directory",
-		run: adminOATH,
-	}
-}
-
 // adminOATHAccount mirrors the server's admin view of an OATH account.
 type adminOATHAccount struct {
 	Active      bool      `json:"active"`

@@ -11,12 +11,6 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-func init() {
-	adminCommands["offline"] = adminCommand{"USER", "list a user's offline code methods, locked or not", adminOffline}
-	adminCommands["offline-unlock"] = adminCommand{"USER DEVICE METHOD",
-		"unlock an offline method (OFFLINE_DEVICE or OFFLINE_PIN) locked after too many wrong codes", adminOfflineUnlock}
-}
-
 type adminOfflineMethod struct {
 	DeviceID          qrauth.DeviceID      `json:"device_id"`
 	DeviceName        string               `json:"device_name"`

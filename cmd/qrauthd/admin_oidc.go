@@ -10,16 +10,6 @@ import (
 	"text/tabwriter"
 )
 
-func init() {
-	adminCommands["oidc"] = adminCommand{
-		usage: "clients add|list|remove ... | rotate-keys",
-		help: "OpenID Connect relying sites: `clients add -id ID -name NAME -redirect URI [-redirect URI...] [-post-logout URI...] " +
-			"[-public] [-scope S...] [-skip-consent] [-alg RS256|EdDSA]` (a confidential client's secret is shown once), " +
-			"`clients list`, `clients remove ID`; `rotate-keys` makes new signing keys (the old verify for -oidc-key-grace)",
-		run: adminOIDC,
-	}
-}
-
 type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, " ") }

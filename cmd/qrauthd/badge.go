@@ -6,17 +6,17 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 )
 
 // badgeFlags adds the flags of the badge flow to fs, into m.Config.
 func (m *Main) badgeFlags(fs *flag.FlagSet, e *flagEnv) {
-	c := &m.Config.Badge
+	c := &m.Badge
 	fs.BoolVar(&c.Enabled, "badges", env("BADGES", "") == "true",
 		"printed QR login badges and passwords; needs the master key (-key-file) (QRAUTH_BADGES=true)")
 	fs.BoolVar(&c.InsecureScans, "badge-insecure-scans", env("BADGE_INSECURE_SCANS", "") == "true",
 		"accept insecure badges (a username substitute), always followed by a second factor (QRAUTH_BADGE_INSECURE_SCANS=true)")
-	fs.StringVar(&c.Policy, "badge-policy", env("BADGE_POLICY", server.BadgeFirstStep),
+	fs.StringVar(&c.Policy, "badge-policy", env("BADGE_POLICY", badgeflow.BadgeFirstStep),
 		"first-step: a badge starts a sign-in and identifies its holder; method: a badge is asked for after the phone (QRAUTH_BADGE_POLICY)")
 	c.SecondFactors = splitList(env("BADGE_SECOND_FACTORS", ""))
 	fs.Func("badge-second-factors", "what may follow an insecure badge: password, phone or both, comma-separated (default both) (QRAUTH_BADGE_SECOND_FACTORS)",
@@ -24,9 +24,9 @@ func (m *Main) badgeFlags(fs *flag.FlagSet, e *flagEnv) {
 			c.SecondFactors = splitList(s)
 			return nil
 		})
-	fs.StringVar(&c.SelfIssue, "badge-self-issue", env("BADGE_SELF_ISSUE", server.SelfIssueNone),
+	fs.StringVar(&c.SelfIssue, "badge-self-issue", env("BADGE_SELF_ISSUE", badgeflow.SelfIssueNone),
 		"badges users may print for themselves: none, secure or any (QRAUTH_BADGE_SELF_ISSUE)")
-	def := server.DefaultPasswordParams
+	def := badgeflow.DefaultPasswordParams
 	uintFlag(fs, e, &c.Password.Time, "password-time", "PASSWORD_TIME", def.Time, 100, "argon2id passes for new password hashes")
 	uintFlag(fs, e, &c.Password.Memory, "password-memory", "PASSWORD_MEMORY", def.Memory, 4<<20, "argon2id memory in KiB for new password hashes")
 	// Threads is a uint8 in the config; the flag keeps a uint32 and

@@ -16,7 +16,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 )
@@ -117,9 +117,9 @@ func TestBadgeFlags(t *testing.T) {
 		"-badge-self-issue", "secure", "-password-threads", "4", "-password-memory", "65536"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	c := m.Config.Badge
-	if !c.Enabled || c.Policy != server.BadgeMethod || strings.Join(c.SecondFactors, ",") != "password" ||
-		c.SelfIssue != server.SelfIssueSecure || c.Password.Threads != 4 || c.Password.Memory != 65536 || c.Password.Time != server.DefaultPasswordParams.Time {
+	c := m.Badge
+	if !c.Enabled || c.Policy != badgeflow.BadgeMethod || strings.Join(c.SecondFactors, ",") != "password" ||
+		c.SelfIssue != badgeflow.SelfIssueSecure || c.Password.Threads != 4 || c.Password.Memory != 65536 || c.Password.Time != badgeflow.DefaultPasswordParams.Time {
 		t.Fatalf("config %+v", c)
 	}
 	if err := NewMain().ParseFlags([]string{"-password-threads", "300"}, io.Discard); err == nil {

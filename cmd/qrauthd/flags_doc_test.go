@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 )
 
 // flagDocs are the files whose flag tables document qrauthd's flags:
@@ -21,7 +21,7 @@ var derivedDefaults = map[string]string{
 	"origin":                 "http://ADDR",
 	"admin-socket":           defaultAdminSocket(DefaultDataPath),
 	"oath-letter-dir":        "letters/ next to -data",
-	"badge-second-factors":   strings.Join(server.DefaultSecondFactors, ","),
+	"badge-second-factors":   strings.Join(badgeflow.DefaultSecondFactors, ","),
 	"offline-api-token-file": "none",
 }
 

@@ -4,12 +4,7 @@ import (
 	"flag"
 	"strings"
 
-	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/forwardauth"
-	"github.com/qrauth/qrauth/server/oathflow"
-	"github.com/qrauth/qrauth/server/offlineflow"
-	"github.com/qrauth/qrauth/server/oidcflow"
-	"github.com/qrauth/qrauth/store"
 )
 
 // forwardAuthFlags adds the cookie domain and the forward-auth flags to fs.
@@ -52,27 +47,4 @@ func (m *Main) forwardAuthFlags(fs *flag.FlagSet, e *flagEnv) {
 		}
 		return rule(s)
 	})
-}
-
-// flows returns the flows in the order their sign-in gates run.
-func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
-	flows := server.BuiltinFlows()
-	// After the badge flow (whose fallback step gives way to OATH's), before
-	// the offline codes (which ask nothing).
-	oath, err := oathflow.New(m.OATH, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	flows = append(flows, oath, off)
-	if len(m.ForwardAuth.Domains) > 0 {
-		flows = append(flows, forwardauth.New(m.ForwardAuth))
-	}
-	if m.OIDC {
-		flows = append(flows, oidcflow.New(m.OIDCConfig, db)) // last: its gate runs after the others'
-	}
-	return flows, nil
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/forwardauth"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
@@ -47,6 +48,8 @@ type Main struct {
 	AdminSocket   string
 	KeyFile       string
 	ForwardAuth   forwardauth.Config
+	// Badge configures badges and passwords (server/badgeflow).
+	Badge badgeflow.Config
 	// OATH configures the OATH second factor (server/oathflow).
 	OATH oathflow.Config
 	// Offline configures offline codes and transaction approval

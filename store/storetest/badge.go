@@ -31,7 +31,20 @@ func newBadge(uid qrauth.UserID, n byte, kind qrauth.BadgeKind) *qrauth.Badge {
 }
 
 // testBadge checks the qrauth.BadgeStore methods.
-func testBadge(t *testing.T, open opener) {
+// BadgeStore is what the badge suite runs against: the core store (to
+// create users) and the store interface the badge flow consumes.
+type BadgeStore interface {
+	qrauth.Store
+	qrauth.BadgeStore
+}
+
+// RunBadge runs the badge flow's suite: the contract of qrauth.BadgeStore.
+// open must return a new, empty store on every call.
+func RunBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
+	t.Run("Badges", func(t *testing.T) { testBadge(t, open) })
+}
+
+func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 	t.Run("Password", func(t *testing.T) {
 		st := open(t)
 		ctx := t.Context()

@@ -54,7 +54,6 @@ func Run(t *testing.T, open func(t *testing.T) qrauth.Store) {
 		{"SetRoles", testSetRoles},
 		{"ListUsers", testListUsers},
 		{"DeleteDevice", testDeleteDevice},
-		{"Badge", testBadge},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.fn(t, open) })
 	}

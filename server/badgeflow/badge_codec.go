@@ -1,4 +1,4 @@
-package server
+package badgeflow
 
 import (
 	"crypto/hmac"

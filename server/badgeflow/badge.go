@@ -1,4 +1,4 @@
-package server
+package badgeflow
 
 import (
 	"context"
@@ -11,22 +11,16 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
-
-// The badge flow: printed QR badges shown to the webcam (see
-// docs/badge.md). A badge is either the first step of a sign-in (it
-// identifies the holder) or a method (it authenticates someone an earlier
-// step identified), as BadgeConfig.Policy says. Passwords live here too:
-// they are the second factor after an insecure badge and the credential
-// that secure badges are sealed under.
 
 // Sign-in methods of this flow, recorded on the sign-in's audit event.
 const (
 	MethodBadgeInsecure = "badge_insecure"
 	MethodBadgeSecure   = "badge_secure"
-	MethodPassword      = "password"
+	MethodPassword      = server.MethodPassword
 )
 
 // Badge policies: what a badge is in a sign-in.
@@ -47,7 +41,7 @@ const (
 )
 
 // DefaultSecondFactors is what may follow an insecure badge when
-// BadgeConfig.SecondFactors is empty: either.
+// Config.SecondFactors is empty: either.
 var DefaultSecondFactors = []string{SecondFactorPassword, SecondFactorPhone}
 
 // Who may print a badge of their own from the account page.
@@ -62,9 +56,9 @@ const (
 // password at its next use, keeping its stamp (so badges stay valid).
 var DefaultPasswordParams = qrauth.PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 1, KeyLen: 32}
 
-// BadgeConfig configures the badge flow. The zero value is its default:
+// Config configures the badge flow. The zero value is its default:
 // badges and passwords off.
-type BadgeConfig struct {
+type Config struct {
 	// Enabled turns on badges (issuing, printing, scanning) and passwords.
 	// It needs Config.MasterKey, from which the badge keys are derived.
 	Enabled bool
@@ -100,8 +94,8 @@ type BadgeConfig struct {
 
 // withDefaults fills in defaults and checks the settings against the rest
 // of the configuration (for example, that a master key is present).
-func (c BadgeConfig) withDefaults(all Config) (BadgeConfig, error) {
-	if c.Enabled && len(all.MasterKey) == 0 {
+func (c Config) withDefaults(masterKey []byte) (Config, error) {
+	if c.Enabled && len(masterKey) == 0 {
 		return c, errors.New("badges need the master key, from which their sealing keys are derived: " +
 			"make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key")
 	}
@@ -167,62 +161,73 @@ func (c BadgeConfig) withDefaults(all Config) (BadgeConfig, error) {
 }
 
 // allows reports whether f may follow an insecure badge.
-func (c BadgeConfig) allows(f string) bool { return slices.Contains(c.SecondFactors, f) }
+func (c Config) allows(f string) bool { return slices.Contains(c.SecondFactors, f) }
 
-// badgeFlow is the state of the flow on one server: keys and limits.
-type badgeFlow struct {
-	s    *Server
-	cfg  BadgeConfig
+// Flow is the state of the flow on one server: keys and limits.
+type Flow struct {
+	h    server.Host
+	st   qrauth.BadgeStore
+	key  []byte // the master key
+	cfg  Config
 	keys *badgeKeys // nil while badges are off
 
-	frames  *Limiter // frames and scans per IP
-	pwIP    *Limiter // password attempts per IP
-	pwUser  *Limiter // wrong passwords per account
+	frames  *server.Limiter // frames and scans per IP
+	pwIP    *server.Limiter // password attempts per IP
+	pwUser  *server.Limiter // wrong passwords per account
 	hashes  chan struct{}
 	decodes chan struct{}
 }
 
-// Name implements Flow.
-func (b *badgeFlow) Name() string { return "badge" }
+// New checks cfg and returns the flow over st. masterKey is the operator's
+// key from which the badges' sealing keys are derived: required when the
+// flow is enabled.
+func New(cfg Config, st qrauth.BadgeStore, masterKey []byte) (*Flow, error) {
+	cfg, err := cfg.withDefaults(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("badge: %w", err)
+	}
+	return &Flow{cfg: cfg, st: st, key: masterKey}, nil
+}
+
+// Name implements server.Flow.
+func (b *Flow) Name() string { return "badge" }
 
 // Enabled reports whether badges are on (the login page offers them).
-func (b *badgeFlow) Enabled() bool { return b.s.cfg.Badge.Enabled }
+func (b *Flow) Enabled() bool { return b.cfg.Enabled }
 
-// Gate implements Flow.
-func (b *badgeFlow) Gate(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
-	return badgeGate(b.s, ctx, u, si)
+// Gate implements server.Flow.
+func (b *Flow) Gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (server.Step, error) {
+	return b.gate(ctx, u, si)
 }
 
-// AdminUser implements Flow.
-func (b *badgeFlow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
-	return badgeAdminExtras(b.s, ctx, u, methods)
+// AdminUser implements server.Flow.
+func (b *Flow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	return b.adminExtras(ctx, u, methods)
 }
 
-// Purge implements Flow: the limiters are the core's to purge.
-func (b *badgeFlow) Purge(context.Context, time.Time) {}
+// Purge implements server.Flow: the limiters are the core's to purge.
+func (b *Flow) Purge(context.Context, time.Time) {}
 
-// Shutdown implements Flow.
-func (b *badgeFlow) Shutdown() {}
+// Shutdown implements server.Flow.
+func (b *Flow) Shutdown() {}
 
-// Mount implements Flow.
-func (b *badgeFlow) Mount(h Host, e *echo.Echo) error {
-	s := h.(host).s
-	cfg := s.cfg.Badge
+// Mount implements server.Flow.
+func (b *Flow) Mount(h server.Host, e *echo.Echo) error {
+	cfg := b.cfg
 	// argon2id holds its memory for the whole hash, and a QR decode is
 	// CPU-bound: bound both by the cores, so a flood queues instead of
 	// exhausting memory.
 	n := max(2, runtime.GOMAXPROCS(0))
-	b.s, b.cfg = s, cfg
+	b.h = h
 	b.frames = h.NewLimiter(cfg.FrameRate, cfg.FrameBurst)
 	b.pwIP = h.NewLimiter(cfg.PasswordRate, cfg.PasswordBurst)
 	b.pwUser = h.NewLimiter(rate.Every(30*time.Second), 10)
 	b.hashes = make(chan struct{}, n)
 	b.decodes = make(chan struct{}, n)
 	if cfg.Enabled {
-		keys, err := newBadgeKeys(s.cfg.MasterKey, s.cfg.Rand)
+		keys, err := newBadgeKeys(b.key, h.Rand())
 		if err != nil {
-			// Unreachable: HKDF fails only for absurd output lengths.
-			panic(err)
+			return err
 		}
 		b.keys = keys
 	}
@@ -251,46 +256,46 @@ func (b *badgeFlow) Mount(h Host, e *echo.Echo) error {
 // badgeGate asks for the second factor after an insecure badge, and, under
 // the method policy, for the badge of a user who holds one after any other
 // first step.
-func badgeGate(s *Server, ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+func (b *Flow) gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (server.Step, error) {
 	if si.Passed(MethodBadgeInsecure) {
 		// A username substitute alone proves nothing: any other step
 		// (password, the phone, a code of another flow) must follow.
 		if si.Authenticated() {
-			return Step{}, nil
+			return server.Step{}, nil
 		}
 		// When a later gate asks for a step of its own (an OATH code), that
 		// step is the second factor: a fallback lets it ask, rather than
 		// asking for a password first and its step after.
-		return Step{Page: wire.PathBadge, Fallback: true}, nil
+		return server.Step{Page: wire.PathBadge, Fallback: true}, nil
 	}
-	cfg := s.cfg.Badge
+	cfg := b.cfg
 	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
-		return Step{}, nil
+		return server.Step{}, nil
 	}
-	active, err := holdsSecureBadge(s, ctx, u.ID)
+	active, err := b.holdsSecureBadge(ctx, u.ID)
 	if err != nil || !active {
-		return Step{}, err
+		return server.Step{}, err
 	}
-	return Step{Page: wire.PathBadge}, nil
+	return server.Step{Page: wire.PathBadge}, nil
 }
 
 // holdsSecureBadge reports whether the user has a secure badge that could
 // still sign in: not revoked, not expired, sealed under the current
 // password.
-func holdsSecureBadge(s *Server, ctx context.Context, uid qrauth.UserID) (bool, error) {
-	badges, err := s.store.FindBadgesByUser(ctx, uid)
+func (b *Flow) holdsSecureBadge(ctx context.Context, uid qrauth.UserID) (bool, error) {
+	badges, err := b.st.FindBadgesByUser(ctx, uid)
 	if err != nil {
 		return false, err
 	}
-	pw, err := s.store.FindPassword(ctx, uid)
+	pw, err := b.st.FindPassword(ctx, uid)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return false, nil
 	} else if err != nil {
 		return false, err
 	}
-	fp, now := qrauth.CredentialFingerprint(pw.Stamp), s.cfg.Now()
-	for _, b := range badges {
-		if b.Kind == qrauth.BadgeSecure && b.Active(now) && string(b.Credential) == string(fp) {
+	fp, now := qrauth.CredentialFingerprint(pw.Stamp), b.h.Now()
+	for _, bd := range badges {
+		if bd.Kind == qrauth.BadgeSecure && bd.Active(now) && string(bd.Credential) == string(fp) {
 			return true, nil
 		}
 	}
@@ -299,22 +304,22 @@ func holdsSecureBadge(s *Server, ctx context.Context, uid qrauth.UserID) (bool, 
 
 // badgeAdminExtras reports whether the user has a password and how many
 // badges can still be used.
-func badgeAdminExtras(s *Server, ctx context.Context, u *qrauth.User, methods map[string]any) error {
-	if !s.cfg.Badge.Enabled {
+func (b *Flow) adminExtras(ctx context.Context, u *qrauth.User, methods map[string]any) error {
+	if !b.cfg.Enabled {
 		return nil
 	}
-	_, err := s.store.FindPassword(ctx, u.ID)
+	_, err := b.st.FindPassword(ctx, u.ID)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 		return err
 	}
 	methods["password"] = err == nil
-	badges, err := s.store.FindBadgesByUser(ctx, u.ID)
+	badges, err := b.st.FindBadgesByUser(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	n, now := 0, s.cfg.Now()
-	for _, b := range badges {
-		if b.Active(now) {
+	n, now := 0, b.h.Now()
+	for _, bd := range badges {
+		if bd.Active(now) {
 			n++
 		}
 	}
@@ -353,18 +358,18 @@ func acquire(c echo.Context, sem chan struct{}) error {
 	case <-c.Request().Context().Done():
 		return qrauth.Internal(c.Request().Context().Err())
 	case <-t.C:
-		return RateLimited(c, 2*time.Second, "busy", "The service is busy. Please try again in a moment.")
+		return server.RateLimited(c, 2*time.Second, "busy", "The service is busy. Please try again in a moment.")
 	}
 }
 
-func (b *badgeFlow) handlePage(c echo.Context) error {
-	if err := b.s.ensureBindCookie(c); err != nil {
+func (b *Flow) handlePage(c echo.Context) error {
+	if err := b.h.EnsureBindCookie(c); err != nil {
 		return err
 	}
-	if b.s.redirectSignedIn(c) {
+	if b.h.RedirectSignedIn(c) {
 		return c.Redirect(http.StatusSeeOther, wire.PathAccount)
 	}
-	return b.s.servePage(c, "badge.html")
+	return b.h.ServePage(c, "badge.html")
 }
 
 // Steps a parked sign-in may wait for on the badge page.
@@ -375,7 +380,7 @@ const (
 
 // handleStatus tells the badge page what the deployment accepts and, when
 // this browser has a sign-in waiting for a step of this flow, which.
-func (b *badgeFlow) handleStatus(c echo.Context) error {
+func (b *Flow) handleStatus(c echo.Context) error {
 	out := map[string]any{
 		"enabled":        b.cfg.Enabled,
 		"insecure_scans": b.cfg.Enabled && b.cfg.InsecureScans,
@@ -388,14 +393,14 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 		return c.JSON(http.StatusOK, out)
 	}
 	ctx := c.Request().Context()
-	u, err := b.s.store.FindUserByID(ctx, si.UserID)
+	u, err := b.h.Store().FindUserByID(ctx, si.UserID)
 	if err != nil {
 		return err
 	}
 	step := ""
 	// The step the whole sign-in asks for next: after an insecure badge,
 	// another flow's step (an OATH code) comes before this page's password.
-	if next, err := b.s.nextStep(ctx, u, si); err != nil {
+	if next, err := b.h.NextStep(ctx, u, si); err != nil {
 		return err
 	} else if next.Page == wire.PathBadge && si.Passed(MethodBadgeInsecure) {
 		step = stepSecondFactor
@@ -406,26 +411,26 @@ func (b *badgeFlow) handleStatus(c echo.Context) error {
 		// Waiting for another flow's step: not this page's business.
 		return c.JSON(http.StatusOK, out)
 	}
-	_, err = b.s.store.FindPassword(ctx, si.UserID)
+	_, err = b.st.FindPassword(ctx, si.UserID)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 		return err
 	}
 	out["pending"] = map[string]any{
-		"name": u.Name, "methods": si.Methods, "step": step, "has_password": err == nil, "expires_at": si.expires,
+		"name": u.Name, "methods": si.Methods, "step": step, "has_password": err == nil, "expires_at": si.Expires(),
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 // peekPending returns a snapshot of the browser's parked sign-in without
 // counting an attempt.
-func (b *badgeFlow) peekPending(c echo.Context) (*SignIn, bool) {
-	si, err := b.s.peekSignIn(c)
+func (b *Flow) peekPending(c echo.Context) (*server.SignIn, bool) {
+	si, err := b.h.PeekSignIn(c)
 	return si, err == nil
 }
 
 // pendingStep returns a copy of the browser's parked sign-in, counting an
 // attempt. Handlers add their method to the copy and continue with it, so
 // two requests racing on one sign-in never share a slice.
-func (b *badgeFlow) pendingStep(c echo.Context) (*SignIn, error) {
-	return b.s.pendingSignIn(c)
+func (b *Flow) pendingStep(c echo.Context) (*server.SignIn, error) {
+	return b.h.PendingSignIn(c)
 }

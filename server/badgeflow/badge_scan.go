@@ -1,4 +1,4 @@
-package server
+package badgeflow
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/server"
 )
 
 // Scanning. The badge page sends downscaled camera frames (JPEG, at most
@@ -46,24 +47,24 @@ func DecodeBadgeImage(data []byte) (string, error) {
 }
 
 // limitScan takes a token of the client's frame-and-scan allowance.
-func (b *badgeFlow) limitScan(c echo.Context) error {
-	now := b.s.cfg.Now()
+func (b *Flow) limitScan(c echo.Context) error {
+	now := b.h.Now()
 	if ok, wait := b.frames.Allow(c.RealIP(), now); !ok {
-		return RateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
+		return server.RateLimited(c, wait, "too_many_scans", "Too many scans, wait a moment.")
 	}
 	return nil
 }
 
 // handleScan signs in with a payload the browser read itself:
 // {"payload": "QRB1…"}.
-func (b *badgeFlow) handleScan(c echo.Context) error {
+func (b *Flow) handleScan(c echo.Context) error {
 	if !b.cfg.Enabled {
 		return errBadgesOff
 	}
 	var body struct {
 		Payload string `json:"payload"`
 	}
-	if err := DecodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	if err := b.limitScan(c); err != nil {
@@ -76,7 +77,7 @@ func (b *badgeFlow) handleScan(c echo.Context) error {
 // image/jpeg or image/png) and, when it finds one, signs in with it as
 // handleScan does. No code in the frame is {"found": false}, a normal
 // answer: most frames of a camera show no badge yet.
-func (b *badgeFlow) handleFrame(c echo.Context) error {
+func (b *Flow) handleFrame(c echo.Context) error {
 	if !b.cfg.Enabled {
 		return errBadgesOff
 	}
@@ -87,7 +88,7 @@ func (b *badgeFlow) handleFrame(c echo.Context) error {
 	if err := b.limitScan(c); err != nil {
 		return err
 	}
-	body, err := ReadBody(c)
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return err
 	}
@@ -107,7 +108,7 @@ func (b *badgeFlow) handleFrame(c echo.Context) error {
 // signInWithBadge checks a scanned payload and takes the step the policy
 // gives it: the start of a sign-in (first-step) or the badge step of the
 // browser's parked sign-in (method).
-func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
+func (b *Flow) signInWithBadge(c echo.Context, text string) error {
 	p, err := qrauth.ParseBadgePayload(text)
 	if err != nil {
 		return err
@@ -128,7 +129,7 @@ func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
 	// The sign-in's audit event names the methods, not the badge; the log
 	// says which badge it was. A badge id is no secret: printing a badge
 	// takes the master key.
-	b.s.log.Info("badge accepted", slog.String("badge", string(badge.ID)), slog.String("kind", string(badge.Kind)),
+	b.h.Logger().Info("badge accepted", slog.String("badge", string(badge.ID)), slog.String("kind", string(badge.Kind)),
 		slog.String("user", string(badge.UserID)), slog.String("ip", c.RealIP()), slog.String("policy", b.cfg.Policy))
 	if b.cfg.Policy == BadgeMethod {
 		si, err := b.pendingStep(c)
@@ -143,25 +144,25 @@ func (b *badgeFlow) signInWithBadge(c echo.Context, text string) error {
 		case badge.UserID != si.UserID:
 			return errBadgeWrongUser
 		}
-		return b.s.continueSignIn(c, si.Pass(method))
+		return b.h.ContinueSignIn(c, si.Pass(method))
 	}
 	// First step: a new sign-in, whatever this browser had parked before.
-	si := &SignIn{UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	si := &server.SignIn{UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 	if method == MethodBadgeInsecure {
 		// A username substitute: it names the person, proves nothing.
-		return b.s.continueSignIn(c, si.PassIdentifying(method))
+		return b.h.ContinueSignIn(c, si.PassIdentifying(method))
 	}
-	return b.s.continueSignIn(c, si.Pass(method))
+	return b.h.ContinueSignIn(c, si.Pass(method))
 }
 
 // verifyBadge checks a payload against the deployment's keys, the badge's
 // record and, for a secure badge, the holder's current password.
-func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth.Badge, error) {
+func (b *Flow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth.Badge, error) {
 	ctx := c.Request().Context()
 	if p.Kind == qrauth.BadgeInsecure && !b.keys.checkInsecure(p) {
 		return nil, qrauth.ErrBadgeInvalid
 	}
-	badge, err := b.s.store.FindBadgeByID(ctx, p.ID)
+	badge, err := b.st.FindBadgeByID(ctx, p.ID)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return nil, qrauth.ErrBadgeInvalid
 	} else if err != nil {
@@ -170,7 +171,7 @@ func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth
 		return nil, qrauth.ErrBadgeInvalid
 	}
 	if p.Kind == qrauth.BadgeSecure {
-		pw, err := b.s.store.FindPassword(ctx, badge.UserID)
+		pw, err := b.st.FindPassword(ctx, badge.UserID)
 		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 			return nil, errBadgePasswordChanged
 		} else if err != nil {
@@ -186,7 +187,7 @@ func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth
 	}
 	if badge.Revoked() {
 		return nil, errBadgeRevoked
-	} else if badge.Expired(b.s.cfg.Now()) {
+	} else if badge.Expired(b.h.Now()) {
 		return nil, errBadgeExpired(badge.ExpiresAt)
 	}
 	return badge, nil
@@ -197,16 +198,16 @@ func (b *badgeFlow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth
 // with their own phone and approves; the page posts the room's ticket
 // here instead of to /api/session. The sign-in continues only if the
 // approving phone belongs to the badge's holder.
-func (b *badgeFlow) handlePhone(c echo.Context) error {
-	body, err := ReadBody(c)
+func (b *Flow) handlePhone(c echo.Context) error {
+	body, err := server.ReadBody(c)
 	if err != nil {
 		return err
 	}
-	req, err := DecodeTicketRequest(body)
+	req, err := server.DecodeTicketRequest(body)
 	if err != nil {
 		return err
 	}
-	bind, err := b.s.bindValue(c)
+	bind, err := b.h.BindValue(c)
 	if err != nil {
 		return err
 	}
@@ -214,20 +215,20 @@ func (b *badgeFlow) handlePhone(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !si.Passed(MethodBadgeInsecure) || si.Passed(MethodQR) {
+	if !si.Passed(MethodBadgeInsecure) || si.Passed(server.MethodQR) {
 		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_not_expected", "This sign-in does not wait for a phone.")
 	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPhone) {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a phone approval here.")
 	}
-	t, err := b.s.hub.redeemTicket(req.Ticket, bind)
+	uid, did, err := b.h.RedeemTicket(req.Ticket, bind)
 	if err != nil {
 		return err
 	}
-	if t.userID != si.UserID {
+	if uid != si.UserID {
 		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_phone_other_user",
 			"That phone belongs to another account than the badge. Approve with the badge holder's own phone.")
 	}
-	si = si.Pass(MethodQR)
-	si.DeviceID = t.deviceID
-	return b.s.continueSignIn(c, si)
+	si = si.Pass(server.MethodQR)
+	si.DeviceID = did
+	return b.h.ContinueSignIn(c, si)
 }

@@ -1,4 +1,4 @@
-package server
+package badgeflow
 
 import (
 	"bytes"
@@ -9,10 +9,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
 )
 
 // Issuing, listing and revoking badges: by the holder on the account page
-// (when BadgeConfig.SelfIssue allows it; revoking one's own badge is always
+// (when Config.SelfIssue allows it; revoking one's own badge is always
 // allowed), and by an admin or the helpdesk for anyone, on the admin page
 // or with `qrauthd admin badge`.
 
@@ -39,13 +40,13 @@ type badgeView struct {
 }
 
 // viewBadge describes b; pw is the holder's current password, or nil.
-func (b *badgeFlow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
+func (b *Flow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
 	v := badgeView{ID: x.ID, Kind: x.Kind, Status: badgeActive, CreatedAt: x.CreatedAt, CreatedBy: x.CreatedBy,
 		ExpiresAt: x.ExpiresAt, RevokedAt: x.RevokedAt, RevokedBy: x.RevokedBy}
 	switch {
 	case x.Revoked():
 		v.Status = badgeRevokedStatus
-	case x.Expired(b.s.cfg.Now()):
+	case x.Expired(b.h.Now()):
 		v.Status = badgeExpiredStatus
 	case x.Kind == qrauth.BadgeSecure && (pw == nil || !bytes.Equal(qrauth.CredentialFingerprint(pw.Stamp), x.Credential)):
 		v.Status = badgePasswordChanged
@@ -55,8 +56,8 @@ func (b *badgeFlow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
 
 // listBadges returns the views of a user's badges, newest first, and
 // whether the user has a password.
-func (b *badgeFlow) listBadges(ctx context.Context, uid qrauth.UserID) ([]badgeView, bool, error) {
-	list, err := b.s.store.FindBadgesByUser(ctx, uid)
+func (b *Flow) listBadges(ctx context.Context, uid qrauth.UserID) ([]badgeView, bool, error) {
+	list, err := b.st.FindBadgesByUser(ctx, uid)
 	if err != nil {
 		return nil, false, err
 	}
@@ -94,11 +95,11 @@ type issuedBadge struct {
 
 // issue creates a badge of kind for u, issued by by (for the record and
 // the audit log), and renders it.
-func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string) (*issuedBadge, error) {
+func (b *Flow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string) (*issuedBadge, error) {
 	if !qrauth.ValidBadgeKind(req.Kind) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_badge_kind", "The badge kind must be %q or %q.", qrauth.BadgeSecure, qrauth.BadgeInsecure)
 	}
-	now := b.s.cfg.Now()
+	now := b.h.Now()
 	var expires time.Time
 	if req.Expires != "" {
 		if req.Kind == qrauth.BadgeInsecure {
@@ -115,7 +116,7 @@ func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by s
 		}
 	}
 	ctx := c.Request().Context()
-	id, err := qrauth.NewBadgeID(b.s.cfg.Rand)
+	id, err := qrauth.NewBadgeID(b.h.Rand())
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
@@ -123,7 +124,7 @@ func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by s
 	var payload string
 	var pw *qrauth.Password
 	if req.Kind == qrauth.BadgeSecure {
-		pw, err = b.s.store.FindPassword(ctx, u.ID)
+		pw, err = b.st.FindPassword(ctx, u.ID)
 		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 			return nil, qrauth.Errorf(qrauth.ECONFLICT, "no_password",
 				"A secure badge is sealed under the account's password, and this account has none yet. Set a password on the account page first.")
@@ -143,7 +144,7 @@ func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by s
 		return nil, qrauth.Internal(err)
 	}
 	pdf, err := renderBadgePDF(badgeCard{Payload: payload, Name: displayName(u), Kind: req.Kind, ID: id,
-		Issued: now, Expires: expires, Service: b.s.cfg.Origin})
+		Issued: now, Expires: expires, Service: b.h.Origin()})
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
@@ -151,7 +152,7 @@ func (b *badgeFlow) issue(c echo.Context, u *qrauth.User, req issueRequest, by s
 	if !expires.IsZero() {
 		detail += ", valid until " + req.Expires
 	}
-	if err := b.s.store.CreateBadge(ctx, badge, &qrauth.AuditEvent{
+	if err := b.st.CreateBadge(ctx, badge, &qrauth.AuditEvent{
 		Time: now, Type: qrauth.AuditBadgeIssued, UserID: u.ID, IP: c.RealIP(), Detail: detail,
 	}); err != nil {
 		return nil, err
@@ -168,18 +169,18 @@ func displayName(u *qrauth.User) string {
 }
 
 // revoke revokes badge id of owner (any owner when owner is ""), by by.
-func (b *badgeFlow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by string) (badgeView, error) {
+func (b *Flow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by string) (badgeView, error) {
 	ctx := c.Request().Context()
 	notFound := qrauth.Errorf(qrauth.ENOTFOUND, "badge_not_found", "There is no such badge.")
-	x, err := b.s.store.FindBadgeByID(ctx, id)
+	x, err := b.st.FindBadgeByID(ctx, id)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND || (err == nil && owner != "" && x.UserID != owner) {
 		// Someone else's badge gives the same answer as an unknown one.
 		return badgeView{}, notFound
 	} else if err != nil {
 		return badgeView{}, err
 	}
-	now := b.s.cfg.Now()
-	x, err = b.s.store.RevokeBadge(ctx, id, now, by, &qrauth.AuditEvent{
+	now := b.h.Now()
+	x, err = b.st.RevokeBadge(ctx, id, now, by, &qrauth.AuditEvent{
 		Time: now, Type: qrauth.AuditBadgeRevoked, UserID: x.UserID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s badge %s by %s", x.Kind, id, by),
 	})
@@ -194,7 +195,7 @@ func (b *badgeFlow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserI
 }
 
 // selfKinds lists the kinds users may print for themselves.
-func (b *badgeFlow) selfKinds() []qrauth.BadgeKind {
+func (b *Flow) selfKinds() []qrauth.BadgeKind {
 	switch b.cfg.SelfIssue {
 	case SelfIssueSecure:
 		return []qrauth.BadgeKind{qrauth.BadgeSecure}
@@ -204,8 +205,8 @@ func (b *badgeFlow) selfKinds() []qrauth.BadgeKind {
 	return []qrauth.BadgeKind{}
 }
 
-func (b *badgeFlow) handleListOwnBadges(c echo.Context) error {
-	_, u, err := b.s.authenticate(c)
+func (b *Flow) handleListOwnBadges(c echo.Context) error {
+	_, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -220,8 +221,8 @@ func (b *badgeFlow) handleListOwnBadges(c echo.Context) error {
 		"has_password": hasPW, "insecure_scans": b.cfg.InsecureScans, "policy": b.cfg.Policy})
 }
 
-func (b *badgeFlow) handleIssueOwnBadge(c echo.Context) error {
-	sess, u, err := b.s.authenticate(c)
+func (b *Flow) handleIssueOwnBadge(c echo.Context) error {
+	sess, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -229,7 +230,7 @@ func (b *badgeFlow) handleIssueOwnBadge(c echo.Context) error {
 		return errBadgesOff
 	}
 	var req issueRequest
-	if err := DecodeJSONBody(c, &req); err != nil {
+	if err := server.DecodeJSONBody(c, &req); err != nil {
 		return err
 	}
 	allowed := false
@@ -256,12 +257,12 @@ func (b *badgeFlow) handleIssueOwnBadge(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	b.s.log.Info("badge issued", "badge", out.Badge.ID, "user", u.ID, "session", sess.ID)
+	b.h.Logger().Info("badge issued", "badge", out.Badge.ID, "user", u.ID, "session", sess.ID)
 	return c.JSON(http.StatusOK, out)
 }
 
-func (b *badgeFlow) handleRevokeOwnBadge(c echo.Context) error {
-	_, u, err := b.s.authenticate(c)
+func (b *Flow) handleRevokeOwnBadge(c echo.Context) error {
+	_, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -276,22 +277,22 @@ func (b *badgeFlow) handleRevokeOwnBadge(c echo.Context) error {
 }
 
 // adminUser loads the user of the :id parameter for an admin call.
-func (b *badgeFlow) adminUser(c echo.Context) (Actor, *qrauth.User, error) {
-	actor, err := b.s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+func (b *Flow) adminUser(c echo.Context) (server.Actor, *qrauth.User, error) {
+	actor, err := b.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
-		return Actor{}, nil, err
+		return server.Actor{}, nil, err
 	}
 	if !b.cfg.Enabled {
-		return Actor{}, nil, errBadgesOff
+		return server.Actor{}, nil, errBadgesOff
 	}
-	u, err := b.s.store.FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
+	u, err := b.h.Store().FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
 	if err != nil {
-		return Actor{}, nil, err
+		return server.Actor{}, nil, err
 	}
 	return actor, u, nil
 }
 
-func (b *badgeFlow) handleAdminListBadges(c echo.Context) error {
+func (b *Flow) handleAdminListBadges(c echo.Context) error {
 	_, u, err := b.adminUser(c)
 	if err != nil {
 		return err
@@ -300,17 +301,17 @@ func (b *badgeFlow) handleAdminListBadges(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"user": viewUser(u), "badges": list, "has_password": hasPW,
+	return c.JSON(http.StatusOK, map[string]any{"user": server.ViewUser(u), "badges": list, "has_password": hasPW,
 		"insecure_scans": b.cfg.InsecureScans, "policy": b.cfg.Policy})
 }
 
-func (b *badgeFlow) handleAdminIssueBadge(c echo.Context) error {
+func (b *Flow) handleAdminIssueBadge(c echo.Context) error {
 	actor, u, err := b.adminUser(c)
 	if err != nil {
 		return err
 	}
 	var req issueRequest
-	if err := DecodeJSONBody(c, &req); err != nil {
+	if err := server.DecodeJSONBody(c, &req); err != nil {
 		return err
 	}
 	if req.CurrentPassword != "" {
@@ -333,8 +334,8 @@ func (b *badgeFlow) handleAdminIssueBadge(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func (b *badgeFlow) handleAdminRevokeBadge(c echo.Context) error {
-	actor, err := b.s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
+func (b *Flow) handleAdminRevokeBadge(c echo.Context) error {
+	actor, err := b.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package server
+package badgeflow
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/server"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -27,14 +28,14 @@ var (
 
 // hashPassword makes a new credential for pw. stamp is the credential's
 // stamp: fresh for a new password, the old one for a rehash.
-func (b *badgeFlow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp []byte) (*qrauth.Password, error) {
+func (b *Flow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp []byte) (*qrauth.Password, error) {
 	salt := make([]byte, 16)
-	if _, err := io.ReadFull(b.s.cfg.Rand, salt); err != nil {
+	if _, err := io.ReadFull(b.h.Rand(), salt); err != nil {
 		return nil, qrauth.Internal(err)
 	}
 	if stamp == nil {
 		stamp = make([]byte, 32)
-		if _, err := io.ReadFull(b.s.cfg.Rand, stamp); err != nil {
+		if _, err := io.ReadFull(b.h.Rand(), stamp); err != nil {
 			return nil, qrauth.Internal(err)
 		}
 	}
@@ -44,7 +45,7 @@ func (b *badgeFlow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, s
 	defer func() { <-b.hashes }()
 	p := b.cfg.Password
 	return &qrauth.Password{
-		UserID: uid, Algorithm: qrauth.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: b.s.cfg.Now(),
+		UserID: uid, Algorithm: qrauth.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: b.h.Now(),
 		Hash: argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen),
 	}, nil
 }
@@ -53,7 +54,7 @@ func (b *badgeFlow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, s
 // parameters stored with it. Stored parameters are bounded like the
 // configured ones, so a tampered record cannot make one check eat the
 // machine.
-func (b *badgeFlow) verifyPassword(c echo.Context, stored *qrauth.Password, pw string) (bool, error) {
+func (b *Flow) verifyPassword(c echo.Context, stored *qrauth.Password, pw string) (bool, error) {
 	p := stored.Params
 	if stored.Algorithm != qrauth.PasswordAlgorithm || p.Time == 0 || p.Time > 100 || p.Threads == 0 ||
 		p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || int(p.KeyLen) != len(stored.Hash) {
@@ -73,7 +74,7 @@ func (b *badgeFlow) verifyPassword(c echo.Context, stored *qrauth.Password, pw s
 var errBadStoredPassword = qrauth.Errorf(qrauth.EINTERNAL, "internal", "stored password has unusable parameters")
 
 // weaker reports whether p is below the configured parameters in any way.
-func (b *badgeFlow) weaker(p qrauth.PasswordParams) bool {
+func (b *Flow) weaker(p qrauth.PasswordParams) bool {
 	want := b.cfg.Password
 	return p.Time < want.Time || p.Memory < want.Memory || p.Threads < want.Threads || p.KeyLen < want.KeyLen
 }
@@ -82,26 +83,26 @@ func (b *badgeFlow) weaker(p qrauth.PasswordParams) bool {
 // account that has had too many. Only wrong answers use up the account's
 // allowance (see wrongPassword), so that a flood from elsewhere cannot
 // lock a person out of their own account for long.
-func (b *badgeFlow) limitPassword(c echo.Context, uid qrauth.UserID) error {
-	now := b.s.cfg.Now()
+func (b *Flow) limitPassword(c echo.Context, uid qrauth.UserID) error {
+	now := b.h.Now()
 	if ok, wait := b.pwIP.Allow(c.RealIP(), now); !ok {
-		return RateLimited(c, wait, "too_many_passwords", errPasswordTries)
+		return server.RateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
 	if ok, wait := b.pwUser.Peek(string(uid), now); !ok {
-		return RateLimited(c, wait, "too_many_passwords", errPasswordTries)
+		return server.RateLimited(c, wait, "too_many_passwords", errPasswordTries)
 	}
 	return nil
 }
 
-func (b *badgeFlow) wrongPassword(c echo.Context, uid qrauth.UserID, where string) error {
-	b.pwUser.Allow(string(uid), b.s.cfg.Now())
-	b.s.log.Info("wrong password", slog.String("user", string(uid)), slog.String("ip", c.RealIP()), slog.String("where", where))
+func (b *Flow) wrongPassword(c echo.Context, uid qrauth.UserID, where string) error {
+	b.pwUser.Allow(string(uid), b.h.Now())
+	b.h.Logger().Info("wrong password", slog.String("user", string(uid)), slog.String("ip", c.RealIP()), slog.String("where", where))
 	return errWrongPassword
 }
 
 // checkCurrentPassword verifies pw as uid's current password, counting a
 // wrong one.
-func (b *badgeFlow) checkCurrentPassword(c echo.Context, stored *qrauth.Password, pw, where string) error {
+func (b *Flow) checkCurrentPassword(c echo.Context, stored *qrauth.Password, pw, where string) error {
 	if err := b.limitPassword(c, stored.UserID); err != nil {
 		return err
 	}
@@ -118,17 +119,17 @@ func (b *badgeFlow) checkCurrentPassword(c echo.Context, stored *qrauth.Password
 // rehash redoes a correct password's hash when the configured parameters
 // have been raised since it was made. The stamp stays, so secure badges
 // keep working. Failure only means the old hash stays another while.
-func (b *badgeFlow) rehash(c echo.Context, stored *qrauth.Password, pw string) {
+func (b *Flow) rehash(c echo.Context, stored *qrauth.Password, pw string) {
 	if !b.weaker(stored.Params) {
 		return
 	}
 	p, err := b.hashPassword(c, stored.UserID, pw, stored.Stamp)
 	if err == nil {
 		p.SetAt = stored.SetAt
-		err = b.s.store.SetPassword(c.Request().Context(), p, stored.Stamp)
+		err = b.st.SetPassword(c.Request().Context(), p, stored.Stamp)
 	}
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ECONFLICT {
-		b.s.log.Warn("password rehash failed", slog.String("user", string(stored.UserID)), slog.Any("err", err))
+		b.h.Logger().Warn("password rehash failed", slog.String("user", string(stored.UserID)), slog.Any("err", err))
 	}
 }
 
@@ -138,12 +139,12 @@ type passwordView struct {
 	SetAt   time.Time `json:"set_at,omitzero"`
 }
 
-func (b *badgeFlow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *qrauth.Password, error) {
+func (b *Flow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *qrauth.Password, error) {
 	v := passwordView{Enabled: b.cfg.Enabled}
 	if !b.cfg.Enabled {
 		return v, nil, nil
 	}
-	p, err := b.s.store.FindPassword(ctx, uid)
+	p, err := b.st.FindPassword(ctx, uid)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return v, nil, nil
 	} else if err != nil {
@@ -153,8 +154,8 @@ func (b *badgeFlow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwo
 	return v, p, nil
 }
 
-func (b *badgeFlow) handleGetPassword(c echo.Context) error {
-	_, u, err := b.s.authenticate(c)
+func (b *Flow) handleGetPassword(c echo.Context) error {
+	_, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -168,8 +169,8 @@ func (b *badgeFlow) handleGetPassword(c echo.Context) error {
 // handleSetPassword sets a first password or changes it. A change needs
 // the current password, so that a browser left signed in cannot be used to
 // take over the badges of its owner.
-func (b *badgeFlow) handleSetPassword(c echo.Context) error {
-	sess, u, err := b.s.authenticate(c)
+func (b *Flow) handleSetPassword(c echo.Context) error {
+	sess, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -180,7 +181,7 @@ func (b *badgeFlow) handleSetPassword(c echo.Context) error {
 		Current string `json:"current_password"`
 		New     string `json:"new_password"`
 	}
-	if err := DecodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	if err := qrauth.CheckPassword(body.New); err != nil {
@@ -207,8 +208,8 @@ func (b *badgeFlow) handleSetPassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.s.store.SetPassword(ctx, p, prev, &qrauth.AuditEvent{
-		Time: b.s.cfg.Now(), Type: typ, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(), Detail: detail,
+	if err := b.st.SetPassword(ctx, p, prev, &qrauth.AuditEvent{
+		Time: b.h.Now(), Type: typ, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(), Detail: detail,
 	}); err != nil {
 		return err
 	}
@@ -216,8 +217,8 @@ func (b *badgeFlow) handleSetPassword(c echo.Context) error {
 }
 
 // handleDeletePassword removes the password; it needs the password.
-func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
-	sess, u, err := b.s.authenticate(c)
+func (b *Flow) handleDeletePassword(c echo.Context) error {
+	sess, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
 	var body struct {
 		Current string `json:"current_password"`
 	}
-	if err := DecodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -240,8 +241,8 @@ func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
 	if err := b.checkCurrentPassword(c, cur, body.Current, "remove"); err != nil {
 		return err
 	}
-	if err := b.s.store.DeletePassword(ctx, u.ID, cur.Stamp, &qrauth.AuditEvent{
-		Time: b.s.cfg.Now(), Type: qrauth.AuditPasswordRemoved, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
+	if err := b.st.DeletePassword(ctx, u.ID, cur.Stamp, &qrauth.AuditEvent{
+		Time: b.h.Now(), Type: qrauth.AuditPasswordRemoved, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
 		Detail: "from browser session " + string(sess.ID) + "; secure badges no longer work",
 	}); err != nil {
 		return err
@@ -251,11 +252,11 @@ func (b *badgeFlow) handleDeletePassword(c echo.Context) error {
 
 // handlePasswordStep is the password as the second factor after an
 // insecure badge.
-func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
+func (b *Flow) handlePasswordStep(c echo.Context) error {
 	var body struct {
 		Password string `json:"password"`
 	}
-	if err := DecodeJSONBody(c, &body); err != nil {
+	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
 	si, err := b.pendingStep(c)
@@ -267,7 +268,7 @@ func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
 	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPassword) {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a password here.")
 	}
-	stored, err := b.s.store.FindPassword(c.Request().Context(), si.UserID)
+	stored, err := b.st.FindPassword(c.Request().Context(), si.UserID)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return errNoPassword
 	} else if err != nil {
@@ -276,5 +277,5 @@ func (b *badgeFlow) handlePasswordStep(c echo.Context) error {
 	if err := b.checkCurrentPassword(c, stored, body.Password, "sign-in"); err != nil {
 		return err
 	}
-	return b.s.continueSignIn(c, si.Pass(MethodPassword))
+	return b.h.ContinueSignIn(c, si.Pass(MethodPassword))
 }

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/badgeflow"
+	"github.com/qrauth/qrauth/server/forwardauth"
+	"github.com/qrauth/qrauth/server/oathflow"
+	"github.com/qrauth/qrauth/server/offlineflow"
+	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/store"
+)
+
+// flows returns the flows beside the core, in the order their sign-in gates
+// run: the one explicit list (docs/architecture.md, "Adding a flow"). The
+// badge, OATH and offline flows are always listed and answer their own
+// "disabled" while their Config says so; forward auth and OpenID Connect
+// are listed only when switched on.
+func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
+	badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	// After the badge flow, whose fallback step (a password after an
+	// insecure badge) gives way to OATH's code; before the offline codes,
+	// which ask nothing.
+	oath, err := oathflow.New(m.OATH, db, m.Config.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	flows := []server.Flow{badge, oath, off}
+	if len(m.ForwardAuth.Domains) > 0 {
+		flows = append(flows, forwardauth.New(m.ForwardAuth))
+	}
+	if m.OIDC {
+		flows = append(flows, oidcflow.New(m.OIDCConfig, db)) // last: its gate runs after the others'
+	}
+	return flows, nil
+}
