@@ -43,6 +43,29 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Is reports whether e is target's kind of refusal: the same code and, if
+// target names one, the same reason. The message does not count, so a
+// sentinel such as ErrOATHNotFound matches every store's wording of it:
+// errors.Is(err, qrauth.ErrOATHNotFound) instead of comparing reason
+// strings.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	if !ok || t == nil {
+		return false
+	}
+	return e.Code == t.Code && (t.Reason == "" || e.Reason == t.Reason)
+}
+
+// Sentinel refusals that callers branch on (compare with errors.Is).
+var (
+	// ErrOATHNotFound: the user has no OATH account (qrauth.OATHStore).
+	ErrOATHNotFound = &Error{Code: ENOTFOUND, Reason: "oath_not_found", Message: "This account has no authenticator app enrolled."}
+	// ErrNotSignedIn: the request carries no valid browser session.
+	ErrNotSignedIn = &Error{Code: EUNAUTHORIZED, Reason: "not_signed_in", Message: "You are not signed in."}
+	// ErrNoQRCode: an image holds no readable QR code.
+	ErrNoQRCode = &Error{Code: EINVALID, Reason: "no_qr_code", Message: "No QR code could be read in the image."}
+)
+
 // Errorf returns an *Error with the given code and reason.
 func Errorf(code, reason, format string, args ...any) *Error {
 	return &Error{Code: code, Reason: reason, Message: fmt.Sprintf(format, args...)}

@@ -164,6 +164,10 @@ func (s *Server) parkSignIn(c echo.Context, si *SignIn) error {
 	return nil
 }
 
+// ErrNoPendingSignIn: the browser has no sign-in waiting for a further
+// step (compare with errors.Is).
+var ErrNoPendingSignIn = errNoPending
+
 var errNoPending = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_pending_sign_in",
 	"There is no sign-in waiting for this step, or it has expired. Start again from the sign-in page.")
 

@@ -97,7 +97,7 @@ func (b *Flow) handleFrame(c echo.Context) error {
 	}
 	text, err := DecodeBadgeImage(body)
 	<-b.decodes
-	if qrauth.ErrorReason(err) == "no_qr_code" {
+	if errors.Is(err, qrauth.ErrNoQRCode) {
 		return c.JSON(http.StatusOK, map[string]any{"found": false})
 	} else if err != nil {
 		return err
@@ -133,7 +133,7 @@ func (b *Flow) signInWithBadge(c echo.Context, text string) error {
 		slog.String("user", string(badge.UserID)), slog.String("ip", c.RealIP()), slog.String("policy", b.cfg.Policy))
 	if b.cfg.Policy == BadgeMethod {
 		si, err := b.pendingStep(c)
-		if qrauth.ErrorReason(err) == "no_pending_sign_in" {
+		if errors.Is(err, server.ErrNoPendingSignIn) {
 			return errBadgeNeedsFirstStep
 		} else if err != nil {
 			return err

@@ -289,7 +289,7 @@ func (f *Flow) oathRoutes(e *echo.Echo) {
 // findOATH returns the user's OATH account, or nil if there is none.
 func (f *Flow) findOATH(ctx context.Context, id qrauth.UserID) (*qrauth.OATHAccount, error) {
 	a, err := f.st.FindOATHAccount(ctx, id)
-	if qrauth.ErrorReason(err) == "oath_not_found" {
+	if errors.Is(err, qrauth.ErrOATHNotFound) {
 		return nil, nil
 	}
 	return a, err

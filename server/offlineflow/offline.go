@@ -279,7 +279,7 @@ func (o *Flow) requireAPI(c echo.Context) (string, error) {
 	h := c.Request().Header.Get("Authorization")
 	if h == "" {
 		a, err := o.h.RequireRole(c, qrauth.RoleAdmin)
-		if qrauth.ErrorReason(err) == "not_signed_in" {
+		if errors.Is(err, qrauth.ErrNotSignedIn) {
 			return "", qrauth.Errorf(qrauth.EUNAUTHORIZED, "api_credential_required",
 				"This call needs an API token (Authorization: Bearer …) or an administrator's session.")
 		}
