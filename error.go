@@ -45,8 +45,8 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Is reports whether e is target's kind of refusal: the same code and, if
 // target names one, the same reason. The message does not count, so a
-// sentinel such as ErrOATHNotFound matches every store's wording of it:
-// errors.Is(err, qrauth.ErrOATHNotFound) instead of comparing reason
+// sentinel such as oath.ErrNotFound matches every store's wording of it:
+// errors.Is(err, oath.ErrNotFound) instead of comparing reason
 // strings.
 func (e *Error) Is(target error) bool {
 	t, ok := target.(*Error)
@@ -58,8 +58,6 @@ func (e *Error) Is(target error) bool {
 
 // Sentinel refusals that callers branch on (compare with errors.Is).
 var (
-	// ErrOATHNotFound: the user has no OATH account (qrauth.OATHStore).
-	ErrOATHNotFound = &Error{Code: ENOTFOUND, Reason: "oath_not_found", Message: "This account has no authenticator app enrolled."}
 	// ErrNotSignedIn: the request carries no valid browser session.
 	ErrNotSignedIn = &Error{Code: EUNAUTHORIZED, Reason: "not_signed_in", Message: "You are not signed in."}
 	// ErrNoQRCode: an image holds no readable QR code.

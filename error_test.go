@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
 // TestErrorIs: a sentinel matches any error of its code and reason,
@@ -18,12 +19,12 @@ func TestErrorIs(t *testing.T) {
 		target error
 		want   bool
 	}{
-		{"SameCodeAndReason", storeWording, qrauth.ErrOATHNotFound, true},
-		{"Wrapped", fmt.Errorf("admin: %w", storeWording), qrauth.ErrOATHNotFound, true},
-		{"OtherReason", qrauth.Errorf(qrauth.ENOTFOUND, "user_not_found", "x"), qrauth.ErrOATHNotFound, false},
-		{"OtherCode", qrauth.Errorf(qrauth.EINVALID, "oath_not_found", "x"), qrauth.ErrOATHNotFound, false},
+		{"SameCodeAndReason", storeWording, oath.ErrNotFound, true},
+		{"Wrapped", fmt.Errorf("admin: %w", storeWording), oath.ErrNotFound, true},
+		{"OtherReason", qrauth.Errorf(qrauth.ENOTFOUND, "user_not_found", "x"), oath.ErrNotFound, false},
+		{"OtherCode", qrauth.Errorf(qrauth.EINVALID, "oath_not_found", "x"), oath.ErrNotFound, false},
 		{"CodeOnlyTarget", storeWording, &qrauth.Error{Code: qrauth.ENOTFOUND}, true},
-		{"NotAnError", errors.New("oath_not_found"), qrauth.ErrOATHNotFound, false},
+		{"NotAnError", errors.New("oath_not_found"), oath.ErrNotFound, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := errors.Is(tc.err, tc.target); got != tc.want {

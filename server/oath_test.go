@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/store"
@@ -277,7 +278,7 @@ func TestOATHEnrolAndSignIn(t *testing.T) {
 	if a := body["account"].(map[string]any); a["active"] != true || a["kind"] != "totp" || a["source"] != "account" {
 		t.Fatalf("after confirm: %v", body)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHSecretAdded, "enrolled by the user on the account page")
+	oathAuditHas(t, srv.DB, uid, oath.AuditSecretAdded, "enrolled by the user on the account page")
 
 	// Now the sign-in stops after the QR step until the code is accepted.
 	clock.Add(30 * time.Second)
@@ -346,7 +347,7 @@ func TestOATHDrift(t *testing.T) {
 func TestOATHHOTPCounter(t *testing.T) {
 	clock := newOATHClock()
 	srv := oathOpen(t, clock, func(c *oathflow.Config) {
-		c.Kind = qrauth.OATHHOTP
+		c.Kind = oath.HOTP
 		c.LookAhead = 5
 	}, nil)
 	p := newPhone(t, srv, "+41 79 123 45 67")
@@ -492,7 +493,7 @@ func TestOATHLockAndUnlock(t *testing.T) {
 	if _, pending := b.do("GET", wire.PathOATHSignIn, ""); pending["state"] != "locked" {
 		t.Fatalf("pending %v", pending)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHLocked, "after 3 wrong codes")
+	oathAuditHas(t, srv.DB, uid, oath.AuditLocked, "after 3 wrong codes")
 
 	// Only admins and the helpdesk unlock.
 	plain, _ := oathAdmin(t, srv, "+41 79 000 00 01")
@@ -503,7 +504,7 @@ func TestOATHLockAndUnlock(t *testing.T) {
 	oathWant(t, st, body, 200, "")
 	st, body = help.do("POST", wire.Path(wire.PathAdminOATHUnlock, string(uid)), "")
 	oathWant(t, st, body, 409, "oath_not_locked")
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHUnlocked, "unlocked by "+string(helpID))
+	oathAuditHas(t, srv.DB, uid, oath.AuditUnlocked, "unlocked by "+string(helpID))
 
 	st, body = oathSecond(b, oathTOTP(k, clock.Now(), 0))
 	oathWant(t, st, body, 200, "")
@@ -647,7 +648,7 @@ func TestOATHReenrol(t *testing.T) {
 		if k2.base32 != k.base32 || k2.body["reused"] != true || k2.body["needs_code"] != false {
 			t.Fatalf("re-enrolment %v", k2.body)
 		}
-		oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHSecretViewed, "shown again to the user")
+		oathAuditHas(t, srv.DB, uid, oath.AuditSecretViewed, "shown again to the user")
 	})
 }
 
@@ -686,7 +687,7 @@ func TestOATHAdmin(t *testing.T) {
 		!strings.HasPrefix(body["qr"].(string), "data:image/png") {
 		t.Fatalf("secret view %v", body)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHSecretViewed, "viewed by "+string(viewerID))
+	oathAuditHas(t, srv.DB, uid, oath.AuditSecretViewed, "viewed by "+string(viewerID))
 	st, body = viewer.do("GET", path, "")
 	oathWant(t, st, body, 403, "forbidden")
 
@@ -699,13 +700,13 @@ func TestOATHAdmin(t *testing.T) {
 	if fi, err := os.Stat(body["file"].(string)); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 1000 {
 		t.Fatalf("letter file %v %v", fi, err)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHLetterOrdered, "ordered by "+string(adminID))
+	oathAuditHas(t, srv.DB, uid, oath.AuditLetterOrdered, "ordered by "+string(adminID))
 
 	st, body = admin.do("DELETE", path, "")
 	if st != 204 {
 		t.Fatalf("delete: %d %v", st, body)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHSecretDeleted, "deleted by "+string(adminID))
+	oathAuditHas(t, srv.DB, uid, oath.AuditSecretDeleted, "deleted by "+string(adminID))
 	st, body = admin.do("DELETE", path, "")
 	oathWant(t, st, body, 404, "oath_not_found")
 
@@ -715,7 +716,7 @@ func TestOATHAdmin(t *testing.T) {
 	if body["reused"] != false || body["account"].(map[string]any)["source"] != "letter" {
 		t.Fatalf("letter %v", body)
 	}
-	oathAuditHas(t, srv.DB, uid, qrauth.AuditOATHSecretAdded, "created for an activation letter by "+string(adminID))
+	oathAuditHas(t, srv.DB, uid, oath.AuditSecretAdded, "created for an activation letter by "+string(adminID))
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 2 {
 		t.Fatalf("letters %v", entries)

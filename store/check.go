@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -131,7 +132,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 	})
 
 	forEach(bucketOATH, func(k, v []byte) error {
-		a, err := decode[qrauth.OATHAccount](k, v)
+		a, err := decode[oath.Account](k, v)
 		if err != nil {
 			return err
 		} else if string(a.UserID) != string(k) {

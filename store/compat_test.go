@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -145,13 +146,13 @@ func writeCompat(t *testing.T, db *store.DB) {
 
 	// OATH: Alice has an active TOTP token from a letter, used once; Bob
 	// has a pending HOTP enrolment.
-	aliceTOTP := &qrauth.OATHToken{ID: "oath_alice", Kind: qrauth.OATHTOTP, Algorithm: qrauth.OATHSHA1, Digits: 6, Period: 30,
-		Secret: compatBytes("oath-alice-sealed", 48), Source: qrauth.OATHSourceLetter, CreatedAt: compatAt(12)}
-	must2(db.CreateOATHToken(ctx, alice.ID, aliceTOTP, ev(12, qrauth.AuditOATHLetterOrdered, alice.ID, "", "", aliceTOTP.ID)))
-	must2(db.RecordOATHUse(ctx, alice.ID, qrauth.OATHUse{TokenID: aliceTOTP.ID, Counter: 58346581, Offset: -1, At: compatAt(13)}))
+	aliceTOTP := &oath.Token{ID: "oath_alice", Kind: oath.TOTP, Algorithm: oath.SHA1, Digits: 6, Period: 30,
+		Secret: compatBytes("oath-alice-sealed", 48), Source: oath.SourceLetter, CreatedAt: compatAt(12)}
+	must2(db.CreateOATHToken(ctx, alice.ID, aliceTOTP, ev(12, oath.AuditLetterOrdered, alice.ID, "", "", aliceTOTP.ID)))
+	must2(db.RecordOATHUse(ctx, alice.ID, oath.Use{TokenID: aliceTOTP.ID, Counter: 58346581, Offset: -1, At: compatAt(13)}))
 	must2(db.RecordOATHFailure(ctx, alice.ID, aliceTOTP.ID, compatAt(14), 5))
-	bobHOTP := &qrauth.OATHToken{ID: "oath_bob", Kind: qrauth.OATHHOTP, Algorithm: qrauth.OATHSHA256, Digits: 8,
-		Secret: compatBytes("oath-bob-sealed", 48), Source: qrauth.OATHSourceAccount, CreatedAt: compatAt(15)}
+	bobHOTP := &oath.Token{ID: "oath_bob", Kind: oath.HOTP, Algorithm: oath.SHA256, Digits: 8,
+		Secret: compatBytes("oath-bob-sealed", 48), Source: oath.SourceAccount, CreatedAt: compatAt(15)}
 	must2(db.PutOATHPending(ctx, bob.ID, bobHOTP))
 
 	// Offline codes: both methods on Alice's phone, the PIN one with a
@@ -219,7 +220,7 @@ type compatRead struct {
 	KnownAddresses     map[string]bool
 	Audit              []*qrauth.AuditEvent
 	AuditOfBob         []uint64
-	OATH               map[qrauth.UserID]*qrauth.OATHAccount
+	OATH               map[qrauth.UserID]*oath.Account
 	OfflineCredentials map[qrauth.UserID][]*qrauth.OfflineCredential
 	OfflineSessions    map[string]*qrauth.OfflineSession
 	Approvals          map[string]*qrauth.Approval
@@ -244,7 +245,7 @@ func readCompat(t *testing.T, db *store.DB) []byte {
 		Secrets: map[string][]byte{}, Users: users, UserByPhone: map[string]qrauth.UserID{},
 		Devices: map[qrauth.UserID][]*qrauth.Device{}, DeviceByID: map[qrauth.DeviceID]*qrauth.Device{},
 		Sessions: map[qrauth.UserID][]*qrauth.Session{}, SessionByToken: map[string]qrauth.SessionID{},
-		KnownAddresses: map[string]bool{}, OATH: map[qrauth.UserID]*qrauth.OATHAccount{},
+		KnownAddresses: map[string]bool{}, OATH: map[qrauth.UserID]*oath.Account{},
 		OfflineCredentials: map[qrauth.UserID][]*qrauth.OfflineCredential{}, OfflineSessions: map[string]*qrauth.OfflineSession{},
 		Approvals: map[string]*qrauth.Approval{}, ApprovalByToken: map[string]string{},
 		Passwords: map[qrauth.UserID]*qrauth.Password{}, Badges: map[qrauth.UserID][]*qrauth.Badge{},
@@ -413,7 +414,7 @@ func TestCompat(t *testing.T) {
 	if n, err := db.DeleteExpiredSessions(ctx, compatAt(150)); err != nil || n != 1 {
 		t.Fatalf("DeleteExpiredSessions = %d, %v; want the file's expired session", n, err)
 	}
-	if _, err := db.RecordOATHUse(ctx, "u_alice", qrauth.OATHUse{TokenID: "oath_alice", Counter: 58346600, At: compatAt(101)}); err != nil {
+	if _, err := db.RecordOATHUse(ctx, "u_alice", oath.Use{TokenID: "oath_alice", Counter: 58346600, At: compatAt(101)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.DecideApproval(ctx, "ap_scanned", qrauth.ApprovalDecision{State: qrauth.ApprovalDenied, DeviceID: "d_alice_phone",

@@ -5,10 +5,11 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketOATH holds one qrauth.OATHAccount per user, keyed by user id. The
+// bucketOATH holds one oath.Account per user, keyed by user id. The
 // token secrets in it are sealed by the server; this package never sees a
 // plain secret.
 var bucketOATH = []byte("oath_accounts")
@@ -26,8 +27,8 @@ func errOATHLocked() error {
 }
 
 // FindOATHAccount implements qrauth.Store.
-func (db *DB) FindOATHAccount(ctx context.Context, id qrauth.UserID) (*qrauth.OATHAccount, error) {
-	var a *qrauth.OATHAccount
+func (db *DB) FindOATHAccount(ctx context.Context, id qrauth.UserID) (*oath.Account, error) {
+	var a *oath.Account
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		if _, err = findUser(tx, id); err != nil {
 			return err
@@ -41,8 +42,8 @@ func (db *DB) FindOATHAccount(ctx context.Context, id qrauth.UserID) (*qrauth.OA
 	return a, nil
 }
 
-func findOATH(tx *bolt.Tx, id qrauth.UserID) (*qrauth.OATHAccount, error) {
-	a, err := get[qrauth.OATHAccount](tx.Bucket(bucketOATH), []byte(id))
+func findOATH(tx *bolt.Tx, id qrauth.UserID) (*oath.Account, error) {
+	a, err := get[oath.Account](tx.Bucket(bucketOATH), []byte(id))
 	if err != nil {
 		return nil, err
 	} else if a == nil {
@@ -51,7 +52,7 @@ func findOATH(tx *bolt.Tx, id qrauth.UserID) (*qrauth.OATHAccount, error) {
 	return a, nil
 }
 
-func checkOATHToken(t *qrauth.OATHToken) error {
+func checkOATHToken(t *oath.Token) error {
 	switch {
 	case t == nil:
 		return invalidf("nil OATH token")
@@ -59,7 +60,7 @@ func checkOATHToken(t *qrauth.OATHToken) error {
 		return invalidf("empty OATH token id")
 	case len(t.Secret) == 0:
 		return invalidf("OATH token %q has no secret", t.ID)
-	case t.Kind != qrauth.OATHTOTP && t.Kind != qrauth.OATHHOTP:
+	case t.Kind != oath.TOTP && t.Kind != oath.HOTP:
 		return invalidf("OATH token %q has kind %q", t.ID, t.Kind)
 	}
 	return nil
@@ -69,11 +70,11 @@ func checkOATHToken(t *qrauth.OATHToken) error {
 // what fn returns, all in one write transaction with events. fn returning
 // an error changes nothing.
 func (db *DB) updateOATH(ctx context.Context, id qrauth.UserID, events []*qrauth.AuditEvent,
-	fn func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error)) (*qrauth.OATHAccount, error) {
+	fn func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error)) (*oath.Account, error) {
 	if err := checkUserID(id); err != nil {
 		return nil, err
 	}
-	var out *qrauth.OATHAccount
+	var out *oath.Account
 	var more []*qrauth.AuditEvent
 	// The extra events fn may ask for (a lock) are only known inside the
 	// transaction, so they are written there, after the change.
@@ -82,7 +83,7 @@ func (db *DB) updateOATH(ctx context.Context, id qrauth.UserID, events []*qrauth
 		if _, err := findUser(tx, id); err != nil {
 			return err
 		}
-		a, err := get[qrauth.OATHAccount](tx.Bucket(bucketOATH), []byte(id))
+		a, err := get[oath.Account](tx.Bucket(bucketOATH), []byte(id))
 		if err != nil {
 			return err
 		}
@@ -111,14 +112,14 @@ func (db *DB) updateOATH(ctx context.Context, id qrauth.UserID, events []*qrauth
 }
 
 // PutOATHPending implements qrauth.Store.
-func (db *DB) PutOATHPending(ctx context.Context, id qrauth.UserID, t *qrauth.OATHToken, events ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
+func (db *DB) PutOATHPending(ctx context.Context, id qrauth.UserID, t *oath.Token, events ...*qrauth.AuditEvent) (*oath.Account, error) {
 	if err := checkOATHToken(t); err != nil {
 		return nil, err
 	}
 	tok := *t
-	return db.updateOATH(ctx, id, events, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+	return db.updateOATH(ctx, id, events, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		if a == nil {
-			a = &qrauth.OATHAccount{}
+			a = &oath.Account{}
 		}
 		a.Pending = &tok
 		return a, nil, nil
@@ -126,13 +127,13 @@ func (db *DB) PutOATHPending(ctx context.Context, id qrauth.UserID, t *qrauth.OA
 }
 
 // ActivateOATHPending implements qrauth.Store.
-func (db *DB) ActivateOATHPending(ctx context.Context, id qrauth.UserID, use qrauth.OATHUse, events ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
-	return db.updateOATH(ctx, id, events, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+func (db *DB) ActivateOATHPending(ctx context.Context, id qrauth.UserID, use oath.Use, events ...*qrauth.AuditEvent) (*oath.Account, error) {
+	return db.updateOATH(ctx, id, events, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		if a == nil || a.Pending == nil || a.Pending.ID != use.TokenID || use.TokenID == "" {
 			return nil, nil, qrauth.Errorf(qrauth.ECONFLICT, "oath_pending_changed",
 				"This enrolment is no longer waiting for a code: it was finished or replaced. Start again.")
 		}
-		return &qrauth.OATHAccount{
+		return &oath.Account{
 			Token: a.Pending, ActivatedAt: use.At, LastUsedAt: use.At,
 			NextCounter: use.Counter + 1, Offset: use.Offset,
 		}, nil, nil
@@ -140,22 +141,22 @@ func (db *DB) ActivateOATHPending(ctx context.Context, id qrauth.UserID, use qra
 }
 
 // CreateOATHToken implements qrauth.Store.
-func (db *DB) CreateOATHToken(ctx context.Context, id qrauth.UserID, t *qrauth.OATHToken, events ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
+func (db *DB) CreateOATHToken(ctx context.Context, id qrauth.UserID, t *oath.Token, events ...*qrauth.AuditEvent) (*oath.Account, error) {
 	if err := checkOATHToken(t); err != nil {
 		return nil, err
 	}
 	tok := *t
-	return db.updateOATH(ctx, id, events, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+	return db.updateOATH(ctx, id, events, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		if a.Active() {
 			return nil, nil, qrauth.Errorf(qrauth.ECONFLICT, "oath_exists", "This account already has an authenticator.")
 		}
-		return &qrauth.OATHAccount{Token: &tok, ActivatedAt: tok.CreatedAt}, nil, nil
+		return &oath.Account{Token: &tok, ActivatedAt: tok.CreatedAt}, nil, nil
 	})
 }
 
 // RecordOATHUse implements qrauth.Store.
-func (db *DB) RecordOATHUse(ctx context.Context, id qrauth.UserID, use qrauth.OATHUse, events ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
-	return db.updateOATH(ctx, id, events, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+func (db *DB) RecordOATHUse(ctx context.Context, id qrauth.UserID, use oath.Use, events ...*qrauth.AuditEvent) (*oath.Account, error) {
+	return db.updateOATH(ctx, id, events, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		switch {
 		case !a.Active():
 			return nil, nil, errOATHNotFound()
@@ -173,8 +174,8 @@ func (db *DB) RecordOATHUse(ctx context.Context, id qrauth.UserID, use qrauth.OA
 }
 
 // RecordOATHFailure implements qrauth.Store.
-func (db *DB) RecordOATHFailure(ctx context.Context, id qrauth.UserID, tokenID string, at time.Time, limit int, onLock ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
-	return db.updateOATH(ctx, id, nil, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+func (db *DB) RecordOATHFailure(ctx context.Context, id qrauth.UserID, tokenID string, at time.Time, limit int, onLock ...*qrauth.AuditEvent) (*oath.Account, error) {
+	return db.updateOATH(ctx, id, nil, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		switch {
 		case !a.Active():
 			return nil, nil, errOATHNotFound()
@@ -193,8 +194,8 @@ func (db *DB) RecordOATHFailure(ctx context.Context, id qrauth.UserID, tokenID s
 }
 
 // UnlockOATHAccount implements qrauth.Store.
-func (db *DB) UnlockOATHAccount(ctx context.Context, id qrauth.UserID, events ...*qrauth.AuditEvent) (*qrauth.OATHAccount, error) {
-	return db.updateOATH(ctx, id, events, func(a *qrauth.OATHAccount) (*qrauth.OATHAccount, []*qrauth.AuditEvent, error) {
+func (db *DB) UnlockOATHAccount(ctx context.Context, id qrauth.UserID, events ...*qrauth.AuditEvent) (*oath.Account, error) {
+	return db.updateOATH(ctx, id, events, func(a *oath.Account) (*oath.Account, []*qrauth.AuditEvent, error) {
 		if a == nil {
 			return nil, nil, errOATHNotFound()
 		} else if !a.Locked() {

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/server/oathflow"
 )
 
@@ -20,9 +20,9 @@ func (m *Main) oathFlags(fs *flag.FlagSet, e *flagEnv) {
 	fs.StringVar((*string)(&c.Policy), "oath-policy", string(c.Policy),
 		"when a sign-in asks for an authenticator code after the QR scan: off, if-enrolled or required (enables -oath) (QRAUTH_OATH_POLICY)")
 	fs.StringVar(&c.Issuer, "oath-issuer", env("OATH_ISSUER", oathflow.DefaultIssuer), "name authenticator apps show for this service (QRAUTH_OATH_ISSUER)")
-	c.Kind = qrauth.OATHKind(env("OATH_KIND", string(oathflow.DefaultKind)))
+	c.Kind = oath.Kind(env("OATH_KIND", string(oathflow.DefaultKind)))
 	fs.StringVar((*string)(&c.Kind), "oath-kind", string(c.Kind), "kind of new tokens: totp or hotp (QRAUTH_OATH_KIND)")
-	c.Algorithm = qrauth.OATHAlgorithm(env("OATH_ALGORITHM", string(oathflow.DefaultAlgorithm)))
+	c.Algorithm = oath.Algorithm(env("OATH_ALGORITHM", string(oathflow.DefaultAlgorithm)))
 	fs.StringVar((*string)(&c.Algorithm), "oath-algorithm", string(c.Algorithm),
 		"HMAC of new tokens: SHA1 (what every app supports), SHA256 or SHA512 (QRAUTH_OATH_ALGORITHM)")
 	fs.IntVar(&c.Digits, "oath-digits", e.int("OATH_DIGITS", oathflow.DefaultDigits), "digits of a code: 6 or 8 (QRAUTH_OATH_DIGITS)")

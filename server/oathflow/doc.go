@@ -18,6 +18,6 @@
 //
 // Code generation and otpauth:// URIs come from github.com/pquerna/otp;
 // the window, drift, replay detection and lock are ours (oath_otp.go) and
-// the replay state is kept in the store (qrauth.OATHStore, the store interface this flow consumes; the flow
+// the replay state is kept in the store (oath.Store, the store interface this flow consumes; the flow
 // reaches the core only through server.Host).
 package oathflow

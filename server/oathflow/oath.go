@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/keys"
+	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -35,8 +36,8 @@ const (
 // PolicyOff).
 const (
 	DefaultIssuer      = "qrauth"
-	DefaultKind        = qrauth.OATHTOTP
-	DefaultAlgorithm   = qrauth.OATHSHA1
+	DefaultKind        = oath.TOTP
+	DefaultAlgorithm   = oath.SHA1
 	DefaultDigits      = 6
 	DefaultPeriod      = 30 * time.Second
 	DefaultSecretSize  = 20
@@ -60,10 +61,10 @@ type Config struct {
 	// Default "qrauth".
 	Issuer string
 	// Kind of new tokens. Default TOTP, which every app supports.
-	Kind qrauth.OATHKind
+	Kind oath.Kind
 	// Algorithm of new tokens. Default SHA1, the only one every common app
 	// supports; SHA256 and SHA512 are options.
-	Algorithm qrauth.OATHAlgorithm
+	Algorithm oath.Algorithm
 	// Digits of a code: 6 (default) or 8.
 	Digits int
 	// Period is the TOTP time step, whole seconds. Default 30s.
@@ -122,15 +123,15 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 	switch c.Kind {
 	case "":
 		c.Kind = DefaultKind
-	case qrauth.OATHTOTP, qrauth.OATHHOTP:
+	case oath.TOTP, oath.HOTP:
 	default:
 		return c, fmt.Errorf("kind %q: want totp or hotp", c.Kind)
 	}
-	c.Algorithm = qrauth.OATHAlgorithm(strings.ToUpper(string(c.Algorithm)))
+	c.Algorithm = oath.Algorithm(strings.ToUpper(string(c.Algorithm)))
 	switch c.Algorithm {
 	case "":
 		c.Algorithm = DefaultAlgorithm
-	case qrauth.OATHSHA1, qrauth.OATHSHA256, qrauth.OATHSHA512:
+	case oath.SHA1, oath.SHA256, oath.SHA512:
 	default:
 		return c, fmt.Errorf("algorithm %q: want SHA1, SHA256 or SHA512", c.Algorithm)
 	}
@@ -188,14 +189,14 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 // Flow is the OATH flow as the server mounts it (server.Flow).
 type Flow struct {
 	cfg Config
-	st  qrauth.OATHStore
+	st  oath.Store
 	key []byte // the master key
 	h   server.Host
 }
 
 // New checks cfg and returns the flow over st. masterKey is the operator's
 // key that seals the secrets at rest: required when the flow is enabled.
-func New(cfg Config, st qrauth.OATHStore, masterKey []byte) (*Flow, error) {
+func New(cfg Config, st oath.Store, masterKey []byte) (*Flow, error) {
 	cfg, err := cfg.withDefaults(masterKey)
 	if err != nil {
 		return nil, fmt.Errorf("oath: %w", err)
@@ -287,9 +288,9 @@ func (f *Flow) oathRoutes(e *echo.Echo) {
 }
 
 // findOATH returns the user's OATH account, or nil if there is none.
-func (f *Flow) findOATH(ctx context.Context, id qrauth.UserID) (*qrauth.OATHAccount, error) {
+func (f *Flow) findOATH(ctx context.Context, id qrauth.UserID) (*oath.Account, error) {
 	a, err := f.st.FindOATHAccount(ctx, id)
-	if errors.Is(err, qrauth.ErrOATHNotFound) {
+	if errors.Is(err, oath.ErrNotFound) {
 		return nil, nil
 	}
 	return a, err

@@ -8,13 +8,14 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
 // The OATH part of the admin API, under /admin/api/oath/:id where :id is
 // a user id. Every change and every look at a secret is audited with who
 // did it ("by operator" for `qrauthd admin`, else the admin's user id).
 
-func (f *Flow) adminOATHAccount(c echo.Context) (*qrauth.User, *qrauth.OATHAccount, error) {
+func (f *Flow) adminOATHAccount(c echo.Context) (*qrauth.User, *oath.Account, error) {
 	ctx := c.Request().Context()
 	u, err := f.h.Store().FindUserByID(ctx, qrauth.UserID(c.Param("id")))
 	if err != nil {
@@ -55,7 +56,7 @@ func (f *Flow) handleAdminOATHDelete(c echo.Context) error {
 		what = tokenDetail(a.Token)
 	}
 	if err := f.st.DeleteOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
-		Time: f.h.Now(), Type: qrauth.AuditOATHSecretDeleted, UserID: u.ID, IP: c.RealIP(),
+		Time: f.h.Now(), Type: oath.AuditSecretDeleted, UserID: u.ID, IP: c.RealIP(),
 		Detail: what + " deleted by " + actor.Name(),
 	}); err != nil {
 		return err
@@ -75,7 +76,7 @@ func (f *Flow) handleAdminOATHUnlock(c echo.Context) error {
 		return errOATHNone
 	}
 	a, err = f.st.UnlockOATHAccount(c.Request().Context(), u.ID, &qrauth.AuditEvent{
-		Time: f.h.Now(), Type: qrauth.AuditOATHUnlocked, UserID: u.ID, IP: c.RealIP(),
+		Time: f.h.Now(), Type: oath.AuditUnlocked, UserID: u.ID, IP: c.RealIP(),
 		Detail: tokenDetail(a.Token) + " unlocked by " + actor.Name(),
 	})
 	if err != nil {
@@ -109,7 +110,7 @@ func (f *Flow) handleAdminOATHSecret(c echo.Context) error {
 	}
 	v.Hex, v.Reused = hex.EncodeToString(secret), true
 	if err := f.h.Store().AppendAudit(c.Request().Context(), &qrauth.AuditEvent{
-		Time: f.h.Now(), Type: qrauth.AuditOATHSecretViewed, UserID: u.ID, IP: c.RealIP(),
+		Time: f.h.Now(), Type: oath.AuditSecretViewed, UserID: u.ID, IP: c.RealIP(),
 		Detail: tokenDetail(a.Token) + " viewed by " + actor.Name(),
 	}); err != nil {
 		return err
@@ -137,14 +138,14 @@ func (f *Flow) handleAdminOATHLetter(c echo.Context) error {
 	}
 	now := f.h.Now()
 	reused := a.Active()
-	var t *qrauth.OATHToken
+	var t *oath.Token
 	var secret []byte
 	if reused {
 		t = a.Token
 		if secret, err = cfg.openSecret(u.ID, t); err != nil {
 			return err
 		}
-	} else if t, secret, err = cfg.newOATHToken(f.h.Rand(), u.ID, cfg.Kind, qrauth.OATHSourceLetter, now); err != nil {
+	} else if t, secret, err = cfg.newOATHToken(f.h.Rand(), u.ID, cfg.Kind, oath.SourceLetter, now); err != nil {
 		return err
 	}
 	defer clear(secret)
@@ -163,14 +164,14 @@ func (f *Flow) handleAdminOATHLetter(c echo.Context) error {
 	if err != nil {
 		return qrauth.Internal(err)
 	}
-	ordered := &qrauth.AuditEvent{Time: now, Type: qrauth.AuditOATHLetterOrdered, UserID: u.ID, IP: c.RealIP(),
+	ordered := &qrauth.AuditEvent{Time: now, Type: oath.AuditLetterOrdered, UserID: u.ID, IP: c.RealIP(),
 		Detail: "letter " + filepath.Base(path) + " of " + tokenDetail(t) + " ordered by " + actor.Name()}
 	ctx := c.Request().Context()
 	if reused {
 		err = f.h.Store().AppendAudit(ctx, ordered)
 	} else {
 		a, err = f.st.CreateOATHToken(ctx, u.ID, t, &qrauth.AuditEvent{
-			Time: now, Type: qrauth.AuditOATHSecretAdded, UserID: u.ID, IP: c.RealIP(),
+			Time: now, Type: oath.AuditSecretAdded, UserID: u.ID, IP: c.RealIP(),
 			Detail: tokenDetail(t) + " created for an activation letter by " + actor.Name(),
 		}, ordered)
 	}

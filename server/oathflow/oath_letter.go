@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-pdf/fpdf"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
@@ -24,7 +25,7 @@ import (
 // oathLetter is what goes on a letter.
 type oathLetter struct {
 	Key     oathKey
-	Token   *qrauth.OATHToken
+	Token   *oath.Token
 	User    *qrauth.User
 	Origin  string
 	Created time.Time
@@ -117,7 +118,7 @@ func renderOATHLetter(l oathLetter) ([]byte, error) {
 		"3. Scan the code on the left. The app then shows \"" + l.Key.Issuer + "\" with a code that changes.",
 		"4. When you sign in at " + l.Origin + ", scan the sign-in code with the qrauth app, then type the current code from the authenticator app.",
 	}
-	if l.Token.Kind == qrauth.OATHHOTP {
+	if l.Token.Kind == oath.HOTP {
 		steps[2] = "3. Scan the code on the left. The app then shows \"" + l.Key.Issuer + "\"; tap it for a new code each time you sign in."
 	}
 	for _, s := range steps {
@@ -131,7 +132,7 @@ func renderOATHLetter(l oathLetter) ([]byte, error) {
 	pdf.CellFormat(width, 7, "Cannot scan? Enter the key by hand", "", 1, "L", false, 0, "")
 	pdf.SetFont("Helvetica", "", 10)
 	kind := "Time-based (TOTP)"
-	if l.Token.Kind == qrauth.OATHHOTP {
+	if l.Token.Kind == oath.HOTP {
 		kind = "Counter-based (HOTP)"
 	}
 	rows := [][2]string{
@@ -141,7 +142,7 @@ func renderOATHLetter(l oathLetter) ([]byte, error) {
 		{"Digits", fmt.Sprint(l.Token.Digits)},
 		{"Algorithm", string(l.Token.Algorithm)},
 	}
-	if l.Token.Kind == qrauth.OATHTOTP {
+	if l.Token.Kind == oath.TOTP {
 		rows = append(rows, [2]string{"Period", fmt.Sprintf("%d seconds", l.Token.Period)})
 	}
 	for _, r := range rows {

@@ -11,6 +11,7 @@ import (
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
 // This file turns OATH tokens into codes and URIs with pquerna/otp, and
@@ -34,11 +35,11 @@ var (
 		"Too many wrong codes: the authenticator is locked. Ask an administrator to unlock it.")
 )
 
-func otpAlgorithm(a qrauth.OATHAlgorithm) otp.Algorithm {
+func otpAlgorithm(a oath.Algorithm) otp.Algorithm {
 	switch a {
-	case qrauth.OATHSHA256:
+	case oath.SHA256:
 		return otp.AlgorithmSHA256
-	case qrauth.OATHSHA512:
+	case oath.SHA512:
 		return otp.AlgorithmSHA512
 	}
 	return otp.AlgorithmSHA1
@@ -46,7 +47,7 @@ func otpAlgorithm(a qrauth.OATHAlgorithm) otp.Algorithm {
 
 // oathCode returns the code of secret at counter, by RFC 4226 (TOTP is
 // HOTP of the time step).
-func oathCode(t *qrauth.OATHToken, secret []byte, counter uint64) (string, error) {
+func oathCode(t *oath.Token, secret []byte, counter uint64) (string, error) {
 	return hotp.GenerateCodeCustom(b32.EncodeToString(secret), counter, hotp.ValidateOpts{
 		Digits: otp.Digits(t.Digits), Algorithm: otpAlgorithm(t.Algorithm),
 	})
@@ -63,11 +64,11 @@ type oathKey struct {
 // oathURI builds the otpauth:// URI of a token (Google's Key URI Format,
 // which every common app reads). pquerna/otp writes it; it leaves out the
 // counter parameter that the format requires for HOTP, so we add it.
-func oathURI(t *qrauth.OATHToken, secret []byte, issuer, account string) (oathKey, error) {
+func oathURI(t *oath.Token, secret []byte, issuer, account string) (oathKey, error) {
 	var k *otp.Key
 	var err error
 	switch t.Kind {
-	case qrauth.OATHHOTP:
+	case oath.HOTP:
 		k, err = hotp.Generate(hotp.GenerateOpts{Issuer: issuer, AccountName: account, Secret: secret,
 			Digits: otp.Digits(t.Digits), Algorithm: otpAlgorithm(t.Algorithm)})
 	default:
@@ -78,7 +79,7 @@ func oathURI(t *qrauth.OATHToken, secret []byte, issuer, account string) (oathKe
 		return oathKey{}, qrauth.Internal(err)
 	}
 	uri := k.URL()
-	if t.Kind == qrauth.OATHHOTP {
+	if t.Kind == oath.HOTP {
 		u, err := url.Parse(uri)
 		if err != nil {
 			return oathKey{}, qrauth.Internal(err)
@@ -105,7 +106,7 @@ func oathAccountName(u *qrauth.User) string {
 
 // newOATHToken makes a token with a fresh random secret and returns it
 // sealed for user uid, with the plain secret.
-func (c *Config) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth.OATHKind, source string, now time.Time) (*qrauth.OATHToken, []byte, error) {
+func (c *Config) newOATHToken(rand io.Reader, uid qrauth.UserID, kind oath.Kind, source string, now time.Time) (*oath.Token, []byte, error) {
 	id, err := qrauth.RandomToken(rand, 9)
 	if err != nil {
 		return nil, nil, qrauth.Internal(err)
@@ -118,9 +119,9 @@ func (c *Config) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth.OAT
 	if err != nil {
 		return nil, nil, err
 	}
-	t := &qrauth.OATHToken{ID: "t_" + id, Kind: kind, Algorithm: c.Algorithm, Digits: c.Digits,
+	t := &oath.Token{ID: "t_" + id, Kind: kind, Algorithm: c.Algorithm, Digits: c.Digits,
 		Secret: sealed, Source: source, CreatedAt: now}
-	if kind == qrauth.OATHTOTP {
+	if kind == oath.TOTP {
 		t.Period = int(c.Period / time.Second)
 	}
 	return t, secret, nil
@@ -128,7 +129,7 @@ func (c *Config) newOATHToken(rand io.Reader, uid qrauth.UserID, kind qrauth.OAT
 
 // openSecret decrypts a token's secret; the user id is the associated
 // data, so a sealed secret copied into another user's record fails here.
-func (c *Config) openSecret(uid qrauth.UserID, t *qrauth.OATHToken) ([]byte, error) {
+func (c *Config) openSecret(uid qrauth.UserID, t *oath.Token) ([]byte, error) {
 	pt, err := c.sealer.Open(t.Secret, []byte(uid))
 	if err != nil {
 		return nil, errOATHUnreadable
@@ -156,7 +157,7 @@ type oathMatch struct {
 // matches (about one in a million per extra candidate), the one nearest
 // the prediction wins. A code that matches only counters below NextCounter
 // is a replay.
-func (c *Config) match(t *qrauth.OATHToken, secret []byte, code string, next uint64, offset int64, now time.Time) (oathMatch, error) {
+func (c *Config) match(t *oath.Token, secret []byte, code string, next uint64, offset int64, now time.Time) (oathMatch, error) {
 	type cand struct {
 		counter uint64
 		offset  int64
@@ -164,7 +165,7 @@ func (c *Config) match(t *qrauth.OATHToken, secret []byte, code string, next uin
 	}
 	var cands []cand
 	switch t.Kind {
-	case qrauth.OATHHOTP:
+	case oath.HOTP:
 		for i := 0; i <= c.LookAhead; i++ {
 			cands = append(cands, cand{counter: next + uint64(i), dist: int64(i)})
 		}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
 // Seeds of RFC 6238 Appendix B: the ASCII digits repeated to the hash's
@@ -19,7 +19,7 @@ var (
 
 func TestOATHRFC4226Vectors(t *testing.T) {
 	want := []string{"755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"}
-	tok := &qrauth.OATHToken{Kind: qrauth.OATHHOTP, Algorithm: qrauth.OATHSHA1, Digits: 6}
+	tok := &oath.Token{Kind: oath.HOTP, Algorithm: oath.SHA1, Digits: 6}
 	for i, w := range want {
 		got, err := oathCode(tok, rfcSeed1, uint64(i))
 		if err != nil || got != w {
@@ -31,30 +31,30 @@ func TestOATHRFC4226Vectors(t *testing.T) {
 func TestOATHRFC6238Vectors(t *testing.T) {
 	for _, v := range []struct {
 		unix int64
-		alg  qrauth.OATHAlgorithm
+		alg  oath.Algorithm
 		want string
 	}{
-		{59, qrauth.OATHSHA1, "94287082"},
-		{59, qrauth.OATHSHA256, "46119246"},
-		{59, qrauth.OATHSHA512, "90693936"},
-		{1111111109, qrauth.OATHSHA1, "07081804"},
-		{1111111109, qrauth.OATHSHA256, "68084774"},
-		{1111111109, qrauth.OATHSHA512, "25091201"},
-		{1111111111, qrauth.OATHSHA1, "14050471"},
-		{1111111111, qrauth.OATHSHA256, "67062674"},
-		{1111111111, qrauth.OATHSHA512, "99943326"},
-		{1234567890, qrauth.OATHSHA1, "89005924"},
-		{1234567890, qrauth.OATHSHA256, "91819424"},
-		{1234567890, qrauth.OATHSHA512, "93441116"},
-		{2000000000, qrauth.OATHSHA1, "69279037"},
-		{2000000000, qrauth.OATHSHA256, "90698825"},
-		{2000000000, qrauth.OATHSHA512, "38618901"},
-		{20000000000, qrauth.OATHSHA1, "65353130"},
-		{20000000000, qrauth.OATHSHA256, "77737706"},
-		{20000000000, qrauth.OATHSHA512, "47863826"},
+		{59, oath.SHA1, "94287082"},
+		{59, oath.SHA256, "46119246"},
+		{59, oath.SHA512, "90693936"},
+		{1111111109, oath.SHA1, "07081804"},
+		{1111111109, oath.SHA256, "68084774"},
+		{1111111109, oath.SHA512, "25091201"},
+		{1111111111, oath.SHA1, "14050471"},
+		{1111111111, oath.SHA256, "67062674"},
+		{1111111111, oath.SHA512, "99943326"},
+		{1234567890, oath.SHA1, "89005924"},
+		{1234567890, oath.SHA256, "91819424"},
+		{1234567890, oath.SHA512, "93441116"},
+		{2000000000, oath.SHA1, "69279037"},
+		{2000000000, oath.SHA256, "90698825"},
+		{2000000000, oath.SHA512, "38618901"},
+		{20000000000, oath.SHA1, "65353130"},
+		{20000000000, oath.SHA256, "77737706"},
+		{20000000000, oath.SHA512, "47863826"},
 	} {
-		seed := map[qrauth.OATHAlgorithm][]byte{qrauth.OATHSHA1: rfcSeed1, qrauth.OATHSHA256: rfcSeed256, qrauth.OATHSHA512: rfcSeed512}[v.alg]
-		tok := &qrauth.OATHToken{Kind: qrauth.OATHTOTP, Algorithm: v.alg, Digits: 8, Period: 30}
+		seed := map[oath.Algorithm][]byte{oath.SHA1: rfcSeed1, oath.SHA256: rfcSeed256, oath.SHA512: rfcSeed512}[v.alg]
+		tok := &oath.Token{Kind: oath.TOTP, Algorithm: v.alg, Digits: 8, Period: 30}
 		// Through the verifier, as a sign-in would: the vector's code is
 		// accepted at the vector's time, exactly at its own time step.
 		cfg := oathTestConfig(t, Config{Digits: 8, Behind: -1, Ahead: -1})
@@ -78,7 +78,7 @@ func oathTestConfig(t *testing.T, c Config) *Config {
 // TestOATHWindowEdges checks the TOTP window at its edges: a code from the
 // last step inside the window is accepted, one step further is refused.
 func TestOATHWindowEdges(t *testing.T) {
-	tok := &qrauth.OATHToken{Kind: qrauth.OATHTOTP, Algorithm: qrauth.OATHSHA1, Digits: 6, Period: 30}
+	tok := &oath.Token{Kind: oath.TOTP, Algorithm: oath.SHA1, Digits: 6, Period: 30}
 	now := time.Unix(1_700_000_000, 0)
 	cur := int64(now.Unix() / 30)
 	for _, tc := range []struct {
@@ -128,7 +128,7 @@ func TestOATHWindowEdges(t *testing.T) {
 }
 
 func TestOATHHOTPWindow(t *testing.T) {
-	tok := &qrauth.OATHToken{Kind: qrauth.OATHHOTP, Algorithm: qrauth.OATHSHA1, Digits: 6}
+	tok := &oath.Token{Kind: oath.HOTP, Algorithm: oath.SHA1, Digits: 6}
 	cfg := oathTestConfig(t, Config{LookAhead: 3})
 	code := func(c uint64) string { s, _ := oathCode(tok, rfcSeed1, c); return s }
 	for _, tc := range []struct {
@@ -145,8 +145,8 @@ func TestOATHHOTPWindow(t *testing.T) {
 }
 
 func TestOATHURI(t *testing.T) {
-	for _, kind := range []qrauth.OATHKind{qrauth.OATHTOTP, qrauth.OATHHOTP} {
-		tok := &qrauth.OATHToken{Kind: kind, Algorithm: qrauth.OATHSHA256, Digits: 8, Period: 60}
+	for _, kind := range []oath.Kind{oath.TOTP, oath.HOTP} {
+		tok := &oath.Token{Kind: kind, Algorithm: oath.SHA256, Digits: 8, Period: 60}
 		k, err := oathURI(tok, rfcSeed1, "Acme Login", "ada@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +157,7 @@ func TestOATHURI(t *testing.T) {
 		}
 		q := u.Query()
 		want := map[string]string{"secret": "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", "issuer": "Acme Login", "algorithm": "SHA256", "digits": "8"}
-		if kind == qrauth.OATHTOTP {
+		if kind == oath.TOTP {
 			want["period"] = "60"
 		} else {
 			want["counter"] = "0"

@@ -8,20 +8,21 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/server"
 )
 
 // oathAccountView is what a user (and, with the admin fields, an
 // administrator) learns about an OATH account. Never the secret.
 type oathAccountView struct {
-	Active    bool                 `json:"active"`
-	Pending   bool                 `json:"pending"`
-	TokenID   string               `json:"token_id,omitempty"`
-	Kind      qrauth.OATHKind      `json:"kind,omitempty"`
-	Algorithm qrauth.OATHAlgorithm `json:"algorithm,omitempty"`
-	Digits    int                  `json:"digits,omitempty"`
-	Period    int                  `json:"period,omitempty"`
-	Source    string               `json:"source,omitempty"`
+	Active    bool           `json:"active"`
+	Pending   bool           `json:"pending"`
+	TokenID   string         `json:"token_id,omitempty"`
+	Kind      oath.Kind      `json:"kind,omitempty"`
+	Algorithm oath.Algorithm `json:"algorithm,omitempty"`
+	Digits    int            `json:"digits,omitempty"`
+	Period    int            `json:"period,omitempty"`
+	Source    string         `json:"source,omitempty"`
 	// Dates that have not happened (not activated, never used) are
 	// omitted, never Go's zero time.
 	CreatedAt   time.Time `json:"created_at,omitzero"`
@@ -36,7 +37,7 @@ type oathAccountView struct {
 	NextCounter *uint64    `json:"next_counter,omitempty"`
 }
 
-func viewOATH(a *qrauth.OATHAccount, admin bool) *oathAccountView {
+func viewOATH(a *oath.Account, admin bool) *oathAccountView {
 	if a == nil {
 		return nil
 	}
@@ -58,24 +59,24 @@ func viewOATH(a *qrauth.OATHAccount, admin bool) *oathAccountView {
 // oathKeyView shows a secret to the person who will put it into an app
 // (or to a secret viewer).
 type oathKeyView struct {
-	TokenID   string               `json:"token_id"`
-	URI       string               `json:"uri"`
-	QR        string               `json:"qr"` // PNG data URL of URI
-	Secret    string               `json:"secret"`
-	Hex       string               `json:"hex,omitempty"`
-	Kind      qrauth.OATHKind      `json:"kind"`
-	Algorithm qrauth.OATHAlgorithm `json:"algorithm"`
-	Digits    int                  `json:"digits"`
-	Period    int                  `json:"period,omitempty"`
-	Issuer    string               `json:"issuer"`
-	Account   string               `json:"account"`
+	TokenID   string         `json:"token_id"`
+	URI       string         `json:"uri"`
+	QR        string         `json:"qr"` // PNG data URL of URI
+	Secret    string         `json:"secret"`
+	Hex       string         `json:"hex,omitempty"`
+	Kind      oath.Kind      `json:"kind"`
+	Algorithm oath.Algorithm `json:"algorithm"`
+	Digits    int            `json:"digits"`
+	Period    int            `json:"period,omitempty"`
+	Issuer    string         `json:"issuer"`
+	Account   string         `json:"account"`
 	// Reused is true when an existing active secret is shown again.
 	Reused bool `json:"reused"`
 	// NeedsCode is true while the token waits for its first code.
 	NeedsCode bool `json:"needs_code"`
 }
 
-func (f *Flow) viewOATHKey(u *qrauth.User, t *qrauth.OATHToken, secret []byte) (*oathKeyView, error) {
+func (f *Flow) viewOATHKey(u *qrauth.User, t *oath.Token, secret []byte) (*oathKeyView, error) {
 	k, err := oathURI(t, secret, f.cfg.Issuer, oathAccountName(u))
 	if err != nil {
 		return nil, err
@@ -89,7 +90,7 @@ func (f *Flow) viewOATHKey(u *qrauth.User, t *qrauth.OATHToken, secret []byte) (
 }
 
 // tokenDetail describes a token for the audit log.
-func tokenDetail(t *qrauth.OATHToken) string {
+func tokenDetail(t *oath.Token) string {
 	d := fmt.Sprintf("token %s (%s %s, %d digits", t.ID, t.Kind, t.Algorithm, t.Digits)
 	if t.Period > 0 {
 		d += fmt.Sprintf(", %ds", t.Period)
@@ -99,18 +100,18 @@ func tokenDetail(t *qrauth.OATHToken) string {
 
 // enrolOATH starts an enrolment for u: a new pending token, or, with
 // KeepSecret and an active TOTP token, that token's secret again.
-func (f *Flow) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind, source string) (*oathKeyView, error) {
+func (f *Flow) enrolOATH(c echo.Context, u *qrauth.User, kind oath.Kind, source string) (*oathKeyView, error) {
 	ctx := c.Request().Context()
 	cfg := &f.cfg
 	a, err := f.findOATH(ctx, u.ID)
 	if err != nil {
 		return nil, err
 	}
-	if a.Active() && source == qrauth.OATHSourceSignIn {
+	if a.Active() && source == oath.SourceSignIn {
 		return nil, qrauth.Errorf(qrauth.ECONFLICT, "oath_exists", "This account already has an authenticator: enter its code.")
 	}
 	if a.Active() && cfg.KeepSecret {
-		if a.Token.Kind != qrauth.OATHTOTP {
+		if a.Token.Kind != oath.TOTP {
 			return nil, qrauth.Errorf(qrauth.ECONFLICT, "oath_exists",
 				"You already have a counter-based (HOTP) authenticator, which cannot be shared by two apps. Ask an administrator to remove it first.")
 		}
@@ -124,7 +125,7 @@ func (f *Flow) enrolOATH(c echo.Context, u *qrauth.User, kind qrauth.OATHKind, s
 			return nil, err
 		}
 		v.Reused = true
-		if err := f.h.Store().AppendAudit(ctx, &qrauth.AuditEvent{Time: f.h.Now(), Type: qrauth.AuditOATHSecretViewed,
+		if err := f.h.Store().AppendAudit(ctx, &qrauth.AuditEvent{Time: f.h.Now(), Type: oath.AuditSecretViewed,
 			UserID: u.ID, IP: c.RealIP(), Detail: tokenDetail(a.Token) + " shown again to the user to add another app"}); err != nil {
 			return nil, err
 		}
@@ -153,7 +154,7 @@ var errOATHNoEnrolment = qrauth.Errorf(qrauth.ECONFLICT, "oath_no_enrolment",
 	"There is no enrolment waiting for a code. Start the set-up again.")
 
 // confirmOATH activates the user's pending token with its first code.
-func (f *Flow) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how string) (*qrauth.OATHAccount, error) {
+func (f *Flow) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how string) (*oath.Account, error) {
 	ctx := c.Request().Context()
 	cfg := &f.cfg
 	a, err := f.findOATH(ctx, uid)
@@ -163,7 +164,7 @@ func (f *Flow) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how s
 		return nil, errOATHNoEnrolment
 	}
 	t := a.Pending
-	code, err = qrauth.NormalizeOATHCode(code, t.Digits)
+	code, err = oath.NormalizeCode(code, t.Digits)
 	if err != nil {
 		return nil, err
 	}
@@ -178,21 +179,21 @@ func (f *Flow) confirmOATH(c echo.Context, uid qrauth.UserID, code string, how s
 	if err != nil {
 		return nil, err
 	}
-	return f.st.ActivateOATHPending(ctx, uid, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now},
-		&qrauth.AuditEvent{Time: now, Type: qrauth.AuditOATHSecretAdded, UserID: uid, IP: c.RealIP(),
+	return f.st.ActivateOATHPending(ctx, uid, oath.Use{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now},
+		&qrauth.AuditEvent{Time: now, Type: oath.AuditSecretAdded, UserID: uid, IP: c.RealIP(),
 			Detail: tokenDetail(t) + " enrolled by the user " + how})
 }
 
 // verifyOATH checks a sign-in code against the user's active token,
 // counting a wrong one and locking at the limit.
-func (f *Flow) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) error {
+func (f *Flow) verifyOATH(c echo.Context, a *oath.Account, code string) error {
 	ctx := c.Request().Context()
 	cfg := &f.cfg
 	t := a.Token
 	if a.Locked() {
 		return errOATHLocked
 	}
-	code, err := qrauth.NormalizeOATHCode(code, t.Digits)
+	code, err := oath.NormalizeCode(code, t.Digits)
 	if err != nil {
 		return err
 	}
@@ -206,7 +207,7 @@ func (f *Flow) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) er
 	if err == errOATHWrongCode {
 		limit := max(cfg.MaxFailures, 0)
 		after, ferr := f.st.RecordOATHFailure(ctx, a.UserID, t.ID, now, limit, &qrauth.AuditEvent{
-			Time: now, Type: qrauth.AuditOATHLocked, UserID: a.UserID, IP: c.RealIP(),
+			Time: now, Type: oath.AuditLocked, UserID: a.UserID, IP: c.RealIP(),
 			Detail: fmt.Sprintf("%s locked after %d wrong codes", tokenDetail(t), limit),
 		})
 		switch {
@@ -222,7 +223,7 @@ func (f *Flow) verifyOATH(c echo.Context, a *qrauth.OATHAccount, code string) er
 	} else if err != nil {
 		return err
 	}
-	_, err = f.st.RecordOATHUse(ctx, a.UserID, qrauth.OATHUse{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now})
+	_, err = f.st.RecordOATHUse(ctx, a.UserID, oath.Use{TokenID: t.ID, Counter: m.Counter, Offset: m.Offset, At: now})
 	return err
 }
 
@@ -231,11 +232,11 @@ type oathCodeBody struct {
 }
 
 type oathEnrolBody struct {
-	Kind qrauth.OATHKind `json:"kind"`
+	Kind oath.Kind `json:"kind"`
 }
 
 // decodeOATHEnrolBody reads the optional {"kind": "totp"|"hotp"}.
-func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
+func decodeOATHEnrolBody(c echo.Context) (oath.Kind, error) {
 	body, err := server.ReadBody(c)
 	if err != nil {
 		return "", err
@@ -247,7 +248,7 @@ func decodeOATHEnrolBody(c echo.Context) (qrauth.OATHKind, error) {
 		}
 	}
 	switch b.Kind {
-	case "", qrauth.OATHTOTP, qrauth.OATHHOTP:
+	case "", oath.TOTP, oath.HOTP:
 		return b.Kind, nil
 	}
 	return "", qrauth.Errorf(qrauth.EINVALID, "invalid_kind", "The kind must be totp or hotp.")
@@ -294,7 +295,7 @@ func (f *Flow) handleOATHEnrol(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := f.enrolOATH(c, u, kind, qrauth.OATHSourceAccount)
+	v, err := f.enrolOATH(c, u, kind, oath.SourceAccount)
 	if err != nil {
 		return err
 	}
@@ -329,7 +330,7 @@ func (f *Flow) handleVerifyPage(c echo.Context) error {
 // oathSignInState is what the verify page must ask for: "verify" (a code
 // from the active token), "enrol" (set one up first, policy required) or
 // "locked".
-func (f *Flow) oathSignInState(a *qrauth.OATHAccount) string {
+func (f *Flow) oathSignInState(a *oath.Account) string {
 	switch {
 	case a.Active() && a.Locked():
 		return "locked"
@@ -379,7 +380,7 @@ func (f *Flow) handleOATHSignInEnrol(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := f.enrolOATH(c, u, f.cfg.Kind, qrauth.OATHSourceSignIn)
+	v, err := f.enrolOATH(c, u, f.cfg.Kind, oath.SourceSignIn)
 	if err != nil {
 		return err
 	}

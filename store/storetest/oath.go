@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
-func newOATHToken(id string, kind qrauth.OATHKind) *qrauth.OATHToken {
-	return &qrauth.OATHToken{ID: id, Kind: kind, Algorithm: qrauth.OATHSHA1, Digits: 6, Period: 30,
-		Secret: []byte("sealed:" + id), Source: qrauth.OATHSourceAccount, CreatedAt: t0}
+func newOATHToken(id string, kind oath.Kind) *oath.Token {
+	return &oath.Token{ID: id, Kind: kind, Algorithm: oath.SHA1, Digits: 6, Period: 30,
+		Secret: []byte("sealed:" + id), Source: oath.SourceAccount, CreatedAt: t0}
 }
 
-func findOATH(t *testing.T, s OATHStore, id qrauth.UserID) *qrauth.OATHAccount {
+func findOATH(t *testing.T, s OATHStore, id qrauth.UserID) *oath.Account {
 	t.Helper()
 	a, err := s.FindOATHAccount(t.Context(), id)
 	noError(t, err)
@@ -26,9 +27,9 @@ func activeOATH(t *testing.T, open oathOpener) (OATHStore, qrauth.UserID) {
 	t.Helper()
 	st := open(t)
 	u, _ := mustCreateUser(t, st, "oath")
-	_, err := st.PutOATHPending(t.Context(), u.ID, newOATHToken("t_1", qrauth.OATHTOTP))
+	_, err := st.PutOATHPending(t.Context(), u.ID, newOATHToken("t_1", oath.TOTP))
 	noError(t, err)
-	_, err = st.ActivateOATHPending(t.Context(), u.ID, qrauth.OATHUse{TokenID: "t_1", Counter: 100, Offset: 1, At: t0})
+	_, err = st.ActivateOATHPending(t.Context(), u.ID, oath.Use{TokenID: "t_1", Counter: 100, Offset: 1, At: t0})
 	noError(t, err)
 	return st, u.ID
 }
@@ -37,18 +38,18 @@ func activeOATH(t *testing.T, open oathOpener) (OATHStore, qrauth.UserID) {
 // users) and the store interface the OATH flow consumes.
 type OATHStore interface {
 	qrauth.Store
-	qrauth.OATHStore
+	oath.Store
 }
 
 type oathOpener = func(t *testing.T) OATHStore
 
-// RunOATH runs the OATH flow's suite: the contract of qrauth.OATHStore.
+// RunOATH runs the OATH flow's suite: the contract of oath.Store.
 // open must return a new, empty store on every call.
 func RunOATH(t *testing.T, open func(t *testing.T) OATHStore) {
 	t.Run("OATH", func(t *testing.T) { testOATH(t, open) })
 }
 
-// testOATH checks the qrauth.OATHStore methods.
+// testOATH checks the oath.Store methods.
 func testOATH(t *testing.T, open oathOpener) {
 	ctx := t.Context
 	t.Run("NotFound", func(t *testing.T) {
@@ -58,34 +59,34 @@ func testOATH(t *testing.T, open oathOpener) {
 		u, _ := mustCreateUser(t, st, "oath")
 		_, err = st.FindOATHAccount(ctx(), u.ID)
 		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
-		_, err = st.PutOATHPending(ctx(), "u_missing", newOATHToken("t_1", qrauth.OATHTOTP))
+		_, err = st.PutOATHPending(ctx(), "u_missing", newOATHToken("t_1", oath.TOTP))
 		wantError(t, err, qrauth.ENOTFOUND, "user_not_found")
 		wantError(t, st.DeleteOATHAccount(ctx(), u.ID), qrauth.ENOTFOUND, "oath_not_found")
 		_, err = st.UnlockOATHAccount(ctx(), u.ID)
 		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
-		_, err = st.RecordOATHUse(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_1"})
+		_, err = st.RecordOATHUse(ctx(), u.ID, oath.Use{TokenID: "t_1"})
 		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
 	})
 
 	t.Run("PendingThenActive", func(t *testing.T) {
 		st := open(t)
 		u, _ := mustCreateUser(t, st, "oath")
-		ev := newEvent(qrauth.AuditOATHSecretAdded, u.ID)
-		a, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_1", qrauth.OATHTOTP))
+		ev := newEvent(oath.AuditSecretAdded, u.ID)
+		a, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_1", oath.TOTP))
 		noError(t, err)
 		if a.Active() || a.Pending == nil || a.Pending.ID != "t_1" || a.UserID != u.ID {
 			t.Fatalf("after PutOATHPending: %+v", a)
 		}
 		// A newer enrolment replaces the pending token.
-		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_2", qrauth.OATHTOTP))
+		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_2", oath.TOTP))
 		noError(t, err)
-		_, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_1", Counter: 5, At: t0}, ev)
+		_, err = st.ActivateOATHPending(ctx(), u.ID, oath.Use{TokenID: "t_1", Counter: 5, At: t0}, ev)
 		wantError(t, err, qrauth.ECONFLICT, "oath_pending_changed")
 		if ev.Seq != 0 {
 			t.Fatal("event appended for a refused activation")
 		}
 		at := t0.Add(time.Minute)
-		a, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_2", Counter: 5, Offset: -1, At: at}, ev)
+		a, err = st.ActivateOATHPending(ctx(), u.ID, oath.Use{TokenID: "t_2", Counter: 5, Offset: -1, At: at}, ev)
 		noError(t, err)
 		if ev.Seq == 0 {
 			t.Fatal("activation event not appended")
@@ -97,11 +98,11 @@ func testOATH(t *testing.T, open oathOpener) {
 		}
 		same(t, "returned account", a.Token, got.Token)
 		// The same pending token cannot be activated twice.
-		_, err = st.ActivateOATHPending(ctx(), u.ID, qrauth.OATHUse{TokenID: "t_2", Counter: 7, At: at})
+		_, err = st.ActivateOATHPending(ctx(), u.ID, oath.Use{TokenID: "t_2", Counter: 7, At: at})
 		wantError(t, err, qrauth.ECONFLICT, "oath_pending_changed")
 
 		// Re-enrolment keeps the active token until the new one is confirmed.
-		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_3", qrauth.OATHHOTP))
+		_, err = st.PutOATHPending(ctx(), u.ID, newOATHToken("t_3", oath.HOTP))
 		noError(t, err)
 		if got := findOATH(t, st, u.ID); got.Token.ID != "t_2" || got.Pending.ID != "t_3" {
 			t.Fatalf("during re-enrolment: %+v", got)
@@ -110,18 +111,18 @@ func testOATH(t *testing.T, open oathOpener) {
 
 	t.Run("Replay", func(t *testing.T) {
 		st, uid := activeOATH(t, open)
-		_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 100, At: t0})
+		_, err := st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 100, At: t0})
 		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
-		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 99, At: t0})
+		_, err = st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 99, At: t0})
 		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
-		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_0", Counter: 200, At: t0})
+		_, err = st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_0", Counter: 200, At: t0})
 		wantError(t, err, qrauth.ECONFLICT, "oath_changed")
-		a, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, Offset: 2, At: t0.Add(time.Hour)})
+		a, err := st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 101, Offset: 2, At: t0.Add(time.Hour)})
 		noError(t, err)
 		if a.NextCounter != 102 || a.Offset != 2 || !a.LastUsedAt.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("after use: %+v", a)
 		}
-		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, At: t0})
+		_, err = st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 101, At: t0})
 		wantError(t, err, qrauth.ECONFLICT, "oath_replayed")
 	})
 
@@ -131,7 +132,7 @@ func testOATH(t *testing.T, open oathOpener) {
 		errs := make(chan error, 8)
 		for range 8 {
 			wg.Go(func() {
-				_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 150, At: t0})
+				_, err := st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 150, At: t0})
 				errs <- err
 			})
 		}
@@ -152,7 +153,7 @@ func testOATH(t *testing.T, open oathOpener) {
 
 	t.Run("LockAndUnlock", func(t *testing.T) {
 		st, uid := activeOATH(t, open)
-		lock := newEvent(qrauth.AuditOATHLocked, uid)
+		lock := newEvent(oath.AuditLocked, uid)
 		for i := 1; i <= 2; i++ {
 			a, err := st.RecordOATHFailure(ctx(), uid, "t_1", t0, 3, lock)
 			noError(t, err)
@@ -161,7 +162,7 @@ func testOATH(t *testing.T, open oathOpener) {
 			}
 		}
 		// A success in between resets the count.
-		_, err := st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 101, At: t0})
+		_, err := st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 101, At: t0})
 		noError(t, err)
 		if a := findOATH(t, st, uid); a.Failures != 0 {
 			t.Fatalf("failures after success: %d", a.Failures)
@@ -179,49 +180,49 @@ func testOATH(t *testing.T, open oathOpener) {
 		// Locked: neither failures nor successes count any more.
 		_, err = st.RecordOATHFailure(ctx(), uid, "t_1", t0, 3)
 		wantError(t, err, qrauth.EFORBIDDEN, "oath_locked")
-		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 300, At: t0})
+		_, err = st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 300, At: t0})
 		wantError(t, err, qrauth.EFORBIDDEN, "oath_locked")
 
-		unlock := newEvent(qrauth.AuditOATHUnlocked, uid)
+		unlock := newEvent(oath.AuditUnlocked, uid)
 		a, err = st.UnlockOATHAccount(ctx(), uid, unlock)
 		noError(t, err)
 		if a.Locked() || a.Failures != 0 || unlock.Seq == 0 {
 			t.Fatalf("after unlock: %+v", a)
 		}
-		again := newEvent(qrauth.AuditOATHUnlocked, uid)
+		again := newEvent(oath.AuditUnlocked, uid)
 		_, err = st.UnlockOATHAccount(ctx(), uid, again)
 		wantError(t, err, qrauth.ECONFLICT, "oath_not_locked")
 		if again.Seq != 0 {
 			t.Fatal("event appended for a refused unlock")
 		}
-		_, err = st.RecordOATHUse(ctx(), uid, qrauth.OATHUse{TokenID: "t_1", Counter: 300, At: t0})
+		_, err = st.RecordOATHUse(ctx(), uid, oath.Use{TokenID: "t_1", Counter: 300, At: t0})
 		noError(t, err)
 	})
 
 	t.Run("CreateToken", func(t *testing.T) {
 		st := open(t)
 		u, _ := mustCreateUser(t, st, "oath")
-		_, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_p", qrauth.OATHTOTP))
+		_, err := st.PutOATHPending(ctx(), u.ID, newOATHToken("t_p", oath.TOTP))
 		noError(t, err)
-		ev := newEvent(qrauth.AuditOATHLetterOrdered, u.ID)
-		a, err := st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_l", qrauth.OATHHOTP), ev)
+		ev := newEvent(oath.AuditLetterOrdered, u.ID)
+		a, err := st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_l", oath.HOTP), ev)
 		noError(t, err)
 		if !a.Active() || a.Token.ID != "t_l" || a.Pending != nil || a.NextCounter != 0 || ev.Seq == 0 {
 			t.Fatalf("after CreateOATHToken: %+v", a)
 		}
-		ev2 := newEvent(qrauth.AuditOATHLetterOrdered, u.ID)
-		_, err = st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_x", qrauth.OATHTOTP), ev2)
+		ev2 := newEvent(oath.AuditLetterOrdered, u.ID)
+		_, err = st.CreateOATHToken(ctx(), u.ID, newOATHToken("t_x", oath.TOTP), ev2)
 		wantError(t, err, qrauth.ECONFLICT, "oath_exists")
 		if ev2.Seq != 0 || findOATH(t, st, u.ID).Token.ID != "t_l" {
 			t.Fatal("refused CreateOATHToken changed something")
 		}
-		_, err = st.CreateOATHToken(ctx(), u.ID, &qrauth.OATHToken{ID: "t_bad", Kind: qrauth.OATHTOTP})
+		_, err = st.CreateOATHToken(ctx(), u.ID, &oath.Token{ID: "t_bad", Kind: oath.TOTP})
 		wantError(t, err, qrauth.EINVALID, "")
 	})
 
 	t.Run("Delete", func(t *testing.T) {
 		st, uid := activeOATH(t, open)
-		ev := newEvent(qrauth.AuditOATHSecretDeleted, uid)
+		ev := newEvent(oath.AuditSecretDeleted, uid)
 		noError(t, st.DeleteOATHAccount(ctx(), uid, ev))
 		if ev.Seq == 0 {
 			t.Fatal("delete event not appended")
@@ -229,9 +230,9 @@ func testOATH(t *testing.T, open oathOpener) {
 		_, err := st.FindOATHAccount(ctx(), uid)
 		wantError(t, err, qrauth.ENOTFOUND, "oath_not_found")
 		// A fresh enrolment starts from scratch: no replay state survives.
-		_, err = st.PutOATHPending(ctx(), uid, newOATHToken("t_2", qrauth.OATHTOTP))
+		_, err = st.PutOATHPending(ctx(), uid, newOATHToken("t_2", oath.TOTP))
 		noError(t, err)
-		a, err := st.ActivateOATHPending(ctx(), uid, qrauth.OATHUse{TokenID: "t_2", Counter: 1, At: t0})
+		a, err := st.ActivateOATHPending(ctx(), uid, oath.Use{TokenID: "t_2", Counter: 1, At: t0})
 		noError(t, err)
 		if a.NextCounter != 2 || a.Failures != 0 {
 			t.Fatalf("%+v", a)

@@ -1,10 +1,11 @@
-package qrauth_test
+package oath_test
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oath"
 )
 
 func TestNormalizeOATHCode(t *testing.T) {
@@ -12,12 +13,12 @@ func TestNormalizeOATHCode(t *testing.T) {
 		"123456": "123456", " 123 456 ": "123456", "123-456": "123456", "12345678": "",
 		"12345": "", "12345a": "", "١٢٣٤٥٦": "", "": "", "123\n456": "",
 	} {
-		got, err := qrauth.NormalizeOATHCode(in, 6)
+		got, err := oath.NormalizeCode(in, 6)
 		if got != want || (want == "") != (err != nil) {
-			t.Errorf("NormalizeOATHCode(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("NormalizeCode(%q) = %q, %v; want %q", in, got, err, want)
 		}
 		if err != nil && qrauth.ErrorReason(err) != "invalid_code" {
-			t.Errorf("NormalizeOATHCode(%q): %v", in, err)
+			t.Errorf("NormalizeCode(%q): %v", in, err)
 		}
 	}
 }
@@ -30,7 +31,7 @@ func FuzzNormalizeOATHCode(f *testing.F) {
 		f.Add(s, 8)
 	}
 	f.Fuzz(func(t *testing.T, code string, digits int) {
-		got, err := qrauth.NormalizeOATHCode(code, digits)
+		got, err := oath.NormalizeCode(code, digits)
 		if err != nil {
 			if qrauth.ErrorReason(err) != "invalid_code" {
 				t.Fatalf("error %v", err)
@@ -38,7 +39,7 @@ func FuzzNormalizeOATHCode(f *testing.F) {
 			return
 		}
 		if len(got) != digits || strings.Trim(got, "0123456789") != "" {
-			t.Fatalf("NormalizeOATHCode(%q, %d) = %q", code, digits, got)
+			t.Fatalf("NormalizeCode(%q, %d) = %q", code, digits, got)
 		}
 	})
 }
