@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
@@ -36,7 +37,7 @@ import (
 var badgeMasterKey = bytes.Repeat([]byte{7}, 32)
 
 // badgeTestParams keep argon2id fast under the race detector.
-var badgeTestParams = qrauth.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32}
+var badgeTestParams = badge.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32}
 
 func badgeConfig(cfg *testConfig) {
 	cfg.MasterKey = badgeMasterKey
@@ -191,7 +192,7 @@ func TestBadgeInsecure(t *testing.T) {
 	w := newBadgeWorld(t, nil)
 	w.setPassword(t, "", "correct horse battery")
 	b := w.issue(t, "insecure", "")
-	if !strings.HasPrefix(b.Payload, qrauth.BadgePrefixInsecure) {
+	if !strings.HasPrefix(b.Payload, badge.PrefixInsecure) {
 		t.Fatalf("payload %q", b.Payload)
 	}
 	// The badge identifier is opaque: nothing of the account is in it.
@@ -371,7 +372,7 @@ func TestBadgeSecure(t *testing.T) {
 
 	w.setPassword(t, "", "first password here")
 	old := w.issue(t, "secure", "")
-	if !strings.HasPrefix(old.Payload, qrauth.BadgePrefixSecure) {
+	if !strings.HasPrefix(old.Payload, badge.PrefixSecure) {
 		t.Fatalf("payload %q", old.Payload)
 	}
 	k, st, body := w.scan(t, old.Payload)
@@ -456,7 +457,7 @@ func TestBadgeRevoked(t *testing.T) {
 	events, _ := w.srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{UserID: qrauth.UserID(w.uid)})
 	var revoked int
 	for _, e := range events {
-		if e.Type == qrauth.AuditBadgeRevoked {
+		if e.Type == badge.AuditRevoked {
 			revoked++
 		}
 	}
@@ -468,7 +469,7 @@ func TestBadgeRevoked(t *testing.T) {
 // badgeTamper returns payload with one character of its base64 changed.
 func badgeTamper(payload string, at int) string {
 	b := []byte(payload)
-	i := len(qrauth.BadgePrefixSecure) + at
+	i := len(badge.PrefixSecure) + at
 	if b[i] == 'A' {
 		b[i] = 'B'
 	} else {
@@ -488,11 +489,11 @@ func TestBadgeTampered(t *testing.T) {
 		"SecureID":         badgeTamper(sec.Payload, 3),
 		"SecureNonce":      badgeTamper(sec.Payload, 25),
 		"SecureSealed":     badgeTamper(sec.Payload, 60),
-		"KindSwapped":      qrauth.BadgePrefixSecure + strings.TrimPrefix(ins.Payload, qrauth.BadgePrefixInsecure),
-		"SecureAsInsecure": qrauth.BadgePrefixInsecure + strings.TrimPrefix(sec.Payload, qrauth.BadgePrefixSecure)[:43],
+		"KindSwapped":      badge.PrefixSecure + strings.TrimPrefix(ins.Payload, badge.PrefixInsecure),
+		"SecureAsInsecure": badge.PrefixInsecure + strings.TrimPrefix(sec.Payload, badge.PrefixSecure)[:43],
 		"Truncated":        sec.Payload[:len(sec.Payload)-1],
 		"Extended":         ins.Payload + "A",
-		"NotBase64":        qrauth.BadgePrefixInsecure + strings.Repeat("*", 43),
+		"NotBase64":        badge.PrefixInsecure + strings.Repeat("*", 43),
 	}
 	before := snapshot(t, w.srv.DB)
 	for name, p := range cases {
@@ -907,7 +908,7 @@ func TestBadgePasswordRehash(t *testing.T) {
 	}
 	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	badgeConfig(&cfg)
-	cfg.Badge.Password = qrauth.PasswordParams{Time: 2, Memory: 128, Threads: 1, KeyLen: 32}
+	cfg.Badge.Password = badge.PasswordParams{Time: 2, Memory: 128, Threads: 1, KeyLen: 32}
 	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
@@ -952,7 +953,7 @@ func TestBadgeIssueRights(t *testing.T) {
 	}
 	events, _ := w.srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{UserID: qrauth.UserID(w.uid)})
 	last := events[len(events)-1]
-	if last.Type != qrauth.AuditBadgeIssued || !strings.Contains(last.Detail, b.ID) || strings.Contains(last.Detail, b.Payload) {
+	if last.Type != badge.AuditIssued || !strings.Contains(last.Detail, b.ID) || strings.Contains(last.Detail, b.Payload) {
 		t.Fatalf("audit %+v", last)
 	}
 	_, users := w.helpdesk.do("GET", wire.Prefix(wire.PathAdminUser)+w.uid, "")
@@ -1000,7 +1001,7 @@ func TestBadgeConfig(t *testing.T) {
 		"MethodInsecure":   {badgeflow.Config{Policy: badgeflow.BadgeMethod, InsecureScans: true}, nil, "insecure"},
 		"SecondFactor":     {badgeflow.Config{SecondFactors: []string{"sms"}}, nil, "second factor"},
 		"SelfIssue":        {badgeflow.Config{SelfIssue: "all"}, nil, "self-issue"},
-		"WeakArgon2Memory": {badgeflow.Config{Password: qrauth.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
+		"WeakArgon2Memory": {badgeflow.Config{Password: badge.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := badgeflow.New(tc.cfg, db, tc.key)

@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	bolt "go.etcd.io/bbolt"
 )
 
 // Buckets of the badge flow:
 //
-//	passwords       user id → qrauth.Password
-//	badges          badge id → qrauth.Badge
+//	passwords       user id → badge.Password
+//	badges          badge id → badge.Badge
 //	badges_by_user  user id "/" badge id → badge id
 var (
 	bucketPasswords    = []byte("passwords")
@@ -36,7 +37,7 @@ func errBadgeNotFound() error {
 }
 
 // SetPassword implements qrauth.Store.
-func (db *DB) SetPassword(ctx context.Context, p *qrauth.Password, prevStamp []byte, events ...*qrauth.AuditEvent) error {
+func (db *DB) SetPassword(ctx context.Context, p *badge.Password, prevStamp []byte, events ...*qrauth.AuditEvent) error {
 	if p == nil {
 		return invalidf("SetPassword needs a password")
 	} else if err := checkUserID(p.UserID); err != nil {
@@ -51,7 +52,7 @@ func (db *DB) SetPassword(ctx context.Context, p *qrauth.Password, prevStamp []b
 			return err
 		}
 		b := tx.Bucket(bucketPasswords)
-		cur, err := get[qrauth.Password](b, []byte(pw.UserID))
+		cur, err := get[badge.Password](b, []byte(pw.UserID))
 		if err != nil {
 			return err
 		}
@@ -63,13 +64,13 @@ func (db *DB) SetPassword(ctx context.Context, p *qrauth.Password, prevStamp []b
 }
 
 // FindPassword implements qrauth.Store.
-func (db *DB) FindPassword(ctx context.Context, id qrauth.UserID) (*qrauth.Password, error) {
-	var p *qrauth.Password
+func (db *DB) FindPassword(ctx context.Context, id qrauth.UserID) (*badge.Password, error) {
+	var p *badge.Password
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		if id == "" {
 			return errNoPassword()
 		}
-		if p, err = get[qrauth.Password](tx.Bucket(bucketPasswords), []byte(id)); err != nil {
+		if p, err = get[badge.Password](tx.Bucket(bucketPasswords), []byte(id)); err != nil {
 			return err
 		} else if p == nil {
 			return errNoPassword()
@@ -89,7 +90,7 @@ func (db *DB) DeletePassword(ctx context.Context, id qrauth.UserID, prevStamp []
 			return errNoPassword()
 		}
 		b := tx.Bucket(bucketPasswords)
-		cur, err := get[qrauth.Password](b, []byte(id))
+		cur, err := get[badge.Password](b, []byte(id))
 		if err != nil {
 			return err
 		} else if cur == nil {
@@ -102,38 +103,38 @@ func (db *DB) DeletePassword(ctx context.Context, id qrauth.UserID, prevStamp []
 }
 
 // CreateBadge implements qrauth.Store.
-func (db *DB) CreateBadge(ctx context.Context, b *qrauth.Badge, events ...*qrauth.AuditEvent) error {
+func (db *DB) CreateBadge(ctx context.Context, b *badge.Badge, events ...*qrauth.AuditEvent) error {
 	if b == nil {
 		return invalidf("CreateBadge needs a badge")
 	} else if err := checkUserID(b.UserID); err != nil {
 		return err
 	} else if _, ok := b.ID.Bytes(); !ok {
 		return invalidf("malformed badge id %q", b.ID)
-	} else if !qrauth.ValidBadgeKind(b.Kind) {
+	} else if !badge.ValidKind(b.Kind) {
 		return invalidf("unknown badge kind %q", b.Kind)
-	} else if b.Kind == qrauth.BadgeInsecure && !b.ExpiresAt.IsZero() {
+	} else if b.Kind == badge.Insecure && !b.ExpiresAt.IsZero() {
 		return invalidf("insecure badges never expire")
 	}
-	badge := *b
-	badge.Credential = bytes.Clone(b.Credential)
+	rec := *b
+	rec.Credential = bytes.Clone(b.Credential)
 	return db.update(ctx, false, events, func(tx *bolt.Tx) error {
-		if _, err := findUser(tx, badge.UserID); err != nil {
+		if _, err := findUser(tx, rec.UserID); err != nil {
 			return err
 		}
 		bb := tx.Bucket(bucketBadges)
-		if bb.Get([]byte(badge.ID)) != nil {
+		if bb.Get([]byte(rec.ID)) != nil {
 			return qrauth.Errorf(qrauth.ECONFLICT, "badge_exists", "This badge exists already.")
 		}
-		if err := put(bb, []byte(badge.ID), &badge); err != nil {
+		if err := put(bb, []byte(rec.ID), &rec); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketBadgesByUser).Put(userKey(badge.UserID, []byte(badge.ID)), []byte(badge.ID))
+		return tx.Bucket(bucketBadgesByUser).Put(userKey(rec.UserID, []byte(rec.ID)), []byte(rec.ID))
 	})
 }
 
 // FindBadgeByID implements qrauth.Store.
-func (db *DB) FindBadgeByID(ctx context.Context, id qrauth.BadgeID) (*qrauth.Badge, error) {
-	var b *qrauth.Badge
+func (db *DB) FindBadgeByID(ctx context.Context, id badge.ID) (*badge.Badge, error) {
+	var b *badge.Badge
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		b, err = findBadge(tx, id)
 		return err
@@ -144,11 +145,11 @@ func (db *DB) FindBadgeByID(ctx context.Context, id qrauth.BadgeID) (*qrauth.Bad
 	return b, nil
 }
 
-func findBadge(tx *bolt.Tx, id qrauth.BadgeID) (*qrauth.Badge, error) {
+func findBadge(tx *bolt.Tx, id badge.ID) (*badge.Badge, error) {
 	if id == "" {
 		return nil, errBadgeNotFound()
 	}
-	b, err := get[qrauth.Badge](tx.Bucket(bucketBadges), []byte(id))
+	b, err := get[badge.Badge](tx.Bucket(bucketBadges), []byte(id))
 	if err != nil {
 		return nil, err
 	} else if b == nil {
@@ -158,15 +159,15 @@ func findBadge(tx *bolt.Tx, id qrauth.BadgeID) (*qrauth.Badge, error) {
 }
 
 // FindBadgesByUser implements qrauth.Store.
-func (db *DB) FindBadgesByUser(ctx context.Context, id qrauth.UserID) ([]*qrauth.Badge, error) {
-	var out []*qrauth.Badge
+func (db *DB) FindBadgesByUser(ctx context.Context, id qrauth.UserID) ([]*badge.Badge, error) {
+	var out []*badge.Badge
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		if checkUserID(id) != nil {
 			return nil
 		}
 		bb := tx.Bucket(bucketBadges)
 		return scanUser(tx.Bucket(bucketBadgesByUser), id, func(_, v []byte) error {
-			b, err := get[qrauth.Badge](bb, v)
+			b, err := get[badge.Badge](bb, v)
 			if err != nil {
 				return err
 			} else if b != nil {
@@ -179,18 +180,18 @@ func (db *DB) FindBadgesByUser(ctx context.Context, id qrauth.UserID) ([]*qrauth
 		return nil, err
 	}
 	// The index is in id order, which is random; people read lists by age.
-	slices.SortStableFunc(out, func(a, b *qrauth.Badge) int {
+	slices.SortStableFunc(out, func(a, b *badge.Badge) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
 	})
 	return out, nil
 }
 
 // RevokeBadge implements qrauth.Store.
-func (db *DB) RevokeBadge(ctx context.Context, id qrauth.BadgeID, at time.Time, by string, events ...*qrauth.AuditEvent) (*qrauth.Badge, error) {
+func (db *DB) RevokeBadge(ctx context.Context, id badge.ID, at time.Time, by string, events ...*qrauth.AuditEvent) (*badge.Badge, error) {
 	if at.IsZero() {
 		return nil, invalidf("RevokeBadge needs a time")
 	}
-	var b *qrauth.Badge
+	var b *badge.Badge
 	err := db.update(ctx, false, events, func(tx *bolt.Tx) (err error) {
 		if b, err = findBadge(tx, id); err != nil {
 			return err

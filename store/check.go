@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/oath"
 	bolt "go.etcd.io/bbolt"
 )
@@ -143,7 +144,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketPasswords, func(k, v []byte) error {
-		p, err := decode[qrauth.Password](k, v)
+		p, err := decode[badge.Password](k, v)
 		if err != nil {
 			return err
 		} else if string(p.UserID) != string(k) {
@@ -154,7 +155,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketBadges, func(k, v []byte) error {
-		b, err := decode[qrauth.Badge](k, v)
+		b, err := decode[badge.Badge](k, v)
 		if err != nil {
 			return err
 		}
@@ -169,7 +170,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketBadgesByUser, func(k, v []byte) error {
-		b, err := get[qrauth.Badge](bucket(bucketBadges), v)
+		b, err := get[badge.Badge](bucket(bucketBadges), v)
 		if err != nil {
 			return err
 		} else if b == nil || string(userKey(b.UserID, v)) != string(k) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/oath"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
@@ -189,22 +190,22 @@ func writeCompat(t *testing.T, db *store.DB) {
 	// Badges: Alice's password, a secure badge sealed under it, an
 	// insecure badge, and a revoked one.
 	stamp := compatBytes("password-stamp-alice", 32)
-	must(db.SetPassword(ctx, &qrauth.Password{UserID: alice.ID, Algorithm: qrauth.PasswordAlgorithm,
-		Params: qrauth.PasswordParams{Time: 3, Memory: 64 * 1024, Threads: 4, KeyLen: 32},
+	must(db.SetPassword(ctx, &badge.Password{UserID: alice.ID, Algorithm: badge.PasswordAlgorithm,
+		Params: badge.PasswordParams{Time: 3, Memory: 64 * 1024, Threads: 4, KeyLen: 32},
 		Salt:   compatBytes("password-salt-alice", 16), Hash: compatBytes("password-hash-alice", 32), Stamp: stamp, SetAt: compatAt(27)},
-		nil, ev(27, qrauth.AuditPasswordSet, alice.ID, "", "", "")))
-	for i, b := range []*qrauth.Badge{
-		{ID: qrauth.BadgeIDFromBytes(compatBytes("badge-secure", 16)), UserID: alice.ID, Kind: qrauth.BadgeSecure, CreatedBy: "self",
-			CreatedAt: compatAt(28), ExpiresAt: compatAt(60 * 24 * 365), Credential: qrauth.CredentialFingerprint(stamp)},
-		{ID: qrauth.BadgeIDFromBytes(compatBytes("badge-insecure", 16)), UserID: alice.ID, Kind: qrauth.BadgeInsecure,
+		nil, ev(27, badge.AuditPasswordSet, alice.ID, "", "", "")))
+	for i, b := range []*badge.Badge{
+		{ID: badge.IDFromBytes(compatBytes("badge-secure", 16)), UserID: alice.ID, Kind: badge.Secure, CreatedBy: "self",
+			CreatedAt: compatAt(28), ExpiresAt: compatAt(60 * 24 * 365), Credential: badge.CredentialFingerprint(stamp)},
+		{ID: badge.IDFromBytes(compatBytes("badge-insecure", 16)), UserID: alice.ID, Kind: badge.Insecure,
 			CreatedBy: "operator", CreatedAt: compatAt(29)},
-		{ID: qrauth.BadgeIDFromBytes(compatBytes("badge-revoked", 16)), UserID: bob.ID, Kind: qrauth.BadgeInsecure,
+		{ID: badge.IDFromBytes(compatBytes("badge-revoked", 16)), UserID: bob.ID, Kind: badge.Insecure,
 			CreatedBy: string(alice.ID), CreatedAt: compatAt(30)},
 	} {
-		must(db.CreateBadge(ctx, b, ev(28+i, qrauth.AuditBadgeIssued, b.UserID, "", "", string(b.ID))))
+		must(db.CreateBadge(ctx, b, ev(28+i, badge.AuditIssued, b.UserID, "", "", string(b.ID))))
 	}
-	must2(db.RevokeBadge(ctx, qrauth.BadgeIDFromBytes(compatBytes("badge-revoked", 16)), compatAt(31), string(alice.ID),
-		ev(31, qrauth.AuditBadgeRevoked, bob.ID, "", "", "")))
+	must2(db.RevokeBadge(ctx, badge.IDFromBytes(compatBytes("badge-revoked", 16)), compatAt(31), string(alice.ID),
+		ev(31, badge.AuditRevoked, bob.ID, "", "", "")))
 }
 
 // compatRead is everything the fixture holds, as the store's methods
@@ -225,8 +226,8 @@ type compatRead struct {
 	OfflineSessions    map[string]*qrauth.OfflineSession
 	Approvals          map[string]*qrauth.Approval
 	ApprovalByToken    map[string]string
-	Passwords          map[qrauth.UserID]*qrauth.Password
-	Badges             map[qrauth.UserID][]*qrauth.Badge
+	Passwords          map[qrauth.UserID]*badge.Password
+	Badges             map[qrauth.UserID][]*badge.Badge
 }
 
 // readCompat reads every record of the fixture back through the store's
@@ -248,7 +249,7 @@ func readCompat(t *testing.T, db *store.DB) []byte {
 		KnownAddresses: map[string]bool{}, OATH: map[qrauth.UserID]*oath.Account{},
 		OfflineCredentials: map[qrauth.UserID][]*qrauth.OfflineCredential{}, OfflineSessions: map[string]*qrauth.OfflineSession{},
 		Approvals: map[string]*qrauth.Approval{}, ApprovalByToken: map[string]string{},
-		Passwords: map[qrauth.UserID]*qrauth.Password{}, Badges: map[qrauth.UserID][]*qrauth.Badge{},
+		Passwords: map[qrauth.UserID]*badge.Password{}, Badges: map[qrauth.UserID][]*badge.Badge{},
 	}
 	for _, name := range []string{"phone_salt", "bind_key"} {
 		v, err := db.Secret(ctx, name, func() ([]byte, error) {

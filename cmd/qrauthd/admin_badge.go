@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/internal/atomicfile"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -80,7 +80,7 @@ func adminBadgeIssue(ctx context.Context, cl *adminClient, args []string, out io
 	if err := fs.Parse(args[2:]); err != nil || fs.NArg() > 0 {
 		return errUsage
 	}
-	if kind != string(qrauth.BadgeInsecure) && kind != string(qrauth.BadgeSecure) {
+	if kind != string(badge.Insecure) && kind != string(badge.Secure) {
 		return fmt.Errorf("badge kind %q: want insecure or secure: %w", kind, errUsage)
 	}
 	if fi, err := os.Stat(*dir); err != nil || !fi.IsDir() {
@@ -106,7 +106,7 @@ func adminBadgeIssue(ctx context.Context, cl *adminClient, args []string, out io
 		}
 	}
 	fmt.Fprintf(out, "%s badge %s issued for %s\n  %s.pdf\n  %s.png\n", v.Badge.Kind, v.Badge.ID, user, base, base)
-	if kind == string(qrauth.BadgeInsecure) {
+	if kind == string(badge.Insecure) {
 		fmt.Fprintln(out, "  an insecure badge only says who someone is: a second factor always follows it")
 	}
 	return nil

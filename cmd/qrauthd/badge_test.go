@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
@@ -36,9 +37,9 @@ func badgeSetPassword(t *testing.T, m *Main, uid qrauth.UserID, pw string) {
 	salt, stamp := make([]byte, 16), make([]byte, 32)
 	rand.Read(salt)
 	rand.Read(stamp)
-	p := qrauth.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32}
-	err := m.DB.SetPassword(context.Background(), &qrauth.Password{
-		UserID: uid, Algorithm: qrauth.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: time.Now(),
+	p := badge.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32}
+	err := m.DB.SetPassword(context.Background(), &badge.Password{
+		UserID: uid, Algorithm: badge.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: time.Now(),
 		Hash: argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen),
 	}, nil)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -54,7 +55,7 @@ const (
 // DefaultPasswordParams are the argon2id parameters of new password hashes:
 // OWASP's 19 MiB, two passes, one lane. Raising them later rehashes each
 // password at its next use, keeping its stamp (so badges stay valid).
-var DefaultPasswordParams = qrauth.PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 1, KeyLen: 32}
+var DefaultPasswordParams = badge.PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 1, KeyLen: 32}
 
 // Config configures the badge flow. The zero value is its default:
 // badges and passwords off.
@@ -79,7 +80,7 @@ type Config struct {
 	SelfIssue string
 	// Password holds the argon2id parameters of new hashes. Zero fields
 	// take DefaultPasswordParams.
-	Password qrauth.PasswordParams
+	Password badge.PasswordParams
 	// FrameRate and FrameBurst limit camera frames and badge scans per
 	// client IP. Default 5/s with a burst of 20: a page sends about three
 	// frames a second.
@@ -166,7 +167,7 @@ func (c Config) allows(f string) bool { return slices.Contains(c.SecondFactors, 
 // Flow is the state of the flow on one server: keys and limits.
 type Flow struct {
 	h    server.Host
-	st   qrauth.BadgeStore
+	st   badge.Store
 	key  []byte // the master key
 	cfg  Config
 	keys *badgeKeys // nil while badges are off
@@ -181,7 +182,7 @@ type Flow struct {
 // New checks cfg and returns the flow over st. masterKey is the operator's
 // key from which the badges' sealing keys are derived: required when the
 // flow is enabled.
-func New(cfg Config, st qrauth.BadgeStore, masterKey []byte) (*Flow, error) {
+func New(cfg Config, st badge.Store, masterKey []byte) (*Flow, error) {
 	cfg, err := cfg.withDefaults(masterKey)
 	if err != nil {
 		return nil, fmt.Errorf("badge: %w", err)
@@ -293,9 +294,9 @@ func (b *Flow) holdsSecureBadge(ctx context.Context, uid qrauth.UserID) (bool, e
 	} else if err != nil {
 		return false, err
 	}
-	fp, now := qrauth.CredentialFingerprint(pw.Stamp), b.h.Now()
+	fp, now := badge.CredentialFingerprint(pw.Stamp), b.h.Now()
 	for _, bd := range badges {
-		if bd.Kind == qrauth.BadgeSecure && bd.Active(now) && string(bd.Credential) == string(fp) {
+		if bd.Kind == badge.Secure && bd.Active(now) && string(bd.Credential) == string(fp) {
 			return true, nil
 		}
 	}

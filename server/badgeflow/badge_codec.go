@@ -7,10 +7,11 @@ import (
 	"io"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/internal/keys"
 )
 
-// Badge payloads (see qrauth.ParseBadgePayload for the text form):
+// Badge payloads (see badge.ParsePayload for the text form):
 //
 //	insecure: id || HMAC-SHA256(K_i, "QRB1I" || id)[:16]
 //	          K_i = keys.BadgeInsecureKey(master key)
@@ -51,17 +52,17 @@ func secureAD(id []byte, uid qrauth.UserID) []byte {
 }
 
 // insecurePayload returns the payload of an insecure badge.
-func (k *badgeKeys) insecurePayload(id qrauth.BadgeID) (string, error) {
+func (k *badgeKeys) insecurePayload(id badge.ID) (string, error) {
 	raw, ok := id.Bytes()
 	if !ok {
 		return "", qrauth.Internal(errMalformedBadgeID)
 	}
-	p := qrauth.BadgePayload{Kind: qrauth.BadgeInsecure, ID: id, Auth: k.insecureTag(raw)}
+	p := badge.Payload{Kind: badge.Insecure, ID: id, Auth: k.insecureTag(raw)}
 	return p.String(), nil
 }
 
 // securePayload seals id under the credential of uid whose stamp is given.
-func (k *badgeKeys) securePayload(id qrauth.BadgeID, uid qrauth.UserID, stamp []byte) (string, error) {
+func (k *badgeKeys) securePayload(id badge.ID, uid qrauth.UserID, stamp []byte) (string, error) {
 	raw, ok := id.Bytes()
 	if !ok {
 		return "", qrauth.Internal(errMalformedBadgeID)
@@ -74,19 +75,19 @@ func (k *badgeKeys) securePayload(id qrauth.BadgeID, uid qrauth.UserID, stamp []
 	if _, err := io.ReadFull(k.rand, nonce); err != nil {
 		return "", qrauth.Internal(err)
 	}
-	p := qrauth.BadgePayload{Kind: qrauth.BadgeSecure, ID: id, Auth: aead.Seal(nonce, nonce, raw, secureAD(raw, uid))}
+	p := badge.Payload{Kind: badge.Secure, ID: id, Auth: aead.Seal(nonce, nonce, raw, secureAD(raw, uid))}
 	return p.String(), nil
 }
 
 // checkInsecure reports whether p carries the right tag for its id.
-func (k *badgeKeys) checkInsecure(p *qrauth.BadgePayload) bool {
+func (k *badgeKeys) checkInsecure(p *badge.Payload) bool {
 	raw, ok := p.ID.Bytes()
 	return ok && hmac.Equal(k.insecureTag(raw), p.Auth)
 }
 
 // openSecure reports whether p opens under the credential (uid, stamp)
 // and holds its own id.
-func (k *badgeKeys) openSecure(p *qrauth.BadgePayload, uid qrauth.UserID, stamp []byte) bool {
+func (k *badgeKeys) openSecure(p *badge.Payload, uid qrauth.UserID, stamp []byte) bool {
 	raw, ok := p.ID.Bytes()
 	if !ok {
 		return false

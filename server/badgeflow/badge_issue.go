@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/server"
 )
 
@@ -29,18 +30,18 @@ const (
 const maxBadgeValidity = 10 * 366 * 24 * time.Hour
 
 type badgeView struct {
-	ID        qrauth.BadgeID   `json:"id"`
-	Kind      qrauth.BadgeKind `json:"kind"`
-	Status    string           `json:"status"`
-	CreatedAt time.Time        `json:"created_at"`
-	CreatedBy string           `json:"created_by"`
-	ExpiresAt time.Time        `json:"expires_at,omitzero"`
-	RevokedAt time.Time        `json:"revoked_at,omitzero"`
-	RevokedBy string           `json:"revoked_by,omitempty"`
+	ID        badge.ID   `json:"id"`
+	Kind      badge.Kind `json:"kind"`
+	Status    string     `json:"status"`
+	CreatedAt time.Time  `json:"created_at"`
+	CreatedBy string     `json:"created_by"`
+	ExpiresAt time.Time  `json:"expires_at,omitzero"`
+	RevokedAt time.Time  `json:"revoked_at,omitzero"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
 }
 
 // viewBadge describes b; pw is the holder's current password, or nil.
-func (b *Flow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
+func (b *Flow) viewBadge(x *badge.Badge, pw *badge.Password) badgeView {
 	v := badgeView{ID: x.ID, Kind: x.Kind, Status: badgeActive, CreatedAt: x.CreatedAt, CreatedBy: x.CreatedBy,
 		ExpiresAt: x.ExpiresAt, RevokedAt: x.RevokedAt, RevokedBy: x.RevokedBy}
 	switch {
@@ -48,7 +49,7 @@ func (b *Flow) viewBadge(x *qrauth.Badge, pw *qrauth.Password) badgeView {
 		v.Status = badgeRevokedStatus
 	case x.Expired(b.h.Now()):
 		v.Status = badgeExpiredStatus
-	case x.Kind == qrauth.BadgeSecure && (pw == nil || !bytes.Equal(qrauth.CredentialFingerprint(pw.Stamp), x.Credential)):
+	case x.Kind == badge.Secure && (pw == nil || !bytes.Equal(badge.CredentialFingerprint(pw.Stamp), x.Credential)):
 		v.Status = badgePasswordChanged
 	}
 	return v
@@ -74,7 +75,7 @@ func (b *Flow) listBadges(ctx context.Context, uid qrauth.UserID) ([]badgeView, 
 
 // issueRequest is the body of both issue calls.
 type issueRequest struct {
-	Kind qrauth.BadgeKind `json:"kind"`
+	Kind badge.Kind `json:"kind"`
 	// Expires is an optional last day of validity, YYYY-MM-DD (UTC), for
 	// secure badges only.
 	Expires string `json:"expires"`
@@ -96,13 +97,13 @@ type issuedBadge struct {
 // issue creates a badge of kind for u, issued by by (for the record and
 // the audit log), and renders it.
 func (b *Flow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string) (*issuedBadge, error) {
-	if !qrauth.ValidBadgeKind(req.Kind) {
-		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_badge_kind", "The badge kind must be %q or %q.", qrauth.BadgeSecure, qrauth.BadgeInsecure)
+	if !badge.ValidKind(req.Kind) {
+		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_badge_kind", "The badge kind must be %q or %q.", badge.Secure, badge.Insecure)
 	}
 	now := b.h.Now()
 	var expires time.Time
 	if req.Expires != "" {
-		if req.Kind == qrauth.BadgeInsecure {
+		if req.Kind == badge.Insecure {
 			return nil, qrauth.Errorf(qrauth.EINVALID, "insecure_badge_expiry", "Insecure badges never expire; revoke one when it is no longer needed.")
 		}
 		day, err := time.Parse(time.DateOnly, req.Expires)
@@ -116,14 +117,14 @@ func (b *Flow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string
 		}
 	}
 	ctx := c.Request().Context()
-	id, err := qrauth.NewBadgeID(b.h.Rand())
+	id, err := badge.NewID(b.h.Rand())
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
-	badge := &qrauth.Badge{ID: id, UserID: u.ID, Kind: req.Kind, CreatedBy: by, CreatedAt: now, ExpiresAt: expires}
+	rec := &badge.Badge{ID: id, UserID: u.ID, Kind: req.Kind, CreatedBy: by, CreatedAt: now, ExpiresAt: expires}
 	var payload string
-	var pw *qrauth.Password
-	if req.Kind == qrauth.BadgeSecure {
+	var pw *badge.Password
+	if req.Kind == badge.Secure {
 		pw, err = b.st.FindPassword(ctx, u.ID)
 		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 			return nil, qrauth.Errorf(qrauth.ECONFLICT, "no_password",
@@ -131,7 +132,7 @@ func (b *Flow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string
 		} else if err != nil {
 			return nil, err
 		}
-		badge.Credential = qrauth.CredentialFingerprint(pw.Stamp)
+		rec.Credential = badge.CredentialFingerprint(pw.Stamp)
 		payload, err = b.keys.securePayload(id, u.ID, pw.Stamp)
 	} else {
 		payload, err = b.keys.insecurePayload(id)
@@ -152,12 +153,12 @@ func (b *Flow) issue(c echo.Context, u *qrauth.User, req issueRequest, by string
 	if !expires.IsZero() {
 		detail += ", valid until " + req.Expires
 	}
-	if err := b.st.CreateBadge(ctx, badge, &qrauth.AuditEvent{
-		Time: now, Type: qrauth.AuditBadgeIssued, UserID: u.ID, IP: c.RealIP(), Detail: detail,
+	if err := b.st.CreateBadge(ctx, rec, &qrauth.AuditEvent{
+		Time: now, Type: badge.AuditIssued, UserID: u.ID, IP: c.RealIP(), Detail: detail,
 	}); err != nil {
 		return nil, err
 	}
-	return &issuedBadge{Badge: b.viewBadge(badge, pw), Payload: payload, PNG: png, PDF: pdf}, nil
+	return &issuedBadge{Badge: b.viewBadge(rec, pw), Payload: payload, PNG: png, PDF: pdf}, nil
 }
 
 // displayName is the name printed on a badge.
@@ -169,7 +170,7 @@ func displayName(u *qrauth.User) string {
 }
 
 // revoke revokes badge id of owner (any owner when owner is ""), by by.
-func (b *Flow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by string) (badgeView, error) {
+func (b *Flow) revoke(c echo.Context, id badge.ID, owner qrauth.UserID, by string) (badgeView, error) {
 	ctx := c.Request().Context()
 	notFound := qrauth.Errorf(qrauth.ENOTFOUND, "badge_not_found", "There is no such badge.")
 	x, err := b.st.FindBadgeByID(ctx, id)
@@ -181,7 +182,7 @@ func (b *Flow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by
 	}
 	now := b.h.Now()
 	x, err = b.st.RevokeBadge(ctx, id, now, by, &qrauth.AuditEvent{
-		Time: now, Type: qrauth.AuditBadgeRevoked, UserID: x.UserID, IP: c.RealIP(),
+		Time: now, Type: badge.AuditRevoked, UserID: x.UserID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s badge %s by %s", x.Kind, id, by),
 	})
 	if err != nil {
@@ -195,14 +196,14 @@ func (b *Flow) revoke(c echo.Context, id qrauth.BadgeID, owner qrauth.UserID, by
 }
 
 // selfKinds lists the kinds users may print for themselves.
-func (b *Flow) selfKinds() []qrauth.BadgeKind {
+func (b *Flow) selfKinds() []badge.Kind {
 	switch b.cfg.SelfIssue {
 	case SelfIssueSecure:
-		return []qrauth.BadgeKind{qrauth.BadgeSecure}
+		return []badge.Kind{badge.Secure}
 	case SelfIssueAny:
-		return []qrauth.BadgeKind{qrauth.BadgeSecure, qrauth.BadgeInsecure}
+		return []badge.Kind{badge.Secure, badge.Insecure}
 	}
-	return []qrauth.BadgeKind{}
+	return []badge.Kind{}
 }
 
 func (b *Flow) handleListOwnBadges(c echo.Context) error {
@@ -240,7 +241,7 @@ func (b *Flow) handleIssueOwnBadge(c echo.Context) error {
 	if !allowed {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "self_issue_not_allowed", "This service does not let you print this badge yourself. Ask your helpdesk.")
 	}
-	if req.Kind == qrauth.BadgeSecure {
+	if req.Kind == badge.Secure {
 		_, pw, err := b.viewPassword(c.Request().Context(), u.ID)
 		if err != nil {
 			return err
@@ -269,7 +270,7 @@ func (b *Flow) handleRevokeOwnBadge(c echo.Context) error {
 	if !b.cfg.Enabled {
 		return errBadgesOff
 	}
-	v, err := b.revoke(c, qrauth.BadgeID(c.Param("id")), u.ID, "self")
+	v, err := b.revoke(c, badge.ID(c.Param("id")), u.ID, "self")
 	if err != nil {
 		return err
 	}
@@ -342,7 +343,7 @@ func (b *Flow) handleAdminRevokeBadge(c echo.Context) error {
 	if !b.cfg.Enabled {
 		return errBadgesOff
 	}
-	v, err := b.revoke(c, qrauth.BadgeID(c.Param("id")), "", actor.Name())
+	v, err := b.revoke(c, badge.ID(c.Param("id")), "", actor.Name())
 	if err != nil {
 		return err
 	}

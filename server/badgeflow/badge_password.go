@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/server"
 	"golang.org/x/crypto/argon2"
 )
@@ -28,7 +29,7 @@ var (
 
 // hashPassword makes a new credential for pw. stamp is the credential's
 // stamp: fresh for a new password, the old one for a rehash.
-func (b *Flow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp []byte) (*qrauth.Password, error) {
+func (b *Flow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp []byte) (*badge.Password, error) {
 	salt := make([]byte, 16)
 	if _, err := io.ReadFull(b.h.Rand(), salt); err != nil {
 		return nil, qrauth.Internal(err)
@@ -44,8 +45,8 @@ func (b *Flow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp 
 	}
 	defer func() { <-b.hashes }()
 	p := b.cfg.Password
-	return &qrauth.Password{
-		UserID: uid, Algorithm: qrauth.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: b.h.Now(),
+	return &badge.Password{
+		UserID: uid, Algorithm: badge.PasswordAlgorithm, Params: p, Salt: salt, Stamp: stamp, SetAt: b.h.Now(),
 		Hash: argon2.IDKey([]byte(pw), salt, p.Time, p.Memory, p.Threads, p.KeyLen),
 	}, nil
 }
@@ -54,13 +55,13 @@ func (b *Flow) hashPassword(c echo.Context, uid qrauth.UserID, pw string, stamp 
 // parameters stored with it. Stored parameters are bounded like the
 // configured ones, so a tampered record cannot make one check eat the
 // machine.
-func (b *Flow) verifyPassword(c echo.Context, stored *qrauth.Password, pw string) (bool, error) {
+func (b *Flow) verifyPassword(c echo.Context, stored *badge.Password, pw string) (bool, error) {
 	p := stored.Params
-	if stored.Algorithm != qrauth.PasswordAlgorithm || p.Time == 0 || p.Time > 100 || p.Threads == 0 ||
+	if stored.Algorithm != badge.PasswordAlgorithm || p.Time == 0 || p.Time > 100 || p.Threads == 0 ||
 		p.Memory < 8*uint32(p.Threads) || p.Memory > 4<<20 || int(p.KeyLen) != len(stored.Hash) {
 		return false, qrauth.Internal(errBadStoredPassword)
 	}
-	if len(pw) > qrauth.MaxPasswordBytes {
+	if len(pw) > badge.MaxPasswordBytes {
 		return false, nil
 	}
 	if err := acquire(c, b.hashes); err != nil {
@@ -74,7 +75,7 @@ func (b *Flow) verifyPassword(c echo.Context, stored *qrauth.Password, pw string
 var errBadStoredPassword = qrauth.Errorf(qrauth.EINTERNAL, "internal", "stored password has unusable parameters")
 
 // weaker reports whether p is below the configured parameters in any way.
-func (b *Flow) weaker(p qrauth.PasswordParams) bool {
+func (b *Flow) weaker(p badge.PasswordParams) bool {
 	want := b.cfg.Password
 	return p.Time < want.Time || p.Memory < want.Memory || p.Threads < want.Threads || p.KeyLen < want.KeyLen
 }
@@ -102,7 +103,7 @@ func (b *Flow) wrongPassword(c echo.Context, uid qrauth.UserID, where string) er
 
 // checkCurrentPassword verifies pw as uid's current password, counting a
 // wrong one.
-func (b *Flow) checkCurrentPassword(c echo.Context, stored *qrauth.Password, pw, where string) error {
+func (b *Flow) checkCurrentPassword(c echo.Context, stored *badge.Password, pw, where string) error {
 	if err := b.limitPassword(c, stored.UserID); err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func (b *Flow) checkCurrentPassword(c echo.Context, stored *qrauth.Password, pw,
 // rehash redoes a correct password's hash when the configured parameters
 // have been raised since it was made. The stamp stays, so secure badges
 // keep working. Failure only means the old hash stays another while.
-func (b *Flow) rehash(c echo.Context, stored *qrauth.Password, pw string) {
+func (b *Flow) rehash(c echo.Context, stored *badge.Password, pw string) {
 	if !b.weaker(stored.Params) {
 		return
 	}
@@ -139,7 +140,7 @@ type passwordView struct {
 	SetAt   time.Time `json:"set_at,omitzero"`
 }
 
-func (b *Flow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *qrauth.Password, error) {
+func (b *Flow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *badge.Password, error) {
 	v := passwordView{Enabled: b.cfg.Enabled}
 	if !b.cfg.Enabled {
 		return v, nil, nil
@@ -184,7 +185,7 @@ func (b *Flow) handleSetPassword(c echo.Context) error {
 	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
-	if err := qrauth.CheckPassword(body.New); err != nil {
+	if err := badge.CheckPassword(body.New); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -193,7 +194,7 @@ func (b *Flow) handleSetPassword(c echo.Context) error {
 		return err
 	}
 	var prev []byte
-	typ, detail := qrauth.AuditPasswordSet, "from browser session "+string(sess.ID)
+	typ, detail := badge.AuditPasswordSet, "from browser session "+string(sess.ID)
 	if cur != nil {
 		if body.Current == "" {
 			return qrauth.Errorf(qrauth.EINVALID, "current_password_required", "Enter your current password to change it.")
@@ -202,7 +203,7 @@ func (b *Flow) handleSetPassword(c echo.Context) error {
 			return err
 		}
 		prev = cur.Stamp
-		typ, detail = qrauth.AuditPasswordChanged, detail+"; secure badges sealed under the old password no longer work"
+		typ, detail = badge.AuditPasswordChanged, detail+"; secure badges sealed under the old password no longer work"
 	}
 	p, err := b.hashPassword(c, u.ID, body.New, nil)
 	if err != nil {
@@ -242,7 +243,7 @@ func (b *Flow) handleDeletePassword(c echo.Context) error {
 		return err
 	}
 	if err := b.st.DeletePassword(ctx, u.ID, cur.Stamp, &qrauth.AuditEvent{
-		Time: b.h.Now(), Type: qrauth.AuditPasswordRemoved, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
+		Time: b.h.Now(), Type: badge.AuditPasswordRemoved, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
 		Detail: "from browser session " + string(sess.ID) + "; secure badges no longer work",
 	}); err != nil {
 		return err

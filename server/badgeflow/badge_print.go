@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/go-pdf/fpdf"
-	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	qrcode "github.com/skip2/go-qrcode"
 )
 
@@ -40,8 +40,8 @@ func renderBadgePNG(payload string) ([]byte, error) {
 type badgeCard struct {
 	Payload string
 	Name    string // display name of the holder
-	Kind    qrauth.BadgeKind
-	ID      qrauth.BadgeID
+	Kind    badge.Kind
+	ID      badge.ID
 	Issued  time.Time
 	Expires time.Time // zero: does not expire
 	Service string    // the origin, so a found badge says where it belongs
@@ -124,7 +124,7 @@ func renderBadgePDF(card badgeCard) ([]byte, error) {
 	}
 	pdf.SetXY(tx, pdf.GetY()+1.5)
 	pdf.SetTextColor(70, 70, 70)
-	if card.Kind == qrauth.BadgeInsecure {
+	if card.Kind == badge.Insecure {
 		para("Insecure badge", "B", 7.5, 3.6)
 		para("Says who you are; never expires.", "", 6.5, 3)
 		// The mark: a person at the kiosk must know a badge alone will

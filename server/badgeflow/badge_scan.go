@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/internal/qrimage"
 	"github.com/qrauth/qrauth/server"
 )
@@ -109,28 +110,28 @@ func (b *Flow) handleFrame(c echo.Context) error {
 // gives it: the start of a sign-in (first-step) or the badge step of the
 // browser's parked sign-in (method).
 func (b *Flow) signInWithBadge(c echo.Context, text string) error {
-	p, err := qrauth.ParseBadgePayload(text)
+	p, err := badge.ParsePayload(text)
 	if err != nil {
 		return err
 	}
-	if p.Kind == qrauth.BadgeInsecure && !b.cfg.InsecureScans {
+	if p.Kind == badge.Insecure && !b.cfg.InsecureScans {
 		// Refused before anything is looked up: with the switch off an
 		// insecure badge means nothing, valid or not.
 		return errInsecureBadgesOff
 	}
-	badge, err := b.verifyBadge(c, p)
+	rec, err := b.verifyBadge(c, p)
 	if err != nil {
 		return err
 	}
 	method := MethodBadgeSecure
-	if badge.Kind == qrauth.BadgeInsecure {
+	if rec.Kind == badge.Insecure {
 		method = MethodBadgeInsecure
 	}
 	// The sign-in's audit event names the methods, not the badge; the log
 	// says which badge it was. A badge id is no secret: printing a badge
 	// takes the master key.
-	b.h.Logger().Info("badge accepted", slog.String("badge", string(badge.ID)), slog.String("kind", string(badge.Kind)),
-		slog.String("user", string(badge.UserID)), slog.String("ip", c.RealIP()), slog.String("policy", b.cfg.Policy))
+	b.h.Logger().Info("badge accepted", slog.String("badge", string(rec.ID)), slog.String("kind", string(rec.Kind)),
+		slog.String("user", string(rec.UserID)), slog.String("ip", c.RealIP()), slog.String("policy", b.cfg.Policy))
 	if b.cfg.Policy == BadgeMethod {
 		si, err := b.pendingStep(c)
 		if errors.Is(err, server.ErrNoPendingSignIn) {
@@ -139,15 +140,15 @@ func (b *Flow) signInWithBadge(c echo.Context, text string) error {
 			return err
 		}
 		switch {
-		case badge.Kind != qrauth.BadgeSecure:
+		case rec.Kind != badge.Secure:
 			return errBadgeInsecureNotMethod
-		case badge.UserID != si.UserID:
+		case rec.UserID != si.UserID:
 			return errBadgeWrongUser
 		}
 		return b.h.ContinueSignIn(c, si.Pass(method))
 	}
 	// First step: a new sign-in, whatever this browser had parked before.
-	si := &server.SignIn{UserID: badge.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
+	si := &server.SignIn{UserID: rec.UserID, IP: c.RealIP(), UserAgent: c.Request().UserAgent()}
 	if method == MethodBadgeInsecure {
 		// A username substitute: it names the person, proves nothing.
 		return b.h.ContinueSignIn(c, si.PassIdentifying(method))
@@ -157,40 +158,40 @@ func (b *Flow) signInWithBadge(c echo.Context, text string) error {
 
 // verifyBadge checks a payload against the deployment's keys, the badge's
 // record and, for a secure badge, the holder's current password.
-func (b *Flow) verifyBadge(c echo.Context, p *qrauth.BadgePayload) (*qrauth.Badge, error) {
+func (b *Flow) verifyBadge(c echo.Context, p *badge.Payload) (*badge.Badge, error) {
 	ctx := c.Request().Context()
-	if p.Kind == qrauth.BadgeInsecure && !b.keys.checkInsecure(p) {
-		return nil, qrauth.ErrBadgeInvalid
+	if p.Kind == badge.Insecure && !b.keys.checkInsecure(p) {
+		return nil, badge.ErrInvalid
 	}
-	badge, err := b.st.FindBadgeByID(ctx, p.ID)
+	rec, err := b.st.FindBadgeByID(ctx, p.ID)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
-		return nil, qrauth.ErrBadgeInvalid
+		return nil, badge.ErrInvalid
 	} else if err != nil {
 		return nil, err
-	} else if badge.Kind != p.Kind {
-		return nil, qrauth.ErrBadgeInvalid
+	} else if rec.Kind != p.Kind {
+		return nil, badge.ErrInvalid
 	}
-	if p.Kind == qrauth.BadgeSecure {
-		pw, err := b.st.FindPassword(ctx, badge.UserID)
+	if p.Kind == badge.Secure {
+		pw, err := b.st.FindPassword(ctx, rec.UserID)
 		if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 			return nil, errBadgePasswordChanged
 		} else if err != nil {
 			return nil, err
 		}
 		// The fingerprint only chooses the message; the seal decides.
-		if !bytes.Equal(qrauth.CredentialFingerprint(pw.Stamp), badge.Credential) {
+		if !bytes.Equal(badge.CredentialFingerprint(pw.Stamp), rec.Credential) {
 			return nil, errBadgePasswordChanged
 		}
-		if !b.keys.openSecure(p, badge.UserID, pw.Stamp) {
-			return nil, qrauth.ErrBadgeInvalid
+		if !b.keys.openSecure(p, rec.UserID, pw.Stamp) {
+			return nil, badge.ErrInvalid
 		}
 	}
-	if badge.Revoked() {
+	if rec.Revoked() {
 		return nil, errBadgeRevoked
-	} else if badge.Expired(b.h.Now()) {
-		return nil, errBadgeExpired(badge.ExpiresAt)
+	} else if rec.Expired(b.h.Now()) {
+		return nil, errBadgeExpired(rec.ExpiresAt)
 	}
-	return badge, nil
+	return rec, nil
 }
 
 // handlePhone is phone approval as the second factor after an insecure

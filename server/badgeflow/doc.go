@@ -8,7 +8,7 @@
 // # Flow
 //
 // The flow implements server.Flow and reaches the core only through
-// server.Host; it consumes the store through qrauth.BadgeStore.
+// server.Host; it consumes the store through badge.Store.
 //
 //  1. The browser's /badge page sends webcam frames (or a decoded payload)
 //     to /api/badge/frame or /api/badge/scan; the payload is checked against

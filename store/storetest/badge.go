@@ -7,38 +7,39 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 )
 
-func newPassword(uid qrauth.UserID, n byte) *qrauth.Password {
-	return &qrauth.Password{
-		UserID: uid, Algorithm: qrauth.PasswordAlgorithm,
-		Params: qrauth.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32},
+func newPassword(uid qrauth.UserID, n byte) *badge.Password {
+	return &badge.Password{
+		UserID: uid, Algorithm: badge.PasswordAlgorithm,
+		Params: badge.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32},
 		Salt:   bytes.Repeat([]byte{n}, 16), Hash: bytes.Repeat([]byte{n + 1}, 32), Stamp: bytes.Repeat([]byte{n + 2}, 32),
 		SetAt: t0.Add(time.Duration(n) * time.Minute),
 	}
 }
 
-func newBadge(uid qrauth.UserID, n byte, kind qrauth.BadgeKind) *qrauth.Badge {
-	b := &qrauth.Badge{
-		ID: qrauth.BadgeIDFromBytes(bytes.Repeat([]byte{n}, 16)), UserID: uid, Kind: kind,
+func newBadge(uid qrauth.UserID, n byte, kind badge.Kind) *badge.Badge {
+	b := &badge.Badge{
+		ID: badge.IDFromBytes(bytes.Repeat([]byte{n}, 16)), UserID: uid, Kind: kind,
 		CreatedBy: "operator", CreatedAt: t0.Add(time.Duration(n) * time.Minute),
 	}
-	if kind == qrauth.BadgeSecure {
+	if kind == badge.Secure {
 		b.Credential = []byte("12345678")
 		b.ExpiresAt = t0.Add(365 * 24 * time.Hour)
 	}
 	return b
 }
 
-// testBadge checks the qrauth.BadgeStore methods.
+// testBadge checks the badge.Store methods.
 // BadgeStore is what the badge suite runs against: the core store (to
 // create users) and the store interface the badge flow consumes.
 type BadgeStore interface {
 	qrauth.Store
-	qrauth.BadgeStore
+	badge.Store
 }
 
-// RunBadge runs the badge flow's suite: the contract of qrauth.BadgeStore.
+// RunBadge runs the badge flow's suite: the contract of badge.Store.
 // open must return a new, empty store on every call.
 func RunBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 	t.Run("Badges", func(t *testing.T) { testBadge(t, open) })
@@ -53,7 +54,7 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		wantError(t, err, qrauth.ENOTFOUND, "no_password")
 
 		first := newPassword(u.ID, 1)
-		ev := newEvent(qrauth.AuditPasswordSet, u.ID)
+		ev := newEvent(badge.AuditPasswordSet, u.ID)
 		noError(t, st.SetPassword(ctx, first, nil, ev))
 		if ev.Seq == 0 {
 			t.Fatal("event not appended")
@@ -69,14 +70,14 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		// A second "first" password, or a change naming another stamp,
 		// is a lost race: refused, nothing appended.
 		for name, prev := range map[string][]byte{"NilPrev": nil, "WrongPrev": []byte("not the stamp")} {
-			ev := newEvent(qrauth.AuditPasswordChanged, u.ID)
+			ev := newEvent(badge.AuditPasswordChanged, u.ID)
 			wantError(t, st.SetPassword(ctx, newPassword(u.ID, 5), prev, ev), qrauth.ECONFLICT, "password_changed")
 			if ev.Seq != 0 {
 				t.Fatalf("%s: event appended for a refused change", name)
 			}
 		}
 		second := newPassword(u.ID, 9)
-		noError(t, st.SetPassword(ctx, second, first.Stamp, newEvent(qrauth.AuditPasswordChanged, u.ID)))
+		noError(t, st.SetPassword(ctx, second, first.Stamp, newEvent(badge.AuditPasswordChanged, u.ID)))
 		got, _ = st.FindPassword(ctx, u.ID)
 		same(t, "changed password", got, second)
 
@@ -88,7 +89,7 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		same(t, "rehashed password", got, rehash)
 
 		wantError(t, st.DeletePassword(ctx, u.ID, first.Stamp), qrauth.ECONFLICT, "password_changed")
-		ev = newEvent(qrauth.AuditPasswordRemoved, u.ID)
+		ev = newEvent(badge.AuditPasswordRemoved, u.ID)
 		noError(t, st.DeletePassword(ctx, u.ID, rehash.Stamp, ev))
 		if ev.Seq == 0 {
 			t.Fatal("event not appended")
@@ -122,11 +123,11 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		other, _ := mustCreateUser(t, st, "other")
 
 		// Created out of order: the list is by age, not by id.
-		b3 := newBadge(u.ID, 3, qrauth.BadgeSecure)
-		b1 := newBadge(u.ID, 1, qrauth.BadgeInsecure)
-		b2 := newBadge(other.ID, 2, qrauth.BadgeInsecure)
-		for _, b := range []*qrauth.Badge{b3, b1, b2} {
-			ev := newEvent(qrauth.AuditBadgeIssued, b.UserID)
+		b3 := newBadge(u.ID, 3, badge.Secure)
+		b1 := newBadge(u.ID, 1, badge.Insecure)
+		b2 := newBadge(other.ID, 2, badge.Insecure)
+		for _, b := range []*badge.Badge{b3, b1, b2} {
+			ev := newEvent(badge.AuditIssued, b.UserID)
 			noError(t, st.CreateBadge(ctx, b, ev))
 			if ev.Seq == 0 {
 				t.Fatal("event not appended")
@@ -146,13 +147,13 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		}
 
 		at := t0.Add(time.Hour)
-		ev := newEvent(qrauth.AuditBadgeRevoked, u.ID)
+		ev := newEvent(badge.AuditRevoked, u.ID)
 		r, err := st.RevokeBadge(ctx, b1.ID, at, "helpdesk", ev)
 		noError(t, err)
 		if !r.Revoked() || !r.RevokedAt.Equal(at) || r.RevokedBy != "helpdesk" || ev.Seq == 0 {
 			t.Fatalf("revoked %+v, event %d", r, ev.Seq)
 		}
-		ev = newEvent(qrauth.AuditBadgeRevoked, u.ID)
+		ev = newEvent(badge.AuditRevoked, u.ID)
 		_, err = st.RevokeBadge(ctx, b1.ID, at.Add(time.Hour), "someone else", ev)
 		wantError(t, err, qrauth.ECONFLICT, "badge_revoked")
 		if ev.Seq != 0 {
@@ -175,17 +176,17 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 		st := open(t)
 		ctx := t.Context()
 		u, _ := mustCreateUser(t, st, "holder")
-		b := newBadge(u.ID, 1, qrauth.BadgeInsecure)
+		b := newBadge(u.ID, 1, badge.Insecure)
 		noError(t, st.CreateBadge(ctx, b))
-		ev := newEvent(qrauth.AuditBadgeIssued, u.ID)
-		wantError(t, st.CreateBadge(ctx, newBadge(u.ID, 1, qrauth.BadgeSecure), ev), qrauth.ECONFLICT, "badge_exists")
-		wantError(t, st.CreateBadge(ctx, newBadge("u_missing", 2, qrauth.BadgeInsecure), ev), qrauth.ENOTFOUND, "user_not_found")
-		expiring := newBadge(u.ID, 3, qrauth.BadgeInsecure)
+		ev := newEvent(badge.AuditIssued, u.ID)
+		wantError(t, st.CreateBadge(ctx, newBadge(u.ID, 1, badge.Secure), ev), qrauth.ECONFLICT, "badge_exists")
+		wantError(t, st.CreateBadge(ctx, newBadge("u_missing", 2, badge.Insecure), ev), qrauth.ENOTFOUND, "user_not_found")
+		expiring := newBadge(u.ID, 3, badge.Insecure)
 		expiring.ExpiresAt = t0.Add(time.Hour)
 		wantError(t, st.CreateBadge(ctx, expiring, ev), qrauth.EINVALID, "")
 		odd := newBadge(u.ID, 4, "golden")
 		wantError(t, st.CreateBadge(ctx, odd, ev), qrauth.EINVALID, "")
-		malformed := newBadge(u.ID, 5, qrauth.BadgeInsecure)
+		malformed := newBadge(u.ID, 5, badge.Insecure)
 		malformed.ID = "b_short"
 		wantError(t, st.CreateBadge(ctx, malformed, ev), qrauth.EINVALID, "")
 		if ev.Seq != 0 {
@@ -198,8 +199,8 @@ func testBadge(t *testing.T, open func(t *testing.T) BadgeStore) {
 	})
 }
 
-func ids(list []*qrauth.Badge) string {
-	var s []qrauth.BadgeID
+func ids(list []*badge.Badge) string {
+	var s []badge.ID
 	for _, b := range list {
 		s = append(s, b.ID)
 	}

@@ -1,4 +1,4 @@
-package qrauth_test
+package badge_test
 
 import (
 	"bytes"
@@ -8,30 +8,31 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/badge"
 )
 
 func TestBadgeID(t *testing.T) {
-	id, err := qrauth.NewBadgeID(rand.Reader)
+	id, err := badge.NewID(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	raw, ok := id.Bytes()
-	if !ok || len(raw) != 16 || qrauth.BadgeIDFromBytes(raw) != id || !strings.HasPrefix(string(id), "b_") {
+	if !ok || len(raw) != 16 || badge.IDFromBytes(raw) != id || !strings.HasPrefix(string(id), "b_") {
 		t.Fatalf("id %q bytes %x %v", id, raw, ok)
 	}
-	for _, bad := range []qrauth.BadgeID{"", "b_", "x_" + id[2:], id + "A", id[:len(id)-1], qrauth.BadgeID("b_" + strings.Repeat("*", 22))} {
+	for _, bad := range []badge.ID{"", "b_", "x_" + id[2:], id + "A", id[:len(id)-1], badge.ID("b_" + strings.Repeat("*", 22))} {
 		if _, ok := bad.Bytes(); ok {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 }
 
-func TestParseBadgePayload(t *testing.T) {
-	id := qrauth.BadgeIDFromBytes(bytes.Repeat([]byte{1}, 16))
-	ins := qrauth.BadgePayload{Kind: qrauth.BadgeInsecure, ID: id, Auth: bytes.Repeat([]byte{2}, 16)}
-	sec := qrauth.BadgePayload{Kind: qrauth.BadgeSecure, ID: id, Auth: bytes.Repeat([]byte{3}, 44)}
-	for _, p := range []qrauth.BadgePayload{ins, sec} {
-		got, err := qrauth.ParseBadgePayload(p.String())
+func TestParsePayload(t *testing.T) {
+	id := badge.IDFromBytes(bytes.Repeat([]byte{1}, 16))
+	ins := badge.Payload{Kind: badge.Insecure, ID: id, Auth: bytes.Repeat([]byte{2}, 16)}
+	sec := badge.Payload{Kind: badge.Secure, ID: id, Auth: bytes.Repeat([]byte{3}, 44)}
+	for _, p := range []badge.Payload{ins, sec} {
+		got, err := badge.ParsePayload(p.String())
 		if err != nil || got.Kind != p.Kind || got.ID != p.ID || !bytes.Equal(got.Auth, p.Auth) {
 			t.Fatalf("round trip of %s: %+v %v", p.String(), got, err)
 		}
@@ -46,11 +47,11 @@ func TestParseBadgePayload(t *testing.T) {
 		strings.Repeat("Q", 300):                 "not_a_badge",
 		ins.String() + "AA":                      "badge_invalid",
 		ins.String()[:len(ins.String())-2]:       "badge_invalid",
-		qrauth.BadgePrefixSecure + "AAAA":        "badge_invalid",
-		qrauth.BadgePrefixInsecure + "!!!!":      "badge_invalid",
+		badge.PrefixSecure + "AAAA":              "badge_invalid",
+		badge.PrefixInsecure + "!!!!":            "badge_invalid",
 		ins.String()[:len(ins.String())-1] + "B": "badge_invalid", // non-canonical trailing bits
 	} {
-		_, err := qrauth.ParseBadgePayload(text)
+		_, err := badge.ParsePayload(text)
 		if qrauth.ErrorReason(err) != reason {
 			t.Errorf("%.40q: %v, want %s", text, err, reason)
 		}
@@ -59,7 +60,7 @@ func TestParseBadgePayload(t *testing.T) {
 
 func TestBadgeRecord(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	b := &qrauth.Badge{ExpiresAt: now.Add(time.Hour)}
+	b := &badge.Badge{ExpiresAt: now.Add(time.Hour)}
 	if !b.Active(now) || b.Expired(now) || !b.Expired(now.Add(time.Hour)) {
 		t.Fatal("expiry")
 	}
@@ -71,7 +72,7 @@ func TestBadgeRecord(t *testing.T) {
 	if b.Active(now) || !b.Revoked() {
 		t.Fatal("revocation")
 	}
-	if bytes.Equal(qrauth.CredentialFingerprint([]byte("a")), qrauth.CredentialFingerprint([]byte("b"))) {
+	if bytes.Equal(badge.CredentialFingerprint([]byte("a")), badge.CredentialFingerprint([]byte("b"))) {
 		t.Fatal("fingerprints collide")
 	}
 }
@@ -86,20 +87,20 @@ func TestCheckPassword(t *testing.T) {
 		"\xff\xfe\xfd\xfc\xfb\xfa\xf9\xf8": "invalid_password",
 		strings.Repeat("x", 1025):          "password_too_long",
 	} {
-		if got := qrauth.ErrorReason(qrauth.CheckPassword(pw)); got != reason {
+		if got := qrauth.ErrorReason(badge.CheckPassword(pw)); got != reason {
 			t.Errorf("%.20q: %q, want %q", pw, got, reason)
 		}
 	}
 }
 
-func FuzzParseBadgePayload(f *testing.F) {
-	id := qrauth.BadgeIDFromBytes(bytes.Repeat([]byte{9}, 16))
-	f.Add((&qrauth.BadgePayload{Kind: qrauth.BadgeInsecure, ID: id, Auth: make([]byte, 16)}).String())
-	f.Add((&qrauth.BadgePayload{Kind: qrauth.BadgeSecure, ID: id, Auth: make([]byte, 44)}).String())
+func FuzzParsePayload(f *testing.F) {
+	id := badge.IDFromBytes(bytes.Repeat([]byte{9}, 16))
+	f.Add((&badge.Payload{Kind: badge.Insecure, ID: id, Auth: make([]byte, 16)}).String())
+	f.Add((&badge.Payload{Kind: badge.Secure, ID: id, Auth: make([]byte, 44)}).String())
 	f.Add("QRB1S.")
 	f.Add("https://example.com")
 	f.Fuzz(func(t *testing.T, s string) {
-		p, err := qrauth.ParseBadgePayload(s)
+		p, err := badge.ParsePayload(s)
 		if err != nil {
 			if r := qrauth.ErrorReason(err); r != "not_a_badge" && r != "badge_invalid" {
 				t.Fatalf("reason %s", r)
