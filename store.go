@@ -88,7 +88,7 @@ type Store interface {
 	Close() error
 
 	// The flows beside the core consume their own store interfaces
-	// (OATHStore, OfflineStore, BadgeStore, oidc.Store) and are given the
+	// (OATHStore, offline.Store, BadgeStore, oidc.Store) and are given the
 	// store that implements them (store.DB implements all).
 }
 
