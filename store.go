@@ -88,7 +88,7 @@ type Store interface {
 	Close() error
 
 	// The flows beside the core consume their own store interfaces
-	// (oath.Store, OfflineStore, badge.Store, oidc.Store) and are given the
+	// (badge.Store, oath.Store, offline.Store, oidc.Store) and are given the
 	// store that implements them (store.DB implements all).
 }
 

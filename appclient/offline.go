@@ -19,6 +19,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/atomicfile"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 )
@@ -28,7 +29,7 @@ import (
 // once; it keeps the key in an OfflineKeys file beside the device state.
 // Later, with no network, it reads a challenge QR code (verification data),
 // shows its context, and derives the one-time code from the key and the
-// whole verification data (qrauth.OfflineOTP).
+// whole verification data (offline.OTP).
 //
 // For OFFLINE_PIN the key is stored wrapped: XORed with a 32-byte key that
 // Argon2id derives from the PIN and a random salt. Nothing on the phone can
@@ -60,11 +61,11 @@ func (p PINParams) check() error {
 
 // OfflineKey is one activated offline method as the phone keeps it.
 type OfflineKey struct {
-	Origin   string               `json:"origin"`
-	DeviceID qrauth.DeviceID      `json:"device_id"`
-	UserID   qrauth.UserID        `json:"user_id"`
-	Method   qrauth.OfflineMethod `json:"method"`
-	KeyID    string               `json:"key_id"`
+	Origin   string          `json:"origin"`
+	DeviceID qrauth.DeviceID `json:"device_id"`
+	UserID   qrauth.UserID   `json:"user_id"`
+	Method   offline.Method  `json:"method"`
+	KeyID    string          `json:"key_id"`
 	// Key is the method key of OFFLINE_DEVICE.
 	Key []byte `json:"key,omitempty"`
 	// WrappedKey, Salt and PIN are OFFLINE_PIN's: the key XORed with
@@ -76,20 +77,20 @@ type OfflineKey struct {
 }
 
 // Hint returns the device hint verification data carries for this key.
-func (k *OfflineKey) Hint() string { return qrauth.OfflineDeviceHint(k.DeviceID) }
+func (k *OfflineKey) Hint() string { return offline.DeviceHint(k.DeviceID) }
 
 func (k *OfflineKey) check() error {
 	bad := qrauth.Errorf(qrauth.EINVALID, "offline_keys_corrupt", "An offline key of %s is damaged; activate the method again.", k.Method)
-	if !qrauth.ValidOfflineMethod(k.Method) || !qrauth.ValidDeviceID(k.DeviceID) {
+	if !offline.ValidMethod(k.Method) || !qrauth.ValidDeviceID(k.DeviceID) {
 		return bad
 	}
 	switch k.Method {
-	case qrauth.OfflineDevice:
-		if len(k.Key) != qrauth.OfflineKeySize || k.WrappedKey != nil {
+	case offline.Device:
+		if len(k.Key) != offline.KeySize || k.WrappedKey != nil {
 			return bad
 		}
-	case qrauth.OfflinePIN:
-		if k.Key != nil || len(k.WrappedKey) != qrauth.OfflineKeySize || len(k.Salt) < 16 || k.PIN == nil || k.PIN.check() != nil {
+	case offline.PIN:
+		if k.Key != nil || len(k.WrappedKey) != offline.KeySize || len(k.Salt) < 16 || k.PIN == nil || k.PIN.check() != nil {
 			return bad
 		}
 	}
@@ -106,7 +107,7 @@ const (
 
 // CheckPIN checks the form of a PIN: 4 to 12 digits.
 func CheckPIN(pin string) error {
-	if len(pin) < MinPINLen || len(pin) > MaxPINLen || !qrauth.ValidOTP(pin, len(pin)) {
+	if len(pin) < MinPINLen || len(pin) > MaxPINLen || !offline.ValidOTP(pin, len(pin)) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_pin", "The PIN must be %d to %d digits.", MinPINLen, MaxPINLen)
 	}
 	return nil
@@ -114,7 +115,7 @@ func CheckPIN(pin string) error {
 
 // pinKey derives the 32-byte wrapping key of a PIN.
 func pinKey(pin string, salt []byte, p PINParams) []byte {
-	return argon2.IDKey([]byte(pin), salt, p.Time, p.MemoryKiB, p.Threads, qrauth.OfflineKeySize)
+	return argon2.IDKey([]byte(pin), salt, p.Time, p.MemoryKiB, p.Threads, offline.KeySize)
 }
 
 // methodKey returns the key of k, unwrapping it with pin for OFFLINE_PIN.
@@ -123,7 +124,7 @@ func (k *OfflineKey) methodKey(pin string) ([]byte, error) {
 	if err := k.check(); err != nil {
 		return nil, err
 	}
-	if k.Method == qrauth.OfflineDevice {
+	if k.Method == offline.Device {
 		return bytes.Clone(k.Key), nil
 	}
 	if err := CheckPIN(pin); err != nil {
@@ -218,7 +219,7 @@ func (k *OfflineKeys) Put(key OfflineKey) {
 }
 
 // Remove drops the key of a device's method; it reports whether there was one.
-func (k *OfflineKeys) Remove(id qrauth.DeviceID, m qrauth.OfflineMethod) bool {
+func (k *OfflineKeys) Remove(id qrauth.DeviceID, m offline.Method) bool {
 	for i := range k.Keys {
 		if k.Keys[i].DeviceID == id && k.Keys[i].Method == m {
 			k.Keys = append(k.Keys[:i], k.Keys[i+1:]...)
@@ -243,8 +244,8 @@ type ActivateOptions struct {
 // PIN is not sent. Activating again replaces the server's key: keep only
 // the new one. A locked method cannot be activated again (ECONFLICT
 // "method_locked") until an administrator unlocks it.
-func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, opts ActivateOptions) (*OfflineKey, error) {
-	if !qrauth.ValidOfflineMethod(m) {
+func (d *Device) ActivateOffline(ctx context.Context, m offline.Method, opts ActivateOptions) (*OfflineKey, error) {
+	if !offline.ValidMethod(m) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method %q.", m)
 	}
 	params := DefaultPINParams
@@ -252,7 +253,7 @@ func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, op
 		params = *opts.PINParams
 	}
 	switch {
-	case m == qrauth.OfflinePIN:
+	case m == offline.PIN:
 		if err := CheckPIN(opts.PIN); err != nil {
 			return nil, err
 		}
@@ -267,11 +268,11 @@ func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, op
 		return nil, err
 	}
 	key, err := base64.RawURLEncoding.DecodeString(act.Key)
-	if err != nil || len(key) != qrauth.OfflineKeySize || act.Method != m || act.DeviceID != d.ID() || !sameOrigin(act.Origin, d.Origin) {
+	if err != nil || len(key) != offline.KeySize || act.Method != m || act.DeviceID != d.ID() || !sameOrigin(act.Origin, d.Origin) {
 		return nil, qrauth.Errorf(qrauth.EINTERNAL, "bad_response", "The server sent an activation this app cannot use.")
 	}
 	k := &OfflineKey{Origin: d.Origin, DeviceID: d.ID(), UserID: act.UserID, Method: m, KeyID: act.KeyID, ActivatedAt: act.ActivatedAt}
-	if m == qrauth.OfflineDevice {
+	if m == offline.Device {
 		k.Key = key
 		return k, nil
 	}
@@ -288,8 +289,8 @@ func (d *Device) ActivateOffline(ctx context.Context, m qrauth.OfflineMethod, op
 
 // DeactivateOffline turns an offline method of the device off on the
 // server. Remove its key from OfflineKeys too.
-func (d *Device) DeactivateOffline(ctx context.Context, m qrauth.OfflineMethod) error {
-	if !qrauth.ValidOfflineMethod(m) {
+func (d *Device) DeactivateOffline(ctx context.Context, m offline.Method) error {
+	if !offline.ValidMethod(m) {
 		return qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method %q.", m)
 	}
 	return d.signedJSON(ctx, http.MethodDelete, wire.Path(wire.PathAppOfflineMethod, string(m)), nil, http.StatusNoContent, nil)
@@ -309,9 +310,9 @@ func (d *Device) OfflineMethods(ctx context.Context) ([]wire.OfflineMethodInfo, 
 // answers it: show Context (and Method) to the person, ask for the PIN if
 // NeedsPIN, then call Code. Nothing here touches the network.
 type OfflineChallenge struct {
-	Data    *qrauth.VerificationData
+	Data    *offline.VerificationData
 	Context string
-	Method  qrauth.OfflineMethod
+	Method  offline.Method
 	// NeedsPIN is true for OFFLINE_PIN.
 	NeedsPIN bool
 
@@ -326,7 +327,7 @@ type OfflineChallenge struct {
 // key of this phone matches (another phone's code, or a method not
 // activated here).
 func StartOffline(text string, keys *OfflineKeys) (*OfflineChallenge, error) {
-	vd, err := qrauth.DecodeVerificationData(text)
+	vd, err := offline.DecodeVerificationData(text)
 	if err != nil {
 		return nil, err
 	}
@@ -345,7 +346,7 @@ func StartOffline(text string, keys *OfflineKeys) (*OfflineChallenge, error) {
 			"This code is for another phone, or for %s, which is not turned on in this app. Turn it on while online, or check that the page asked for this phone.",
 			vd.Method)
 	}
-	return &OfflineChallenge{Data: vd, Context: vd.Context, Method: vd.Method, NeedsPIN: vd.Method == qrauth.OfflinePIN, text: text, key: found}, nil
+	return &OfflineChallenge{Data: vd, Context: vd.Context, Method: vd.Method, NeedsPIN: vd.Method == offline.PIN, text: text, key: found}, nil
 }
 
 // Code derives the one-time code; pin is needed for OFFLINE_PIN and
@@ -357,7 +358,7 @@ func (ch *OfflineChallenge) Code(pin string) (string, error) {
 		return "", err
 	}
 	defer clear(key)
-	return qrauth.OfflineOTP(key, ch.text, ch.Data.Digits), nil
+	return offline.OTP(key, ch.text, ch.Data.Digits), nil
 }
 
 // OfflineCode is StartOffline and Code in one call, for scripts.
@@ -408,23 +409,23 @@ func (d *Device) FetchTransaction(ctx context.Context, code string) (*Transactio
 		return nil, err
 	}
 	if !sameOrigin(info.Origin, d.Origin) || info.TextSHA256 != wire.TextSHA256(info.Text) || info.ID == "" ||
-		strings.Contains(info.ID, "\n") || qrauth.CheckApprovalText(info.Text) != nil {
+		strings.Contains(info.ID, "\n") || offline.CheckApprovalText(info.Text) != nil {
 		return nil, qrauth.Errorf(qrauth.EINTERNAL, "bad_response", "The server sent a transaction this app cannot show.")
 	}
 	return &Transaction{Info: info, device: d, token: tok}, nil
 }
 
 // Approve signs approval of the transaction's text and sends it.
-func (t *Transaction) Approve(ctx context.Context) (qrauth.ApprovalState, error) {
+func (t *Transaction) Approve(ctx context.Context) (offline.ApprovalState, error) {
 	return t.decide(ctx, wire.DecisionApprove)
 }
 
 // Deny signs the refusal and sends it.
-func (t *Transaction) Deny(ctx context.Context) (qrauth.ApprovalState, error) {
+func (t *Transaction) Deny(ctx context.Context) (offline.ApprovalState, error) {
 	return t.decide(ctx, wire.DecisionDeny)
 }
 
-func (t *Transaction) decide(ctx context.Context, decision string) (qrauth.ApprovalState, error) {
+func (t *Transaction) decide(ctx context.Context, decision string) (offline.ApprovalState, error) {
 	d := wire.TransactionDecision{Origin: t.device.Origin, TransactionID: t.Info.ID, TextSHA256: wire.TextSHA256(t.Info.Text),
 		DeviceID: t.device.ID(), Decision: decision}
 	body := wire.TransactionDecisionRequest{Decision: decision, Signature: d.Sign(t.device.PrivateKey)}

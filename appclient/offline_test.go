@@ -15,6 +15,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 	qrcode "github.com/skip2/go-qrcode"
 )
@@ -34,7 +35,7 @@ func offlineFake(t *testing.T, key []byte, edit func(*wire.OfflineActivation)) (
 			w.WriteHeader(401)
 			return
 		}
-		a := wire.OfflineActivation{Method: qrauth.OfflineMethod(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
+		a := wire.OfflineActivation{Method: offline.Method(r.PathValue("method")), DeviceID: d.ID(), UserID: "u_1",
 			Origin: s.URL, Key: base64.RawURLEncoding.EncodeToString(key), KeyID: "k1", OTPLength: 6, MaxAttempts: 3, ActivatedAt: now}
 		if edit != nil {
 			edit(&a)
@@ -44,9 +45,9 @@ func offlineFake(t *testing.T, key []byte, edit func(*wire.OfflineActivation)) (
 	return s, d
 }
 
-func challenge(t *testing.T, m qrauth.OfflineMethod, dev qrauth.DeviceID, context string) string {
+func challenge(t *testing.T, m offline.Method, dev qrauth.DeviceID, context string) string {
 	t.Helper()
-	v, err := qrauth.NewVerificationData(bytes.NewReader(make([]byte, 6)), m, 6, dev, context)
+	v, err := offline.NewVerificationData(bytes.NewReader(make([]byte, 6)), m, 6, dev, context)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,16 +63,16 @@ func TestActivateOffline(t *testing.T) {
 	_, d := offlineFake(t, key, nil)
 	ctx := context.Background()
 
-	dk, err := d.ActivateOffline(ctx, qrauth.OfflineDevice, appclient.ActivateOptions{})
+	dk, err := d.ActivateOffline(ctx, offline.Device, appclient.ActivateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(dk.Key, key) || dk.Method != qrauth.OfflineDevice || dk.DeviceID != d.ID() {
+	if !bytes.Equal(dk.Key, key) || dk.Method != offline.Device || dk.DeviceID != d.ID() {
 		t.Fatalf("%+v", dk)
 	}
 	// The PIN key is kept wrapped under the PIN (with the default
 	// Argon2id parameters), never in clear.
-	pk, err := d.ActivateOffline(ctx, qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "135790"})
+	pk, err := d.ActivateOffline(ctx, offline.PIN, appclient.ActivateOptions{PIN: "135790"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +83,8 @@ func TestActivateOffline(t *testing.T) {
 	keys.Put(*dk)
 	keys.Put(*pk)
 
-	vd := challenge(t, qrauth.OfflinePIN, d.ID(), "Pay CHF 10")
-	want := qrauth.OfflineOTP(key, vd, 6)
+	vd := challenge(t, offline.PIN, d.ID(), "Pay CHF 10")
+	want := offline.OTP(key, vd, 6)
 	got, ch, err := appclient.OfflineCode(vd, keys, "135790")
 	if err != nil || got != want || ch.Context != "Pay CHF 10" || !ch.NeedsPIN {
 		t.Fatalf("code %q (%v), want %q; %+v", got, err, want, ch)
@@ -96,19 +97,19 @@ func TestActivateOffline(t *testing.T) {
 	if _, _, err := appclient.OfflineCode(vd, keys, ""); qrauth.ErrorReason(err) != "invalid_pin" {
 		t.Fatalf("no PIN: %v", err)
 	}
-	vd = challenge(t, qrauth.OfflineDevice, d.ID(), "")
-	if got, _, err := appclient.OfflineCode(vd, keys, "ignored"); err != nil || got != qrauth.OfflineOTP(key, vd, 6) {
+	vd = challenge(t, offline.Device, d.ID(), "")
+	if got, _, err := appclient.OfflineCode(vd, keys, "ignored"); err != nil || got != offline.OTP(key, vd, 6) {
 		t.Fatalf("device code %q %v", got, err)
 	}
 
 	// Refusals before anything is sent.
 	for _, tc := range []struct {
-		m      qrauth.OfflineMethod
+		m      offline.Method
 		pin    string
 		reason string
 	}{
-		{qrauth.OfflinePIN, "", "invalid_pin"}, {qrauth.OfflinePIN, "12a4", "invalid_pin"},
-		{qrauth.OfflinePIN, "1234567890123", "invalid_pin"}, {qrauth.OfflineDevice, "1234", "pin_not_used"}, {"OFFLINE_X", "", "invalid_method"},
+		{offline.PIN, "", "invalid_pin"}, {offline.PIN, "12a4", "invalid_pin"},
+		{offline.PIN, "1234567890123", "invalid_pin"}, {offline.Device, "1234", "pin_not_used"}, {"OFFLINE_X", "", "invalid_method"},
 	} {
 		if _, err := d.ActivateOffline(ctx, tc.m, appclient.ActivateOptions{PIN: tc.pin}); qrauth.ErrorReason(err) != tc.reason {
 			t.Errorf("%s %q: %v, want %s", tc.m, tc.pin, err, tc.reason)
@@ -121,11 +122,11 @@ func TestActivateOfflineBadAnswer(t *testing.T) {
 		"OtherDevice": func(a *wire.OfflineActivation) { a.DeviceID = "d_AAAAAAAAAAAAAAAAAAAAAA" },
 		"OtherOrigin": func(a *wire.OfflineActivation) { a.Origin = "https://evil.example" },
 		"ShortKey":    func(a *wire.OfflineActivation) { a.Key = "AAAA" },
-		"OtherMethod": func(a *wire.OfflineActivation) { a.Method = qrauth.OfflinePIN },
+		"OtherMethod": func(a *wire.OfflineActivation) { a.Method = offline.PIN },
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, d := offlineFake(t, make([]byte, 32), edit)
-			_, err := d.ActivateOffline(context.Background(), qrauth.OfflineDevice, appclient.ActivateOptions{})
+			_, err := d.ActivateOffline(context.Background(), offline.Device, appclient.ActivateOptions{})
 			wantError(t, err, qrauth.EINTERNAL, "bad_response")
 		})
 	}
@@ -133,16 +134,16 @@ func TestActivateOfflineBadAnswer(t *testing.T) {
 
 func TestStartOfflineRefused(t *testing.T) {
 	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
-	keys := &appclient.OfflineKeys{Keys: []appclient.OfflineKey{{DeviceID: dev, Method: qrauth.OfflineDevice, Key: make([]byte, 32)}}}
+	keys := &appclient.OfflineKeys{Keys: []appclient.OfflineKey{{DeviceID: dev, Method: offline.Device, Key: make([]byte, 32)}}}
 	other := qrauth.DeviceIDFromKey(bytes.Repeat([]byte{1}, 32))
-	if qrauth.OfflineDeviceHint(other) == qrauth.OfflineDeviceHint(dev) {
+	if offline.DeviceHint(other) == offline.DeviceHint(dev) {
 		t.Fatal("pick another device: the hints collide")
 	}
 	for _, tc := range []struct{ name, text, reason string }{
-		{"AnotherPhone", challenge(t, qrauth.OfflineDevice, other, "x"), "no_offline_key"},
-		{"MethodNotOn", challenge(t, qrauth.OfflinePIN, dev, "x"), "no_offline_key"},
+		{"AnotherPhone", challenge(t, offline.Device, other, "x"), "no_offline_key"},
+		{"MethodNotOn", challenge(t, offline.PIN, dev, "x"), "no_offline_key"},
 		{"LoginCode", "https://login.example.com/q/AAAAAAAAAAAAAAAAAAAAAA", "not_offline_code"},
-		{"Escape", "1D6AAAAAAAA" + qrauth.OfflineDeviceHint(dev) + "\x1b[2J", "context_control_character"},
+		{"Escape", "1D6AAAAAAAA" + offline.DeviceHint(dev) + "\x1b[2J", "context_control_character"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := appclient.StartOffline(tc.text, keys); qrauth.ErrorReason(err) != tc.reason {
@@ -164,8 +165,8 @@ func TestOfflineKeysFile(t *testing.T) {
 	}
 	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
 	keys := &appclient.OfflineKeys{}
-	keys.Put(appclient.OfflineKey{DeviceID: dev, Method: qrauth.OfflineDevice, Key: bytes.Repeat([]byte{1}, 32)})
-	keys.Put(appclient.OfflineKey{DeviceID: dev, Method: qrauth.OfflineDevice, Key: bytes.Repeat([]byte{2}, 32)}) // replaces
+	keys.Put(appclient.OfflineKey{DeviceID: dev, Method: offline.Device, Key: bytes.Repeat([]byte{1}, 32)})
+	keys.Put(appclient.OfflineKey{DeviceID: dev, Method: offline.Device, Key: bytes.Repeat([]byte{2}, 32)}) // replaces
 	if err := keys.Save(path); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestOfflineKeysFile(t *testing.T) {
 	os.WriteFile(path, []byte(`{"version":2,"keys":[]}`), 0o600)
 	_, err = appclient.LoadOfflineKeys(path)
 	wantError(t, err, qrauth.EINVALID, "offline_keys_version")
-	if !keys.Remove(dev, qrauth.OfflineDevice) || keys.Remove(dev, qrauth.OfflineDevice) {
+	if !keys.Remove(dev, offline.Device) || keys.Remove(dev, offline.Device) {
 		t.Fatal("Remove")
 	}
 }
@@ -236,9 +237,9 @@ func TestDecodeQRImagePure(t *testing.T) {
 func ExampleStartOffline() {
 	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
 	keys := &appclient.OfflineKeys{Keys: []appclient.OfflineKey{
-		{DeviceID: dev, Method: qrauth.OfflineDevice, Key: bytes.Repeat([]byte{0x42}, 32)},
+		{DeviceID: dev, Method: offline.Device, Key: bytes.Repeat([]byte{0x42}, 32)},
 	}}
-	scanned := "1D6AbCdEfGh" + qrauth.OfflineDeviceHint(dev) + "Pay CHF 120.00 to Muster AG"
+	scanned := "1D6AbCdEfGh" + offline.DeviceHint(dev) + "Pay CHF 120.00 to Muster AG"
 
 	ch, err := appclient.StartOffline(scanned, keys)
 	if err != nil {

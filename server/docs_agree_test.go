@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -46,7 +47,7 @@ func TestOfflineMethodSpellings(t *testing.T) {
 	e := newOfflineEnv(t, nil)
 	for _, spelling := range []string{"offline-device", "OFFLINE_DEVICE", "device", "Offline_Device"} {
 		st, body := e.signedCall("POST", wire.Prefix(wire.PathAppOfflineMethod)+spelling)
-		if st != 200 || body["method"] != string(qrauth.OfflineDevice) {
+		if st != 200 || body["method"] != string(offline.Device) {
 			t.Fatalf("activate %s: %d %v", spelling, st, body)
 		}
 	}
@@ -54,7 +55,7 @@ func TestOfflineMethodSpellings(t *testing.T) {
 	wantReason(t, st, body, 400, "invalid_method")
 	for _, spelling := range []string{"offline-device", "device", "OFFLINE_DEVICE"} {
 		st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": spelling, "context": "x"})
-		if st != 201 || body["method"] != string(qrauth.OfflineDevice) {
+		if st != 201 || body["method"] != string(offline.Device) {
 			t.Fatalf("begin %s: %d %v", spelling, st, body)
 		}
 	}
@@ -70,7 +71,7 @@ func TestOfflineMethodSpellings(t *testing.T) {
 // an unlocked one no locked_at, rather than 0001-01-01T00:00:00Z.
 func TestNeverUsedDatesOmitted(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	_, app := e.signedCall("GET", wire.PathAppOffline)
 	_, rs := e.api("GET", wire.Path(wire.PathOfflineUserMethods, string(e.uid)), nil)
 	for name, body := range map[string]map[string]any{"app": app, "relying site": rs} {
@@ -90,7 +91,7 @@ func TestNeverUsedDatesOmitted(t *testing.T) {
 			t.Errorf("zero time in %v", body)
 		}
 	}
-	sess := e.begin(qrauth.OfflineDevice, "x")
+	sess := e.begin(offline.Device, "x")
 	if _, v := e.verify(sess, e.code(sess, "")); v["result"] != "success" {
 		t.Fatal(v)
 	}
@@ -112,7 +113,7 @@ func mustJSON(t *testing.T, v any) string {
 // its kind, false and 0 included, and not the other kind's.
 func TestApprovalPageFields(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	view := func(pageURL string) map[string]any {
 		t.Helper()
 		token := pageURL[strings.Index(pageURL, "#")+1:]
@@ -122,7 +123,7 @@ func TestApprovalPageFields(t *testing.T) {
 		}
 		return body
 	}
-	off := view(e.begin(qrauth.OfflineDevice, "Pay CHF 1")["page_url"].(string))
+	off := view(e.begin(offline.Device, "Pay CHF 1")["page_url"].(string))
 	if _, ok := off["scanned"]; ok || off["otp_length"] != float64(6) || off["remaining_attempts"] != float64(3) {
 		t.Errorf("offline view: %v", off)
 	}
@@ -143,9 +144,9 @@ func TestApprovalPageFields(t *testing.T) {
 // is offered first; after a use the one used last is.
 func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	e.clock.advance(time.Minute)
-	e.activate(qrauth.OfflinePIN, "1234")
+	e.activate(offline.PIN, "1234")
 	choose := func(choice int) map[string]any {
 		t.Helper()
 		st, body := e.b.do("POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com","choice":`+strconv.Itoa(choice)+`}`)
@@ -154,18 +155,18 @@ func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 		}
 		return body
 	}
-	if m := choose(0)["method"]; m != string(qrauth.OfflinePIN) {
+	if m := choose(0)["method"]; m != string(offline.PIN) {
 		t.Fatalf("first offer before any use: %v, want the method activated last", m)
 	}
-	if m := choose(1)["method"]; m != string(qrauth.OfflineDevice) {
+	if m := choose(1)["method"]; m != string(offline.Device) {
 		t.Fatalf("second offer: %v", m)
 	}
 	e.clock.advance(time.Minute)
-	sess := e.begin(qrauth.OfflineDevice, "x")
+	sess := e.begin(offline.Device, "x")
 	if _, v := e.verify(sess, e.code(sess, "")); v["result"] != "success" {
 		t.Fatal(v)
 	}
-	if m := choose(0)["method"]; m != string(qrauth.OfflineDevice) {
+	if m := choose(0)["method"]; m != string(offline.Device) {
 		t.Fatalf("first offer after a use: %v, want the method used last", m)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/testutil"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -93,7 +94,7 @@ func offlineDevice(srv *testServer, p *phone, clock *offlineClock) *appclient.De
 }
 
 // activate turns a method on and keeps its key.
-func (e *offlineEnv) activate(m qrauth.OfflineMethod, pin string) *appclient.OfflineKey {
+func (e *offlineEnv) activate(m offline.Method, pin string) *appclient.OfflineKey {
 	e.t.Helper()
 	k, err := e.dev.ActivateOffline(context.Background(), m, appclient.ActivateOptions{PIN: pin, PINParams: offlineFastPIN})
 	if err != nil {
@@ -137,7 +138,7 @@ func offlineCall(t *testing.T, base, method, path string, body any, auth string)
 }
 
 // begin starts a session through the API and checks the answer's shape.
-func (e *offlineEnv) begin(m qrauth.OfflineMethod, context string) map[string]any {
+func (e *offlineEnv) begin(m offline.Method, context string) map[string]any {
 	e.t.Helper()
 	st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": m, "context": context})
 	if st != 201 || body["status"] != "pending" || !strings.HasPrefix(body["qr"].(string), "data:image/png;base64,") {
@@ -236,7 +237,7 @@ func TestOfflineConfig(t *testing.T) {
 			}
 		})
 	}
-	for n := qrauth.MinOTPLength; n <= qrauth.MaxOTPLength; n++ {
+	for n := offline.MinOTPLength; n <= offline.MaxOTPLength; n++ {
 		cfg := testConfig{Config: server.Config{MasterKey: make([]byte, 32)}}
 		cfg.Offline.Enabled, cfg.Offline.OTPLength = true, n
 		if _, err := newTestFlows(cfg, MustOpenServer(t, nil).DB); err != nil {
@@ -268,13 +269,13 @@ func TestOfflineActivation(t *testing.T) {
 	st, body := offlineCall(t, e.srv.URL, "POST", wire.Path(wire.PathAppOfflineMethod, "OFFLINE_DEVICE"), nil, "")
 	wantReason(t, st, body, 401, "device_signature_required")
 	stranger := offlineDevice(e.srv, newPhone(t, e.srv, "+1 202 555 0100"), e.clock)
-	if _, err := stranger.ActivateOffline(ctx, qrauth.OfflineDevice, appclient.ActivateOptions{}); qrauth.ErrorReason(err) != "device_unknown" {
+	if _, err := stranger.ActivateOffline(ctx, offline.Device, appclient.ActivateOptions{}); qrauth.ErrorReason(err) != "device_unknown" {
 		t.Fatalf("unknown device: %v", err)
 	}
 	if _, err := e.dev.ActivateOffline(ctx, "OFFLINE_FACE", appclient.ActivateOptions{}); qrauth.ErrorReason(err) != "invalid_method" {
 		t.Fatalf("unknown method: %v", err)
 	}
-	if _, err := e.dev.ActivateOffline(ctx, qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "12"}); qrauth.ErrorReason(err) != "invalid_pin" {
+	if _, err := e.dev.ActivateOffline(ctx, offline.PIN, appclient.ActivateOptions{PIN: "12"}); qrauth.ErrorReason(err) != "invalid_pin" {
 		t.Fatalf("short PIN: %v", err)
 	}
 	if after := snapshot(t, e.srv.DB); after != before {
@@ -284,8 +285,8 @@ func TestOfflineActivation(t *testing.T) {
 		t.Fatalf("credentials after refusals: %+v", creds)
 	}
 
-	dk := e.activate(qrauth.OfflineDevice, "")
-	pk := e.activate(qrauth.OfflinePIN, "4711")
+	dk := e.activate(offline.Device, "")
+	pk := e.activate(offline.PIN, "4711")
 	if len(dk.Key) != 32 || dk.WrappedKey != nil || pk.Key != nil || len(pk.WrappedKey) != 32 {
 		t.Fatalf("keys %+v %+v", dk, pk)
 	}
@@ -309,9 +310,9 @@ func TestOfflineActivation(t *testing.T) {
 
 	// Activating again replaces the key: a session begun under the old
 	// key fails, and so does the old key's code.
-	sess := e.begin(qrauth.OfflineDevice, "old key")
+	sess := e.begin(offline.Device, "old key")
 	old := e.code(sess, "")
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	if e.status(sess) != "failed" {
 		t.Fatal("status of a session whose key was replaced is not failed")
 	}
@@ -324,10 +325,10 @@ func TestOfflineActivation(t *testing.T) {
 	}
 
 	// Deactivation.
-	if err := e.dev.DeactivateOffline(ctx, qrauth.OfflinePIN); err != nil {
+	if err := e.dev.DeactivateOffline(ctx, offline.PIN); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.dev.DeactivateOffline(ctx, qrauth.OfflinePIN); qrauth.ErrorReason(err) != "offline_method_not_found" {
+	if err := e.dev.DeactivateOffline(ctx, offline.PIN); qrauth.ErrorReason(err) != "offline_method_not_found" {
 		t.Fatalf("deactivate twice: %v", err)
 	}
 	st, body = e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": "OFFLINE_PIN", "context": "x"})
@@ -338,11 +339,11 @@ func TestOfflineBeginVerify(t *testing.T) {
 	for _, n := range []int{4, 6, 9} {
 		t.Run(fmt.Sprint(n, "Digits"), func(t *testing.T) {
 			e := newOfflineEnv(t, func(c *testConfig) { c.Offline.OTPLength = n })
-			e.activate(qrauth.OfflineDevice, "")
-			e.activate(qrauth.OfflinePIN, "271828")
-			for _, m := range qrauth.OfflineMethods {
+			e.activate(offline.Device, "")
+			e.activate(offline.PIN, "271828")
+			for _, m := range offline.Methods {
 				pin := ""
-				if m == qrauth.OfflinePIN {
+				if m == offline.PIN {
 					pin = "271828"
 				}
 				sess := e.begin(m, "Pay CHF 120.00 to Muster AG")
@@ -378,9 +379,9 @@ func TestOfflineBeginVerify(t *testing.T) {
 
 func TestOfflineCodeOfAnotherTransaction(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
-	a := e.begin(qrauth.OfflineDevice, "Pay CHF 10 to Alice")
-	b := e.begin(qrauth.OfflineDevice, "Pay CHF 10 to Alice") // same text, new challenge
+	e.activate(offline.Device, "")
+	a := e.begin(offline.Device, "Pay CHF 10 to Alice")
+	b := e.begin(offline.Device, "Pay CHF 10 to Alice") // same text, new challenge
 	codeA := e.code(a, "")
 	if codeA == e.code(b, "") {
 		t.Fatal("two sessions with the same context gave the same code")
@@ -399,8 +400,8 @@ func TestOfflineCodeOfAnotherTransaction(t *testing.T) {
 // wrong code, which counts.
 func TestOfflineWrongPIN(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflinePIN, "1234")
-	sess := e.begin(qrauth.OfflinePIN, "Sign in")
+	e.activate(offline.PIN, "1234")
+	sess := e.begin(offline.PIN, "Sign in")
 	bad := e.code(sess, "4321")
 	if bad == e.code(sess, "1234") {
 		t.Fatal("a wrong PIN gave the right code")
@@ -413,8 +414,8 @@ func TestOfflineWrongPIN(t *testing.T) {
 
 func TestOfflineAttemptsCarryOverAndReset(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflinePIN, "1234")
-	s1 := e.begin(qrauth.OfflinePIN, "one")
+	e.activate(offline.PIN, "1234")
+	s1 := e.begin(offline.PIN, "one")
 	code1 := e.code(s1, "1234")
 	if _, body := e.verify(s1, wrongCode(code1)); body["remaining_attempts"] != float64(2) {
 		t.Fatalf("%v", body)
@@ -426,7 +427,7 @@ func TestOfflineAttemptsCarryOverAndReset(t *testing.T) {
 	wantReason(t, st, body, 400, "malformed_otp")
 
 	// A new session does not reset the count.
-	s2 := e.begin(qrauth.OfflinePIN, "two")
+	s2 := e.begin(offline.PIN, "two")
 	if s2["remaining_attempts"] != float64(2) {
 		t.Fatalf("begin after a failure: %v", s2)
 	}
@@ -438,11 +439,11 @@ func TestOfflineAttemptsCarryOverAndReset(t *testing.T) {
 	if _, body := e.verify(s2, code2); body["result"] != "success" {
 		t.Fatalf("%v", body)
 	}
-	s3 := e.begin(qrauth.OfflinePIN, "three")
+	s3 := e.begin(offline.PIN, "three")
 	if s3["remaining_attempts"] != float64(3) {
 		t.Fatalf("after success: %v", s3)
 	}
-	c, _ := e.srv.DB.FindOfflineCredential(context.Background(), e.p.id, qrauth.OfflinePIN)
+	c, _ := e.srv.DB.FindOfflineCredential(context.Background(), e.p.id, offline.PIN)
 	if c.Failures != 0 || c.LastUsedAt.IsZero() {
 		t.Fatalf("%+v", c)
 	}
@@ -450,11 +451,11 @@ func TestOfflineAttemptsCarryOverAndReset(t *testing.T) {
 
 func TestOfflineLockOneMethod(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflinePIN, "1234")
-	e.activate(qrauth.OfflineDevice, "")
-	pending := e.begin(qrauth.OfflinePIN, "begun before the lock")
+	e.activate(offline.PIN, "1234")
+	e.activate(offline.Device, "")
+	pending := e.begin(offline.PIN, "begun before the lock")
 	for i := range 3 {
-		s := e.begin(qrauth.OfflinePIN, fmt.Sprint("try ", i))
+		s := e.begin(offline.PIN, fmt.Sprint("try ", i))
 		_, body := e.verify(s, wrongCode(e.code(s, "1234")))
 		want := "pending"
 		if i == 2 {
@@ -476,12 +477,12 @@ func TestOfflineLockOneMethod(t *testing.T) {
 		t.Fatalf("right code on a locked method: %v", body)
 	}
 	// Activating the locked method again does not lift the lock.
-	if _, err := e.dev.ActivateOffline(context.Background(), qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "9999", PINParams: offlineFastPIN}); qrauth.ErrorReason(err) != "method_locked" {
+	if _, err := e.dev.ActivateOffline(context.Background(), offline.PIN, appclient.ActivateOptions{PIN: "9999", PINParams: offlineFastPIN}); qrauth.ErrorReason(err) != "method_locked" {
 		t.Fatalf("re-activation of a locked method: %v", err)
 	}
 
 	// The other offline method and the online QR sign-in still work.
-	s := e.begin(qrauth.OfflineDevice, "other method")
+	s := e.begin(offline.Device, "other method")
 	if _, body := e.verify(s, e.code(s, "")); body["result"] != "success" {
 		t.Fatalf("other method: %v", body)
 	}
@@ -514,10 +515,10 @@ func TestOfflineLockOneMethod(t *testing.T) {
 	}
 	events, _ := e.srv.DB.ListAudit(context.Background(), qrauth.AuditFilter{UserID: e.uid})
 	last := events[len(events)-1]
-	if last.Type != qrauth.AuditOfflineUnlocked || !strings.Contains(last.Detail, "OFFLINE_PIN unlocked by "+string(e.uid)) {
+	if last.Type != offline.AuditUnlocked || !strings.Contains(last.Detail, "OFFLINE_PIN unlocked by "+string(e.uid)) {
 		t.Fatalf("last event %+v", last)
 	}
-	s = e.begin(qrauth.OfflinePIN, "after unlock")
+	s = e.begin(offline.PIN, "after unlock")
 	if _, body := e.verify(s, e.code(s, "1234")); body["result"] != "success" {
 		t.Fatalf("after unlock: %v", body)
 	}
@@ -525,9 +526,9 @@ func TestOfflineLockOneMethod(t *testing.T) {
 
 func TestOfflineStatusCancelExpiry(t *testing.T) {
 	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.SessionTTL = time.Minute })
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 
-	s := e.begin(qrauth.OfflineDevice, "cancel me")
+	s := e.begin(offline.Device, "cancel me")
 	st, body := e.api("POST", wire.Path(wire.PathOfflineSessionCancel, s["id"].(string)), nil)
 	if st != 200 || body["status"] != "cancelled" {
 		t.Fatalf("cancel: %d %v", st, body)
@@ -538,7 +539,7 @@ func TestOfflineStatusCancelExpiry(t *testing.T) {
 	st, body = e.verify(s, e.code(s, ""))
 	wantReason(t, st, body, 409, "session_cancelled")
 
-	s = e.begin(qrauth.OfflineDevice, "let me expire")
+	s = e.begin(offline.Device, "let me expire")
 	code := e.code(s, "")
 	e.clock.advance(time.Minute)
 	if e.status(s) != "expired" {
@@ -548,7 +549,7 @@ func TestOfflineStatusCancelExpiry(t *testing.T) {
 	wantReason(t, st, body, 410, "session_expired")
 	st, body = e.api("POST", wire.Path(wire.PathOfflineSessionCancel, s["id"].(string)), nil)
 	wantReason(t, st, body, 410, "session_expired")
-	c, _ := e.srv.DB.FindOfflineCredential(context.Background(), e.p.id, qrauth.OfflineDevice)
+	c, _ := e.srv.DB.FindOfflineCredential(context.Background(), e.p.id, offline.Device)
 	if c.Failures != 0 {
 		t.Fatal("a code for an expired session counted")
 	}
@@ -559,7 +560,7 @@ func TestOfflineStatusCancelExpiry(t *testing.T) {
 
 func TestOfflineBeginRefused(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	cases := []struct {
 		name   string
 		body   string
@@ -621,12 +622,12 @@ func TestOfflineBeginRefused(t *testing.T) {
 // exact bit budget is TestQRCapacityWithECI's.
 func TestOfflineQRCapacity(t *testing.T) {
 	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.OTPLength = 9 })
-	e.activate(qrauth.OfflinePIN, "1234")
+	e.activate(offline.PIN, "1234")
 	for _, ctx := range []string{strings.Repeat("€", 66) + "a", strings.Repeat("é", 99) + "a", strings.Repeat("𝄞", 49) + "abc",
 		strings.Repeat("a", 200), "Zahlung an Müller GmbH: 12,50 €\nIBAN CH93 0076 2011 6238 5295 7"} {
-		sess := e.begin(qrauth.OfflinePIN, ctx)
+		sess := e.begin(offline.PIN, ctx)
 		vd := sess["verification_data"].(string)
-		if len(vd) > qrauth.MaxVDataLen || len(vd) != 13+len(ctx) {
+		if len(vd) > offline.MaxVDataLen || len(vd) != 13+len(ctx) {
 			t.Fatalf("verification data of %d bytes", len(vd))
 		}
 		png := testutil.DataURLPNG(t, sess["qr"].(string))
@@ -650,7 +651,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 	}
 	// One more byte no longer fits, and is refused before anything happens.
 	for _, ctx := range []string{strings.Repeat("a", 201), strings.Repeat("é", 100), strings.Repeat("€", 66) + "ab"} {
-		st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": ctx})
+		st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": offline.PIN, "context": ctx})
 		wantReason(t, st, body, 400, "context_too_long")
 	}
 }
@@ -659,7 +660,7 @@ func TestOfflineQRCapacity(t *testing.T) {
 // like the page does.
 func TestOfflineBrowserSignIn(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflinePIN, "1234")
+	e.activate(offline.PIN, "1234")
 	b := newBrowser(t, e.srv)
 
 	st, body := b.do("POST", wire.PathOfflineSignIn, `{"identifier":"nobody@example.com"}`)
@@ -720,7 +721,7 @@ func TestOfflineBrowserSignIn(t *testing.T) {
 
 func TestOfflineBrowserSignInRateLimit(t *testing.T) {
 	e := newOfflineEnv(t, func(c *testConfig) { c.Offline.BeginBurst = 2 })
-	e.activate(qrauth.OfflineDevice, "")
+	e.activate(offline.Device, "")
 	b := newBrowser(t, e.srv)
 	for range 2 {
 		if st, body := b.do("POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com"}`); st != 200 {
@@ -735,8 +736,8 @@ func TestOfflineBrowserSignInRateLimit(t *testing.T) {
 // shows the transaction text and verifies the code.
 func TestOfflineApprovalPage(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflineDevice, "")
-	sess := e.begin(qrauth.OfflineDevice, "Pay CHF 99 to Bob")
+	e.activate(offline.Device, "")
+	sess := e.begin(offline.Device, "Pay CHF 99 to Bob")
 	token := sess["page_url"].(string)[strings.Index(sess["page_url"].(string), "#")+1:]
 	st, body := offlineCall(t, e.srv.URL, "POST", wire.PathApproveView, map[string]any{"token": token}, "")
 	if st != 200 || body["kind"] != "offline" || body["text"] != "Pay CHF 99 to Bob" || body["status"] != "pending" || body["otp_length"] != float64(6) {
@@ -817,7 +818,7 @@ func TestOnlineApproval(t *testing.T) {
 		_, v := offlineCall(t, e.srv.URL, "GET", wire.Prefix(wire.PathApproval)+id+"?wait=20&scanned=true", nil, "Bearer "+offlineAPIToken)
 		decided <- v
 	}()
-	if st, err := tx.Approve(ctx); err != nil || st != qrauth.ApprovalApproved {
+	if st, err := tx.Approve(ctx); err != nil || st != offline.ApprovalApproved {
 		t.Fatalf("approve: %v %v", st, err)
 	}
 	v := <-decided
@@ -835,7 +836,7 @@ func TestOnlineApproval(t *testing.T) {
 		t.Fatalf("recorded signature: %v", err)
 	}
 	events, _ := e.srv.DB.ListAudit(ctx, qrauth.AuditFilter{UserID: e.uid})
-	if last := events[len(events)-1]; last.Type != qrauth.AuditApprovalApproved || !strings.Contains(last.Detail, wire.TextSHA256(text)) {
+	if last := events[len(events)-1]; last.Type != offline.AuditApprovalApproved || !strings.Contains(last.Detail, wire.TextSHA256(text)) {
 		t.Fatalf("audit %+v", last)
 	}
 	// Decided once only.
@@ -853,7 +854,7 @@ func TestOnlineApproval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := tx.Deny(ctx); err != nil || st != qrauth.ApprovalDenied {
+	if st, err := tx.Deny(ctx); err != nil || st != offline.ApprovalDenied {
 		t.Fatalf("deny: %v %v", st, err)
 	}
 	_, a = e.api("POST", wire.PathApprovals, map[string]any{"user_id": e.uid, "text": "Cancel me"})
@@ -922,7 +923,7 @@ func TestOfflineAdminUserList(t *testing.T) {
 	if m := body["user"].(map[string]any)["methods"].(map[string]any); m["offline"] != false {
 		t.Fatalf("methods %v", m)
 	}
-	e.activate(qrauth.OfflinePIN, "1234")
+	e.activate(offline.PIN, "1234")
 	_, body = e.b.do("GET", wire.Prefix(wire.PathAdminUser)+string(e.uid), "")
 	list := body["user"].(map[string]any)["methods"].(map[string]any)["offline"].([]any)
 	if len(list) != 1 || list[0].(map[string]any)["method"] != "OFFLINE_PIN" {
@@ -940,8 +941,8 @@ func TestOfflineSecretsNeverLogged(t *testing.T) {
 	e := newOfflineEnv(t, func(c *testConfig) {
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	k := e.activate(qrauth.OfflineDevice, "")
-	sess := e.begin(qrauth.OfflineDevice, "secret context")
+	k := e.activate(offline.Device, "")
+	sess := e.begin(offline.Device, "secret context")
 	code := e.code(sess, "")
 	e.verify(sess, wrongCode(code))
 	e.verify(sess, code)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pquerna/otp/totp"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -63,8 +64,8 @@ func TestHelpdeskCannotBadgeAnAdmin(t *testing.T) {
 // stolen) must not approve offline transactions any more.
 func TestRemovedPhoneOfflineCodesDie(t *testing.T) {
 	e := newOfflineEnv(t, nil)
-	e.activate(qrauth.OfflinePIN, "1234")
-	sess := e.begin(qrauth.OfflinePIN, "Pay 1000 CHF to Mallory")
+	e.activate(offline.PIN, "1234")
+	sess := e.begin(offline.PIN, "Pay 1000 CHF to Mallory")
 	code := e.code(sess, "1234")
 	if st, body := e.b.do("DELETE", wire.Prefix(wire.PathDeviceByID)+string(e.p.id), ""); st != 204 {
 		t.Fatalf("remove phone: %d %v", st, body)
@@ -72,7 +73,7 @@ func TestRemovedPhoneOfflineCodesDie(t *testing.T) {
 	if st, body := e.verify(sess, code); body["result"] == "success" {
 		t.Fatalf("removed phone's code accepted: %d %v", st, body)
 	}
-	if st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": qrauth.OfflinePIN, "context": "again"}); st == 201 {
+	if st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": offline.PIN, "context": "again"}); st == 201 {
 		t.Fatalf("new session for a removed phone: %v", body)
 	}
 }

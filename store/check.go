@@ -8,6 +8,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/oath"
+	"github.com/qrauth/qrauth/offline"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -37,7 +38,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 	}
 
 	forEach(bucketOfflineCreds, func(k, v []byte) error {
-		c, err := decode[qrauth.OfflineCredential](k, v)
+		c, err := decode[offline.Credential](k, v)
 		if err != nil {
 			return err
 		}
@@ -55,7 +56,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketOfflineCredsByUser, func(k, v []byte) error {
-		c, err := get[qrauth.OfflineCredential](bucket(bucketOfflineCreds), v)
+		c, err := get[offline.Credential](bucket(bucketOfflineCreds), v)
 		if err != nil {
 			return err
 		} else if c == nil || string(userKey(c.UserID, v)) != string(k) {
@@ -65,7 +66,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 	})
 
 	forEach(bucketOfflineSessions, func(k, v []byte) error {
-		s, err := decode[qrauth.OfflineSession](k, v)
+		s, err := decode[offline.Session](k, v)
 		if err != nil {
 			return err
 		}
@@ -80,7 +81,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketApprovals, func(k, v []byte) error {
-		a, err := decode[qrauth.Approval](k, v)
+		a, err := decode[offline.Approval](k, v)
 		if err != nil {
 			return err
 		}
@@ -97,7 +98,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		return nil
 	})
 	forEach(bucketApprovalsByToken, func(k, v []byte) error {
-		a, err := get[qrauth.Approval](bucket(bucketApprovals), v)
+		a, err := get[offline.Approval](bucket(bucketApprovals), v)
 		if err != nil {
 			return err
 		} else if a == nil || !bytes.Equal(a.TokenHash, k) {
@@ -114,13 +115,13 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		var ok bool
 		switch k[8] {
 		case 's':
-			s, err := get[qrauth.OfflineSession](bucket(bucketOfflineSessions), id)
+			s, err := get[offline.Session](bucket(bucketOfflineSessions), id)
 			if err != nil {
 				return err
 			}
 			ok = s != nil && bytes.Equal(expiryKey(s.ExpiresAt, 's', s.ID), k)
 		case 'a':
-			a, err := get[qrauth.Approval](bucket(bucketApprovals), id)
+			a, err := get[offline.Approval](bucket(bucketApprovals), id)
 			if err != nil {
 				return err
 			}

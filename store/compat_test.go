@@ -14,6 +14,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/badge"
 	"github.com/qrauth/qrauth/oath"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -159,33 +160,33 @@ func writeCompat(t *testing.T, db *store.DB) {
 	// Offline codes: both methods on Alice's phone, the PIN one with a
 	// wrong code counted; a pending session, a finished one, an approval
 	// scanned and one decided.
-	for i, m := range []qrauth.OfflineMethod{qrauth.OfflineDevice, qrauth.OfflinePIN} {
-		must(db.PutOfflineCredential(ctx, &qrauth.OfflineCredential{UserID: alice.ID, DeviceID: aliceDev.ID, Method: m,
+	for i, m := range []offline.Method{offline.Device, offline.PIN} {
+		must(db.PutOfflineCredential(ctx, &offline.Credential{UserID: alice.ID, DeviceID: aliceDev.ID, Method: m,
 			SealedKey: compatBytes("offline-key-"+string(m), 60), KeyID: "k_" + string(m), ActivatedAt: compatAt(16 + i)},
-			ev(16+i, qrauth.AuditOfflineActivated, alice.ID, aliceDev.ID, "", string(m))))
+			ev(16+i, offline.AuditActivated, alice.ID, aliceDev.ID, "", string(m))))
 	}
-	must(db.CreateOfflineSession(ctx, &qrauth.OfflineSession{ID: "os_pending", Purpose: qrauth.OfflineForAPI, UserID: alice.ID,
-		DeviceID: aliceDev.ID, Method: qrauth.OfflinePIN, KeyID: "k_OFFLINE_PIN", VerificationData: "QRV1.compat-pending",
-		ViewTokenHash: qrauth.HashToken("compat-view-pending"), State: qrauth.OfflinePending, IP: "192.0.2.10",
+	must(db.CreateOfflineSession(ctx, &offline.Session{ID: "os_pending", Purpose: offline.ForAPI, UserID: alice.ID,
+		DeviceID: aliceDev.ID, Method: offline.PIN, KeyID: "k_OFFLINE_PIN", VerificationData: "QRV1.compat-pending",
+		ViewTokenHash: qrauth.HashToken("compat-view-pending"), State: offline.Pending, IP: "192.0.2.10",
 		CreatedAt: compatAt(18), ExpiresAt: compatAt(60 * 24 * 365)}))
-	must3(db.SettleOfflineAttempt(ctx, qrauth.OfflineAttempt{SessionID: "os_pending", KeyID: "k_OFFLINE_PIN", OK: false,
+	must3(db.SettleOfflineAttempt(ctx, offline.Attempt{SessionID: "os_pending", KeyID: "k_OFFLINE_PIN", OK: false,
 		At: compatAt(19), MaxFailures: 5}))
-	must(db.CreateOfflineSession(ctx, &qrauth.OfflineSession{ID: "os_done", Purpose: qrauth.OfflineForSignIn, UserID: alice.ID,
-		DeviceID: aliceDev.ID, Method: qrauth.OfflineDevice, KeyID: "k_OFFLINE_DEVICE", VerificationData: "QRV1.compat-done",
-		BindHash: qrauth.HashToken("compat-bind"), State: qrauth.OfflinePending,
+	must(db.CreateOfflineSession(ctx, &offline.Session{ID: "os_done", Purpose: offline.ForSignIn, UserID: alice.ID,
+		DeviceID: aliceDev.ID, Method: offline.Device, KeyID: "k_OFFLINE_DEVICE", VerificationData: "QRV1.compat-done",
+		BindHash: qrauth.HashToken("compat-bind"), State: offline.Pending,
 		CreatedAt: compatAt(20), ExpiresAt: compatAt(60 * 24 * 365)}))
-	must3(db.SettleOfflineAttempt(ctx, qrauth.OfflineAttempt{SessionID: "os_done", KeyID: "k_OFFLINE_DEVICE", OK: true,
-		At: compatAt(21), MaxFailures: 5, OnSuccess: ev(21, qrauth.AuditOfflineVerified, alice.ID, aliceDev.ID, "", "os_done")}))
+	must3(db.SettleOfflineAttempt(ctx, offline.Attempt{SessionID: "os_done", KeyID: "k_OFFLINE_DEVICE", OK: true,
+		At: compatAt(21), MaxFailures: 5, OnSuccess: ev(21, offline.AuditVerified, alice.ID, aliceDev.ID, "", "os_done")}))
 	text := "Pay 12,50 € to Ærø Café"
 	for i, id := range []string{"ap_scanned", "ap_decided"} {
-		must(db.CreateApproval(ctx, &qrauth.Approval{ID: id, UserID: alice.ID, Text: text, TextSHA256: wire.TextSHA256(text),
+		must(db.CreateApproval(ctx, &offline.Approval{ID: id, UserID: alice.ID, Text: text, TextSHA256: wire.TextSHA256(text),
 			TokenHash: qrauth.HashToken("compat-approval-" + id), ViewTokenHash: qrauth.HashToken("compat-approval-view-" + id),
-			State: qrauth.ApprovalPending, IP: "192.0.2.20", CreatedAt: compatAt(22 + i), ExpiresAt: compatAt(60 * 24 * 365)}))
+			State: offline.ApprovalPending, IP: "192.0.2.20", CreatedAt: compatAt(22 + i), ExpiresAt: compatAt(60 * 24 * 365)}))
 		must2(db.ScanApproval(ctx, id, aliceDev.ID, compatAt(24+i)))
 	}
-	must2(db.DecideApproval(ctx, "ap_decided", qrauth.ApprovalDecision{State: qrauth.ApprovalApproved, DeviceID: aliceDev.ID,
+	must2(db.DecideApproval(ctx, "ap_decided", offline.ApprovalDecision{State: offline.ApprovalApproved, DeviceID: aliceDev.ID,
 		Signature: "c2lnbmF0dXJlLW9mLXRoZS1kZWNpc2lvbg", At: compatAt(26)},
-		ev(26, qrauth.AuditApprovalApproved, alice.ID, aliceDev.ID, "", "ap_decided")))
+		ev(26, offline.AuditApprovalApproved, alice.ID, aliceDev.ID, "", "ap_decided")))
 
 	// Badges: Alice's password, a secure badge sealed under it, an
 	// insecure badge, and a revoked one.
@@ -222,9 +223,9 @@ type compatRead struct {
 	Audit              []*qrauth.AuditEvent
 	AuditOfBob         []uint64
 	OATH               map[qrauth.UserID]*oath.Account
-	OfflineCredentials map[qrauth.UserID][]*qrauth.OfflineCredential
-	OfflineSessions    map[string]*qrauth.OfflineSession
-	Approvals          map[string]*qrauth.Approval
+	OfflineCredentials map[qrauth.UserID][]*offline.Credential
+	OfflineSessions    map[string]*offline.Session
+	Approvals          map[string]*offline.Approval
 	ApprovalByToken    map[string]string
 	Passwords          map[qrauth.UserID]*badge.Password
 	Badges             map[qrauth.UserID][]*badge.Badge
@@ -247,8 +248,8 @@ func readCompat(t *testing.T, db *store.DB) []byte {
 		Devices: map[qrauth.UserID][]*qrauth.Device{}, DeviceByID: map[qrauth.DeviceID]*qrauth.Device{},
 		Sessions: map[qrauth.UserID][]*qrauth.Session{}, SessionByToken: map[string]qrauth.SessionID{},
 		KnownAddresses: map[string]bool{}, OATH: map[qrauth.UserID]*oath.Account{},
-		OfflineCredentials: map[qrauth.UserID][]*qrauth.OfflineCredential{}, OfflineSessions: map[string]*qrauth.OfflineSession{},
-		Approvals: map[string]*qrauth.Approval{}, ApprovalByToken: map[string]string{},
+		OfflineCredentials: map[qrauth.UserID][]*offline.Credential{}, OfflineSessions: map[string]*offline.Session{},
+		Approvals: map[string]*offline.Approval{}, ApprovalByToken: map[string]string{},
 		Passwords: map[qrauth.UserID]*badge.Password{}, Badges: map[qrauth.UserID][]*badge.Badge{},
 	}
 	for _, name := range []string{"phone_salt", "bind_key"} {
@@ -418,7 +419,7 @@ func TestCompat(t *testing.T) {
 	if _, err := db.RecordOATHUse(ctx, "u_alice", oath.Use{TokenID: "oath_alice", Counter: 58346600, At: compatAt(101)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.DecideApproval(ctx, "ap_scanned", qrauth.ApprovalDecision{State: qrauth.ApprovalDenied, DeviceID: "d_alice_phone",
+	if _, err := db.DecideApproval(ctx, "ap_scanned", offline.ApprovalDecision{State: offline.ApprovalDenied, DeviceID: "d_alice_phone",
 		Signature: "ZGVuaWVk", At: compatAt(102)}); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -135,7 +136,7 @@ func (db *DB) DeleteDevice(ctx context.Context, id qrauth.DeviceID, events ...*q
 		}
 		// Its offline keys go with it: a removed phone must not produce
 		// codes that still verify.
-		for _, m := range qrauth.OfflineMethods {
+		for _, m := range offline.Methods {
 			if err := tx.Bucket(bucketOfflineCreds).Delete(credKey(d.ID, m)); err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -45,28 +46,28 @@ func errApprovalNotFound() error {
 }
 
 // sessionStateError is the refusal for a session that is not pending.
-func sessionStateError(st qrauth.OfflineState) error {
+func sessionStateError(st offline.State) error {
 	switch st {
-	case qrauth.OfflineExpired:
+	case offline.Expired:
 		return qrauth.Errorf(qrauth.EEXPIRED, "session_expired", "This code session has expired. Start a new one.")
-	case qrauth.OfflineSucceeded:
+	case offline.Succeeded:
 		return qrauth.Errorf(qrauth.ECONFLICT, "session_succeeded", "A code was already verified for this session; a code is never accepted twice.")
-	case qrauth.OfflineCancelled:
+	case offline.Cancelled:
 		return qrauth.Errorf(qrauth.ECONFLICT, "session_cancelled", "This code session was cancelled.")
-	case qrauth.OfflineLocked:
+	case offline.Locked:
 		return qrauth.Errorf(qrauth.ECONFLICT, "session_locked", "This code session ended because the method was locked after too many wrong codes.")
 	}
 	return qrauth.Errorf(qrauth.ECONFLICT, "session_"+string(st), "This code session has ended (%s).", st)
 }
 
-func approvalStateError(st qrauth.ApprovalState) error {
-	if st == qrauth.ApprovalExpired {
+func approvalStateError(st offline.ApprovalState) error {
+	if st == offline.ApprovalExpired {
 		return qrauth.Errorf(qrauth.EEXPIRED, "approval_expired", "This transaction has expired.")
 	}
 	return qrauth.Errorf(qrauth.ECONFLICT, "approval_"+string(st), "This transaction was already %s.", st)
 }
 
-func credKey(id qrauth.DeviceID, m qrauth.OfflineMethod) []byte {
+func credKey(id qrauth.DeviceID, m offline.Method) []byte {
 	return []byte(string(id) + "/" + string(m))
 }
 
@@ -77,17 +78,17 @@ func expiryKey(at time.Time, kind byte, id string) []byte {
 	return append(k, id...)
 }
 
-func checkCred(id qrauth.DeviceID, m qrauth.OfflineMethod) error {
+func checkCred(id qrauth.DeviceID, m offline.Method) error {
 	if id == "" || bytes.Contains([]byte(id), []byte("/")) {
 		return invalidf("invalid device id %q", id)
-	} else if !qrauth.ValidOfflineMethod(m) {
+	} else if !offline.ValidMethod(m) {
 		return invalidf("invalid offline method %q", m)
 	}
 	return nil
 }
 
-func findCred(tx *bolt.Tx, id qrauth.DeviceID, m qrauth.OfflineMethod) (*qrauth.OfflineCredential, error) {
-	c, err := get[qrauth.OfflineCredential](tx.Bucket(bucketOfflineCreds), credKey(id, m))
+func findCred(tx *bolt.Tx, id qrauth.DeviceID, m offline.Method) (*offline.Credential, error) {
+	c, err := get[offline.Credential](tx.Bucket(bucketOfflineCreds), credKey(id, m))
 	if err != nil {
 		return nil, err
 	} else if c == nil {
@@ -96,8 +97,8 @@ func findCred(tx *bolt.Tx, id qrauth.DeviceID, m qrauth.OfflineMethod) (*qrauth.
 	return c, nil
 }
 
-// PutOfflineCredential implements qrauth.OfflineStore.
-func (db *DB) PutOfflineCredential(ctx context.Context, c *qrauth.OfflineCredential, events ...*qrauth.AuditEvent) error {
+// PutOfflineCredential implements offline.Store.
+func (db *DB) PutOfflineCredential(ctx context.Context, c *offline.Credential, events ...*qrauth.AuditEvent) error {
 	if c == nil {
 		return invalidf("PutOfflineCredential needs a credential")
 	} else if err := checkUserID(c.UserID); err != nil {
@@ -116,7 +117,7 @@ func (db *DB) PutOfflineCredential(ctx context.Context, c *qrauth.OfflineCredent
 		} else if d.UserID != cred.UserID {
 			return errDeviceNotFound()
 		}
-		old, err := get[qrauth.OfflineCredential](tx.Bucket(bucketOfflineCreds), credKey(cred.DeviceID, cred.Method))
+		old, err := get[offline.Credential](tx.Bucket(bucketOfflineCreds), credKey(cred.DeviceID, cred.Method))
 		if err != nil {
 			return err
 		} else if old != nil && old.Locked {
@@ -130,12 +131,12 @@ func (db *DB) PutOfflineCredential(ctx context.Context, c *qrauth.OfflineCredent
 	})
 }
 
-// FindOfflineCredential implements qrauth.OfflineStore.
-func (db *DB) FindOfflineCredential(ctx context.Context, id qrauth.DeviceID, m qrauth.OfflineMethod) (*qrauth.OfflineCredential, error) {
+// FindOfflineCredential implements offline.Store.
+func (db *DB) FindOfflineCredential(ctx context.Context, id qrauth.DeviceID, m offline.Method) (*offline.Credential, error) {
 	if checkCred(id, m) != nil {
 		return nil, errOfflineMethodNotFound()
 	}
-	var c *qrauth.OfflineCredential
+	var c *offline.Credential
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		c, err = findCred(tx, id, m)
 		return err
@@ -146,16 +147,16 @@ func (db *DB) FindOfflineCredential(ctx context.Context, id qrauth.DeviceID, m q
 	return c, nil
 }
 
-// FindOfflineCredentialsByUser implements qrauth.OfflineStore.
-func (db *DB) FindOfflineCredentialsByUser(ctx context.Context, id qrauth.UserID) ([]*qrauth.OfflineCredential, error) {
+// FindOfflineCredentialsByUser implements offline.Store.
+func (db *DB) FindOfflineCredentialsByUser(ctx context.Context, id qrauth.UserID) ([]*offline.Credential, error) {
 	if err := checkUserID(id); err != nil {
 		return nil, err
 	}
-	out := []*qrauth.OfflineCredential{}
+	out := []*offline.Credential{}
 	err := db.view(ctx, func(tx *bolt.Tx) error {
 		creds := tx.Bucket(bucketOfflineCreds)
 		return scanUser(tx.Bucket(bucketOfflineCredsByUser), id, func(_, v []byte) error {
-			c, err := get[qrauth.OfflineCredential](creds, v)
+			c, err := get[offline.Credential](creds, v)
 			if err != nil {
 				return err
 			} else if c != nil {
@@ -169,7 +170,7 @@ func (db *DB) FindOfflineCredentialsByUser(ctx context.Context, id qrauth.UserID
 	}
 	// The index is ordered by device id then method already; sorting
 	// states the contract rather than relying on the key layout.
-	slices.SortStableFunc(out, func(a, b *qrauth.OfflineCredential) int {
+	slices.SortStableFunc(out, func(a, b *offline.Credential) int {
 		if a.DeviceID != b.DeviceID {
 			return bytes.Compare([]byte(a.DeviceID), []byte(b.DeviceID))
 		}
@@ -178,8 +179,8 @@ func (db *DB) FindOfflineCredentialsByUser(ctx context.Context, id qrauth.UserID
 	return out, nil
 }
 
-// DeleteOfflineCredential implements qrauth.OfflineStore.
-func (db *DB) DeleteOfflineCredential(ctx context.Context, id qrauth.DeviceID, m qrauth.OfflineMethod, events ...*qrauth.AuditEvent) error {
+// DeleteOfflineCredential implements offline.Store.
+func (db *DB) DeleteOfflineCredential(ctx context.Context, id qrauth.DeviceID, m offline.Method, events ...*qrauth.AuditEvent) error {
 	if checkCred(id, m) != nil {
 		return errOfflineMethodNotFound()
 	}
@@ -195,12 +196,12 @@ func (db *DB) DeleteOfflineCredential(ctx context.Context, id qrauth.DeviceID, m
 	})
 }
 
-// UnlockOfflineCredential implements qrauth.OfflineStore.
-func (db *DB) UnlockOfflineCredential(ctx context.Context, id qrauth.DeviceID, m qrauth.OfflineMethod, events ...*qrauth.AuditEvent) (*qrauth.OfflineCredential, error) {
+// UnlockOfflineCredential implements offline.Store.
+func (db *DB) UnlockOfflineCredential(ctx context.Context, id qrauth.DeviceID, m offline.Method, events ...*qrauth.AuditEvent) (*offline.Credential, error) {
 	if checkCred(id, m) != nil {
 		return nil, errOfflineMethodNotFound()
 	}
-	var c *qrauth.OfflineCredential
+	var c *offline.Credential
 	err := db.update(ctx, false, events, func(tx *bolt.Tx) (err error) {
 		if c, err = findCred(tx, id, m); err != nil {
 			return err
@@ -214,8 +215,8 @@ func (db *DB) UnlockOfflineCredential(ctx context.Context, id qrauth.DeviceID, m
 	return c, nil
 }
 
-// CreateOfflineSession implements qrauth.OfflineStore.
-func (db *DB) CreateOfflineSession(ctx context.Context, s *qrauth.OfflineSession) error {
+// CreateOfflineSession implements offline.Store.
+func (db *DB) CreateOfflineSession(ctx context.Context, s *offline.Session) error {
 	if s == nil || s.ID == "" {
 		return invalidf("CreateOfflineSession needs a session with an id")
 	} else if err := checkUserID(s.UserID); err != nil {
@@ -237,9 +238,9 @@ func (db *DB) CreateOfflineSession(ctx context.Context, s *qrauth.OfflineSession
 	})
 }
 
-// FindOfflineSession implements qrauth.OfflineStore.
-func (db *DB) FindOfflineSession(ctx context.Context, id string) (*qrauth.OfflineSession, error) {
-	var s *qrauth.OfflineSession
+// FindOfflineSession implements offline.Store.
+func (db *DB) FindOfflineSession(ctx context.Context, id string) (*offline.Session, error) {
+	var s *offline.Session
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		s, err = findOfflineSession(tx, id)
 		return err
@@ -250,11 +251,11 @@ func (db *DB) FindOfflineSession(ctx context.Context, id string) (*qrauth.Offlin
 	return s, nil
 }
 
-func findOfflineSession(tx *bolt.Tx, id string) (*qrauth.OfflineSession, error) {
+func findOfflineSession(tx *bolt.Tx, id string) (*offline.Session, error) {
 	if id == "" {
 		return nil, errOfflineSessionNotFound()
 	}
-	s, err := get[qrauth.OfflineSession](tx.Bucket(bucketOfflineSessions), []byte(id))
+	s, err := get[offline.Session](tx.Bucket(bucketOfflineSessions), []byte(id))
 	if err != nil {
 		return nil, err
 	} else if s == nil {
@@ -263,23 +264,23 @@ func findOfflineSession(tx *bolt.Tx, id string) (*qrauth.OfflineSession, error) 
 	return s, nil
 }
 
-// SettleOfflineAttempt implements qrauth.OfflineStore. It runs outside
+// SettleOfflineAttempt implements offline.Store. It runs outside
 // Batch because the audit events it appends depend on what it finds, and
 // Batch may run a function twice.
-func (db *DB) SettleOfflineAttempt(ctx context.Context, a qrauth.OfflineAttempt) (*qrauth.OfflineSession, *qrauth.OfflineCredential, error) {
+func (db *DB) SettleOfflineAttempt(ctx context.Context, a offline.Attempt) (*offline.Session, *offline.Credential, error) {
 	if a.MaxFailures < 1 {
 		return nil, nil, invalidf("MaxFailures must be at least 1")
 	}
 	var (
-		sess    *qrauth.OfflineSession
-		cred    *qrauth.OfflineCredential
+		sess    *offline.Session
+		cred    *offline.Credential
 		pending *pendingEvents
 	)
 	err := db.update(ctx, false, nil, func(tx *bolt.Tx) (err error) {
 		if sess, err = findOfflineSession(tx, a.SessionID); err != nil {
 			return err
 		}
-		if st := sess.Status(a.At); st != qrauth.OfflinePending {
+		if st := sess.Status(a.At); st != offline.Pending {
 			return sessionStateError(st)
 		}
 		var events []*qrauth.AuditEvent
@@ -287,15 +288,15 @@ func (db *DB) SettleOfflineAttempt(ctx context.Context, a qrauth.OfflineAttempt)
 		switch {
 		case qrauth.ErrorCode(err) == qrauth.ENOTFOUND:
 			cred = nil
-			sess.State = qrauth.OfflineFailed
+			sess.State = offline.Failed
 		case err != nil:
 			return err
 		case cred.UserID != sess.UserID || cred.KeyID != sess.KeyID || cred.KeyID != a.KeyID:
-			sess.State = qrauth.OfflineFailed
+			sess.State = offline.Failed
 		case cred.Locked:
-			sess.State = qrauth.OfflineLocked
+			sess.State = offline.Locked
 		case a.OK:
-			sess.State = qrauth.OfflineSucceeded
+			sess.State = offline.Succeeded
 			cred.Failures, cred.LastUsedAt = 0, a.At
 			if a.OnSuccess != nil {
 				events = append(events, a.OnSuccess)
@@ -305,13 +306,13 @@ func (db *DB) SettleOfflineAttempt(ctx context.Context, a qrauth.OfflineAttempt)
 			cred.Failures++
 			if cred.Failures >= a.MaxFailures {
 				cred.Locked, cred.LockedAt = true, a.At
-				sess.State = qrauth.OfflineLocked
+				sess.State = offline.Locked
 				if a.OnLock != nil {
 					events = append(events, a.OnLock)
 				}
 			}
 		}
-		if sess.State != qrauth.OfflinePending {
+		if sess.State != offline.Pending {
 			sess.EndedAt = a.At
 		}
 		if err := put(tx.Bucket(bucketOfflineSessions), []byte(sess.ID), sess); err != nil {
@@ -334,21 +335,21 @@ func (db *DB) SettleOfflineAttempt(ctx context.Context, a qrauth.OfflineAttempt)
 	return sess, cred, nil
 }
 
-// CancelOfflineSession implements qrauth.OfflineStore.
-func (db *DB) CancelOfflineSession(ctx context.Context, id string, at time.Time) (*qrauth.OfflineSession, error) {
-	var s *qrauth.OfflineSession
+// CancelOfflineSession implements offline.Store.
+func (db *DB) CancelOfflineSession(ctx context.Context, id string, at time.Time) (*offline.Session, error) {
+	var s *offline.Session
 	err := db.update(ctx, false, nil, func(tx *bolt.Tx) (err error) {
 		if s, err = findOfflineSession(tx, id); err != nil {
 			return err
 		}
 		switch st := s.Status(at); st {
-		case qrauth.OfflineCancelled:
+		case offline.Cancelled:
 			return nil
-		case qrauth.OfflinePending:
+		case offline.Pending:
 		default:
 			return sessionStateError(st)
 		}
-		s.State, s.EndedAt = qrauth.OfflineCancelled, at
+		s.State, s.EndedAt = offline.Cancelled, at
 		return put(tx.Bucket(bucketOfflineSessions), []byte(id), s)
 	})
 	if err != nil {
@@ -357,7 +358,7 @@ func (db *DB) CancelOfflineSession(ctx context.Context, id string, at time.Time)
 	return s, nil
 }
 
-// DeleteOfflineRecords implements qrauth.OfflineStore.
+// DeleteOfflineRecords implements offline.Store.
 func (db *DB) DeleteOfflineRecords(ctx context.Context, before time.Time) (int, error) {
 	n := 0
 	err := db.update(ctx, false, nil, func(tx *bolt.Tx) error {
@@ -380,7 +381,7 @@ func (db *DB) DeleteOfflineRecords(ctx context.Context, before time.Time) (int, 
 					return err
 				}
 			case 'a':
-				a, err := get[qrauth.Approval](tx.Bucket(bucketApprovals), id)
+				a, err := get[offline.Approval](tx.Bucket(bucketApprovals), id)
 				if err != nil {
 					return err
 				} else if a != nil {
@@ -405,8 +406,8 @@ func (db *DB) DeleteOfflineRecords(ctx context.Context, before time.Time) (int, 
 	return n, nil
 }
 
-// CreateApproval implements qrauth.OfflineStore.
-func (db *DB) CreateApproval(ctx context.Context, a *qrauth.Approval) error {
+// CreateApproval implements offline.Store.
+func (db *DB) CreateApproval(ctx context.Context, a *offline.Approval) error {
 	if a == nil || a.ID == "" || len(a.TokenHash) == 0 {
 		return invalidf("CreateApproval needs an approval with an id and a token hash")
 	} else if err := checkUserID(a.UserID); err != nil {
@@ -430,11 +431,11 @@ func (db *DB) CreateApproval(ctx context.Context, a *qrauth.Approval) error {
 	})
 }
 
-func findApproval(tx *bolt.Tx, id string) (*qrauth.Approval, error) {
+func findApproval(tx *bolt.Tx, id string) (*offline.Approval, error) {
 	if id == "" {
 		return nil, errApprovalNotFound()
 	}
-	a, err := get[qrauth.Approval](tx.Bucket(bucketApprovals), []byte(id))
+	a, err := get[offline.Approval](tx.Bucket(bucketApprovals), []byte(id))
 	if err != nil {
 		return nil, err
 	} else if a == nil {
@@ -443,9 +444,9 @@ func findApproval(tx *bolt.Tx, id string) (*qrauth.Approval, error) {
 	return a, nil
 }
 
-// FindApproval implements qrauth.OfflineStore.
-func (db *DB) FindApproval(ctx context.Context, id string) (*qrauth.Approval, error) {
-	var a *qrauth.Approval
+// FindApproval implements offline.Store.
+func (db *DB) FindApproval(ctx context.Context, id string) (*offline.Approval, error) {
+	var a *offline.Approval
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		a, err = findApproval(tx, id)
 		return err
@@ -456,12 +457,12 @@ func (db *DB) FindApproval(ctx context.Context, id string) (*qrauth.Approval, er
 	return a, nil
 }
 
-// FindApprovalByTokenHash implements qrauth.OfflineStore.
-func (db *DB) FindApprovalByTokenHash(ctx context.Context, tokenHash []byte) (*qrauth.Approval, error) {
+// FindApprovalByTokenHash implements offline.Store.
+func (db *DB) FindApprovalByTokenHash(ctx context.Context, tokenHash []byte) (*offline.Approval, error) {
 	if len(tokenHash) == 0 {
 		return nil, errApprovalNotFound()
 	}
-	var a *qrauth.Approval
+	var a *offline.Approval
 	err := db.view(ctx, func(tx *bolt.Tx) (err error) {
 		id := tx.Bucket(bucketApprovalsByToken).Get(tokenHash)
 		if id == nil {
@@ -476,14 +477,14 @@ func (db *DB) FindApprovalByTokenHash(ctx context.Context, tokenHash []byte) (*q
 	return a, nil
 }
 
-// ScanApproval implements qrauth.OfflineStore.
-func (db *DB) ScanApproval(ctx context.Context, id string, device qrauth.DeviceID, at time.Time) (*qrauth.Approval, error) {
-	var a *qrauth.Approval
+// ScanApproval implements offline.Store.
+func (db *DB) ScanApproval(ctx context.Context, id string, device qrauth.DeviceID, at time.Time) (*offline.Approval, error) {
+	var a *offline.Approval
 	err := db.update(ctx, true, nil, func(tx *bolt.Tx) (err error) {
 		if a, err = findApproval(tx, id); err != nil {
 			return err
 		}
-		if st := a.Status(at); st != qrauth.ApprovalPending {
+		if st := a.Status(at); st != offline.ApprovalPending {
 			return approvalStateError(st)
 		}
 		if a.ScannedBy != "" {
@@ -498,19 +499,19 @@ func (db *DB) ScanApproval(ctx context.Context, id string, device qrauth.DeviceI
 	return a, nil
 }
 
-// DecideApproval implements qrauth.OfflineStore.
-func (db *DB) DecideApproval(ctx context.Context, id string, d qrauth.ApprovalDecision, events ...*qrauth.AuditEvent) (*qrauth.Approval, error) {
+// DecideApproval implements offline.Store.
+func (db *DB) DecideApproval(ctx context.Context, id string, d offline.ApprovalDecision, events ...*qrauth.AuditEvent) (*offline.Approval, error) {
 	switch d.State {
-	case qrauth.ApprovalApproved, qrauth.ApprovalDenied, qrauth.ApprovalCancelled:
+	case offline.ApprovalApproved, offline.ApprovalDenied, offline.ApprovalCancelled:
 	default:
 		return nil, invalidf("a decision cannot set state %q", d.State)
 	}
-	var a *qrauth.Approval
+	var a *offline.Approval
 	err := db.update(ctx, false, events, func(tx *bolt.Tx) (err error) {
 		if a, err = findApproval(tx, id); err != nil {
 			return err
 		}
-		if st := a.Status(d.At); st != qrauth.ApprovalPending {
+		if st := a.Status(d.At); st != offline.ApprovalPending {
 			return approvalStateError(st)
 		}
 		a.State, a.DecidedAt, a.DecidedBy, a.Signature = d.State, d.At, d.DeviceID, d.Signature

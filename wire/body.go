@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 )
 
 // SessionInfo is one signed-in browser of an account, as the session lists
@@ -39,6 +40,6 @@ type OfflineMethodList struct {
 // TransactionDecisionResponse is the answer to a TransactionDecisionRequest
 // (POST PathAppApproval): the transaction and its state after the decision.
 type TransactionDecisionResponse struct {
-	ID     string               `json:"id"`
-	Status qrauth.ApprovalState `json:"status"`
+	ID     string                `json:"id"`
+	Status offline.ApprovalState `json:"status"`
 }

@@ -4,15 +4,16 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 )
 
 // OfflineActivation is the server's answer to an activation: the method
 // key, sent this once over the signed, TLS-protected call and never again.
 type OfflineActivation struct {
-	Method   qrauth.OfflineMethod `json:"method"`
-	DeviceID qrauth.DeviceID      `json:"device_id"`
-	UserID   qrauth.UserID        `json:"user_id"`
-	Origin   string               `json:"origin"`
+	Method   offline.Method  `json:"method"`
+	DeviceID qrauth.DeviceID `json:"device_id"`
+	UserID   qrauth.UserID   `json:"user_id"`
+	Origin   string          `json:"origin"`
 	// Key is the 32-byte method key, base64url without padding.
 	Key   string `json:"key"`
 	KeyID string `json:"key_id"`
@@ -26,11 +27,11 @@ type OfflineActivation struct {
 
 // OfflineMethodInfo is one of the device's methods as it lists them.
 type OfflineMethodInfo struct {
-	Method            qrauth.OfflineMethod `json:"method"`
-	KeyID             string               `json:"key_id"`
-	Locked            bool                 `json:"locked"`
-	RemainingAttempts int                  `json:"remaining_attempts"`
-	ActivatedAt       time.Time            `json:"activated_at"`
+	Method            offline.Method `json:"method"`
+	KeyID             string         `json:"key_id"`
+	Locked            bool           `json:"locked"`
+	RemainingAttempts int            `json:"remaining_attempts"`
+	ActivatedAt       time.Time      `json:"activated_at"`
 	// LastUsedAt is omitted while the method was never used: no answer
 	// carries Go's zero time (0001-01-01) for "never".
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`

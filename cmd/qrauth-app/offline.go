@@ -14,11 +14,12 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/offline"
 )
 
 // methodArg accepts offline-device, offline-pin and the API names.
-func methodArg(s string) (qrauth.OfflineMethod, error) {
-	return qrauth.ParseOfflineMethod(strings.ReplaceAll(s, "-", "_"))
+func methodArg(s string) (offline.Method, error) {
+	return offline.ParseMethod(strings.ReplaceAll(s, "-", "_"))
 }
 
 // keysPath returns the offline keys file: --keys, or beside the state.
@@ -48,12 +49,12 @@ func (c *cli) activate(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	if m == qrauth.OfflinePIN && *pin == "" {
+	if m == offline.PIN && *pin == "" {
 		if *pin, err = c.readPIN(ctx, "New offline PIN (4 to 12 digits): "); err != nil {
 			return c.fail(err)
 		}
 	}
-	if err := appclient.CheckPIN(*pin); m == qrauth.OfflinePIN && err != nil {
+	if err := appclient.CheckPIN(*pin); m == offline.PIN && err != nil {
 		return c.fail(err)
 	}
 	d, err := c.load(*stateFlag)
@@ -79,7 +80,7 @@ func (c *cli) activate(ctx context.Context, args []string) int {
 		return c.fail(err)
 	}
 	fmt.Fprintf(c.stdout, "%s is on for this phone at %s.\n", m, d.Origin)
-	if m == qrauth.OfflinePIN {
+	if m == offline.PIN {
 		fmt.Fprintln(c.stdout, "Codes need the PIN you just set. It stays on this phone; a wrong PIN gives wrong codes, and a few wrong codes lock the method.")
 	}
 	fmt.Fprintf(c.stdout, "Keys:  %s\n", path)
@@ -197,7 +198,7 @@ func readOfflineCode(arg string) (string, error) {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
 		return arg, nil
 	} else if err != nil {
-		if len(arg) >= qrauth.VDataHeaderLen && arg[0] == qrauth.VDataVersion {
+		if len(arg) >= offline.VDataHeaderLen && arg[0] == offline.VDataVersion {
 			return arg, nil // text that happens to look like an unreadable path
 		}
 		return "", qrauth.Errorf(qrauth.EINVALID, "unreadable_image", "Cannot open %s.", arg)

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/testutil"
+	"github.com/qrauth/qrauth/offline"
 	qrserver "github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/store"
@@ -226,7 +226,7 @@ func TestRunOffline(t *testing.T) {
 		t.Fatalf("deactivate: %+v", r)
 	}
 	keys, _ := appclient.LoadOfflineKeys(keysFile)
-	if len(keys.Keys) != 1 || keys.Keys[0].Method != qrauth.OfflineDevice {
+	if len(keys.Keys) != 1 || keys.Keys[0].Method != offline.Device {
 		t.Fatalf("keys after deactivate: %+v", keys.Keys)
 	}
 }

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 )
 
 type adminOfflineMethod struct {
-	DeviceID          qrauth.DeviceID      `json:"device_id"`
-	DeviceName        string               `json:"device_name"`
-	Method            qrauth.OfflineMethod `json:"method"`
-	Locked            bool                 `json:"locked"`
-	Failures          int                  `json:"failures"`
-	RemainingAttempts int                  `json:"remaining_attempts"`
-	ActivatedAt       time.Time            `json:"activated_at"`
-	LastUsedAt        time.Time            `json:"last_used_at"`
+	DeviceID          qrauth.DeviceID `json:"device_id"`
+	DeviceName        string          `json:"device_name"`
+	Method            offline.Method  `json:"method"`
+	Locked            bool            `json:"locked"`
+	Failures          int             `json:"failures"`
+	RemainingAttempts int             `json:"remaining_attempts"`
+	ActivatedAt       time.Time       `json:"activated_at"`
+	LastUsedAt        time.Time       `json:"last_used_at"`
 }
 
 func adminOffline(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
@@ -57,7 +58,7 @@ func adminOfflineUnlock(ctx context.Context, cl *adminClient, args []string, out
 	if len(args) != 3 {
 		return errUsage
 	}
-	m, err := qrauth.ParseOfflineMethod(args[2])
+	m, err := offline.ParseMethod(args[2])
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -100,7 +101,7 @@ func TestBrowserOfflineSignIn(t *testing.T) {
 	origin := m.Server.Origin()
 	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Grace Hopper", Email: "grace@example.com"})
 	keys := &appclient.OfflineKeys{}
-	k, err := dev.ActivateOffline(context.Background(), qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "8080"})
+	k, err := dev.ActivateOffline(context.Background(), offline.PIN, appclient.ActivateOptions{PIN: "8080"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func TestBrowserApprovalPage(t *testing.T) {
 	origin := m.Server.Origin()
 	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Ada", Email: "ada@example.com"})
 	keys := &appclient.OfflineKeys{}
-	k, err := dev.ActivateOffline(context.Background(), qrauth.OfflineDevice, appclient.ActivateOptions{})
+	k, err := dev.ActivateOffline(context.Background(), offline.Device, appclient.ActivateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func TestAdminOfflineCommands(t *testing.T) {
 	m := offlineRunMain(t)
 	origin := m.Server.Origin()
 	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Ada", Email: "ada@example.com"})
-	if _, err := dev.ActivateOffline(context.Background(), qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "1234"}); err != nil {
+	if _, err := dev.ActivateOffline(context.Background(), offline.PIN, appclient.ActivateOptions{PIN: "1234"}); err != nil {
 		t.Fatal(err)
 	}
 	admin := func(args ...string) (int, string, string) {

@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -179,7 +180,7 @@ func TestBrowserVerifySaysFirstStep(t *testing.T) {
 	m := offlineRunMain(t, "-oath-policy", "if-enrolled")
 	origin := m.Server.Origin()
 	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Grace Hopper", Email: "grace@example.com"})
-	k, err := dev.ActivateOffline(context.Background(), qrauth.OfflinePIN, appclient.ActivateOptions{PIN: "8080"})
+	k, err := dev.ActivateOffline(context.Background(), offline.PIN, appclient.ActivateOptions{PIN: "8080"})
 	if err != nil {
 		t.Fatal(err)
 	}

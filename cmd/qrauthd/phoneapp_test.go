@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/blake2b"
@@ -1015,7 +1016,7 @@ func TestPhoneAppOfflineWorkedExamples(t *testing.T) {
 	b2 := blake2b.Sum512([]byte("abc"))
 	want := map[string]string{
 		"otp4": "4162", "otp6": "444162", "otp9": "356444162",
-		"hint": qrauth.OfflineDeviceHint("d_AAAAAAAAAAAAAAAAAAAAAA"),
+		"hint": offline.DeviceHint("d_AAAAAAAAAAAAAAAAAAAAAA"),
 		"vd":   "OFFLINE_PIN|6|q3X9a-Z_|kS|Pay CHF 120.00 to Muster AG",
 		"vd0":  "error not_offline_code", "vd1": "error not_offline_code", "vd2": "error not_offline_code", "vd3": "error not_offline_code",
 		"vd4": "error not_offline_code", "vd5": "error context_control_character", "vd6": "error context_control_character",

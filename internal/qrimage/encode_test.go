@@ -8,9 +8,9 @@ import (
 
 	"github.com/makiuchi-d/gozxing"
 	gzqr "github.com/makiuchi-d/gozxing/qrcode"
-	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
 	"github.com/qrauth/qrauth/internal/testutil"
+	"github.com/qrauth/qrauth/offline"
 )
 
 // TestRenderQR: the hand-written PNG is a valid PNG that a QR reader
@@ -91,12 +91,12 @@ func TestQRCapacityWithECI(t *testing.T) {
 		text string
 		want int
 	}{
-		{hdr + strings.Repeat("a", qrauth.MaxContextLen), 10},
-		{hdr + strings.Repeat("a", qrauth.MaxContextLen+1), 11},
-		{hdr + strings.Repeat("é", qrauth.MaxContextLenNonASCII/2) + "a", 10},
-		{hdr + strings.Repeat("é", qrauth.MaxContextLenNonASCII/2+1), 11},
+		{hdr + strings.Repeat("a", offline.MaxContextLen), 10},
+		{hdr + strings.Repeat("a", offline.MaxContextLen+1), 11},
+		{hdr + strings.Repeat("é", offline.MaxContextLenNonASCII/2) + "a", 10},
+		{hdr + strings.Repeat("é", offline.MaxContextLenNonASCII/2+1), 11},
 	} {
-		if len(tc.text) > qrauth.VDataHeaderLen+qrauth.ContextLimit(tc.text[qrauth.VDataHeaderLen:]) != (tc.want > 10) {
+		if len(tc.text) > offline.VDataHeaderLen+offline.ContextLimit(tc.text[offline.VDataHeaderLen:]) != (tc.want > 10) {
 			t.Fatalf("%d bytes: ContextLimit disagrees with the test", len(tc.text))
 		}
 		if v := version(tc.text); v != tc.want {

@@ -1,7 +1,7 @@
 // Package offlineflow is the offline flow beside the core: offline QR
 // one-time codes and online transaction approval (docs/offline.md). It
 // implements server.Flow, reaches the core only through server.Host, and
-// consumes the store through qrauth.OfflineStore.
+// consumes the store through offline.Store.
 //
 // # Flow
 //

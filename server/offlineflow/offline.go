@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/keys"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/webclient"
 	"github.com/qrauth/qrauth/wire"
@@ -65,8 +66,8 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 	if c.OTPLength == 0 {
 		c.OTPLength = DefaultOTPLength
 	}
-	if c.OTPLength < qrauth.MinOTPLength || c.OTPLength > qrauth.MaxOTPLength {
-		return c, fmt.Errorf("OTP length %d: want %d to %d digits", c.OTPLength, qrauth.MinOTPLength, qrauth.MaxOTPLength)
+	if c.OTPLength < offline.MinOTPLength || c.OTPLength > offline.MaxOTPLength {
+		return c, fmt.Errorf("OTP length %d: want %d to %d digits", c.OTPLength, offline.MinOTPLength, offline.MaxOTPLength)
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
@@ -114,7 +115,7 @@ const MethodOffline = server.MethodOffline
 // Flow is the state of the flow, built with the routes.
 type Flow struct {
 	h      server.Host
-	st     qrauth.OfflineStore
+	st     offline.Store
 	key    []byte // the master key
 	cfg    Config
 	sealer *keys.Sealer
@@ -132,7 +133,7 @@ type Flow struct {
 // New checks cfg and returns the flow over st. masterKey is the operator's
 // key that seals the phones' method keys at rest: required when the flow is
 // enabled.
-func New(cfg Config, st qrauth.OfflineStore, masterKey []byte) (*Flow, error) {
+func New(cfg Config, st offline.Store, masterKey []byte) (*Flow, error) {
 	cfg, err := cfg.withDefaults(masterKey)
 	if err != nil {
 		return nil, fmt.Errorf("offline: %w", err)
@@ -306,7 +307,7 @@ func (o *Flow) requireAPI(c echo.Context) (string, error) {
 
 // keyAD binds a sealed method key to its owner, device and method, so that
 // a sealed key copied to another record does not open.
-func keyAD(u qrauth.UserID, d qrauth.DeviceID, m qrauth.OfflineMethod) []byte {
+func keyAD(u qrauth.UserID, d qrauth.DeviceID, m offline.Method) []byte {
 	return []byte("offline-key\x00" + string(u) + "\x00" + string(d) + "\x00" + string(m))
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -31,7 +32,7 @@ type OfflineBeginRequest struct {
 // DecodeOfflineBeginRequest parses and checks the begin body: strict JSON,
 // one way of naming the user, a known method, a context of at most 200
 // bytes of UTF-8 without control characters.
-func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.OfflineMethod, error) {
+func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, offline.Method, error) {
 	var r OfflineBeginRequest
 	if err := server.DecodeStrict(data, &r); err != nil {
 		return nil, "", server.MalformedBody(err, `The body must be JSON: {"user_id" or "email", "method", "context", optional "device_id"}.`)
@@ -42,11 +43,11 @@ func DecodeOfflineBeginRequest(data []byte) (*OfflineBeginRequest, qrauth.Offlin
 	if r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID) {
 		return nil, "", qrauth.Errorf(qrauth.EINVALID, "invalid_device_id", "device_id is not a device id.")
 	}
-	m, err := qrauth.ParseOfflineMethod(r.Method)
+	m, err := offline.ParseMethod(r.Method)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := qrauth.CheckContext(r.Context); err != nil {
+	if err := offline.CheckContext(r.Context); err != nil {
 		return nil, "", err
 	}
 	return &r, m, nil
@@ -72,7 +73,7 @@ func DecodeApprovalRequest(data []byte) (*ApprovalRequest, error) {
 	if r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "invalid_device_id", "device_id is not a device id.")
 	}
-	if err := qrauth.CheckApprovalText(r.Text); err != nil {
+	if err := offline.CheckApprovalText(r.Text); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -167,7 +168,7 @@ func (o *Flow) handleBegin(c echo.Context) error {
 		return err
 	}
 	sess, err := o.begin(ctx, beginRequest{User: u, Device: req.DeviceID, Method: method, Context: req.Context,
-		Purpose: qrauth.OfflineForAPI, ViewTokenHash: hash, IP: c.RealIP()})
+		Purpose: offline.ForAPI, ViewTokenHash: hash, IP: c.RealIP()})
 	if err != nil {
 		return err
 	}
@@ -186,12 +187,12 @@ func (o *Flow) handleBegin(c echo.Context) error {
 
 // apiSession returns a session begun through the API. Sessions of the
 // browser sign-in are not the relying site's and read as missing.
-func (o *Flow) apiSession(c echo.Context) (*qrauth.OfflineSession, error) {
+func (o *Flow) apiSession(c echo.Context) (*offline.Session, error) {
 	sess, err := o.st.FindOfflineSession(c.Request().Context(), c.Param("id"))
 	if err != nil {
 		return nil, err
 	}
-	if sess.Purpose != qrauth.OfflineForAPI {
+	if sess.Purpose != offline.ForAPI {
 		return nil, qrauth.Errorf(qrauth.ENOTFOUND, "offline_session_not_found", "There is no such offline code session.")
 	}
 	return sess, nil
@@ -240,7 +241,7 @@ func (o *Flow) handleVerify(c echo.Context) error {
 	}
 	v := o.viewSession(after, cred)
 	v.Result = "failure"
-	if after.State == qrauth.OfflineSucceeded {
+	if after.State == offline.Succeeded {
 		v.Result = "success"
 	}
 	return c.JSON(http.StatusOK, v)
@@ -311,7 +312,7 @@ func (o *Flow) handleUnlock(c echo.Context, actor string) error {
 	if err := server.DecodeJSONBody(c, &body); err != nil {
 		return err
 	}
-	m, err := qrauth.ParseOfflineMethod(body.Method)
+	m, err := offline.ParseMethod(body.Method)
 	if err != nil {
 		return err
 	}
@@ -328,7 +329,7 @@ func (o *Flow) handleUnlock(c echo.Context, actor string) error {
 		return qrauth.Errorf(qrauth.ECONFLICT, "not_locked", "%s of this device is not locked.", m)
 	}
 	cred, err = o.st.UnlockOfflineCredential(ctx, cred.DeviceID, m, &qrauth.AuditEvent{
-		Time: o.h.Now(), Type: qrauth.AuditOfflineUnlocked, UserID: uid, DeviceID: cred.DeviceID, IP: c.RealIP(),
+		Time: o.h.Now(), Type: offline.AuditUnlocked, UserID: uid, DeviceID: cred.DeviceID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s unlocked by %s (was locked: %v, wrong codes: %d)", m, actor, cred.Locked, cred.Failures),
 	})
 	if err != nil {
@@ -339,18 +340,18 @@ func (o *Flow) handleUnlock(c echo.Context, actor string) error {
 
 // approvalView is an online transaction as the relying site sees it.
 type approvalView struct {
-	ID         string               `json:"id"`
-	Status     qrauth.ApprovalState `json:"status"`
-	UserID     qrauth.UserID        `json:"user_id"`
-	DeviceID   qrauth.DeviceID      `json:"device_id,omitempty"`
-	Text       string               `json:"text"`
-	TextSHA256 string               `json:"text_sha256"`
-	CreatedAt  time.Time            `json:"created_at"`
-	ExpiresAt  time.Time            `json:"expires_at"`
-	Scanned    bool                 `json:"scanned"`
-	DecidedAt  *time.Time           `json:"decided_at,omitempty"`
-	DecidedBy  qrauth.DeviceID      `json:"decided_by,omitempty"`
-	Signature  string               `json:"signature,omitempty"`
+	ID         string                `json:"id"`
+	Status     offline.ApprovalState `json:"status"`
+	UserID     qrauth.UserID         `json:"user_id"`
+	DeviceID   qrauth.DeviceID       `json:"device_id,omitempty"`
+	Text       string                `json:"text"`
+	TextSHA256 string                `json:"text_sha256"`
+	CreatedAt  time.Time             `json:"created_at"`
+	ExpiresAt  time.Time             `json:"expires_at"`
+	Scanned    bool                  `json:"scanned"`
+	DecidedAt  *time.Time            `json:"decided_at,omitempty"`
+	DecidedBy  qrauth.DeviceID       `json:"decided_by,omitempty"`
+	Signature  string                `json:"signature,omitempty"`
 	// SignedBytes is what DecidedBy signed, for anyone who wants to check
 	// Signature against the device's public key.
 	SignedBytes string `json:"signed_bytes,omitempty"`
@@ -359,7 +360,7 @@ type approvalView struct {
 	PageURL     string `json:"page_url,omitempty"`
 }
 
-func (o *Flow) viewApproval(a *qrauth.Approval) approvalView {
+func (o *Flow) viewApproval(a *offline.Approval) approvalView {
 	v := approvalView{ID: a.ID, Status: a.Status(o.h.Now()), UserID: a.UserID, DeviceID: a.DeviceID, Text: a.Text,
 		TextSHA256: a.TextSHA256, CreatedAt: a.CreatedAt, ExpiresAt: a.ExpiresAt, Scanned: a.ScannedBy != "",
 		DecidedBy: a.DecidedBy, Signature: a.Signature}
@@ -375,10 +376,10 @@ func (o *Flow) viewApproval(a *qrauth.Approval) approvalView {
 }
 
 // transactionDecision is what a device signs to decide a.
-func (o *Flow) transactionDecision(a *qrauth.Approval, dev qrauth.DeviceID, st qrauth.ApprovalState) wire.TransactionDecision {
+func (o *Flow) transactionDecision(a *offline.Approval, dev qrauth.DeviceID, st offline.ApprovalState) wire.TransactionDecision {
 	d := wire.TransactionDecision{Origin: o.h.Origin(), TransactionID: a.ID, TextSHA256: a.TextSHA256,
 		DeviceID: dev, Decision: wire.DecisionDeny}
-	if st == qrauth.ApprovalApproved {
+	if st == offline.ApprovalApproved {
 		d.Decision = wire.DecisionApprove
 	}
 	return d
@@ -421,9 +422,9 @@ func (o *Flow) handleCreateApproval(c echo.Context) error {
 	}
 	tok := approvalQRToken(view)
 	now := o.h.Now()
-	a := &qrauth.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
+	a := &offline.Approval{ID: "t_" + id, UserID: u.ID, DeviceID: req.DeviceID, Text: req.Text,
 		TextSHA256: wire.TextSHA256(req.Text), TokenHash: qrauth.HashToken(tok), ViewTokenHash: viewHash,
-		State: qrauth.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
+		State: offline.ApprovalPending, IP: c.RealIP(), CreatedAt: now, ExpiresAt: now.Add(o.cfg.ApprovalTTL)}
 	if err := o.st.CreateApproval(ctx, a); err != nil {
 		return err
 	}
@@ -465,7 +466,7 @@ func waitParam(c echo.Context) (time.Duration, error) {
 // awaitApproval reads approval id, waiting up to wait for it to leave
 // pending (or for its scan, when it was not scanned yet and scanned is
 // false), so that a relying site or page need not poll in a tight loop.
-func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration, scanned bool) (*qrauth.Approval, error) {
+func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration, scanned bool) (*offline.Approval, error) {
 	var timeout <-chan time.Time
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -475,7 +476,7 @@ func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration,
 	for {
 		ch, done := o.wait.add(id)
 		a, err := o.st.FindApproval(ctx, id)
-		if err != nil || wait == 0 || a.Status(o.h.Now()) != qrauth.ApprovalPending || (a.ScannedBy != "") != scanned {
+		if err != nil || wait == 0 || a.Status(o.h.Now()) != offline.ApprovalPending || (a.ScannedBy != "") != scanned {
 			done()
 			return a, err
 		}
@@ -517,7 +518,7 @@ func (o *Flow) handleCancelApproval(c echo.Context) error {
 		return err
 	}
 	id := c.Param("id")
-	a, err := o.st.DecideApproval(c.Request().Context(), id, qrauth.ApprovalDecision{State: qrauth.ApprovalCancelled, At: o.h.Now()})
+	a, err := o.st.DecideApproval(c.Request().Context(), id, offline.ApprovalDecision{State: offline.ApprovalCancelled, At: o.h.Now()})
 	if err != nil {
 		return err
 	}

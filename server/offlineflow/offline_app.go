@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -17,11 +18,11 @@ import (
 // anything.
 
 // methodParam reads the method of the path with the same spellings as
-// every other place a method is given (qrauth.ParseOfflineMethod): the
+// every other place a method is given (offline.ParseMethod): the
 // canonical OFFLINE_DEVICE and OFFLINE_PIN, and the aliases docs/offline.md
 // lists.
-func (o *Flow) methodParam(c echo.Context) (qrauth.OfflineMethod, error) {
-	return qrauth.ParseOfflineMethod(c.Param("method"))
+func (o *Flow) methodParam(c echo.Context) (offline.Method, error) {
+	return offline.ParseMethod(c.Param("method"))
 }
 
 // handleAppActivate: POST /api/app/offline/:method. The server draws the
@@ -37,7 +38,7 @@ func (o *Flow) handleAppActivate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	key := make([]byte, qrauth.OfflineKeySize)
+	key := make([]byte, offline.KeySize)
 	if _, err := io.ReadFull(o.h.Rand(), key); err != nil {
 		return qrauth.Internal(err)
 	}
@@ -51,9 +52,9 @@ func (o *Flow) handleAppActivate(c echo.Context) error {
 		return err
 	}
 	now := o.h.Now()
-	cred := &qrauth.OfflineCredential{UserID: dev.UserID, DeviceID: dev.ID, Method: m, SealedKey: sealed, KeyID: keyID, ActivatedAt: now}
+	cred := &offline.Credential{UserID: dev.UserID, DeviceID: dev.ID, Method: m, SealedKey: sealed, KeyID: keyID, ActivatedAt: now}
 	if err := o.st.PutOfflineCredential(c.Request().Context(), cred, &qrauth.AuditEvent{
-		Time: now, Type: qrauth.AuditOfflineActivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+		Time: now, Type: offline.AuditActivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s activated on %s", m, dev.Name),
 	}); err != nil {
 		return err
@@ -74,7 +75,7 @@ func (o *Flow) handleAppDeactivate(c echo.Context) error {
 		return err
 	}
 	if err := o.st.DeleteOfflineCredential(c.Request().Context(), dev.ID, m, &qrauth.AuditEvent{
-		Time: o.h.Now(), Type: qrauth.AuditOfflineDeactivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
+		Time: o.h.Now(), Type: offline.AuditDeactivated, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("%s turned off on %s", m, dev.Name),
 	}); err != nil {
 		return err
@@ -105,7 +106,7 @@ func (o *Flow) handleAppListMethods(c echo.Context) error {
 // appApproval returns the transaction of the token in the path, checked
 // to be for the calling device's account (and device, when the relying
 // site chose one).
-func (o *Flow) appApproval(c echo.Context, dev *qrauth.Device) (*qrauth.Approval, error) {
+func (o *Flow) appApproval(c echo.Context, dev *qrauth.Device) (*offline.Approval, error) {
 	tok := c.Param("token")
 	if len(tok) < 22 || len(tok) > 64 || !qrauth.ValidToken(tok, 0, len(tok)) {
 		return nil, qrauth.Errorf(qrauth.EINVALID, "malformed_token", "This is not a transaction code.")
@@ -161,17 +162,17 @@ func (o *Flow) handleAppDecide(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	st := qrauth.ApprovalDenied
-	typ := qrauth.AuditApprovalDenied
+	st := offline.ApprovalDenied
+	typ := offline.AuditApprovalDenied
 	if req.Decision == wire.DecisionApprove {
-		st, typ = qrauth.ApprovalApproved, qrauth.AuditApprovalApproved
+		st, typ = offline.ApprovalApproved, offline.AuditApprovalApproved
 	}
 	d := o.transactionDecision(a, dev.ID, st)
 	if err := d.Verify(dev.PublicKey, req.Signature); err != nil {
 		return err
 	}
 	now := o.h.Now()
-	a, err = o.st.DecideApproval(c.Request().Context(), a.ID, qrauth.ApprovalDecision{
+	a, err = o.st.DecideApproval(c.Request().Context(), a.ID, offline.ApprovalDecision{
 		State: st, DeviceID: dev.ID, Signature: req.Signature, At: now,
 	}, &qrauth.AuditEvent{Time: now, Type: typ, UserID: dev.UserID, DeviceID: dev.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("transaction %s, text sha256 %s", a.ID, a.TextSHA256)})

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server/offlineflow"
 )
 
@@ -23,8 +24,8 @@ func FuzzDecodeOfflineBeginRequest(f *testing.F) {
 			}
 			return
 		}
-		if (r.UserID == "") == (r.Email == "") || !qrauth.ValidOfflineMethod(m) || len(r.Context) > qrauth.ContextLimit(r.Context) ||
-			qrauth.CheckContext(r.Context) != nil || (r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID)) {
+		if (r.UserID == "") == (r.Email == "") || !offline.ValidMethod(m) || len(r.Context) > offline.ContextLimit(r.Context) ||
+			offline.CheckContext(r.Context) != nil || (r.DeviceID != "" && !qrauth.ValidDeviceID(r.DeviceID)) {
 			t.Fatalf("accepted %+v %s", r, m)
 		}
 	})
@@ -43,7 +44,7 @@ func FuzzDecodeApprovalRequest(f *testing.F) {
 			}
 			return
 		}
-		if (r.UserID == "") == (r.Email == "") || qrauth.CheckApprovalText(r.Text) != nil {
+		if (r.UserID == "") == (r.Email == "") || offline.CheckApprovalText(r.Text) != nil {
 			t.Fatalf("accepted %+v", r)
 		}
 	})

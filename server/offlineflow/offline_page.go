@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/qrimage"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -47,7 +48,7 @@ var errNoOfflineMethod = qrauth.Errorf(qrauth.ENOTFOUND, "no_offline_method",
 
 // signInUser finds the account a person named on the sign-in page. Unknown
 // accounts and accounts without offline codes get the same answer.
-func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*qrauth.OfflineCredential, error) {
+func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*offline.Credential, error) {
 	ident = strings.TrimSpace(ident)
 	var users []*qrauth.User
 	switch {
@@ -72,7 +73,7 @@ func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*q
 	// An address used by several accounts is fine as long as only one of
 	// them has offline codes.
 	var found *qrauth.User
-	var creds []*qrauth.OfflineCredential
+	var creds []*offline.Credential
 	for _, u := range users {
 		cs, err := o.st.FindOfflineCredentialsByUser(ctx, u.ID)
 		if err != nil {
@@ -96,7 +97,7 @@ func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*q
 // signInContext is the context shown on the phone for a browser sign-in.
 func (o *Flow) signInContext() string {
 	s := "Sign in to " + o.originHost()
-	for len(s) > qrauth.ContextLimit(s) {
+	for len(s) > offline.ContextLimit(s) {
 		_, n := utf8.DecodeLastRuneInString(s)
 		s = s[:len(s)-n]
 	}
@@ -105,16 +106,16 @@ func (o *Flow) signInContext() string {
 
 // signInView is the answer to the sign-in page.
 type signInView struct {
-	ID                string               `json:"id"`
-	QR                string               `json:"qr"`
-	Context           string               `json:"context"`
-	Method            qrauth.OfflineMethod `json:"method"`
-	DeviceName        string               `json:"device_name"`
-	OTPLength         int                  `json:"otp_length"`
-	RemainingAttempts int                  `json:"remaining_attempts"`
-	Choices           int                  `json:"choices"`
-	Choice            int                  `json:"choice"`
-	ExpiresAt         time.Time            `json:"expires_at"`
+	ID                string         `json:"id"`
+	QR                string         `json:"qr"`
+	Context           string         `json:"context"`
+	Method            offline.Method `json:"method"`
+	DeviceName        string         `json:"device_name"`
+	OTPLength         int            `json:"otp_length"`
+	RemainingAttempts int            `json:"remaining_attempts"`
+	Choices           int            `json:"choices"`
+	Choice            int            `json:"choice"`
+	ExpiresAt         time.Time      `json:"expires_at"`
 }
 
 // handleSignInBegin: POST /api/offline/signin. It starts a code session
@@ -139,7 +140,7 @@ func (o *Flow) handleSignInBegin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var usable []*qrauth.OfflineCredential
+	var usable []*offline.Credential
 	for _, cr := range creds {
 		if !cr.Locked {
 			usable = append(usable, cr)
@@ -152,7 +153,7 @@ func (o *Flow) handleSignInBegin(c echo.Context) error {
 	}
 	// The phone used last comes first: most people have one phone and
 	// use one method.
-	slices.SortStableFunc(usable, func(a, b *qrauth.OfflineCredential) int {
+	slices.SortStableFunc(usable, func(a, b *offline.Credential) int {
 		if c := b.LastUsedAt.Compare(a.LastUsedAt); c != 0 {
 			return c
 		}
@@ -163,7 +164,7 @@ func (o *Flow) handleSignInBegin(c echo.Context) error {
 	})
 	cred := usable[body.Choice%len(usable)]
 	sess, err := o.begin(ctx, beginRequest{User: u, Device: cred.DeviceID, Method: cred.Method, Context: o.signInContext(),
-		Purpose: qrauth.OfflineForSignIn, BindHash: qrauth.HashToken(bind), IP: c.RealIP()})
+		Purpose: offline.ForSignIn, BindHash: qrauth.HashToken(bind), IP: c.RealIP()})
 	if err != nil {
 		return err
 	}
@@ -182,7 +183,7 @@ func (o *Flow) handleSignInBegin(c echo.Context) error {
 
 // signInSession returns the browser's own sign-in session. Another
 // browser's session, or one begun by a relying site, reads as missing.
-func (o *Flow) signInSession(c echo.Context) (*qrauth.OfflineSession, error) {
+func (o *Flow) signInSession(c echo.Context) (*offline.Session, error) {
 	missing := qrauth.Errorf(qrauth.ENOTFOUND, "offline_session_not_found", "This code is no longer valid. Start again.")
 	bind, err := o.h.BindValue(c)
 	if err != nil {
@@ -194,7 +195,7 @@ func (o *Flow) signInSession(c echo.Context) (*qrauth.OfflineSession, error) {
 	} else if err != nil {
 		return nil, err
 	}
-	if sess.Purpose != qrauth.OfflineForSignIn || subtle.ConstantTimeCompare(sess.BindHash, qrauth.HashToken(bind)) != 1 {
+	if sess.Purpose != offline.ForSignIn || subtle.ConstantTimeCompare(sess.BindHash, qrauth.HashToken(bind)) != 1 {
 		return nil, missing
 	}
 	return sess, nil
@@ -215,7 +216,7 @@ func (o *Flow) handleSignInVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if after.State != qrauth.OfflineSucceeded {
+	if after.State != offline.Succeeded {
 		return o.attemptError(after, cred)
 	}
 	return o.h.ContinueSignIn(c, &server.SignIn{UserID: after.UserID, DeviceID: after.DeviceID, IP: c.RealIP(),
@@ -311,7 +312,7 @@ func (o *Flow) handlePageView(c echo.Context) error {
 	}
 	scanned := a.ScannedBy != ""
 	v := pageView{Kind: "online", Text: a.Text, Status: string(a.Status(o.h.Now())), Scanned: &scanned, ExpiresAt: a.ExpiresAt}
-	if v.Status == string(qrauth.ApprovalPending) {
+	if v.Status == string(offline.ApprovalPending) {
 		// The QR code is shown only while it can be used.
 		if v.QR, err = qrimage.DataURL(o.h.Origin() + wire.Prefix(wire.PathTransactionScan) + approvalQRToken(secret)); err != nil {
 			return qrauth.Internal(err)
@@ -320,20 +321,20 @@ func (o *Flow) handlePageView(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-func (o *Flow) offlinePageView(sess *qrauth.OfflineSession, cred *qrauth.OfflineCredential) pageView {
+func (o *Flow) offlinePageView(sess *offline.Session, cred *offline.Credential) pageView {
 	v := o.viewSession(sess, cred)
 	pv := pageView{Kind: "offline", Text: v.Context, Status: string(v.Status), OTPLength: &v.OTPLength,
 		RemainingAttempts: &v.RemainingAttempts, ExpiresAt: v.ExpiresAt}
-	if v.Status == qrauth.OfflinePending {
+	if v.Status == offline.Pending {
 		pv.QR, _ = qrimage.DataURL(sess.VerificationData)
 	}
 	return pv
 }
 
 // pageSession returns the API session a page token opens.
-func (o *Flow) pageSession(ctx context.Context, id, secret string) (*qrauth.OfflineSession, error) {
+func (o *Flow) pageSession(ctx context.Context, id, secret string) (*offline.Session, error) {
 	sess, err := o.st.FindOfflineSession(ctx, id)
-	if err != nil || sess.Purpose != qrauth.OfflineForAPI ||
+	if err != nil || sess.Purpose != offline.ForAPI ||
 		subtle.ConstantTimeCompare(sess.ViewTokenHash, qrauth.HashToken(secret)) != 1 {
 		if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 			return nil, err
@@ -364,7 +365,7 @@ func (o *Flow) handlePageVerify(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if after.State != qrauth.OfflineSucceeded {
+	if after.State != offline.Succeeded {
 		return o.attemptError(after, cred)
 	}
 	return c.JSON(http.StatusOK, o.offlinePageView(after, cred))

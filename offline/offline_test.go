@@ -1,4 +1,4 @@
-package qrauth_test
+package offline_test
 
 import (
 	"bytes"
@@ -7,13 +7,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 )
 
 func TestVerificationDataRoundTrip(t *testing.T) {
 	dev := qrauth.DeviceIDFromKey(make([]byte, 32))
 	for _, ctx := range []string{"", "Sign in at login.example.com", strings.Repeat("€", 66), strings.Repeat("é", 99) + "a",
 		strings.Repeat("a", 200), "Pay CHF 100.00\nto CH93 0076 2011 6238 5295 7"} {
-		v, err := qrauth.NewVerificationData(bytes.NewReader(make([]byte, 6)), qrauth.OfflinePIN, 8, dev, ctx)
+		v, err := offline.NewVerificationData(bytes.NewReader(make([]byte, 6)), offline.PIN, 8, dev, ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -21,10 +22,10 @@ func TestVerificationDataRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s) > qrauth.MaxVDataLen || !strings.HasPrefix(s, "1P8AAAAAAAA"+qrauth.OfflineDeviceHint(dev)) {
+		if len(s) > offline.MaxVDataLen || !strings.HasPrefix(s, "1P8AAAAAAAA"+offline.DeviceHint(dev)) {
 			t.Fatalf("encoded %q (%d bytes)", s, len(s))
 		}
-		got, err := qrauth.DecodeVerificationData(s)
+		got, err := offline.DecodeVerificationData(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,12 +37,12 @@ func TestVerificationDataRoundTrip(t *testing.T) {
 
 // TestVerificationDataDocExample decodes the example of docs/offline.md.
 func TestVerificationDataDocExample(t *testing.T) {
-	v, err := qrauth.DecodeVerificationData("1P6q3X9a-Z_kSPay CHF 120.00 to Muster AG")
+	v, err := offline.DecodeVerificationData("1P6q3X9a-Z_kSPay CHF 120.00 to Muster AG")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := qrauth.VerificationData{Method: qrauth.OfflinePIN, Digits: 6, Challenge: "q3X9a-Z_", Hint: "kS", Context: "Pay CHF 120.00 to Muster AG"}
-	if *v != want || qrauth.OfflineDeviceHint("d_AAAAAAAAAAAAAAAAAAAAAA") != "kS" {
+	want := offline.VerificationData{Method: offline.PIN, Digits: 6, Challenge: "q3X9a-Z_", Hint: "kS", Context: "Pay CHF 120.00 to Muster AG"}
+	if *v != want || offline.DeviceHint("d_AAAAAAAAAAAAAAAAAAAAAA") != "kS" {
 		t.Fatalf("%+v", v)
 	}
 }
@@ -65,16 +66,16 @@ func TestVerificationDataRefused(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := qrauth.DecodeVerificationData(tc.s)
+			_, err := offline.DecodeVerificationData(tc.s)
 			if qrauth.ErrorCode(err) != qrauth.EINVALID || qrauth.ErrorReason(err) != tc.reason {
 				t.Fatalf("err %v, want %s", err, tc.reason)
 			}
 		})
 	}
-	if _, err := qrauth.DecodeVerificationData(good + strings.Repeat("a", 200)); err != nil {
+	if _, err := offline.DecodeVerificationData(good + strings.Repeat("a", 200)); err != nil {
 		t.Fatalf("200 bytes of context: %v", err)
 	}
-	if _, err := qrauth.DecodeVerificationData(good + "line one\nline two"); err != nil {
+	if _, err := offline.DecodeVerificationData(good + "line one\nline two"); err != nil {
 		t.Fatalf("newline in context: %v", err)
 	}
 }
@@ -92,18 +93,18 @@ func TestOfflineOTP(t *testing.T) {
 		{4, "4162"}, {6, "444162"}, {9, "356444162"},
 	}
 	for _, tc := range cases {
-		if got := qrauth.OfflineOTP(key, vdata, tc.digits); got != tc.want || len(got) != tc.digits {
+		if got := offline.OTP(key, vdata, tc.digits); got != tc.want || len(got) != tc.digits {
 			t.Errorf("OfflineOTP(%d) = %q, want %q", tc.digits, got, tc.want)
 		}
 	}
 	// Every byte matters: another context, challenge or key gives another code.
-	base := qrauth.OfflineOTP(key, vdata, 9)
+	base := offline.OTP(key, vdata, 9)
 	for _, other := range []string{vdata + ".", "1D6AbCdEfGhXz" + vdata[13:], "1P" + vdata[2:]} {
-		if qrauth.OfflineOTP(key, other, 9) == base {
+		if offline.OTP(key, other, 9) == base {
 			t.Errorf("same code for %q", other)
 		}
 	}
-	if qrauth.OfflineOTP(append([]byte{1}, key[1:]...), vdata, 9) == base {
+	if offline.OTP(append([]byte{1}, key[1:]...), vdata, 9) == base {
 		t.Error("same code under another key")
 	}
 }
@@ -114,7 +115,7 @@ func TestValidOTP(t *testing.T) {
 		n    int
 		want bool
 	}{{"123456", 6, true}, {"12345", 6, false}, {"12345a", 6, false}, {"０12345", 6, false}, {"0000", 4, true}} {
-		if got := qrauth.ValidOTP(tc.s, tc.n); got != tc.want {
+		if got := offline.ValidOTP(tc.s, tc.n); got != tc.want {
 			t.Errorf("ValidOTP(%q, %d) = %v", tc.s, tc.n, got)
 		}
 	}
@@ -130,14 +131,14 @@ func FuzzDecodeVerificationData(f *testing.F) {
 	f.Add("https://login.example.com/q/AAAAAAAAAAAAAAAAAAAAAA")
 	f.Add("1D6AbCdEfGhXy\u202e")
 	f.Fuzz(func(t *testing.T, s string) {
-		v, err := qrauth.DecodeVerificationData(s)
+		v, err := offline.DecodeVerificationData(s)
 		if err != nil {
 			if qrauth.ErrorCode(err) != qrauth.EINVALID {
 				t.Fatalf("code %s", qrauth.ErrorCode(err))
 			}
 			return
 		}
-		if len(s) > qrauth.VDataHeaderLen+qrauth.ContextLimit(s) || !utf8.ValidString(s) {
+		if len(s) > offline.VDataHeaderLen+offline.ContextLimit(s) || !utf8.ValidString(s) {
 			t.Fatalf("accepted %d bytes %q", len(s), s)
 		}
 		back, err := v.Encode()
@@ -163,7 +164,7 @@ func TestContextLimit(t *testing.T) {
 		{strings.Repeat("a", 197) + "é", true},
 		{strings.Repeat("é", 100), false},
 	} {
-		if err := qrauth.CheckContext(tc.ctx); (err == nil) != tc.ok {
+		if err := offline.CheckContext(tc.ctx); (err == nil) != tc.ok {
 			t.Errorf("%d bytes: %v", len(tc.ctx), err)
 		}
 	}

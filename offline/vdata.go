@@ -1,4 +1,4 @@
-package qrauth
+package offline
 
 import (
 	"crypto/hmac"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/qrauth/qrauth"
 )
 
 // Verification data is the text of an offline challenge QR code. It must
@@ -31,7 +33,7 @@ import (
 //	                base64url(SHA-256(device id)), 12 bits
 //	13      0-200   context: UTF-8, shown to the person
 //
-// The code is derived from all of these bytes (see OfflineOTP), so a code
+// The code is derived from all of these bytes (see OTP), so a code
 // for one challenge, context, method or length never verifies another.
 
 // Layout constants of verification data version 1.
@@ -53,24 +55,24 @@ const (
 
 // VerificationData is the decoded text of an offline challenge.
 type VerificationData struct {
-	Method    OfflineMethod
+	Method    Method
 	Digits    int
 	Challenge string // 8 base64url characters
-	Hint      string // 2 base64url characters, see OfflineDeviceHint
+	Hint      string // 2 base64url characters, see DeviceHint
 	Context   string
 }
 
-var offlineMethodCodes = map[OfflineMethod]byte{OfflineDevice: 'D', OfflinePIN: 'P'}
+var offlineMethodCodes = map[Method]byte{Device: 'D', PIN: 'P'}
 
 // NewVerificationData returns verification data for a fresh 48-bit
 // challenge from r. It checks every field (see CheckContext).
-func NewVerificationData(r io.Reader, m OfflineMethod, digits int, device DeviceID, context string) (*VerificationData, error) {
+func NewVerificationData(r io.Reader, m Method, digits int, device qrauth.DeviceID, context string) (*VerificationData, error) {
 	b := make([]byte, VDataChallengeLen*6/8)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, Internal(err)
+		return nil, qrauth.Internal(err)
 	}
 	v := &VerificationData{Method: m, Digits: digits, Challenge: base64.RawURLEncoding.EncodeToString(b),
-		Hint: OfflineDeviceHint(device), Context: context}
+		Hint: DeviceHint(device), Context: context}
 	if _, err := v.Encode(); err != nil {
 		return nil, err
 	}
@@ -82,13 +84,13 @@ func (v *VerificationData) Encode() (string, error) {
 	code, ok := offlineMethodCodes[v.Method]
 	switch {
 	case !ok:
-		return "", Errorf(EINVALID, "invalid_method", "Unknown offline method %q: use OFFLINE_DEVICE or OFFLINE_PIN.", offlineClip(string(v.Method), 40))
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_method", "Unknown offline method %q: use OFFLINE_DEVICE or OFFLINE_PIN.", offlineClip(string(v.Method), 40))
 	case v.Digits < MinOTPLength || v.Digits > MaxOTPLength:
-		return "", Errorf(EINVALID, "invalid_otp_length", "The code length must be %d to %d digits.", MinOTPLength, MaxOTPLength)
-	case !ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen):
-		return "", Errorf(EINVALID, "invalid_challenge", "The challenge must be %d base64url characters.", VDataChallengeLen)
-	case !ValidToken(v.Hint, VDataHintLen, VDataHintLen):
-		return "", Errorf(EINVALID, "invalid_device_hint", "The device hint must be %d base64url characters.", VDataHintLen)
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_otp_length", "The code length must be %d to %d digits.", MinOTPLength, MaxOTPLength)
+	case !qrauth.ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen):
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_challenge", "The challenge must be %d base64url characters.", VDataChallengeLen)
+	case !qrauth.ValidToken(v.Hint, VDataHintLen, VDataHintLen):
+		return "", qrauth.Errorf(qrauth.EINVALID, "invalid_device_hint", "The device hint must be %d base64url characters.", VDataHintLen)
 	}
 	if err := CheckContext(v.Context); err != nil {
 		return "", err
@@ -104,7 +106,7 @@ func (v *VerificationData) Encode() (string, error) {
 	return b.String(), nil
 }
 
-var errNotOfflineCode = Errorf(EINVALID, "not_offline_code", "This QR code is not a qrauth offline code.")
+var errNotOfflineCode = qrauth.Errorf(qrauth.EINVALID, "not_offline_code", "This QR code is not a qrauth offline code.")
 
 // DecodeVerificationData parses the text of a scanned offline challenge.
 // Anything that is not exactly the format above is EINVALID: "not_offline_code"
@@ -114,7 +116,7 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 	if len(s) < VDataHeaderLen || s[0] != VDataVersion {
 		return nil, errNotOfflineCode
 	}
-	var m OfflineMethod
+	var m Method
 	for method, code := range offlineMethodCodes {
 		if code == s[1] {
 			m = method
@@ -128,7 +130,7 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 	}
 	v := &VerificationData{Method: m, Digits: int(s[2] - '0'),
 		Challenge: s[3 : 3+VDataChallengeLen], Hint: s[3+VDataChallengeLen : VDataHeaderLen], Context: s[VDataHeaderLen:]}
-	if !ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen) || !ValidToken(v.Hint, VDataHintLen, VDataHintLen) {
+	if !qrauth.ValidToken(v.Challenge, VDataChallengeLen, VDataChallengeLen) || !qrauth.ValidToken(v.Hint, VDataHintLen, VDataHintLen) {
 		return nil, errNotOfflineCode
 	}
 	if err := CheckContext(v.Context); err != nil {
@@ -137,7 +139,7 @@ func DecodeVerificationData(s string) (*VerificationData, error) {
 	return v, nil
 }
 
-var errOfflineContextTooLong = Errorf(EINVALID, "context_too_long",
+var errOfflineContextTooLong = qrauth.Errorf(qrauth.EINVALID, "context_too_long",
 	"The transaction context is longer than %d bytes (%d bytes of UTF-8 if it holds characters beyond ASCII): "+
 		"an offline code must fit a version-10 QR code. Shorten it.", MaxContextLen, MaxContextLenNonASCII)
 
@@ -169,32 +171,32 @@ func CheckContext(s string) error {
 // "text_not_utf8" or "text_control_character".
 func CheckApprovalText(s string) error {
 	if strings.TrimSpace(s) == "" {
-		return Errorf(EINVALID, "text_empty", "The transaction text is empty.")
+		return qrauth.Errorf(qrauth.EINVALID, "text_empty", "The transaction text is empty.")
 	}
 	if len(s) > MaxApprovalTextLen {
-		return Errorf(EINVALID, "text_too_long", "The transaction text is longer than %d bytes of UTF-8.", MaxApprovalTextLen)
+		return qrauth.Errorf(qrauth.EINVALID, "text_too_long", "The transaction text is longer than %d bytes of UTF-8.", MaxApprovalTextLen)
 	}
 	return offlineCheckText(s, "text", "transaction text")
 }
 
 func offlineCheckText(s, field, what string) error {
 	if !utf8.ValidString(s) {
-		return Errorf(EINVALID, field+"_not_utf8", "The %s is not valid UTF-8.", what)
+		return qrauth.Errorf(qrauth.EINVALID, field+"_not_utf8", "The %s is not valid UTF-8.", what)
 	}
 	for _, r := range s {
 		if r != '\n' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r)) {
-			return Errorf(EINVALID, field+"_control_character",
+			return qrauth.Errorf(qrauth.EINVALID, field+"_control_character",
 				"The %s contains the control character U+%04X; only printable text and line breaks are allowed.", what, r)
 		}
 	}
 	return nil
 }
 
-// OfflineDeviceHint returns the 2-character hint of a device in
+// DeviceHint returns the 2-character hint of a device in
 // verification data: the first 12 bits of SHA-256 of the device id, in
 // base64url. It lets a phone with several keys pick the right one and say
 // "this code is for another phone"; it is not a secret and not unique.
-func OfflineDeviceHint(id DeviceID) string {
+func DeviceHint(id qrauth.DeviceID) string {
 	sum := sha256.Sum256([]byte(id))
 	return base64.RawURLEncoding.EncodeToString(sum[:3])[:VDataHintLen]
 }
@@ -202,7 +204,7 @@ func OfflineDeviceHint(id DeviceID) string {
 // offlineOTPLabel separates the HMAC input from any other use of the key.
 const offlineOTPLabel = "qrauth-v1 offline-otp\n"
 
-// OfflineOTP derives the one-time code of vdata (the verification data as
+// OTP derives the one-time code of vdata (the verification data as
 // scanned, byte for byte) under a method key, as RFC 4226 derives HOTP
 // codes but over the whole verification data instead of a counter:
 //
@@ -212,7 +214,7 @@ const offlineOTPLabel = "qrauth-v1 offline-otp\n"
 //	code = bin mod 10^digits, in decimal, zero-padded to digits
 //
 // digits is read from vdata by the caller (VerificationData.Digits).
-func OfflineOTP(key []byte, vdata string, digits int) string {
+func OTP(key []byte, vdata string, digits int) string {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte(offlineOTPLabel))
 	mac.Write([]byte(vdata))
