@@ -28,6 +28,14 @@ const (
 	DefaultRoomBurst   = 20
 	DefaultAppRate     = rate.Limit(5)
 	DefaultAppBurst    = 30
+	// Wrong typed codes: per client IP one a minute after a burst of 5,
+	// and for the whole instance one every 30 s after a burst of 20. The
+	// global rate bounds how fast anyone, from any number of addresses,
+	// can guess (docs/threat-model.md, T2b).
+	DefaultCodeRate        = rate.Limit(1.0 / 60)
+	DefaultCodeBurst       = 5
+	DefaultCodeGlobalRate  = rate.Limit(1.0 / 30)
+	DefaultCodeGlobalBurst = 20
 )
 
 // Config configures a Server. The zero value of every field means its
@@ -72,6 +80,14 @@ type Config struct {
 	// IP. Default 5/s with a burst of 30.
 	AppRate  rate.Limit
 	AppBurst int
+	// CodeRate and CodeBurst limit wrong typed codes (POST
+	// /api/app/code) per client IP; CodeGlobalRate and CodeGlobalBurst
+	// limit them for the whole instance. Defaults: 1 a minute with a
+	// burst of 5, and 1 per 30 s with a burst of 20.
+	CodeRate        rate.Limit
+	CodeBurst       int
+	CodeGlobalRate  rate.Limit
+	CodeGlobalBurst int
 
 	// Now and Rand default to time.Now and crypto/rand.Reader; tests
 	// replace them.
@@ -135,6 +151,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AppBurst == 0 {
 		c.AppBurst = DefaultAppBurst
+	}
+	if c.CodeRate == 0 {
+		c.CodeRate = DefaultCodeRate
+	}
+	if c.CodeBurst == 0 {
+		c.CodeBurst = DefaultCodeBurst
+	}
+	if c.CodeGlobalRate == 0 {
+		c.CodeGlobalRate = DefaultCodeGlobalRate
+	}
+	if c.CodeGlobalBurst == 0 {
+		c.CodeGlobalBurst = DefaultCodeGlobalBurst
 	}
 	if c.Now == nil {
 		c.Now = time.Now

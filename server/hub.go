@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -22,6 +23,7 @@ type hub struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
 	psks    map[[32]byte]*room
+	codes   map[[32]byte]codeEntry // user code hash -> room (login rooms only)
 	tickets map[[32]byte]*ticket
 	conns   map[*conn]struct{}
 	closed  bool
@@ -45,6 +47,7 @@ func newHub(cfg Config, store qrauth.Store) *hub {
 		log:     cfg.Logger,
 		rooms:   make(map[string]*room),
 		psks:    make(map[[32]byte]*room),
+		codes:   make(map[[32]byte]codeEntry),
 		tickets: make(map[[32]byte]*ticket),
 	}
 }
@@ -77,6 +80,9 @@ func (h *hub) unregister(r *room) {
 	if h.psks[r.psk] == r {
 		delete(h.psks, r.psk)
 	}
+	if h.codes[r.code].r == r {
+		delete(h.codes, r.code)
+	}
 }
 
 // setPSK replaces r's PSK in the index. A zero psk only removes the old one.
@@ -104,6 +110,72 @@ func (h *hub) takePSK(psk string) (*room, [32]byte, error) {
 	delete(h.psks, sum)
 	return r, sum, nil
 }
+
+// codeEntry is what a user code names: its room and the URL of the QR
+// code it stands for, which is what the phone gets in exchange.
+type codeEntry struct {
+	r   *room
+	url string
+}
+
+// setCode replaces r's user code in the index; a zero code only removes
+// the old one. It reports false, changing nothing, when another room holds
+// the new code (a collision of two random codes), so the caller draws again.
+func (h *hub) setCode(r *room, old, code [32]byte, url string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if code != ([32]byte{}) {
+		if e, ok := h.codes[code]; ok && e.r != r {
+			return false
+		}
+	}
+	if h.codes[old].r == r {
+		delete(h.codes, old)
+	}
+	if code != ([32]byte{}) {
+		h.codes[code] = codeEntry{r: r, url: url}
+	}
+	return true
+}
+
+// takeCode consumes a canonical user code (wire.NormalizeUserCode) and
+// returns the URL of its room's QR code. Like a PSK it works once: whoever
+// presents it first gets the URL. The PSK itself stays valid for the join.
+func (h *hub) takeCode(code string) (string, bool) {
+	sum := userCodeHash(code)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, ok := h.codes[sum]
+	if !ok {
+		return "", false
+	}
+	delete(h.codes, sum)
+	return e.url, true
+}
+
+// userCodeHash is the index key of a canonical user code. Hashed like the
+// PSK, so that the index holds no code a memory dump could replay.
+func userCodeHash(code string) [32]byte {
+	return sha256.Sum256([]byte("qrauth user code\n" + code))
+}
+
+// newUserCode draws a code of wire.UserCodeLength characters, uniform over
+// wire.UserCodeAlphabet: 5 random bits per character, 40 bits in all.
+func newUserCode(rnd io.Reader) (string, error) {
+	var b [5]byte
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+		return "", err
+	}
+	v := uint64(b[0])<<32 | uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
+	out := make([]byte, wire.UserCodeLength)
+	for i := range out {
+		out[i] = wire.UserCodeAlphabet[v>>(5*(wire.UserCodeLength-1-i))&31]
+	}
+	return string(out), nil
+}
+
+var errCodeUnknown = qrauth.Errorf(qrauth.ENOTFOUND, "code_unknown",
+	"This code is not valid: it was mistyped, has expired or was used already. Type the code the browser shows now.")
 
 var errPSKUnknown = qrauth.Errorf(qrauth.ENOTFOUND, "psk_unknown",
 	"This code is not valid: it has expired or was used already. Scan the code the browser shows now.")

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -41,6 +42,7 @@ type room struct {
 	mode   string
 	state  roomState
 	psk    [32]byte // hash of the current PSK
+	code   [32]byte // hash of the current user code (login rooms; zero once used)
 	timer  *time.Timer
 	app    *conn
 	appIP  string
@@ -111,14 +113,44 @@ func (r *room) rotateLocked() {
 	sum := sha256.Sum256([]byte(psk))
 	r.h.setPSK(r, r.psk, sum)
 	r.psk = sum
+	// A login room also gets a typed code for the same PSK. A link room
+	// gets none: guessing a link room's code would add the guesser's phone
+	// to a signed-in account (docs/threat-model.md).
+	var shown string
+	if r.linkUser == nil {
+		code, err := r.newCodeLocked(url)
+		if err != nil {
+			r.failLocked(qrauth.Internal(err))
+			return
+		}
+		shown = wire.FormatUserCode(code)
+	}
 	r.state = stateWaiting
 	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
 	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
 	r.browser.sendMsg(&wire.ServerMessage{
-		Type: wire.MsgQR, Mode: r.baseMode(), QR: png, URL: url,
+		Type: wire.MsgQR, Mode: r.baseMode(), QR: png, URL: url, UserCode: shown,
 		ExpiresIn: ceilSeconds(wait), RoomExpiresIn: ceilSeconds(left),
 	})
+}
+
+// newCodeLocked draws a user code for url and puts it in the hub's index
+// in place of the room's old one. Two live rooms never share a code: a
+// collision (about 1 in 2^40/rooms) draws again.
+func (r *room) newCodeLocked(url string) (string, error) {
+	for range 8 {
+		code, err := newUserCode(r.h.cfg.Rand)
+		if err != nil {
+			return "", err
+		}
+		sum := userCodeHash(code)
+		if r.h.setCode(r, r.code, sum, url) {
+			r.code = sum
+			return code, nil
+		}
+	}
+	return "", errors.New("no free user code after 8 draws")
 }
 
 // baseMode is the mode the browser asked for; sign-up is decided by the scan.
@@ -206,6 +238,9 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 	}
 	r.h.setPSK(r, r.psk, [32]byte{})
 	r.psk = [32]byte{}
+	// The code names the same PSK, now spent.
+	r.h.setCode(r, r.code, [32]byte{}, "")
+	r.code = [32]byte{}
 	// Proof of possession first, before the store is asked anything: a
 	// bad signature gets the same refusal whether or not the device or
 	// the phone is registered. The decoder checked that the key is the

@@ -34,6 +34,7 @@ type Server struct {
 	hub     *hub
 	rooms   *Limiter // room creation per IP
 	apps    *Limiter // app sockets and app API calls per IP
+	codes   codeGuard
 	seen    *nonceCache
 	pending pendingStore
 	flows   []Flow
@@ -141,6 +142,8 @@ func (s *Server) build() error {
 	s.hub = newHub(s.cfg, s.store)
 	s.rooms = newLimiter(s.cfg.RoomRate, s.cfg.RoomBurst)
 	s.apps = newLimiter(s.cfg.AppRate, s.cfg.AppBurst)
+	s.codes = codeGuard{perIP: newLimiter(s.cfg.CodeRate, s.cfg.CodeBurst),
+		global: newLimiter(s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst)}
 	s.seen = newNonceCache()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -195,6 +198,7 @@ func (s *Server) routes(e *echo.Echo) error {
 
 	e.GET(wire.PathAppSessions, s.handleAppListSessions)
 	e.DELETE(wire.PathAppSessionByID, s.handleAppDeleteSession)
+	e.POST(wire.PathAppCode, s.handleAppCode)
 
 	s.adminRoutes(e)
 	// The phone web app: static files and three paths (phoneapp.go).
@@ -237,6 +241,8 @@ func (s *Server) sweep(lastSweep *time.Time) {
 	s.hub.purge(now)
 	s.rooms.purge(now)
 	s.apps.purge(now)
+	s.codes.perIP.purge(now)
+	s.codes.global.purge(now)
 	s.seen.purge(now)
 	s.pending.purge(now)
 	s.limitersMu.Lock()

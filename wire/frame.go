@@ -73,8 +73,9 @@ type ServerMessage struct {
 
 	// qr
 	Mode          string `json:"mode,omitempty"`
-	QR            string `json:"qr,omitempty"`  // data:image/png;base64,...
-	URL           string `json:"url,omitempty"` // what the QR code encodes
+	QR            string `json:"qr,omitempty"`        // data:image/png;base64,...
+	URL           string `json:"url,omitempty"`       // what the QR code encodes
+	UserCode      string `json:"user_code,omitempty"` // login: the typed code of the same room, "7K3M-QX9D"
 	ExpiresIn     int    `json:"expires_in,omitempty"`
 	RoomExpiresIn int    `json:"room_expires_in,omitempty"`
 

@@ -37,6 +37,7 @@ const (
 	PathAppSessions    = "/api/app/sessions" // device-signed (AppRequest)
 	PathAppSessionByID = "/api/app/sessions/:id"
 	PathAppDevices     = "/api/app/devices" // device-signed: the account's phones
+	PathAppCode        = "/api/app/code"    // exchange a typed user code for the QR code's URL
 
 	// Forward auth for reverse proxies (docs/integration.md).
 	PathForwardAuth       = "/api/authz/forward-auth"

@@ -8,7 +8,7 @@
 // Usage:
 //
 //	qrauth-app init --server URL --phone +41791234567 [--name "Pixel 8"]
-//	qrauth-app scan FILE.png|URL [--approve|--deny] [--name N --email E]
+//	qrauth-app scan FILE.png|URL|CODE [--approve|--deny] [--name N --email E]
 //	qrauth-app sessions
 //	qrauth-app revoke ID
 //	qrauth-app activate offline-device|offline-pin [--pin PIN]
@@ -66,8 +66,9 @@ const stateEnv = "QRAUTH_APP_STATE"
 const usageText = `Usage:
   qrauth-app init --server URL --phone NUMBER [--name NAME] [--force]
         create this device's key for a qrauth server
-  qrauth-app scan FILE|URL [--approve|--deny] [--name NAME --email EMAIL]
-        scan a login code (a PNG, JPEG or GIF picture, or the code's URL)
+  qrauth-app scan FILE|URL|CODE [--approve|--deny] [--name NAME --email EMAIL]
+        scan a login code (a PNG, JPEG or GIF picture, or the code's URL),
+        or type the code shown under it, such as 7K3M-QX9D
   qrauth-app sessions
         list the browsers signed in to the account
   qrauth-app revoke ID
@@ -271,7 +272,7 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 	case !ok:
 		return code
 	case len(pos) != 1:
-		return c.usage("scan needs exactly one picture file or URL")
+		return c.usage("scan needs exactly one picture file, URL or typed code")
 	case *approve && *deny:
 		return c.usage("give --approve or --deny, not both")
 	case *timeout <= 0:
@@ -288,7 +289,16 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.fail(err)
 	}
-	text, err := readCode(pos[0])
+	var text string
+	if isTypedCode(pos[0]) {
+		// The code stands for the URL of the QR code above it; from there
+		// on everything is as after a scan.
+		stepCtx, cancel := context.WithTimeout(ctx, *timeout)
+		text, err = d.ExchangeCode(stepCtx, pos[0])
+		cancel()
+	} else {
+		text, err = readCode(pos[0])
+	}
 	if err != nil {
 		return c.fail(err)
 	}
@@ -342,6 +352,16 @@ func (c *cli) scan(ctx context.Context, args []string) int {
 		}
 	}
 	return c.outcome(done)
+}
+
+// isTypedCode reports whether arg is a code typed from the login page
+// (7K3M-QX9D) and not a picture file that happens to exist under that name.
+func isTypedCode(arg string) bool {
+	if !appclient.IsUserCode(arg) {
+		return false
+	}
+	_, err := os.Stat(arg)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // readCode returns the text of the code: decoded from the picture if arg

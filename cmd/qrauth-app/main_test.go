@@ -43,6 +43,10 @@ func runApp(t *testing.T, stdin string, args ...string) result {
 	return r
 }
 
+// testCode is the one typed code the fake server knows; it stands for
+// testPSK.
+const testCode = "7K3MQX9D"
+
 // server is a fake qrauth server for the app: discovery, an app socket that
 // runs a script, and a session list. The real server's end-to-end tests
 // drive this command against the real thing.
@@ -100,6 +104,15 @@ func newServer(t *testing.T) *server {
 		s.revoked = append(s.revoked, r.PathValue("id"))
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/app/code", func(w http.ResponseWriter, r *http.Request) {
+		var req wire.CodeRequest
+		if json.NewDecoder(r.Body).Decode(&req) != nil || req.Code != testCode {
+			w.WriteHeader(404)
+			w.Write([]byte(`{"code":"not_found","reason":"code_unknown","message":"This code is not valid."}`))
+			return
+		}
+		json.NewEncoder(w).Encode(wire.CodeResponse{URL: s.URL + wire.Path(wire.PathScan, testPSK)})
 	})
 	s.Server = httptest.NewServer(mux)
 	t.Cleanup(func() { s.Close(); s.wg.Wait() })
@@ -323,6 +336,14 @@ func TestRunScan(t *testing.T) {
 		}
 	})
 
+	t.Run("TypedCode", func(t *testing.T) {
+		s.room(t, wire.ModeLogin, "")
+		r := runApp(t, "", "scan", "7k3m-qx9d", "--approve", "--state", state)
+		if r.code != exitOK || !strings.Contains(r.stdout, "signed in") {
+			t.Fatalf("scan = %+v", r)
+		}
+	})
+
 	t.Run("PictureFile", func(t *testing.T) {
 		s.room(t, wire.ModeLogin, "")
 		png := filepath.Join(t.TempDir(), "qr.png")
@@ -342,6 +363,7 @@ func TestRunScan(t *testing.T) {
 		{"ErrForeignOrigin", []string{"https://evil.example/q/" + testPSK}, "foreign_origin"},
 		{"ErrNotACode", []string{s.URL + "/login"}, "not_a_qrauth_code"},
 		{"ErrNoSuchFile", []string{"missing.png"}, "no_such_file"},
+		{"ErrWrongCode", []string{"7K3M-QX9E"}, "code_unknown"},
 		{"ErrBadEmail", []string{url, "--email", "nope"}, "invalid_email"},
 		{"ErrNoState", []string{url, "--state", filepath.Join(t.TempDir(), "none.json")}, "no_state_file"},
 	} {
