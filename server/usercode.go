@@ -28,7 +28,7 @@ const globalKey = "*"
 // No device signature: a phone that is not set up yet signs up this way too.
 func (s *Server) handleAppCode(c echo.Context) error {
 	var req wire.CodeRequest
-	if err := decodeJSONBody(c, &req); err != nil {
+	if err := DecodeJSONBody(c, &req); err != nil {
 		return err
 	}
 	code, err := wire.NormalizeUserCode(req.Code)
@@ -42,10 +42,10 @@ func (s *Server) handleAppCode(c echo.Context) error {
 	// Checked before the lookup: once a limit is reached even a right code
 	// is refused, or the limit would not stop a guesser who keeps going.
 	if ok, wait := g.perIP.Peek(ip, now); !ok {
-		return rateLimited(c, wait, "rate_limited", "Too many wrong codes from this address. Wait a moment, or scan the QR code instead.")
+		return RateLimited(c, wait, "rate_limited", "Too many wrong codes from this address. Wait a moment, or scan the QR code instead.")
 	}
 	if ok, wait := g.global.Peek(globalKey, now); !ok {
-		return rateLimited(c, wait, "too_many_guesses", "Too many wrong codes were typed on this server just now. Scan the QR code instead, or try again in a minute.")
+		return RateLimited(c, wait, "too_many_guesses", "Too many wrong codes were typed on this server just now. Scan the QR code instead, or try again in a minute.")
 	}
 	url, ok := s.hub.takeCode(code)
 	if !ok {

@@ -182,7 +182,7 @@ func TestTypedCodeOnce(t *testing.T) {
 // TestTypedCodeRotates: the code rotates with the PSK; the old code is
 // refused, the new one gives the new QR code's URL.
 func TestTypedCodeRotates(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) { c.PSKRotation = 2 * time.Second })
+	srv := MustOpenServer(t, func(c *testConfig) { c.PSKRotation = 2 * time.Second })
 	b := newBrowser(t, srv)
 	old := b.open()
 	next := b.next()
@@ -202,7 +202,7 @@ func TestTypedCodeRotates(t *testing.T) {
 // code is refused (else a guesser could keep trying), and malformed text,
 // which can name no room, counts against neither.
 func TestTypedCodeLimits(t *testing.T) {
-	srv := MustOpenServer(t, func(c *server.Config) {
+	srv := MustOpenServer(t, func(c *testConfig) {
 		c.TrustProxy = true
 		c.CodeRate, c.CodeBurst = rate.Every(time.Hour), 2
 		c.CodeGlobalRate, c.CodeGlobalBurst = rate.Every(time.Hour), 3
