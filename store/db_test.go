@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/store/storetest"
 )
@@ -51,6 +52,10 @@ func mustClose(tb testing.TB, db *store.DB) {
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) qrauth.Store { return MustOpenDB(t) })
+}
+
+func TestOIDCStore(t *testing.T) {
+	storetest.RunOIDC(t, func(t *testing.T) oidc.Store { return MustOpenDB(t) })
 }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
