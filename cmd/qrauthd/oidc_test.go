@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,8 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/oidc"
+	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/oauth2"
 )
 
@@ -603,4 +606,90 @@ func (rp *relyingParty) postAsClient(t *testing.T, endpoint string, form url.Val
 		t.Fatal(err)
 	}
 	return res
+}
+
+// TestOIDCACRSecondFactor: a relying site asks acr_values=urn:qrauth:acr:mfa.
+// OATH is on but its policy is off, so only the provider's gate asks for
+// the authenticator code after the phone; the ID token then says hwk and
+// otp.
+func TestOIDCACRSecondFactor(t *testing.T) {
+	m := MustRunMain(t, "-key-file", mustKeyFile(t), "-oath")
+	origin := m.Server.Origin()
+	ctx, problems := newChromium(t)
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 00 12", Name: "Pixel 8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sign up, enrol an authenticator on the account page, sign out.
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
+		t.Fatal(err)
+	}
+	oathScanPage(t, ctx, dev, wire.ModeSignUp)
+	if err := chromedp.Run(ctx,
+		chromedp.WaitVisible(`#oath-panel[data-state="off"]`, chromedp.ByQuery),
+		chromedp.Click("#oath-setup", chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("account page: %v", err)
+	}
+	text, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#oath-qr-img")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := oathParse(t, text)
+	used := k.step()
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#oath-code", k.code(used), chromedp.ByQuery),
+		chromedp.Click("#oath-confirm", chromedp.ByQuery),
+		chromedp.WaitVisible(`#oath-panel[data-state="active"]`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click("#logout", chromedp.ByQuery)); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, "waiting")
+
+	rp := startRPLate(t, m, origin, randomSecret(t))
+	rp.params = url.Values{"acr_values": {oidcflow.ACRMFA}}
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login")); err != nil {
+		t.Fatal(err)
+	}
+	oathScanPage(t, ctx, dev, wire.ModeLogin)
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#verify[data-state="verify"]`, chromedp.ByQuery)); err != nil {
+		t.Fatalf("the site's second factor was not asked: %v", err)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#verify-code", k.code(used+1), chromedp.ByQuery),
+		chromedp.Click("#verify-submit", chromedp.ByQuery),
+	); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
+		t.Fatal(err)
+	}
+	var name string
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery), chromedp.Text("main", &name, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(name, "Ada Lovelace") {
+		t.Fatalf("relying party shows %q (err %q)", name, rp.lastErr)
+	}
+	var claims struct {
+		AMR []string `json:"amr"`
+		ACR string   `json:"acr"`
+	}
+	if err := rp.lastID.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(claims.AMR, "hwk") || !slices.Contains(claims.AMR, "otp") || claims.ACR != oidcflow.ACRMFA {
+		t.Fatalf("claims %+v", claims)
+	}
+
+	// Signed in with the second factor: the same demand goes straight back.
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if rp.lastErr != "" {
+		t.Fatalf("second authorization: %s", rp.lastErr)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
 }
