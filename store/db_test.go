@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/store/storetest"
 )
@@ -54,6 +55,10 @@ func TestStore(t *testing.T) {
 	storetest.RunOATH(t, func(t *testing.T) storetest.OATHStore { return MustOpenDB(t) })
 	storetest.RunOffline(t, func(t *testing.T) storetest.OfflineStore { return MustOpenDB(t) })
 	storetest.RunBadge(t, func(t *testing.T) storetest.BadgeStore { return MustOpenDB(t) })
+}
+
+func TestOIDCStore(t *testing.T) {
+	storetest.RunOIDC(t, func(t *testing.T) oidc.Store { return MustOpenDB(t) })
 }
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)

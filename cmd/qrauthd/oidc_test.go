@@ -8,11 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +25,8 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/oidc"
+	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/oauth2"
 )
 
@@ -39,6 +45,10 @@ type relyingParty struct {
 	lastID  *gooidc.IDToken
 	lastErr string
 	params  url.Values // extra authorization parameters for the next sign-in
+	// hold makes the callback keep the code (held) and show it, without
+	// exchanging it: the refusal tests exchange it themselves.
+	hold bool
+	held string
 }
 
 func startRP(t *testing.T, issuer, clientID, secret string) *relyingParty {
@@ -80,6 +90,11 @@ func startRP(t *testing.T, issuer, clientID, secret string) *relyingParty {
 		}
 		if r.FormValue("state") != rp.state {
 			fail("state mismatch")
+			return
+		}
+		if rp.hold {
+			rp.held, rp.lastErr = r.FormValue("code"), ""
+			fmt.Fprint(w, `<!doctype html><html lang="en"><head><title>RP</title></head><body><main><h1 id="held">code held</h1></main></body></html>`)
 			return
 		}
 		tok, err := rp.conf.Exchange(r.Context(), r.FormValue("code"), oauth2.VerifierOption(rp.pkce))
@@ -133,7 +148,8 @@ func randomSecret(t *testing.T) string {
 // TestOIDCRelyingParty: a real relying party (x/oauth2 + go-oidc) signs a
 // person in through qrauth's QR page in headless Chromium.
 func TestOIDCRelyingParty(t *testing.T) {
-	m := MustRunMain(t)
+	clock := new(testClock)
+	m := oidcRunMain(t, func(m *Main) { m.Config.Now = clock.now })
 	origin := m.Server.Origin()
 	secret := randomSecret(t)
 	ctx, problems := newChromium(t)
@@ -260,6 +276,100 @@ func TestOIDCRelyingParty(t *testing.T) {
 		}
 	})
 
+	t.Run("PKCEVerifierMismatch", func(t *testing.T) {
+		code, verifier := rp.holdCode(t, ctx)
+		_, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier+"x"))
+		wantGrantError(t, err, "code_verifier")
+		// The code is spent by the failed attempt: the right verifier is
+		// too late.
+		if _, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err == nil {
+			t.Fatal("a code worked after a failed PKCE check")
+		}
+	})
+
+	t.Run("CodeReusedRevokesTokens", func(t *testing.T) {
+		code, verifier := rp.holdCode(t, ctx)
+		tok, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := rp.introspect(t, tok.AccessToken); !in.Active || in.Subject != sub || in.ClientID != "wiki" {
+			t.Fatalf("fresh access token introspects %+v", in)
+		}
+		_, err = rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		wantGrantError(t, err, "")
+		if in := rp.introspect(t, tok.AccessToken); in.Active {
+			t.Fatalf("the first use's access token is still active: %+v", in)
+		}
+		_, err = rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		wantGrantError(t, err, "")
+		if _, err := rp.provider.UserInfo(context.Background(), oauth2.StaticTokenSource(tok)); err == nil {
+			t.Fatal("userinfo answered a revoked access token")
+		}
+	})
+
+	t.Run("ExpiredCode", func(t *testing.T) {
+		code, verifier := rp.holdCode(t, ctx)
+		clock.advance(time.Minute + time.Second) // the default CodeTTL is a minute
+		_, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		clock.advance(-(time.Minute + time.Second))
+		wantGrantError(t, err, "")
+		// The refusal was the clock's and changed nothing: back in time,
+		// the same code works (so it was not spent, nor refused otherwise).
+		if _, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier)); err != nil {
+			t.Fatalf("the code within its time: %v", err)
+		}
+	})
+
+	t.Run("IntrospectAndRevoke", func(t *testing.T) {
+		code, verifier := rp.holdCode(t, ctx)
+		tok, err := rp.conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := rp.introspect(t, tok.AccessToken)
+		if !in.Active || in.Subject != sub || in.ClientID != "wiki" || in.Exp <= time.Now().Unix() || !strings.Contains(in.Scope, "profile") {
+			t.Fatalf("introspection %+v", in)
+		}
+		if in := rp.introspect(t, "not-a-token"); in.Active {
+			t.Fatalf("garbage introspects %+v", in)
+		}
+		if in := rp.introspect(t, tok.RefreshToken); in.Active {
+			t.Fatalf("a refresh token introspects as an access token: %+v", in)
+		}
+		// Without the client's credentials: refused.
+		res, err := http.PostForm(rp.endpoint(t, "introspection_endpoint"), url.Values{"token": {tok.AccessToken}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("anonymous introspection: %d", res.StatusCode)
+		}
+
+		// Revoking the access token ends it, not the refresh token.
+		rp.revoke(t, tok.AccessToken, "access_token")
+		if in := rp.introspect(t, tok.AccessToken); in.Active {
+			t.Fatalf("revoked access token introspects %+v", in)
+		}
+		nt, err := rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		if err != nil {
+			t.Fatalf("refresh after revoking the access token: %v", err)
+		}
+		if in := rp.introspect(t, nt.AccessToken); !in.Active {
+			t.Fatalf("new access token introspects %+v", in)
+		}
+		// Revoking the refresh token ends the grant: its access tokens too.
+		rp.revoke(t, nt.RefreshToken, "refresh_token")
+		if in := rp.introspect(t, nt.AccessToken); in.Active {
+			t.Fatalf("access token of a revoked grant introspects %+v", in)
+		}
+		_, err = rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: nt.RefreshToken}).Token()
+		wantGrantError(t, err, "")
+		// Revoking an unknown token is not an error (RFC 7009 §2.2).
+		rp.revoke(t, "unknown", "")
+	})
+
 	t.Run("Logout", func(t *testing.T) {
 		raw, _ := rpLastIDToken(rp)
 		end := origin + "/oidc/end_session?" + url.Values{"id_token_hint": {raw}, "post_logout_redirect_uri": {rp.origin + "/bye"},
@@ -365,5 +475,221 @@ func TestOIDCAdminCommands(t *testing.T) {
 	}
 	if code, _, _ := admin("clients", "remove", "wiki"); code == 0 {
 		t.Fatal("removed twice")
+	}
+}
+
+// testClock is the server's clock in a test: the real time plus an offset
+// the test moves, so that expiry needs no sleeping.
+type testClock struct{ off atomic.Int64 }
+
+func (c *testClock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *testClock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// oidcRunMain is MustRunMain with tune applied to Main after the flags,
+// before Run (a clock, the provider's TTLs).
+func oidcRunMain(t *testing.T, tune func(*Main), extra ...string) *Main {
+	t.Helper()
+	m := NewMain()
+	args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "qrauth.db"),
+		"-room-rate", "1000", "-room-burst", "1000"}, extra...)
+	if err := m.ParseFlags(args, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = io.Discard
+	tune(m)
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return m
+}
+
+// holdCode runs an authorization in the (signed-in) browser and returns
+// the code the relying party received and its PKCE verifier, unexchanged.
+func (rp *relyingParty) holdCode(t *testing.T, ctx context.Context) (code, verifier string) {
+	t.Helper()
+	rp.mu.Lock()
+	rp.hold, rp.held = true, ""
+	rp.mu.Unlock()
+	defer func() {
+		rp.mu.Lock()
+		rp.hold = false
+		rp.mu.Unlock()
+	}()
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#held, #error`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.held == "" {
+		t.Fatalf("no code: %s", rp.lastErr)
+	}
+	return rp.held, rp.pkce
+}
+
+// wantGrantError checks that err is the token endpoint's invalid_grant,
+// its description containing want.
+func wantGrantError(t *testing.T, err error, want string) {
+	t.Helper()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" || !strings.Contains(re.ErrorDescription, want) {
+		t.Fatalf("want invalid_grant (%q), got %v", want, err)
+	}
+}
+
+// endpoint reads an endpoint's URL from the provider's discovery document.
+func (rp *relyingParty) endpoint(t *testing.T, name string) string {
+	t.Helper()
+	var d map[string]any
+	if err := rp.provider.Claims(&d); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := d[name].(string)
+	if u == "" {
+		t.Fatalf("discovery has no %s", name)
+	}
+	return u
+}
+
+// introspection is RFC 7662's answer, as a resource server reads it.
+type introspection struct {
+	Active   bool   `json:"active"`
+	Subject  string `json:"sub"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope"`
+	Exp      int64  `json:"exp"`
+}
+
+// introspect asks the provider about token, authenticated as the client.
+func (rp *relyingParty) introspect(t *testing.T, token string) introspection {
+	t.Helper()
+	res := rp.postAsClient(t, rp.endpoint(t, "introspection_endpoint"), url.Values{"token": {token}})
+	defer res.Body.Close()
+	var in introspection
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("introspection: %s", res.Status)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&in); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// revoke revokes token (RFC 7009) as the client; the answer must be 200.
+func (rp *relyingParty) revoke(t *testing.T, token, hint string) {
+	t.Helper()
+	v := url.Values{"token": {token}}
+	if hint != "" {
+		v.Set("token_type_hint", hint)
+	}
+	res := rp.postAsClient(t, rp.endpoint(t, "revocation_endpoint"), v)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %s", res.Status)
+	}
+}
+
+func (rp *relyingParty) postAsClient(t *testing.T, endpoint string, form url.Values) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(rp.conf.ClientID), url.QueryEscape(rp.conf.ClientSecret))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestOIDCACRSecondFactor: a relying site asks acr_values=urn:qrauth:acr:mfa.
+// OATH is on but its policy is off, so only the provider's gate asks for
+// the authenticator code after the phone; the ID token then says hwk and
+// otp.
+func TestOIDCACRSecondFactor(t *testing.T) {
+	m := MustRunMain(t, "-key-file", mustKeyFile(t), "-oath")
+	origin := m.Server.Origin()
+	ctx, problems := newChromium(t)
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 00 12", Name: "Pixel 8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Sign up, enrol an authenticator on the account page, sign out.
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
+		t.Fatal(err)
+	}
+	oathScanPage(t, ctx, dev, wire.ModeSignUp)
+	if err := chromedp.Run(ctx,
+		chromedp.WaitVisible(`#oath-panel[data-state="off"]`, chromedp.ByQuery),
+		chromedp.Click("#oath-setup", chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("account page: %v", err)
+	}
+	text, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#oath-qr-img")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := oathParse(t, text)
+	used := k.step()
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#oath-code", k.code(used), chromedp.ByQuery),
+		chromedp.Click("#oath-confirm", chromedp.ByQuery),
+		chromedp.WaitVisible(`#oath-panel[data-state="active"]`, chromedp.ByQuery),
+	); err != nil {
+		t.Fatalf("confirm: %v", err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Click("#logout", chromedp.ByQuery)); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, "waiting")
+
+	rp := startRPLate(t, m, origin, randomSecret(t))
+	rp.params = url.Values{"acr_values": {oidcflow.ACRMFA}}
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login")); err != nil {
+		t.Fatal(err)
+	}
+	oathScanPage(t, ctx, dev, wire.ModeLogin)
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#verify[data-state="verify"]`, chromedp.ByQuery)); err != nil {
+		t.Fatalf("the site's second factor was not asked: %v", err)
+	}
+	if err := chromedp.Run(ctx,
+		chromedp.SendKeys("#verify-code", k.code(used+1), chromedp.ByQuery),
+		chromedp.Click("#verify-submit", chromedp.ByQuery),
+	); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
+		t.Fatal(err)
+	}
+	var name string
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery), chromedp.Text("main", &name, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(name, "Ada Lovelace") {
+		t.Fatalf("relying party shows %q (err %q)", name, rp.lastErr)
+	}
+	var claims struct {
+		AMR []string `json:"amr"`
+		ACR string   `json:"acr"`
+	}
+	if err := rp.lastID.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(claims.AMR, "hwk") || !slices.Contains(claims.AMR, "otp") || claims.ACR != oidcflow.ACRMFA {
+		t.Fatalf("claims %+v", claims)
+	}
+
+	// Signed in with the second factor: the same demand goes straight back.
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if rp.lastErr != "" {
+		t.Fatalf("second authorization: %s", rp.lastErr)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
 	}
 }

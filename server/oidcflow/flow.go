@@ -15,6 +15,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/wire"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 )
@@ -203,7 +204,7 @@ func (f *Flow) Gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (ser
 	if r == nil || !slices.Contains(r.ACRValues, ACRMFA) || hasSecondFactor(si.Methods) {
 		return server.Step{}, nil
 	}
-	return server.Step{Page: "/verify"}, nil
+	return server.Step{Page: wire.PathVerify}, nil
 }
 
 // SignedIn implements server.Finisher: it records what the sign-in proved

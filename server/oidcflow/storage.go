@@ -200,14 +200,15 @@ func (s storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthReq
 		s.f.h.Logger().Warn("oidc: an authorization code was used twice; its tokens are revoked")
 	}
 	if err != nil {
-		return nil, zoidc.ErrInvalidGrant().WithDescription("%s", err.Error())
+		return nil, zoidc.ErrInvalidGrant().WithDescription("%s", qrauth.ErrorMessage(err))
 	}
 	return authRequest{r}, nil
 }
 
+// Typed, so that the store returns them as they are (and changes nothing).
 var (
-	errCodeUsed    = errors.New("the code was already used")
-	errCodeExpired = errors.New("the code has expired")
+	errCodeUsed    = qrauth.Errorf(qrauth.ECONFLICT, "oidc_code_used", "The code was already used.")
+	errCodeExpired = qrauth.Errorf(qrauth.EEXPIRED, "oidc_code_expired", "The code has expired.")
 )
 
 func (s storage) SaveAuthCode(ctx context.Context, id, code string) error {
@@ -345,8 +346,12 @@ func (s storage) TerminateSession(ctx context.Context, userID, clientID string) 
 	return nil
 }
 
+// RevokeToken revokes an access token, or a refresh token's whole grant.
+// op passes the id of a token it recognised (an access token it decrypted,
+// a refresh token GetRefreshTokenInfo found) with its user, or else the
+// presented value with no user.
 func (s storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *zoidc.Error {
-	if userID != "" { // an access token's id
+	if userID != "" {
 		t, err := s.f.st.FindOIDCToken(ctx, tokenOrID)
 		if err != nil {
 			return nil // unknown tokens are "revoked" (RFC 7009 §2.2)
@@ -354,7 +359,12 @@ func (s storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID st
 		if t.ClientID != clientID {
 			return zoidc.ErrInvalidClient().WithDescription("token was not issued to this client")
 		}
-		if err := s.f.st.DeleteOIDCToken(ctx, t.ID); err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		if t.Kind == oidc.KindRefresh {
+			err = s.f.st.RevokeOIDCGrant(ctx, t.GrantID)
+		} else {
+			err = s.f.st.DeleteOIDCToken(ctx, t.ID)
+		}
+		if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 			return zoidc.ErrServerError()
 		}
 		return nil

@@ -1,4 +1,5 @@
-// Package storetest is the conformance suite for qrauth.Store. Every
+// Package storetest is the conformance suite for qrauth.Store (Run) and
+// oidc.Store (RunOIDC, in oidc.go). Every
 // implementation runs it from its own tests:
 //
 //	func TestStore(t *testing.T) {
