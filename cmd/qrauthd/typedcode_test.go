@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"image"
 	"image/color"
 	"image/png"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TestPhoneAppTypedCode: the phone's camera sees no QR code (a blank
@@ -54,6 +56,18 @@ func TestPhoneAppTypedCode(t *testing.T) {
 	writeCameraFile(t, pic.Bytes(), camera)
 	phone, phoneProblems := newPhone(t, camera)
 	phoneSetUp(t, phone, origin, "+41 79 123 45 67", "Pixel 8")
+
+	// The page's normalisation is wire.NormalizeUserCode's.
+	inputs := []string{shown, "7k3m qx9d", "oil0-abcd", "UUUU-UUUU", "7K3M-QX9", "７K3M-QX9D", "7K3M_QX9D", "a b-c\td e f g h"}
+	var js []string
+	raw, _ := json.Marshal(inputs)
+	evalAsync(t, phone, `import('/static/app/protocol.js').then(p => `+string(raw)+`.map(s => p.normalizeUserCode(s) || ''))`, &js)
+	for i, in := range inputs {
+		want, _ := wire.NormalizeUserCode(in)
+		if js[i] != want {
+			t.Errorf("normalizeUserCode(%q) = %q in the app, %q in Go", in, js[i], want)
+		}
+	}
 
 	if err := chromedp.Run(phone, chromedp.Click("#scan-start", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
