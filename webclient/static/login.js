@@ -13,6 +13,8 @@
   const root = byId('login');
   const statusLine = byId('status');
   const qr = byId('qr');
+  const userCode = byId('user-code');
+  const userCodeLine = byId('user-code-line');
   const form = byId('signup-form');
   const nameInput = byId('signup-name');
   const emailInput = byId('signup-email');
@@ -88,6 +90,10 @@
       switch (state) {
         case 'waiting':
           if (typeof msg.qr === 'string' && msg.qr.startsWith('data:image/')) qr.src = msg.qr;
+          // The typed code names the same room as the QR code and is
+          // replaced with it (protocol.md §7.9).
+          userCode.textContent = typeof msg.user_code === 'string' ? msg.user_code : '';
+          userCodeLine.hidden = !userCode.textContent;
           countdown.start(msg.expires_in);
           show('waiting');
           break;

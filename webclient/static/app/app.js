@@ -2,7 +2,7 @@
 // body[data-screen] names it (tests wait on it).
 
 import { AppError, loadDevice, saveDevice, newDeviceKey, normalizePhone, phoneIdHash, persistStorage } from './keys.js';
-import { discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices } from './protocol.js';
+import { discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices, exchangeCode } from './protocol.js';
 import {
   OFFLINE_DEVICE, OFFLINE_PIN, isOfflineCode, decodeVerificationData, isTransactionURL, parseTransactionURL,
   activate, deactivate, serverMethods, startOffline, offlineCode, fetchTransaction, decideTransaction, checkPIN,
@@ -118,6 +118,13 @@ function wire() {
   byId('scan-torch').addEventListener('click', async () => {
     const on = await state.scanner.toggleTorch();
     byId('scan-torch').setAttribute('aria-pressed', String(on));
+  });
+  byId('scan-type').addEventListener('click', typeCode);
+  byId('home-type').addEventListener('click', typeCode);
+  byId('typecode-cancel').addEventListener('click', showHome);
+  byId('typecode-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submitCode();
   });
   byId('approve-yes').addEventListener('click', approve);
   byId('approve-no').addEventListener('click', decline);
@@ -513,17 +520,24 @@ async function scanWithCamera() {
   show('scan');
   const status = byId('scan-status');
   status.textContent = 'Point the camera at the QR code on the other screen.';
-  state.scanner = new Scanner(byId('scan-video'));
+  const scanner = new Scanner(byId('scan-video'));
+  state.scanner = scanner;
   try {
-    await state.scanner.start();
+    await scanner.start();
   } catch (e) {
+    // Cancelled, or "Type a code" tapped, while the camera was starting.
+    if (state.scanner !== scanner) return;
     stopCamera();
     return result('error', 'No camera', e.message);
   }
-  byId('scan-torch').hidden = !state.scanner.torchAvailable();
+  if (state.scanner !== scanner) {
+    scanner.stop();
+    return;
+  }
+  byId('scan-torch').hidden = !scanner.torchAvailable();
   let text;
   try {
-    text = await state.scanner.next((t) => {
+    text = await scanner.next((t) => {
       try {
         classify(t);
         return true;
@@ -535,12 +549,44 @@ async function scanWithCamera() {
       }
     });
   } catch (e) {
-    if (e.message === 'stopped') return;
+    if (e.message === 'stopped' || state.scanner !== scanner) return;
     stopCamera();
     return result('error', 'Scanning failed', e.message);
   }
+  if (state.scanner !== scanner) return;
   stopCamera();
   await answer(text);
+}
+
+// --- typing the code instead (protocol.md §7.9) --------------------------
+
+function typeCode() {
+  stopCamera();
+  byId('typecode-input').value = '';
+  showError('typecode-error', '');
+  show('typecode');
+  byId('typecode-input').focus();
+}
+
+// submitCode exchanges the typed code for the QR code's URL and goes on
+// exactly as after a scan. A refusal keeps the form, so a typo costs one
+// more try and not a trip back through the menus.
+async function submitCode() {
+  const submit = byId('typecode-submit');
+  submit.disabled = true;
+  showError('typecode-error', '');
+  let url;
+  try {
+    url = await exchangeCode(byId('typecode-input').value);
+    parseQRURL(state.dev.origin, url);
+  } catch (e) {
+    showError('typecode-error', e.message);
+    byId('typecode-input').focus();
+    return;
+  } finally {
+    submit.disabled = false;
+  }
+  await answer(url);
 }
 
 function stopCamera() {

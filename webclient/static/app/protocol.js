@@ -75,6 +75,59 @@ export function parseQRURL(origin, text) {
   return psk;
 }
 
+// --- typed codes (§7.9) --------------------------------------------------
+
+export const CODE_PATH = '/api/app/code';
+export const USER_CODE_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+
+// normalizeUserCode is wire.NormalizeUserCode: case, spaces and dashes do
+// not matter, O reads as 0 and I, L as 1; the result is 8 characters of the
+// alphabet, or null for text that cannot be a code.
+export function normalizeUserCode(text) {
+  const s = String(text);
+  if (s.length > 32) return null;
+  let out = '';
+  for (let c of s) {
+    if (c === ' ' || c === '-' || c === '\t') continue;
+    if (c >= 'a' && c <= 'z') c = c.toUpperCase();
+    if (c === 'O') c = '0';
+    if (c === 'I' || c === 'L') c = '1';
+    if (!USER_CODE_ALPHABET.includes(c)) return null;
+    out += c;
+  }
+  return out.length === 8 ? out : null;
+}
+
+// exchangeCode trades a typed code for the URL of the QR code it stands
+// for; the caller then checks that URL like a scanned one (parseQRURL) and
+// joins as after a scan, so the signed join is unchanged.
+export async function exchangeCode(text) {
+  const code = normalizeUserCode(text);
+  if (!code) throw new AppError('invalid', 'invalid_code', reasonText('invalid_code'));
+  let res;
+  try {
+    res = await fetch(CODE_PATH, {
+      method: 'POST', cache: 'no-store', credentials: 'omit',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ code }),
+    });
+  } catch (_) {
+    throw new AppError('unavailable', 'server_unreachable', reasonText('server_unreachable'));
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!res.ok) {
+    const reason = (data && data.reason) || 'http_' + res.status;
+    throw new AppError((data && data.code) || 'internal', reason, reasonText(reason, data && data.message));
+  }
+  if (!data || typeof data.url !== 'string') throw new AppError('internal', 'bad_response', reasonText('bad_response'));
+  return data.url;
+}
+
 // --- the join (§7.2; signed since protocol 2, §9.3) ----------------------
 
 // joinBytes is Join.SignedBytes of protocol 2: the PSK enters only as its
@@ -281,6 +334,9 @@ export const REASONS = {
   device_id_mismatch: 'This phone’s key does not match its id. Set the app up again.',
   bad_signature: 'The server did not accept this phone’s signature. Nothing was signed in or approved.',
   psk_unknown: 'This code has expired or was already used. Scan the code that is on the screen now.',
+  invalid_code: 'A sign-in code has 8 letters and digits, like 7K3M-QX9D. Check what you typed.',
+  code_unknown: 'That code is not right, has changed or was already used. Type the code the computer shows now.',
+  too_many_guesses: 'Too many wrong codes were typed on this server just now. Scan the QR code instead, or try again in a minute.',
   phone_mismatch: 'This phone is registered with another phone number. Set the app up again with the number you signed up with.',
   device_not_linked: 'This phone number already has an account, but this phone is not one of its phones. Sign in on a computer with your other phone and link this one from the account page.',
   device_already_registered: 'This phone already belongs to an account, so it cannot be added to another one.',
