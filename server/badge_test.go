@@ -539,6 +539,7 @@ func badgeServerAtOATH(t *testing.T, path string, key []byte, oath func(*oathflo
 		edit(&cfg)
 	}
 	if oath != nil {
+		cfg.OATHOn = true
 		oath(&cfg.OATH)
 	}
 	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
@@ -1057,7 +1058,6 @@ func TestBadgeInsecureThenOATH(t *testing.T) {
 	a.Shutdown(context.Background())
 
 	srv := badgeServerAtOATH(t, path, badgeMasterKey, func(c *oathflow.Config) {
-		c.Enabled = true
 		c.Policy = oathflow.PolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)

@@ -175,7 +175,7 @@ func TestOfflineSignInOrderBeforeUse(t *testing.T) {
 // has no activated_at or last_used_at in its view.
 func TestOATHDatesOmitted(t *testing.T) {
 	srv := MustOpenServerOATH(t, func(c *testConfig) { c.MasterKey = bytes.Repeat([]byte{7}, 32) },
-		func(c *oathflow.Config) { c.Enabled = true })
+		func(*oathflow.Config) {})
 	p := newPhone(t, srv, "+41 79 123 45 67")
 	signUp(t, srv, p)
 	b := signIn(t, srv, p)

@@ -49,6 +49,7 @@ type testConfig struct {
 	server.Config
 	Badge   badgeflow.Config
 	OATH    oathflow.Config
+	OATHOn  bool // lists the OATH flow, as -oath does
 	Offline offlineflow.Config
 }
 
@@ -66,15 +67,19 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	flows := []server.Flow{bf}
+	if cfg.OATHOn {
+		of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, of)
 	}
 	off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
 	if err != nil {
 		return nil, err
 	}
-	return []server.Flow{bf, of, off}, nil
+	return append(flows, off), nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.
@@ -87,8 +92,8 @@ func testFlows(tb testing.TB, cfg testConfig, db *store.DB) []server.Flow {
 	return flows
 }
 
-// MustOpenServerOATH is MustOpenServer with the OATH flow's config edited
-// by oath (after edit).
+// MustOpenServerOATH is MustOpenServer with the OATH flow listed and its
+// config edited by oath (after edit); a nil oath leaves it out.
 func MustOpenServerOATH(tb testing.TB, edit func(*testConfig), oath func(*oathflow.Config)) *testServer {
 	tb.Helper()
 	db, err := store.Open(tb.TempDir()+"/qrauth.db", store.Options{})
@@ -101,6 +106,7 @@ func MustOpenServerOATH(tb testing.TB, edit func(*testConfig), oath func(*oathfl
 		edit(&cfg)
 	}
 	if oath != nil {
+		cfg.OATHOn = true
 		oath(&cfg.OATH)
 	}
 	s, err := server.New(cfg.Config, db, testFlows(tb, cfg, db)...)

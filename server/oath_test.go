@@ -394,6 +394,7 @@ func oathServerAt(t *testing.T, path string, clock *oathClock) *testServer {
 	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", RoomRate: rate.Inf, AppRate: rate.Inf,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}}
 	oathConfig(clock, nil)(&cfg)
+	cfg.OATHOn = true
 	oathOn(nil)(&cfg.OATH)
 	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
@@ -729,13 +730,14 @@ func TestOATHAdmin(t *testing.T) {
 func TestOATHDisabled(t *testing.T) {
 	srv, p := registered(t, nil)
 	b := signIn(t, srv, p)
-	st, body := b.do("GET", wire.PathOATH, "")
-	if st != 200 || body["enabled"] != false {
-		t.Fatalf("%d %v", st, body)
+	// Off, the flow is not listed: none of its routes exist.
+	for _, r := range []struct{ method, path string }{
+		{"GET", wire.PathOATH}, {"POST", wire.PathOATHEnrol}, {"GET", wire.PathVerify}, {"GET", wire.PathOATHSignIn},
+	} {
+		st, body := b.do(r.method, r.path, "")
+		oathWant(t, st, body, 404, "no_such_route")
 	}
-	st, body = b.do("POST", wire.PathOATHEnrol, "")
-	oathWant(t, st, body, 404, "no_such_route")
-	if _, err := oathflow.New(oathflow.Config{Enabled: true}, srv.DB, nil); err == nil ||
+	if _, err := oathflow.New(oathflow.Config{}, srv.DB, nil); err == nil ||
 		!strings.Contains(err.Error(), "qrauthd genkey") {
 		t.Fatalf("OATH without a key: %v", err)
 	}

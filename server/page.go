@@ -117,7 +117,7 @@ func (s *Server) handleAccountPage(c echo.Context) error {
 	if err := s.ensureBindCookie(c); err != nil {
 		return err
 	}
-	return s.servePage(c, "account.html")
+	return s.serveFeaturePage(c, "account.html")
 }
 
 // handleScanPage answers a plain camera app that opened a QR URL. It never

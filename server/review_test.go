@@ -27,7 +27,6 @@ func TestInsecureBadgeCannotEnrolOATH(t *testing.T) {
 	a.Shutdown(context.Background())
 
 	srv := badgeServerAtOATH(t, path, badgeMasterKey, func(c *oathflow.Config) {
-		c.Enabled = true
 		c.Policy = oathflow.PolicyRequired
 	})
 	k, st, body := (&badgeWorld{srv: srv}).scan(t, b.Payload)

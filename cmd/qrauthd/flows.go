@@ -12,18 +12,11 @@ import (
 
 // flows returns the flows beside the core, in the order their sign-in gates
 // run: the one explicit list (docs/architecture.md, "Adding a flow"). The
-// badge, OATH and offline flows are always listed and answer their own
-// "disabled" while their Config says so; forward auth and OpenID Connect
-// are listed only when switched on.
+// badge and offline flows are always listed and answer their own
+// "disabled" while their Config says so; OATH, forward auth and OpenID
+// Connect are listed only when switched on.
 func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	// After the badge flow, whose fallback step (a password after an
-	// insecure badge) gives way to OATH's code; before the offline codes,
-	// which ask nothing.
-	oath, err := oathflow.New(m.OATH, db, m.Config.MasterKey)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +24,18 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	flows := []server.Flow{badge, oath, off}
+	flows := []server.Flow{badge}
+	if m.oathOn() {
+		// After the badge flow, whose fallback step (a password after an
+		// insecure badge) gives way to OATH's code; before the offline
+		// codes, which ask nothing.
+		oath, err := oathflow.New(m.OATH, db, m.Config.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, oath)
+	}
+	flows = append(flows, off)
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}

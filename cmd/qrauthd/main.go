@@ -50,8 +50,10 @@ type Main struct {
 	ForwardAuth   forwardauth.Config
 	// Badge configures badges and passwords (server/badgeflow).
 	Badge badgeflow.Config
-	// OATH configures the OATH second factor (server/oathflow).
-	OATH oathflow.Config
+	// OATH configures the OATH second factor (server/oathflow); OATHOn
+	// (-oath, or an -oath-policy other than off) lists the flow.
+	OATH   oathflow.Config
+	OATHOn bool
 	// Offline configures offline codes and transaction approval
 	// (server/offlineflow).
 	Offline offlineflow.Config

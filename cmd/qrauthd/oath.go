@@ -11,10 +11,16 @@ import (
 	"github.com/qrauth/qrauth/server/oathflow"
 )
 
+// oathOn reports whether the OATH flow is listed: -oath, or a policy that
+// asks for codes (which needs the flow).
+func (m *Main) oathOn() bool {
+	return m.OATHOn || (m.OATH.Policy != "" && m.OATH.Policy != oathflow.PolicyOff)
+}
+
 // oathFlags adds the flags of the oath flow to fs, into m.Config.
 func (m *Main) oathFlags(fs *flag.FlagSet, e *flagEnv) {
 	c := &m.OATH
-	fs.BoolVar(&c.Enabled, "oath", env("OATH", "") == "true",
+	fs.BoolVar(&m.OATHOn, "oath", env("OATH", "") == "true",
 		"let users enrol authenticator apps (TOTP/HOTP) as a second factor; needs the master key (QRAUTH_OATH=true)")
 	c.Policy = oathflow.Policy(env("OATH_POLICY", string(oathflow.PolicyOff)))
 	fs.StringVar((*string)(&c.Policy), "oath-policy", string(c.Policy),

@@ -390,7 +390,7 @@ func TestOATHFlags(t *testing.T) {
 	if err := m.ParseFlags([]string{"-oath-letter-dir", "/tmp/l", "-data", "/srv/q.db"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if m.OATH.LetterDir != "/tmp/l" || m.OATH.KeepSecret || m.OATH.Enabled {
+	if m.OATH.LetterDir != "/tmp/l" || m.OATH.KeepSecret || m.oathOn() {
 		t.Fatalf("%+v", m.OATH)
 	}
 	if err := NewMain().ParseFlags([]string{"-oath-window-ahead", "-1"}, io.Discard); err == nil {

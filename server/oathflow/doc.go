@@ -18,6 +18,9 @@
 //
 // Code generation and otpauth:// URIs come from github.com/pquerna/otp;
 // the window, drift, replay detection and lock are ours (oath_otp.go) and
-// the replay state is kept in the store (oath.Store, the store interface this flow consumes; the flow
-// reaches the core only through server.Host).
+// the replay state is kept in the store (oath.Store, the store interface
+// this flow consumes; the records and that contract live in package oath).
+// The flow reaches the core only through server.Host. It is on exactly
+// when cmd/qrauthd lists it (-oath, or a policy other than off); New
+// requires the master key.
 package oathflow

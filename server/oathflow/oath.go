@@ -47,13 +47,10 @@ const (
 	DefaultMaxFailures = 5
 )
 
-// Config configures the oath flow. The zero value is its default:
-// disabled, and every zero field takes its Default* constant. Integer
+// Config configures the oath flow. The flow is on exactly when cmd/qrauthd
+// lists it; every zero field takes its Default* constant. Integer
 // fields where 0 means "default" take a negative value for "none".
 type Config struct {
-	// Enabled turns on enrolment and the admin API. A Policy other than
-	// off enables it too. Needs Config.MasterKey.
-	Enabled bool
 	// Policy says when the sign-in asks for a code. Default off.
 	Policy Policy
 
@@ -110,7 +107,6 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 		c.Policy = PolicyOff
 	case PolicyOff:
 	case PolicyIfEnrolled, PolicyRequired:
-		c.Enabled = true
 	default:
 		return c, fmt.Errorf("policy %q: want off, if-enrolled or required", c.Policy)
 	}
@@ -175,9 +171,6 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 	if c.MaxFailures == 0 {
 		c.MaxFailures = DefaultMaxFailures
 	}
-	if !c.Enabled {
-		return c, nil
-	}
 	if len(masterKey) == 0 {
 		return c, errors.New("OATH is enabled but there is no master key to encrypt its secrets with. " +
 			"Make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with " +
@@ -195,7 +188,8 @@ type Flow struct {
 }
 
 // New checks cfg and returns the flow over st. masterKey is the operator's
-// key that seals the secrets at rest: required when the flow is enabled.
+// key that seals the secrets at rest: required, so the flow is listed only
+// when a key is configured.
 func New(cfg Config, st oath.Store, masterKey []byte) (*Flow, error) {
 	cfg, err := cfg.withDefaults(masterKey)
 	if err != nil {
@@ -210,13 +204,11 @@ func (f *Flow) Name() string { return MethodOATH }
 // Mount implements server.Flow.
 func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	f.h = h
-	if f.cfg.Enabled {
-		sl, err := keys.NewSealer(f.key, keys.OATH, h.Rand())
-		if err != nil {
-			return err
-		}
-		f.cfg.sealer = sl
+	sl, err := keys.NewSealer(f.key, keys.OATH, h.Rand())
+	if err != nil {
+		return err
 	}
+	f.cfg.sealer = sl
 	f.oathRoutes(e)
 	return nil
 }
@@ -225,7 +217,7 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 // step, as the policy says.
 func (f *Flow) Gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (server.Step, error) {
 	p := f.cfg.Policy
-	if !f.cfg.Enabled || p == PolicyOff || si.Passed(MethodOATH) {
+	if p == PolicyOff || si.Passed(MethodOATH) {
 		return server.Step{}, nil
 	}
 	if p == PolicyRequired {
@@ -244,9 +236,6 @@ func (f *Flow) Gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (ser
 // AdminUser implements server.Flow: the user's OATH status in the admin
 // user list, false without an active token, else its kind and state.
 func (f *Flow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string]any) error {
-	if !f.cfg.Enabled {
-		return nil
-	}
 	a, err := f.findOATH(ctx, u.ID)
 	if err != nil {
 		return err
@@ -266,12 +255,7 @@ func (f *Flow) Purge(context.Context, time.Time) {}
 func (f *Flow) Shutdown() {}
 
 func (f *Flow) oathRoutes(e *echo.Echo) {
-	// The account page's section asks GET /api/oath whether the flow is on,
-	// so that route answers also when it is off.
 	e.GET(wire.PathOATH, f.handleOATHStatus)
-	if !f.cfg.Enabled {
-		return
-	}
 	e.POST(wire.PathOATHEnrol, f.handleOATHEnrol)
 	e.POST(wire.PathOATHConfirm, f.handleOATHConfirm)
 
