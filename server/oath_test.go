@@ -737,10 +737,34 @@ func TestOATHDisabled(t *testing.T) {
 		st, body := b.do(r.method, r.path, "")
 		oathWant(t, st, body, 404, "no_such_route")
 	}
+	// So the account page does not load the script that would ask them;
+	// with the flow on, it does.
+	if page := accountPage(t, b); strings.Contains(page, "account-oath.js") || !strings.Contains(page, "account.js") {
+		t.Fatalf("account page with OATH off:\n%s", page)
+	}
+	on := oathOpen(t, newOATHClock(), nil, nil)
+	if page := accountPage(t, signUp(t, on, newPhone(t, on, "+41 79 123 45 68"))); !strings.Contains(page, "account-oath.js") {
+		t.Fatalf("account page with OATH on:\n%s", page)
+	}
 	if _, err := oathflow.New(oathflow.Config{}, srv.DB, nil); err == nil ||
 		!strings.Contains(err.Error(), "qrauthd genkey") {
 		t.Fatalf("OATH without a key: %v", err)
 	}
+}
+
+// accountPage returns the account page as b gets it.
+func accountPage(t *testing.T, b *browser) string {
+	t.Helper()
+	res, err := b.client.Get(b.srv.URL + wire.PathAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	page, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%d %v", res.StatusCode, err)
+	}
+	return string(page)
 }
 
 func TestOATHSecretsNeverLogged(t *testing.T) {
