@@ -50,6 +50,8 @@ type testConfig struct {
 	Badge   badgeflow.Config
 	OATH    oathflow.Config
 	Offline offlineflow.Config
+	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
+	OfflineOn bool
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -70,11 +72,15 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	flows := []server.Flow{bf, of}
+	if cfg.OfflineOn {
+		off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, off)
 	}
-	return []server.Flow{bf, of, off}, nil
+	return flows, nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

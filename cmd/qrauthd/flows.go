@@ -12,9 +12,9 @@ import (
 
 // flows returns the flows beside the core, in the order their sign-in gates
 // run: the one explicit list (docs/architecture.md, "Adding a flow"). The
-// badge, OATH and offline flows are always listed and answer their own
-// "disabled" while their Config says so; forward auth and OpenID Connect
-// are listed only when switched on.
+// badge and OATH flows are always listed and answer their own "disabled"
+// while their Config says so; the offline flow, forward auth and OpenID
+// Connect are listed only when switched on.
 func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
 	if err != nil {
@@ -27,11 +27,14 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	if err != nil {
 		return nil, err
 	}
-	off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
+	flows := []server.Flow{badge, oath}
+	if m.OfflineOn {
+		off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, off)
 	}
-	flows := []server.Flow{badge, oath, off}
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}
