@@ -51,6 +51,8 @@ type testConfig struct {
 	OATH    oathflow.Config
 	OATHOn  bool // lists the OATH flow, as -oath does
 	Offline offlineflow.Config
+	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
+	OfflineOn bool
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -75,11 +77,14 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, of)
 	}
-	off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	if cfg.OfflineOn {
+		off, err := offlineflow.New(cfg.Offline, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, off)
 	}
-	return append(flows, off), nil
+	return flows, nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

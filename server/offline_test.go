@@ -65,7 +65,7 @@ type offlineEnv struct {
 func offlineConfig(clock *offlineClock, edit func(*testConfig)) func(*testConfig) {
 	return func(c *testConfig) {
 		c.MasterKey = bytes.Repeat([]byte{7}, 32)
-		c.Offline.Enabled = true
+		c.OfflineOn = true
 		c.Offline.APITokens = []string{offlineAPIToken}
 		c.Now = clock.Now
 		if edit != nil {
@@ -223,10 +223,10 @@ func TestOfflineConfig(t *testing.T) {
 		edit func(*testConfig)
 		want string
 	}{
-		{"NoMasterKey", func(c *testConfig) { c.Offline.Enabled = true }, "qrauthd genkey"},
-		{"OTPLength3", func(c *testConfig) { c.Offline.OTPLength = 3 }, "OTP length 3"},
-		{"OTPLength10", func(c *testConfig) { c.Offline.OTPLength = 10 }, "OTP length 10"},
-		{"ShortToken", func(c *testConfig) { c.Offline.APITokens = []string{"short"} }, "API token 1"},
+		{"NoMasterKey", func(c *testConfig) { c.OfflineOn = true }, "qrauthd genkey"},
+		{"OTPLength3", func(c *testConfig) { c.OfflineOn, c.Offline.OTPLength = true, 3 }, "OTP length 3"},
+		{"OTPLength10", func(c *testConfig) { c.OfflineOn, c.Offline.OTPLength = true, 10 }, "OTP length 10"},
+		{"ShortToken", func(c *testConfig) { c.OfflineOn, c.Offline.APITokens = true, []string{"short"} }, "API token 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var cfg testConfig
@@ -239,24 +239,28 @@ func TestOfflineConfig(t *testing.T) {
 	}
 	for n := offline.MinOTPLength; n <= offline.MaxOTPLength; n++ {
 		cfg := testConfig{Config: server.Config{MasterKey: make([]byte, 32)}}
-		cfg.Offline.Enabled, cfg.Offline.OTPLength = true, n
+		cfg.OfflineOn, cfg.Offline.OTPLength = true, n
 		if _, err := newTestFlows(cfg, MustOpenServer(t, nil).DB); err != nil {
 			t.Fatalf("length %d: %v", n, err)
 		}
 	}
 }
 
+// TestOfflineDisabled: a server without the offline flow in its list has
+// none of its routes, its pages included.
 func TestOfflineDisabled(t *testing.T) {
 	srv := MustOpenServer(t, nil)
 	st, body := offlineCall(t, srv.URL, "POST", wire.PathOfflineSessions, map[string]any{}, "Bearer "+offlineAPIToken)
-	wantReason(t, st, body, 404, "offline_disabled")
+	wantReason(t, st, body, 404, "no_such_route")
+	st, body = offlineCall(t, srv.URL, "GET", wire.PathAppOffline, nil, "")
+	wantReason(t, st, body, 404, "no_such_route")
 	resp, err := http.Get(srv.URL + wire.PathOffline)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("the page itself is served (and says why it cannot help): %d", resp.StatusCode)
+	if resp.StatusCode != 404 {
+		t.Fatalf("the page of a flow that is off: %d, want 404", resp.StatusCode)
 	}
 }
 

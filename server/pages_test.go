@@ -136,7 +136,7 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 				if tc.badge || tc.offline {
 					c.MasterKey = bytes.Repeat([]byte{7}, 32)
 				}
-				c.Badge.Enabled, c.Offline.Enabled = tc.badge, tc.offline
+				c.Badge.Enabled, c.OfflineOn = tc.badge, tc.offline
 			})
 			_, body := get(t, srv.URL+wire.PathLogin, browserAccept)
 			if got := strings.Contains(body, `href="/badge"`); got != tc.badge {

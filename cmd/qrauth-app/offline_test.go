@@ -44,7 +44,7 @@ func startOfflineServer(t *testing.T, dbPath string, key []byte) *offlineServer 
 		t.Fatal(err)
 	}
 	cfg := qrserver.Config{Addr: "127.0.0.1:0", MasterKey: key, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	off, err := offlineflow.New(offlineflow.Config{Enabled: true, APITokens: []string{offlineToken}}, db, key)
+	off, err := offlineflow.New(offlineflow.Config{APITokens: []string{offlineToken}}, db, key)
 	if err != nil {
 		t.Fatal(err)
 	}

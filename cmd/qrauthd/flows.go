@@ -12,15 +12,11 @@ import (
 
 // flows returns the flows beside the core, in the order their sign-in gates
 // run: the one explicit list (docs/architecture.md, "Adding a flow"). The
-// badge and offline flows are always listed and answer their own
-// "disabled" while their Config says so; OATH, forward auth and OpenID
+// badge flow is always listed and answers its own "disabled" while its
+// Config says so; OATH, the offline flow, forward auth and OpenID
 // Connect are listed only when switched on.
 func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 	badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
-	}
-	off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +31,13 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, oath)
 	}
-	flows = append(flows, off)
+	if m.OfflineOn {
+		off, err := offlineflow.New(m.Offline, db, m.Config.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, off)
+	}
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}

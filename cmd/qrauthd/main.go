@@ -55,8 +55,9 @@ type Main struct {
 	OATH   oathflow.Config
 	OATHOn bool
 	// Offline configures offline codes and transaction approval
-	// (server/offlineflow).
-	Offline offlineflow.Config
+	// (server/offlineflow), listed while OfflineOn.
+	Offline   offlineflow.Config
+	OfflineOn bool
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string

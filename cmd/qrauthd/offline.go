@@ -14,7 +14,7 @@ import (
 // offlineFlags adds the flags of the offline flow to fs, into m.Config.
 func (m *Main) offlineFlags(fs *flag.FlagSet, e *flagEnv) {
 	c := &m.Offline
-	fs.BoolVar(&c.Enabled, "offline", env("OFFLINE", "") == "true",
+	fs.BoolVar(&m.OfflineOn, "offline", env("OFFLINE", "") == "true",
 		"offline QR codes and transaction approval: phones that activated them sign in, or approve, with a one-time code "+
 			"also without network; needs the master key (QRAUTH_OFFLINE=true)")
 	fs.IntVar(&c.OTPLength, "offline-otp-length", e.int("OFFLINE_OTP_LENGTH", offlineflow.DefaultOTPLength), "digits of an offline code, 4 to 9 (QRAUTH_OFFLINE_OTP_LENGTH)")

@@ -253,15 +253,16 @@ func TestBrowserApprovalPage(t *testing.T) {
 	}
 }
 
-// TestOfflineFlagsRefused: the settings that cannot work stop the start.
+// TestOfflineFlagsRefused: the settings that cannot work stop the start of
+// a server with the flow on (with it off, they are not used).
 func TestOfflineFlagsRefused(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"-offline"}, "qrauthd genkey"},
-		{[]string{"-offline-otp-length", "3"}, "OTP length 3"},
-		{[]string{"-offline-otp-length", "10"}, "OTP length 10"},
+		{[]string{"-offline", "-offline-otp-length", "3"}, "OTP length 3"},
+		{[]string{"-offline", "-offline-otp-length", "10"}, "OTP length 10"},
 	} {
 		m := NewMain()
 		args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "qrauth.db"), "-admin-socket", "off"}, tc.args...)

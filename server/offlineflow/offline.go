@@ -30,12 +30,9 @@ const (
 	DefaultApprovalTTL = 5 * time.Minute
 )
 
-// Config configures the offline flow. The zero value is its default:
-// disabled, and every zero field takes its Default* constant.
+// Config configures the offline flow. The flow is on exactly when
+// cmd/qrauthd lists it; every zero field takes its Default* constant.
 type Config struct {
-	// Enabled turns the flow on. It needs Config.MasterKey, which encrypts
-	// the method keys at rest.
-	Enabled bool
 	// OTPLength is the number of digits of a code, 4 to 9. Default 6.
 	OTPLength int
 	// MaxAttempts is the number of wrong codes, counted per device and
@@ -95,7 +92,7 @@ func (c Config) withDefaults(masterKey []byte) (Config, error) {
 			return c, fmt.Errorf("API token %d: want at least %d characters without spaces (for example from `qrauthd genkey`)", i+1, minAPITokenLen)
 		}
 	}
-	if c.Enabled && len(masterKey) == 0 {
+	if len(masterKey) == 0 {
 		return c, errors.New("offline codes need a master key to encrypt the phones' method keys at rest: " +
 			"create one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key (or set QRAUTH_KEY)")
 	}
@@ -131,8 +128,7 @@ type Flow struct {
 }
 
 // New checks cfg and returns the flow over st. masterKey is the operator's
-// key that seals the phones' method keys at rest: required when the flow is
-// enabled.
+// key that seals the phones' method keys at rest: required.
 func New(cfg Config, st offline.Store, masterKey []byte) (*Flow, error) {
 	cfg, err := cfg.withDefaults(masterKey)
 	if err != nil {
@@ -162,51 +158,48 @@ func (o *Flow) Mount(hs server.Host, e *echo.Echo) error {
 	for _, t := range o.cfg.APITokens {
 		o.tokens = append(o.tokens, sha256.Sum256([]byte(t)))
 	}
-	if o.cfg.Enabled {
-		sl, err := keys.NewSealer(o.key, keys.Offline, hs.Rand())
-		if err != nil {
-			return err
-		}
-		o.sealer = sl
+	sl, err := keys.NewSealer(o.key, keys.Offline, hs.Rand())
+	if err != nil {
+		return err
 	}
-	h := o.enabled
+	o.sealer = sl
 
 	// Pages.
 	e.GET(wire.PathOffline, o.handleOfflinePage)
 	e.GET(wire.PathApprove, o.handleApprovePage)
 	// A plain camera app that opens a transaction code lands here; like
 	// /q/PSK, the page never touches the transaction.
-	e.GET(wire.PathTransactionScan, h(o.handleTransactionScanPage))
+	e.GET(wire.PathTransactionScan, o.handleTransactionScanPage)
 
 	// The browser's "sign in with a code".
-	e.POST(wire.PathOfflineSignIn, h(o.handleSignInBegin))
-	e.POST(wire.PathOfflineSignInVerify, h(o.handleSignInVerify))
-	e.POST(wire.PathOfflineSignInCancel, h(o.handleSignInCancel))
+	e.POST(wire.PathOfflineSignIn, o.handleSignInBegin)
+	e.POST(wire.PathOfflineSignInVerify, o.handleSignInVerify)
+	e.POST(wire.PathOfflineSignInCancel, o.handleSignInCancel)
 	// The transaction approval page.
-	e.POST(wire.PathApproveView, h(o.handlePageView))
-	e.POST(wire.PathApproveVerify, h(o.handlePageVerify))
+	e.POST(wire.PathApproveView, o.handlePageView)
+	e.POST(wire.PathApproveVerify, o.handlePageVerify)
 
 	// The phone.
-	e.GET(wire.PathAppOffline, h(o.handleAppListMethods))
-	e.POST(wire.PathAppOfflineMethod, h(o.handleAppActivate))
-	e.DELETE(wire.PathAppOfflineMethod, h(o.handleAppDeactivate))
-	e.GET(wire.PathAppApproval, h(o.handleAppApproval))
-	e.POST(wire.PathAppApproval, h(o.handleAppDecide))
+	e.GET(wire.PathAppOffline, o.handleAppListMethods)
+	e.POST(wire.PathAppOfflineMethod, o.handleAppActivate)
+	e.DELETE(wire.PathAppOfflineMethod, o.handleAppDeactivate)
+	e.GET(wire.PathAppApproval, o.handleAppApproval)
+	e.POST(wire.PathAppApproval, o.handleAppDecide)
 
 	// Relying sites.
-	e.POST(wire.PathOfflineSessions, h(o.handleBegin))
-	e.GET(wire.PathOfflineSession, h(o.handleStatus))
-	e.POST(wire.PathOfflineSessionVerify, h(o.handleVerify))
-	e.POST(wire.PathOfflineSessionCancel, h(o.handleCancel))
-	e.GET(wire.PathOfflineUserMethods, h(o.api(o.handleUserMethods)))
-	e.POST(wire.PathOfflineUserUnlock, h(o.api(o.handleUnlock)))
-	e.POST(wire.PathApprovals, h(o.handleCreateApproval))
-	e.GET(wire.PathApproval, h(o.handleApprovalStatus))
-	e.POST(wire.PathApprovalCancel, h(o.handleCancelApproval))
+	e.POST(wire.PathOfflineSessions, o.handleBegin)
+	e.GET(wire.PathOfflineSession, o.handleStatus)
+	e.POST(wire.PathOfflineSessionVerify, o.handleVerify)
+	e.POST(wire.PathOfflineSessionCancel, o.handleCancel)
+	e.GET(wire.PathOfflineUserMethods, o.api(o.handleUserMethods))
+	e.POST(wire.PathOfflineUserUnlock, o.api(o.handleUnlock))
+	e.POST(wire.PathApprovals, o.handleCreateApproval)
+	e.GET(wire.PathApproval, o.handleApprovalStatus)
+	e.POST(wire.PathApprovalCancel, o.handleCancelApproval)
 
 	// Administration.
-	e.GET(wire.PathAdminOfflineUser, h(o.admin(o.handleUserMethods)))
-	e.POST(wire.PathAdminOfflineUserUnlock, h(o.admin(o.handleUnlock)))
+	e.GET(wire.PathAdminOfflineUser, o.admin(o.handleUserMethods))
+	e.POST(wire.PathAdminOfflineUserUnlock, o.admin(o.handleUnlock))
 	return nil
 }
 
@@ -229,20 +222,6 @@ func (o *Flow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string
 		}
 		methods["offline"] = views
 		return nil
-	}
-}
-
-var errOfflineDisabled = qrauth.Errorf(qrauth.ENOTFOUND, "offline_disabled",
-	"Offline codes are not enabled on this server. Sign in with the QR code instead.")
-
-// enabled answers every route of the flow with "offline_disabled" while the
-// flow is off, so that clients get a clear reason instead of a bare 404.
-func (o *Flow) enabled(h echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if !o.cfg.Enabled {
-			return errOfflineDisabled
-		}
-		return h(c)
 	}
 }
 
@@ -389,7 +368,3 @@ func (w *approvalWaiters) notify(id string) {
 		delete(w.m, id)
 	}
 }
-
-// Enabled reports whether offline codes are on (the login page offers
-// them).
-func (o *Flow) Enabled() bool { return o.cfg.Enabled }

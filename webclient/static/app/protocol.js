@@ -382,7 +382,6 @@ export const REASONS = {
   invalid_argument: SERVER_BUG,
   internal: 'The server failed. Try again in a moment.',
   // Offline codes and transactions (docs/offline.md §10).
-  offline_disabled: 'Codes without network are not turned on at this server.',
   api_credential_required: 'This request needs a relying site’s credentials.',
   bad_api_token: 'This request needs a relying site’s credentials.',
   user_required: APP_BUG,
