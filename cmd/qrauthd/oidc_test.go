@@ -693,3 +693,132 @@ func TestOIDCACRSecondFactor(t *testing.T) {
 		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
 	}
 }
+
+// TestOIDCConsent: a client without skip-consent gets the consent screen
+// the first time it asks for a scope the person has not granted it; a
+// refusal returns access_denied to the site; a granted scope is not asked
+// again; a new scope is.
+func TestOIDCConsent(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	ctx, problems := newChromium(t)
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 00 13", Name: "Pixel 8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+wire.PathLogin)); err != nil {
+		t.Fatal(err)
+	}
+	oathScanPage(t, ctx, dev, wire.ModeSignUp) // signs up Ada and stays signed in
+	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#user-name`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+
+	secret := randomSecret(t)
+	rp := startRP(t, origin, "shop", secret)
+	if err := m.DB.CreateOIDCClient(context.Background(), &oidc.Client{ID: "shop", Name: "Corner <Shop>",
+		RedirectURIs: []string{rp.origin + "/callback"}, Scopes: []string{"profile", "email"},
+		SecretHash: oidc.Hash(secret), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	rp.conf.Scopes = []string{gooidc.ScopeOpenID, "profile"}
+
+	// consentShown navigates to the site's login and returns the scopes
+	// the consent screen lists.
+	consentShown := func(t *testing.T) []string {
+		t.Helper()
+		var items []string
+		var heading string
+		if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"),
+			chromedp.WaitVisible(`#consent`, chromedp.ByQuery),
+			chromedp.Text("h1", &heading, chromedp.ByQuery),
+			chromedp.Evaluate(`Array.from(document.querySelectorAll('#consent li'), li => li.textContent)`, &items),
+		); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(heading, "Corner <Shop>") { // the name as text, escaped
+			t.Fatalf("consent heading %q", heading)
+		}
+		return items
+	}
+	answer := func(t *testing.T, button string) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := chromedp.Run(wctx, chromedp.Click(button, chromedp.ByQuery), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+			var loc, body string
+			chromedp.Run(ctx, chromedp.Location(&loc), chromedp.OuterHTML("html", &body))
+			t.Fatal(err, loc, body)
+		}
+	}
+
+	t.Run("PromptNoneConsentRequired", func(t *testing.T) {
+		rp.params = url.Values{"prompt": {"none"}}
+		defer func() { rp.params = nil }()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := chromedp.Run(wctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+			var loc, body string
+			chromedp.Run(ctx, chromedp.Location(&loc), chromedp.OuterHTML("html", &body))
+			t.Fatal(err, loc, body)
+		}
+		if rp.lastErr != "consent_required" {
+			t.Fatalf("prompt=none without consent: %q", rp.lastErr)
+		}
+	})
+	t.Run("Deny", func(t *testing.T) {
+		if got := consentShown(t); !slices.Equal(got, []string{"your name"}) {
+			t.Fatalf("consent lists %q", got)
+		}
+		answer(t, "#consent-deny")
+		if rp.lastErr != "access_denied" {
+			t.Fatalf("denied: %q", rp.lastErr)
+		}
+		if _, err := m.DB.FindOIDCConsent(context.Background(), onlyUser(t, m), "shop"); qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+			t.Fatalf("a refusal was recorded as consent: %v", err)
+		}
+	})
+	t.Run("Allow", func(t *testing.T) {
+		consentShown(t)
+		saveScreenshot(t, ctx, "oidc-consent.png")
+		answer(t, "#consent-allow")
+		if rp.lastErr != "" {
+			t.Fatalf("allowed: %q", rp.lastErr)
+		}
+	})
+	t.Run("NotAskedAgain", func(t *testing.T) {
+		if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"), chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery)); err != nil {
+			t.Fatal(err)
+		}
+		if rp.lastErr != "" {
+			t.Fatalf("second sign-in: %q", rp.lastErr)
+		}
+	})
+	t.Run("NewScopeAsked", func(t *testing.T) {
+		rp.conf.Scopes = []string{gooidc.ScopeOpenID, "profile", "email"}
+		if got := consentShown(t); !slices.Equal(got, []string{"your email address"}) {
+			t.Fatalf("consent lists %q", got)
+		}
+		answer(t, "#consent-allow")
+		var claims struct {
+			Email string `json:"email"`
+		}
+		rp.lastID.Claims(&claims)
+		if rp.lastErr != "" || claims.Email != "ada@example.com" {
+			t.Fatalf("after the new scope: %q %+v", rp.lastErr, claims)
+		}
+	})
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// onlyUser is the id of the one user of m's store.
+func onlyUser(t *testing.T, m *Main) string {
+	t.Helper()
+	users, err := m.DB.ListUsers(context.Background(), "", 10)
+	if err != nil || len(users) != 1 {
+		t.Fatalf("users %v %v", users, err)
+	}
+	return string(users[0].ID)
+}

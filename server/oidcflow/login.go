@@ -3,7 +3,9 @@ package oidcflow
 import (
 	"html/template"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -124,17 +126,32 @@ var scopeText = map[string]string{
 }
 
 var consentTmpl = template.Must(template.New("consent").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Allow {{.Client}}? – qrauth</title><link rel="stylesheet" href="/static/app.css"></head>
-<body><main id="consent" data-client="{{.ClientID}}">
-<h1>Allow {{.Client}} to see your account?</h1>
-<p>{{.Client}} asks for:</p>
-<ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
-<form method="post" action="/oidc/consent">
-<input type="hidden" name="id" value="{{.ID}}">
-<button type="submit" name="answer" value="allow" id="consent-allow">Allow</button>
-<button type="submit" name="answer" value="deny" id="consent-deny">Deny</button>
-</form></main></body></html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>Allow {{.Client}}? · qrauth</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/app.css">
+</head>
+<body class="page-center">
+<main id="consent" class="card card-narrow" data-client="{{.ClientID}}">
+  <p class="brand"><span class="logo" aria-hidden="true"></span><span class="brand-name">qrauth</span></p>
+  <h1>Allow {{.Client}} to see your account?</h1>
+  <p class="lead">{{.Client}} asks for:</p>
+  <ul>{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>
+  <p>If you allow it, qrauth remembers: {{.Client}} is not asked again for these.</p>
+  <form method="post" action="/oidc/consent">
+    <input type="hidden" name="id" value="{{.ID}}">
+    <div class="form-actions">
+      <button type="submit" class="btn btn-primary" name="answer" value="allow" id="consent-allow">Allow</button>
+      <button type="submit" class="btn btn-secondary" name="answer" value="deny" id="consent-deny">Deny</button>
+    </div>
+  </form>
+</main>
+</body>
+</html>
 `))
 
 func (f *Flow) consentPage(c echo.Context, r *oidc.AuthRequest, cl *oidc.Client, missing []string) error {
@@ -147,6 +164,17 @@ func (f *Flow) consentPage(c echo.Context, r *oidc.AuthRequest, cl *oidc.Client,
 		}
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
+	// Under the site-wide no-referrer, a browser sends the form's POST with
+	// "Origin: null", which the core's CSRF check refuses; same-origin
+	// lets it send ours, and still nothing to other sites.
+	c.Response().Header().Set("Referrer-Policy", "same-origin")
+	// The answer's redirects end at the site's (registered) redirect URI,
+	// and a browser holds a form's redirects to form-action too.
+	if src := cspSource(r.RedirectURI); src != "" {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", strings.Replace(h.Get("Content-Security-Policy"),
+			"form-action 'self'", "form-action 'self' "+src, 1))
+	}
 	c.Response().Header().Set(echo.HeaderContentType, echo.MIMETextHTMLCharsetUTF8)
 	c.Response().WriteHeader(http.StatusOK)
 	return consentTmpl.Execute(c.Response(), map[string]any{"Client": cl.Name, "ClientID": cl.ID, "Scopes": shown, "ID": r.ID})
@@ -177,4 +205,22 @@ func (f *Flow) handleConsent(c echo.Context) error {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, loginPath+"?id="+r.ID)
+}
+
+// cspSource is the CSP source expression of a registered redirect URI:
+// its origin, or for a private-use scheme (a native app) the scheme; ""
+// if it has neither.
+func cspSource(uri string) string {
+	u, err := url.Parse(uri)
+	switch {
+	case err != nil || u.Scheme == "" || strings.ContainsAny(u.Scheme+u.Host, " ;,'\""):
+		return ""
+	case u.Scheme == "http" || u.Scheme == "https":
+		if u.Host == "" {
+			return ""
+		}
+		return u.Scheme + "://" + u.Host
+	default:
+		return u.Scheme + ":"
+	}
 }
