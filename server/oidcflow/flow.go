@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 const (
 	loginPath   = "/oidc/login"
 	consentPath = "/oidc/consent"
+	pendingPath = "/oidc/pending"
 	pathPrefix  = "/oidc/"
 )
 
@@ -155,6 +155,7 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	e.GET(pathPrefix+"keys", serve)
 	e.GET(loginPath, f.handleLogin)
 	e.POST(consentPath, f.handleConsent)
+	e.GET(pendingPath, f.handlePending)
 	f.adminRoutes(e)
 	e.Use(f.requestContext)
 	return nil
@@ -288,5 +289,3 @@ func (f *Flow) RotateKeys(ctx context.Context) error {
 func ctxWithState(c echo.Context) context.Context {
 	return context.WithValue(c.Request().Context(), stateKey{}, &reqState{c: c})
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
