@@ -127,7 +127,8 @@ func startRP(t *testing.T, issuer, clientID, secret string) *relyingParty {
 
 func registerClient(t *testing.T, m *Main, id, secret string, redirect, postLogout []string) {
 	t.Helper()
-	c := &oidc.Client{ID: id, Name: "Example Wiki", RedirectURIs: redirect, PostLogoutURIs: postLogout,
+	// The name's markup must show as text.
+	c := &oidc.Client{ID: id, Name: "Example <b>Wiki</b>", RedirectURIs: redirect, PostLogoutURIs: postLogout,
 		Scopes: []string{"profile", "email", "offline_access"}, SkipConsent: true, CreatedAt: time.Now()}
 	if secret != "" {
 		c.SecretHash = oidc.Hash(secret)
@@ -176,11 +177,27 @@ func TestOIDCRelyingParty(t *testing.T) {
 	waitState(t, ctx, "waiting")
 
 	rp := startRPLate(t, m, origin, secret)
+	// A browser without an open authorization request: no site to name.
+	if res, err := http.Get(origin + "/oidc/pending"); err != nil || res.StatusCode != http.StatusNoContent {
+		t.Fatalf("pending without a request: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 
-	// app → authorize → QR page → phone approves → back at the app.
-	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login")); err != nil {
+	// app → authorize → QR page (naming the site) → phone approves → back
+	// at the app.
+	var site, title string
+	if err := chromedp.Run(ctx, chromedp.Navigate(rp.origin+"/login"),
+		chromedp.WaitVisible("#login-site", chromedp.ByQuery),
+		chromedp.Text("#login-site", &site, chromedp.ByQuery),
+		chromedp.Title(&title),
+	); err != nil {
 		t.Fatal(err)
 	}
+	if site != "Example <b>Wiki</b> asks you to sign in with qrauth." || !strings.Contains(title, "Example <b>Wiki</b>") {
+		t.Fatalf("login page names the site %q (title %q)", site, title)
+	}
+	saveScreenshot(t, ctx, "oidc-login.png")
 	scanAndApprove(t, ctx, dev, false)
 	var name, sub string
 	if err := chromedp.Run(ctx,

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +24,7 @@ import (
 const (
 	loginPath   = "/oidc/login"
 	consentPath = "/oidc/consent"
+	pendingPath = "/oidc/pending"
 	pathPrefix  = "/oidc/"
 )
 
@@ -145,16 +145,22 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	f.http = p
 	serve := f.serve
 	e.GET("/.well-known/openid-configuration", serve)
-	e.Any(pathPrefix+"authorize", serve)
-	e.Any(pathPrefix+"authorize/callback", serve)
+	// GET and POST where the specs allow both (docs/protocol.md §11.6).
+	getPost := func(path string) {
+		e.GET(path, serve)
+		e.POST(path, serve)
+	}
+	getPost(pathPrefix + "authorize")
+	e.GET(pathPrefix+"authorize/callback", serve)
 	e.POST(pathPrefix+"token", serve)
 	e.POST(pathPrefix+"introspect", serve)
 	e.POST(pathPrefix+"revoke", serve)
-	e.Any(pathPrefix+"userinfo", serve)
-	e.Any(pathPrefix+"end_session", serve)
+	getPost(pathPrefix + "userinfo")
+	getPost(pathPrefix + "end_session")
 	e.GET(pathPrefix+"keys", serve)
 	e.GET(loginPath, f.handleLogin)
 	e.POST(consentPath, f.handleConsent)
+	e.GET(pendingPath, f.handlePending)
 	f.adminRoutes(e)
 	e.Use(f.requestContext)
 	return nil
@@ -288,5 +294,3 @@ func (f *Flow) RotateKeys(ctx context.Context) error {
 func ctxWithState(c echo.Context) context.Context {
 	return context.WithValue(c.Request().Context(), stateKey{}, &reqState{c: c})
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }

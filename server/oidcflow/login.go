@@ -64,7 +64,9 @@ func (f *Flow) handleLogin(c echo.Context) error {
 		}
 		c.SetCookie(&http.Cookie{Name: requestCookie, Value: r.ID, Path: "/", HttpOnly: true, Secure: f.h.Secure(),
 			SameSite: http.SameSiteLaxMode, MaxAge: int(f.cfg.RequestTTL / time.Second)})
-		return c.Redirect(http.StatusFound, "/?client="+urlQueryEscape(cl.Name))
+		// The login page asks pendingPath which site this is: never the
+		// URL, which anyone can write.
+		return c.Redirect(http.StatusFound, "/?oidc=1")
 	}
 	if slices.Contains(r.ACRValues, ACRMFA) && acrOf(info.AMR) != ACRMFA {
 		return f.refuse(c, r, zoidc.ErrAccessDenied().WithDescription("the second factor the site asks for was not given"))
@@ -93,6 +95,30 @@ func (f *Flow) handleLogin(c echo.Context) error {
 	req := c.Request().WithContext(ctxWithState(c))
 	op.AuthResponse(authRequest{r}, f.op, c.Response(), req)
 	return nil
+}
+
+// PendingClient is the answer of GET /oidc/pending: the site the
+// browser's open authorization request is for, which the login page shows
+// (as text).
+type PendingClient struct {
+	ClientID   string `json:"client_id"`
+	ClientName string `json:"client_name"`
+}
+
+// handlePending tells the login page which site asks it to sign in: 200
+// with a PendingClient, or 204 when the browser has no open request.
+func (f *Flow) handlePending(c echo.Context) error {
+	ctx := c.Request().Context()
+	c.Response().Header().Set("Cache-Control", "no-store")
+	r := f.pending(ctx)
+	if r == nil {
+		return c.NoContent(http.StatusNoContent)
+	}
+	cl, err := f.st.FindOIDCClient(ctx, r.ClientID)
+	if err != nil {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.JSON(http.StatusOK, PendingClient{ClientID: cl.ID, ClientName: cl.Name})
 }
 
 func (f *Flow) clearRequestCookie(c echo.Context) {

@@ -166,6 +166,25 @@
   // the console of every anonymous visitor).
   function init() {
     room.start();
+    showSite();
+  }
+
+  // A site that sent the browser here through OpenID Connect (?oidc=1):
+  // the server says which one, by its registered name, shown as text. The
+  // URL only hints; its words are never shown.
+  async function showSite() {
+    if (!new URLSearchParams(location.search).has('oidc')) return;
+    let res;
+    try {
+      res = await q.api('GET', '/oidc/pending');
+    } catch (e) {
+      return; // the page works without it
+    }
+    const name = res.data && typeof res.data.client_name === 'string' ? res.data.client_name.trim() : '';
+    if (!name) return;
+    byId('login-site-name').textContent = name;
+    byId('login-site').hidden = false;
+    document.title = 'Sign in to ' + name + ' · qrauth';
   }
 
   init();
