@@ -56,7 +56,16 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 	if s.redirectSignedIn(c) {
 		return c.Redirect(http.StatusSeeOther, wire.PathAccount)
 	}
-	b, err := fs.ReadFile(webclient.Files(), webclient.LoginPage)
+	return s.serveFeaturePage(c, webclient.LoginPage)
+}
+
+// serveFeaturePage serves the page name without the lines that carry
+// data-feature="NAME" for a flow that is not listed (or says it is off).
+// The login page offers only the flows that are on; the account page marks
+// each flow section's script so, so that a flow that is off (its routes
+// absent) is never asked.
+func (s *Server) serveFeaturePage(c echo.Context, name string) error {
+	b, err := fs.ReadFile(webclient.Files(), name)
 	if err != nil {
 		return qrauth.Internal(err)
 	}

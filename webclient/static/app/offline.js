@@ -14,7 +14,7 @@
 
 import { AppError, b64url, b64urlDecode, hex, sign } from './keys.js';
 import { argon2id } from './argon2.js';
-import { canonicalOrigin, signedCall, signedLines } from './protocol.js';
+import { canonicalOrigin, parseCodeURL, signedCall, signedLines } from './protocol.js';
 
 const enc = new TextEncoder();
 
@@ -165,24 +165,8 @@ export async function offlineCode(ch, pin) {
 
 // parseTransactionURL returns the token of ORIGIN/t/TOKEN for our origin.
 export function parseTransactionURL(origin, text) {
-  const notOurs = new AppError('invalid', 'not_a_transaction_code', 'This QR code is not a qrauth transaction code.');
-  const s = String(text).trim();
-  let u;
-  try {
-    u = new URL(s);
-  } catch (_) {
-    throw notOurs;
-  }
-  const got = canonicalOrigin(s);
-  if (!got) throw notOurs;
-  if (got !== canonicalOrigin(origin)) {
-    throw new AppError('invalid', 'foreign_origin', `This code belongs to ${got}, not to your server. Never approve a code shown by another site.`);
-  }
-  const rest = s.slice(s.indexOf('/', s.indexOf('//') + 2));
-  if (u.username || u.password || u.search || u.hash || s.includes('#') || s.includes('?') || !rest.startsWith(TX_PATH)) throw notOurs;
-  const tok = rest.slice(TX_PATH.length);
-  if (!/^[A-Za-z0-9_-]{22,64}$/.test(tok)) throw notOurs;
-  return tok;
+  return parseCodeURL(origin, text, TX_PATH, /^[A-Za-z0-9_-]{22,64}$/,
+    new AppError('invalid', 'not_a_transaction_code', 'This QR code is not a qrauth transaction code.'));
 }
 
 export function isTransactionURL(text) {

@@ -49,11 +49,11 @@ export function canonicalOrigin(s) {
   return u.origin;
 }
 
-// parseQRURL returns the PSK of a scanned text that is exactly
-// ORIGIN/q/PSK for our own origin, and refuses anything else without
-// contacting the server (appclient.ParseQRURL).
-export function parseQRURL(origin, text) {
-  const notOurs = new AppError('invalid', 'not_a_qrauth_code', 'This QR code is not a qrauth sign-in code.');
+// parseCodeURL returns the token of a scanned text that is exactly
+// ORIGIN + path + TOKEN for our own origin, with a token that tokenRe
+// accepts, and refuses anything else (notOurs) without contacting the
+// server (appclient's parseCodeURL).
+export function parseCodeURL(origin, text, path, tokenRe, notOurs) {
   const s = String(text).trim();
   let u;
   try {
@@ -67,12 +67,19 @@ export function parseQRURL(origin, text) {
     throw new AppError('invalid', 'foreign_origin', `This code belongs to ${got}, not to your server. Never approve a code shown by another site.`);
   }
   // The URL parser would quietly resolve escapes and dot segments; the code
-  // must be exactly origin + /q/ + PSK.
+  // must be exactly origin + path + token.
   const rest = s.slice(s.indexOf('/', s.indexOf('//') + 2));
-  if (u.username || u.password || u.search || u.hash || s.includes('#') || s.includes('?') || !rest.startsWith(QR_PATH)) throw notOurs;
-  const psk = rest.slice(QR_PATH.length);
-  if (!/^[A-Za-z0-9_-]{16,64}$/.test(psk)) throw notOurs;
-  return psk;
+  if (u.username || u.password || u.search || u.hash || s.includes('#') || s.includes('?') || !rest.startsWith(path)) throw notOurs;
+  const tok = rest.slice(path.length);
+  if (!tokenRe.test(tok)) throw notOurs;
+  return tok;
+}
+
+// parseQRURL returns the PSK of a scanned text that is exactly
+// ORIGIN/q/PSK for our own origin (appclient.ParseQRURL).
+export function parseQRURL(origin, text) {
+  return parseCodeURL(origin, text, QR_PATH, /^[A-Za-z0-9_-]{16,64}$/,
+    new AppError('invalid', 'not_a_qrauth_code', 'This QR code is not a qrauth sign-in code.'));
 }
 
 // --- typed codes (§7.9) --------------------------------------------------
