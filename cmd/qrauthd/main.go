@@ -65,6 +65,9 @@ type Main struct {
 	// tunes it.
 	OIDC       bool
 	OIDCConfig oidcflow.Config
+	// ConfigFile is -config: settings under the flags and the environment
+	// (config.go).
+	ConfigFile string
 
 	debug *http.Server
 
@@ -182,6 +185,9 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	if err := e.err(); err != nil {
 		return err
 	}
+	if err := m.applyConfigFile(fs); err != nil {
+		return err
+	}
 	return m.afterParse(fs)
 }
 
@@ -212,6 +218,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.IntVar(&m.Config.AppBurst, "app-burst", e.int("APP_BURST", server.DefaultAppBurst), "burst of app connections per client IP (QRAUTH_APP_BURST)")
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
+	m.configFlags(fs)
 	m.offlineFlags(fs, e)
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
