@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/server/forwardauth"
+	"golang.org/x/oauth2"
 )
 
 // clearEnv unsets every QRAUTH_* variable for the test, so that the
@@ -249,5 +255,139 @@ func TestOIDCHashSecret(t *testing.T) {
 	}
 	if code := runOIDC(nil, strings.NewReader(""), &out, &errOut); code != 2 {
 		t.Fatalf("no command: exit %d", code)
+	}
+}
+
+// TestOIDCConfigClient: a client declared in the config file is created at
+// start, updated at the next, completes an authorization code flow with a
+// real relying party in headless Chromium, cannot be removed over the
+// admin socket, and is removed (with its tokens) once it left the file.
+func TestOIDCConfigClient(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	data, cfg := filepath.Join(dir, "qrauth.db"), filepath.Join(dir, "qrauth.toml")
+	secret := randomSecret(t)
+	var hash bytes.Buffer
+	if code := runOIDC([]string{"hash-secret"}, strings.NewReader(secret), &hash, io.Discard); code != 0 {
+		t.Fatal("hash-secret failed")
+	}
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := func(redirect string) string {
+		return fmt.Sprintf("room-rate = 1000\nroom-burst = 1000\n\n[[oidc-client]]\nid = \"wiki\"\nname = \"Config Wiki\"\n"+
+			"type = \"confidential\"\nredirect-uris = [%q]\nskip-consent = true\nsecret-hash = %q\n", redirect, strings.TrimSpace(hash.String()))
+	}
+	// start runs the server on addr over the same database and file, as a
+	// restart does.
+	var running *Main
+	start := func(addr string) *Main {
+		t.Helper()
+		m := NewMain()
+		if err := m.ParseFlags([]string{"-addr", addr, "-data", data, "-config", cfg}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		m.LogOutput = io.Discard
+		if err := m.Run(); err != nil {
+			t.Fatal(err)
+		}
+		running = m
+		return m
+	}
+	stop := func(m *Main) {
+		t.Helper()
+		running = nil
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if running != nil {
+			running.Close()
+		}
+	})
+	ctx := t.Context()
+
+	write(client("https://placeholder.example/cb"))
+	m := start("127.0.0.1:0")
+	addr, origin := m.Server.Addr().String(), m.Server.Origin()
+	first, err := m.DB.FindOIDCClient(ctx, "wiki")
+	if err != nil || first.Source != oidc.SourceConfig || !bytes.Equal(first.SecretHash, oidc.Hash(secret)) {
+		t.Fatalf("config client at start: %+v %v", first, err)
+	}
+	admin := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := runAdmin(ctx, append([]string{"-data", data, "oidc", "clients"}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, out, _ := admin("list"); code != 0 || !regexp.MustCompile(`(?m)^wiki +Config Wiki +confidential +skipped +config `).MatchString(out) {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := admin("remove", "wiki"); code == 0 || !strings.Contains(errOut, "config file") {
+		t.Fatalf("remove of a config client: exit %d, %q", code, errOut)
+	}
+
+	// The relying party reads discovery at its start, so it starts against
+	// the first server; the file then gets its redirect URI, and a restart
+	// on the same address applies it.
+	rp := startRP(t, origin, "wiki", secret)
+	write(client(rp.origin + "/callback"))
+	stop(m)
+	m = start(addr)
+	c, err := m.DB.FindOIDCClient(ctx, "wiki")
+	if err != nil || !reflect.DeepEqual(c.RedirectURIs, []string{rp.origin + "/callback"}) || !c.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("updated client %+v %v", c, err)
+	}
+
+	// Sign up on qrauth's page, then sign in to the site: skip-consent and
+	// a signed-in browser go straight back with a code, which the site
+	// exchanges with its secret.
+	bctx, problems := newChromium(t)
+	dev, err := appclient.Init(bctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 00 21", Name: "Pixel 8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(bctx, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	scanAndApprove(t, bctx, dev, true)
+	var shown string
+	if err := chromedp.Run(bctx,
+		chromedp.SendKeys("#signup-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.Click("#signup-submit", chromedp.ByQuery),
+		chromedp.WaitVisible(`#user-name`, chromedp.ByQuery),
+		chromedp.Navigate(rp.origin+"/login"),
+		chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery),
+		chromedp.Text("main", &shown, chromedp.ByQuery),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shown, "Ada Lovelace") || rp.last == nil || rp.last.RefreshToken == "" {
+		t.Fatalf("relying party shows %q (err %q)", shown, rp.lastErr)
+	}
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+
+	// Its refresh token works while it is declared...
+	tok, err := rp.conf.TokenSource(ctx, &oauth2.Token{RefreshToken: rp.last.RefreshToken}).Token()
+	if err != nil || tok.RefreshToken == "" {
+		t.Fatalf("refresh while declared: %v", err)
+	}
+
+	// ...and the client leaves the file: gone at the next start, with its
+	// tokens.
+	write("room-rate = 1000\nroom-burst = 1000\n")
+	stop(m)
+	m = start(addr)
+	if _, err := m.DB.FindOIDCClient(ctx, "wiki"); qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+		t.Fatalf("client still there after it left the file: %v", err)
+	}
+	src := rp.conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken})
+	if _, err := src.Token(); err == nil {
+		t.Fatal("the removed client's refresh token still works")
 	}
 }
