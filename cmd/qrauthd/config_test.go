@@ -23,8 +23,9 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// clearEnv unsets every QRAUTH_* variable for the test, so that the
-// precedence tests see only what they set.
+// clearEnv unsets every QRAUTH_* variable for the test (restored after
+// it), so that it sees the defaults and what it sets itself, whatever this
+// process's environment holds.
 func clearEnv(t *testing.T) {
 	t.Helper()
 	for _, kv := range os.Environ() {
