@@ -103,6 +103,14 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{path}, args...)...))
 	}
+	// badKey is bad for a top-level key, with its line: FILE:LINE: ...
+	badKey := func(name, format string, args ...any) {
+		at := path
+		if line := keyLine(md, raw[name]); line > 0 {
+			at = fmt.Sprintf("%s:%d", path, line)
+		}
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{at}, args...)...))
+	}
 	type setting struct{ name, value string }
 	var sets []setting
 	var clients []oidcflow.ConfigClient
@@ -127,28 +135,28 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 		f := fs.Lookup(name)
 		switch {
 		case name == "config":
-			bad("key config: a config file cannot name another")
+			badKey(name, "key config: a config file cannot name another")
 			continue
 		case f == nil:
-			bad("unknown key %q: qrauthd has no flag -%s (qrauthd -h lists them)", name, name)
+			badKey(name, "unknown key %q: qrauthd has no flag -%s (qrauthd -h lists them)", name, name)
 			continue
 		}
 		var v any
 		if err := md.PrimitiveDecode(raw[name], &v); err != nil {
-			bad("key %s: %v", name, err)
+			badKey(name, "key %s: %v", name, err)
 			continue
 		}
 		values, ok := v.([]any)
 		if !ok {
 			values = []any{v}
 		} else if !repeatable(f) {
-			bad("key %s takes one value, not a list", name)
+			badKey(name, "key %s takes one value, not a list", name)
 			continue
 		}
 		for _, v := range values {
 			s, err := configValue(v)
 			if err != nil {
-				bad("key %s: %v", name, err)
+				badKey(name, "key %s: %v", name, err)
 				continue
 			}
 			sets = append(sets, setting{name, s})
@@ -172,7 +180,7 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 			} else if kind != "" {
 				kind = " (want a " + kind + ")"
 			}
-			bad("key %s: bad value %q%s: %v", s.name, s.value, kind, err)
+			badKey(s.name, "key %s: bad value %q%s: %v", s.name, s.value, kind, err)
 		}
 	}
 	if len(errs) > 0 {
@@ -188,6 +196,23 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 	m.OIDCConfig.Clients = clients
 	return nil
 }
+
+// keyLine is the line of a top-level key, 0 if unknown. BurntSushi/toml
+// tells a key's position only in the ParseError that an Unmarshaler's
+// error becomes, so a probe that always fails asks it.
+func keyLine(md toml.MetaData, p toml.Primitive) int {
+	var pe toml.ParseError
+	if errors.As(md.PrimitiveDecode(p, new(lineProbe)), &pe) {
+		return pe.Position.Line
+	}
+	return 0
+}
+
+type lineProbe struct{}
+
+var errLineProbe = errors.New("line probe")
+
+func (*lineProbe) UnmarshalTOML(any) error { return errLineProbe }
 
 // configValue is a TOML scalar as the command line would write it.
 func configValue(v any) (string, error) {

@@ -130,10 +130,10 @@ func TestConfigRefused(t *testing.T) {
 		name, text string
 		want       []string
 	}{
-		{"UnknownKey", "room-ttl = \"7m\"\nroom-tll = \"8m\"\n", []string{`unknown key "room-tll"`}},
+		{"UnknownKey", "room-ttl = \"7m\"\nroom-tll = \"8m\"\n", []string{`.toml:2: unknown key "room-tll"`}},
 		{"UnknownClientKey", "room-ttl = \"7m\"\n[[oidc-client]]\nid = \"x\"\nname = \"X\"\ntype = \"public\"\n" +
 			"redirect-uris = [\"https://x.example/cb\"]\nredirect-uri = \"https://x.example/cb\"\n", []string{`unknown key "redirect-uri"`}},
-		{"BadDuration", "room-ttl = \"7m\"\npsk-rotation = \"soon\"\n", []string{"key psk-rotation", `"soon"`, "duration"}},
+		{"BadDuration", "room-ttl = \"7m\"\npsk-rotation = \"soon\"\n", []string{".toml:2: key psk-rotation", `"soon"`, "duration"}},
 		{"DurationAsNumber", "room-ttl = \"7m\"\npsk-rotation = 30\n", []string{"key psk-rotation", `"30"`}},
 		{"BadBool", "room-ttl = \"7m\"\noath = \"maybe\"\n", []string{"key oath", "true or false"}},
 		{"BadInt", "room-ttl = \"7m\"\nmax-rooms = \"many\"\n", []string{"key max-rooms"}},
