@@ -281,6 +281,11 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
 		if err == nil {
 			err = m.afterParse(fs)
 		}
+		if err == nil {
+			// What Run checks before it opens anything.
+			m.LogOutput = io.Discard
+			_, err = m.logger()
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%v\n", err)
 			return 1

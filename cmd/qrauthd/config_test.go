@@ -200,6 +200,10 @@ func TestConfigCheckCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "tls-key") {
 		t.Fatalf("tls-cert alone: exit %d, %q", code, stderr)
 	}
+	code, _, stderr = runCLI(t, "config", "check", writeConfig(t, "log-level = \"verbose\"\n"))
+	if code != 1 || !strings.Contains(stderr, "log level") {
+		t.Fatalf("bad log level: exit %d, %q", code, stderr)
+	}
 	if code, _, stderr := runCLI(t, "config", "check", filepath.Join(t.TempDir(), "missing.toml")); code != 1 || stderr == "" {
 		t.Fatalf("missing file: exit %d, %q", code, stderr)
 	}

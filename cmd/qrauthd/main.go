@@ -253,21 +253,10 @@ func (m *Main) afterParse(fs *flag.FlagSet) error {
 // Run opens the store and starts serving. It returns once the server
 // listens.
 func (m *Main) Run() error {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
-		return fmt.Errorf("log level %q: want debug, info, warn or error", m.LogLevel)
+	log, err := m.logger()
+	if err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler
-	switch strings.ToLower(m.LogFormat) {
-	case "json":
-		h = slog.NewJSONHandler(m.LogOutput, opts)
-	case "text":
-		h = slog.NewTextHandler(m.LogOutput, opts)
-	default:
-		return fmt.Errorf("log format %q: want text or json", m.LogFormat)
-	}
-	log := slog.New(h)
 	m.Config.Logger = log
 	raiseOpenFileLimit(log)
 
@@ -322,6 +311,23 @@ func (m *Main) Run() error {
 		}
 	}
 	return nil
+}
+
+// logger is the logger -log-level and -log-format ask for, writing to
+// LogOutput.
+func (m *Main) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", m.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(m.LogFormat) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(m.LogOutput, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(m.LogOutput, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", m.LogFormat)
 }
 
 // Close shuts the server down gracefully, then closes the database that
