@@ -114,6 +114,7 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 	type setting struct{ name, value string }
 	var sets []setting
 	var clients []oidcflow.ConfigClient
+	clientsRead := true // false once the tables did not decode, which leaves all their keys undecoded
 	seen := map[string]bool{}
 	for _, key := range md.Keys() {
 		// Inside a table are the oidc-client fields, checked below; each
@@ -127,6 +128,7 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 			var list []fileClient
 			if err := md.PrimitiveDecode(raw[name], &list); err != nil {
 				bad("%s: %v", name, err)
+				clientsRead = false
 				continue
 			}
 			clients = configClients(list, bad)
@@ -163,7 +165,7 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 		}
 	}
 	for _, key := range md.Undecoded() {
-		if len(key) > 1 && key[0] == configKeyClients {
+		if clientsRead && len(key) > 1 && key[0] == configKeyClients {
 			bad("unknown key %q in an [[oidc-client]] table (docs/configuration.md lists them)", key[len(key)-1])
 		}
 	}

@@ -149,6 +149,8 @@ func TestConfigRefused(t *testing.T) {
 			"redirect-uris = [\"https://x.example/cb\"]\n", []string{"needs a secret-hash"}},
 		{"PlainSecret", "room-ttl = \"7m\"\n[[oidc-client]]\nid = \"x\"\nname = \"X\"\ntype = \"confidential\"\n" +
 			"redirect-uris = [\"https://x.example/cb\"]\nsecret-hash = \"hunter2\"\n", []string{"hash-secret"}},
+		{"ClientFieldType", "room-ttl = \"7m\"\n[[oidc-client]]\nid = \"x\"\nname = \"X\"\ntype = \"public\"\n" +
+			"redirect-uris = [\"https://x.example/cb\"]\nskip-consent = \"yes\"\n", []string{"skip-consent"}},
 		{"ClientTwice", "room-ttl = \"7m\"\n[[oidc-client]]\nid = \"x\"\nname = \"X\"\ntype = \"public\"\n" +
 			"redirect-uris = [\"https://x.example/cb\"]\n[[oidc-client]]\nid = \"x\"\nname = \"Y\"\ntype = \"public\"\n" +
 			"redirect-uris = [\"https://y.example/cb\"]\n", []string{"declared twice"}},
