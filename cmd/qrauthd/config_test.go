@@ -398,3 +398,45 @@ func TestOIDCConfigClient(t *testing.T) {
 		t.Fatal("the removed client's refresh token still works")
 	}
 }
+
+// TestConfigClientTakesNoAdminClient: a file that declares the id of a
+// client registered with `clients add` stops the start, naming it, and
+// leaves that client as it was.
+func TestConfigClientTakesNoAdminClient(t *testing.T) {
+	clearEnv(t)
+	data := filepath.Join(t.TempDir(), "qrauth.db")
+	run := func(args ...string) (*Main, error) {
+		m := NewMain()
+		if err := m.ParseFlags(append([]string{"-addr", "127.0.0.1:0", "-data", data}, args...), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		m.LogOutput = io.Discard
+		return m, m.Run()
+	}
+	m, err := run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	registerClient(t, m, "wiki", randomSecret(t), []string{"https://wiki.example/cb"}, nil)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "[[oidc-client]]\nid = \"wiki\"\nname = \"Other\"\ntype = \"public\"\nredirect-uris = [\"https://other.example/cb\"]\n")
+	m, err = run("-config", cfg)
+	if err == nil {
+		m.Close()
+		t.Fatal("started with a config client that takes an administrator's")
+	}
+	if !strings.Contains(err.Error(), "clients remove wiki") {
+		t.Fatalf("error %q does not say how to resolve it", err)
+	}
+	m, err = run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.DB.FindOIDCClient(t.Context(), "wiki")
+	if err != nil || c.Source != "" || c.Public || c.RedirectURIs[0] != "https://wiki.example/cb" {
+		t.Fatalf("administrator's client after the refused start: %+v %v", c, err)
+	}
+}
