@@ -38,7 +38,14 @@ type Client struct {
 	// IDTokenAlg is AlgRS256 (the default) or AlgEdDSA.
 	IDTokenAlg string    `json:"id_token_alg,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
+	// Source is SourceConfig for a client declared in qrauthd's config
+	// file, which only the file changes; empty for one registered with
+	// `qrauthd admin oidc clients add`.
+	Source string `json:"source,omitempty"`
 }
+
+// SourceConfig marks a Client declared in the config file.
+const SourceConfig = "config"
 
 // An AuthRequest is an authorization request from its arrival to the
 // exchange of its code. It is kept after the exchange (Exchanged) until
@@ -148,6 +155,13 @@ type Store interface {
 	ListOIDCClients(ctx context.Context) ([]*Client, error)
 	// DeleteOIDCClient removes the client and every token issued to it.
 	DeleteOIDCClient(ctx context.Context, id string) error
+	// SyncOIDCConfigClients makes the clients of Source SourceConfig be
+	// exactly clients (each of that Source), in one transaction: new ones
+	// are created, present ones replaced (keeping CreatedAt and their
+	// tokens), and those no longer listed deleted like DeleteOIDCClient.
+	// ECONFLICT, and nothing changed, if an ID belongs to a client of
+	// another source.
+	SyncOIDCConfigClients(ctx context.Context, clients []*Client) error
 
 	CreateOIDCAuthRequest(ctx context.Context, r *AuthRequest) error
 	FindOIDCAuthRequest(ctx context.Context, id string) (*AuthRequest, error)

@@ -85,27 +85,84 @@ func (db *DB) ListOIDCClients(ctx context.Context) ([]*oidc.Client, error) {
 // DeleteOIDCClient implements oidc.Store.
 func (db *DB) DeleteOIDCClient(ctx context.Context, id string) error {
 	return db.update(ctx, false, nil, func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOIDCClients)
-		if b.Get([]byte(id)) == nil {
+		if tx.Bucket(bucketOIDCClients).Get([]byte(id)) == nil {
 			return oidcNotFound("client")
 		}
-		var drop []*oidc.Token
-		err := tx.Bucket(bucketOIDCTokens).ForEach(func(k, v []byte) error {
-			t, err := decode[oidc.Token](k, v)
-			if err == nil && t.ClientID == id {
-				drop = append(drop, t)
+		return deleteOIDCClient(tx, id)
+	})
+}
+
+// deleteOIDCClient deletes the client id and every token issued to it.
+func deleteOIDCClient(tx *bolt.Tx, id string) error {
+	var drop []*oidc.Token
+	err := tx.Bucket(bucketOIDCTokens).ForEach(func(k, v []byte) error {
+		t, err := decode[oidc.Token](k, v)
+		if err == nil && t.ClientID == id {
+			drop = append(drop, t)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range drop {
+		if err := deleteOIDCToken(tx, t); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketOIDCClients).Delete([]byte(id))
+}
+
+// SyncOIDCConfigClients implements oidc.Store.
+func (db *DB) SyncOIDCConfigClients(ctx context.Context, clients []*oidc.Client) error {
+	want := map[string]bool{}
+	for _, c := range clients {
+		if err := checkOIDCID("client", c.ID); err != nil {
+			return err
+		} else if c.Source != oidc.SourceConfig {
+			return invalidf("client %q is not marked as from the config file", c.ID)
+		} else if want[c.ID] {
+			return invalidf("client %q is listed twice", c.ID)
+		}
+		want[c.ID] = true
+	}
+	return db.update(ctx, false, nil, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOIDCClients)
+		var gone []string
+		err := b.ForEach(func(k, v []byte) error {
+			c, err := decode[oidc.Client](k, v)
+			if err == nil && c.Source == oidc.SourceConfig && !want[c.ID] {
+				gone = append(gone, c.ID)
 			}
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		for _, t := range drop {
-			if err := deleteOIDCToken(tx, t); err != nil {
+		for _, id := range gone {
+			if err := deleteOIDCClient(tx, id); err != nil {
 				return err
 			}
 		}
-		return b.Delete([]byte(id))
+		for _, c := range clients {
+			old, err := get[oidc.Client](b, []byte(c.ID))
+			if err != nil {
+				return err
+			}
+			if old != nil && old.Source != oidc.SourceConfig {
+				return qrauth.Errorf(qrauth.ECONFLICT, "oidc_client_exists",
+					"The config file declares the client %q, which `qrauthd admin oidc clients add` registered: "+
+						"remove it with `qrauthd admin oidc clients remove %s` or give the file's client another id.", c.ID, c.ID)
+			}
+			nc := *c
+			if old != nil {
+				nc.CreatedAt = old.CreatedAt
+			}
+			if err := put(b, []byte(c.ID), &nc); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

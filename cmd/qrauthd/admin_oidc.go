@@ -36,22 +36,27 @@ func adminOIDC(ctx context.Context, cl *adminClient, args []string, out io.Write
 				RedirectURIs []string `json:"redirect_uris"`
 				Scopes       []string `json:"scopes"`
 				SkipConsent  bool     `json:"skip_consent"`
+				Source       string   `json:"source"`
 			} `json:"clients"`
 		}
 		if err := cl.do(ctx, "GET", "/admin/api/oidc/clients", nil, &v); err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCONSENT\tSCOPES\tREDIRECT URIS")
+		fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCONSENT\tSOURCE\tSCOPES\tREDIRECT URIS")
 		for _, c := range v.Clients {
-			typ, consent := "confidential", "asked"
+			typ, consent, source := "confidential", "asked", "admin"
 			if c.Public {
 				typ = "public"
 			}
 			if c.SkipConsent {
 				consent = "skipped"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, typ, consent, strings.Join(c.Scopes, " "), strings.Join(c.RedirectURIs, " "))
+			if c.Source != "" {
+				source = c.Source // "config": declared in the config file
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, typ, consent, source,
+				strings.Join(c.Scopes, " "), strings.Join(c.RedirectURIs, " "))
 		}
 		return tw.Flush()
 	case len(args) == 3 && args[0] == "clients" && args[1] == "remove":

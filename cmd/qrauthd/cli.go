@@ -28,6 +28,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runGenkey(args[1:], stdout, stderr)
 		case "check":
 			return runCheck(args[1:], stdout, stderr)
+		case "config":
+			return runConfig(args[1:], stdout, stderr)
+		case "oidc":
+			return runOIDC(args[1:], os.Stdin, stdout, stderr)
 		case "version":
 			return runVersion(args[1:], stdout, stderr)
 		case "help":
@@ -63,7 +67,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"addr", "origin", "tls-cert", "tls-key", "trust-proxy", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
+	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "trust-proxy", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
 	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",
@@ -81,7 +85,7 @@ var flagGroups = []struct {
 // placeholders name a flag's value where its type says too little.
 var placeholders = map[string]string{
 	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "origin": "URL",
-	"data": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
+	"data": "FILE", "config": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",
 	"log-level": "LEVEL", "log-format": "FORMAT", "badge-second-factors": "LIST",
 	"cookie-domain": "DOMAIN", "forward-auth-domains": "LIST", "forward-auth-rule": "HOST=ROLES",
@@ -92,13 +96,16 @@ const subcommandHelp = `Usage: qrauthd [FLAGS]          serve
        qrauthd COMMAND [ARGS]
 
 Commands:
-  check [FILE]     check a stopped server's database file (default -data); exit 1 on any problem
-  admin COMMAND    manage users on a running server (qrauthd admin -h lists the commands)
-  genkey           print a new master key for -key-file
-  version          print the version and source revision
-  help [COMMAND]   this help, or a command's
+  check [FILE]       check a stopped server's database file (default -data); exit 1 on any problem
+  admin COMMAND      manage users on a running server (qrauthd admin -h lists the commands)
+  config check FILE  check a -config file without opening the database; config example prints one
+  oidc hash-secret   read an OpenID Connect client secret on stdin, print its hash for the config file
+  genkey             print a new master key for -key-file
+  version            print the version and source revision
+  help [COMMAND]     this help, or a command's
 
-Every flag can also be set as QRAUTH_<NAME> (QRAUTH_ROOM_TTL for -room-ttl); a flag wins.
+Every flag can also be set as QRAUTH_<NAME> (QRAUTH_ROOM_TTL for -room-ttl), or as the key
+<name> in the -config file (room-ttl = "2m"); a flag wins over the environment, which wins over the file.
 `
 
 // printUsage writes the grouped help: one line per flag.

@@ -112,12 +112,7 @@ func sameDefault(f *flag.Flag, doc string) bool {
 func TestFlagTablesMatchFlags(t *testing.T) {
 	// Defaults as a fresh process sees them, whatever this one's
 	// environment holds.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "QRAUTH_") {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
+	clearEnv(t)
 	docs, where := docFlagTables(t)
 	if len(docs) < 20 {
 		t.Fatalf("found only %d documented flags; the table pattern is broken", len(docs))

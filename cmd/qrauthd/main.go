@@ -65,6 +65,9 @@ type Main struct {
 	// tunes it.
 	OIDC       bool
 	OIDCConfig oidcflow.Config
+	// ConfigFile is -config: settings under the flags and the environment
+	// (config.go).
+	ConfigFile string
 
 	debug *http.Server
 
@@ -182,6 +185,9 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	if err := e.err(); err != nil {
 		return err
 	}
+	if err := m.applyConfigFile(fs); err != nil {
+		return err
+	}
 	return m.afterParse(fs)
 }
 
@@ -212,6 +218,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.IntVar(&m.Config.AppBurst, "app-burst", e.int("APP_BURST", server.DefaultAppBurst), "burst of app connections per client IP (QRAUTH_APP_BURST)")
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
+	m.configFlags(fs)
 	m.offlineFlags(fs, e)
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
@@ -246,21 +253,10 @@ func (m *Main) afterParse(fs *flag.FlagSet) error {
 // Run opens the store and starts serving. It returns once the server
 // listens.
 func (m *Main) Run() error {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
-		return fmt.Errorf("log level %q: want debug, info, warn or error", m.LogLevel)
+	log, err := m.logger()
+	if err != nil {
+		return err
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	var h slog.Handler
-	switch strings.ToLower(m.LogFormat) {
-	case "json":
-		h = slog.NewJSONHandler(m.LogOutput, opts)
-	case "text":
-		h = slog.NewTextHandler(m.LogOutput, opts)
-	default:
-		return fmt.Errorf("log format %q: want text or json", m.LogFormat)
-	}
-	log := slog.New(h)
 	m.Config.Logger = log
 	raiseOpenFileLimit(log)
 
@@ -315,6 +311,23 @@ func (m *Main) Run() error {
 		}
 	}
 	return nil
+}
+
+// logger is the logger -log-level and -log-format ask for, writing to
+// LogOutput.
+func (m *Main) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", m.LogLevel)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(m.LogFormat) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(m.LogOutput, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(m.LogOutput, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", m.LogFormat)
 }
 
 // Close shuts the server down gracefully, then closes the database that

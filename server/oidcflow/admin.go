@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
@@ -21,6 +22,35 @@ type ClientRequest struct {
 	Scopes         []string `json:"scopes"`
 	SkipConsent    bool     `json:"skip_consent"`
 	IDTokenAlg     string   `json:"id_token_alg"`
+}
+
+// Client validates the request and returns the client it asks for, made
+// at now, without a secret: the one check of `qrauthd admin oidc clients
+// add` and of the config file's clients (ConfigClient).
+func (req ClientRequest) Client(now time.Time) (*oidc.Client, error) {
+	switch {
+	case req.ID == "" || strings.ContainsAny(req.ID, "/ ") || len(req.ID) > 100:
+		return nil, invalid("A client id is 1 to 100 characters without spaces or '/'.")
+	case req.Name == "":
+		return nil, invalid("A client needs a name (shown to people signing in).")
+	case len(req.RedirectURIs) == 0:
+		return nil, invalid("A client needs at least one redirect URI.")
+	case req.IDTokenAlg != "" && req.IDTokenAlg != oidc.AlgRS256 && req.IDTokenAlg != oidc.AlgEdDSA:
+		return nil, invalid("The ID token algorithm is RS256 or EdDSA.")
+	}
+	if err := checkURIs("redirect URI", req.RedirectURIs); err != nil {
+		return nil, err
+	}
+	if err := checkURIs("post-logout URI", req.PostLogoutURIs); err != nil {
+		return nil, err
+	}
+	scopes := req.Scopes
+	if scopes == nil {
+		scopes = []string{"profile", "email", "offline_access"}
+	}
+	return &oidc.Client{ID: req.ID, Name: req.Name, RedirectURIs: req.RedirectURIs, PostLogoutURIs: req.PostLogoutURIs,
+		Public: req.Public, Scopes: slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == "openid" }),
+		SkipConsent: req.SkipConsent, IDTokenAlg: req.IDTokenAlg, CreatedAt: now}, nil
 }
 
 func invalid(format string, args ...any) error {
@@ -68,31 +98,12 @@ func (f *Flow) handleAddClient(c echo.Context) error {
 	if err := c.Bind(&req); err != nil {
 		return invalid("The body is not a client.")
 	}
-	switch {
-	case req.ID == "" || strings.ContainsAny(req.ID, "/ ") || len(req.ID) > 100:
-		return invalid("A client id is 1 to 100 characters without spaces or '/'.")
-	case req.Name == "":
-		return invalid("A client needs a name (shown to people signing in).")
-	case len(req.RedirectURIs) == 0:
-		return invalid("A client needs at least one redirect URI.")
-	case req.IDTokenAlg != "" && req.IDTokenAlg != oidc.AlgRS256 && req.IDTokenAlg != oidc.AlgEdDSA:
-		return invalid("The ID token algorithm is RS256 or EdDSA.")
-	}
-	if err := checkURIs("redirect URI", req.RedirectURIs); err != nil {
+	cl, err := req.Client(f.h.Now())
+	if err != nil {
 		return err
 	}
-	if err := checkURIs("post-logout URI", req.PostLogoutURIs); err != nil {
-		return err
-	}
-	if req.Scopes == nil {
-		req.Scopes = []string{"profile", "email", "offline_access"}
-	}
-	cl := &oidc.Client{ID: req.ID, Name: req.Name, RedirectURIs: req.RedirectURIs, PostLogoutURIs: req.PostLogoutURIs,
-		Public: req.Public, Scopes: slices.DeleteFunc(req.Scopes, func(s string) bool { return s == "openid" }),
-		SkipConsent: req.SkipConsent, IDTokenAlg: req.IDTokenAlg, CreatedAt: f.h.Now()}
 	var secret string
 	if !req.Public {
-		var err error
 		if secret, err = randomID(f.h.Rand(), 32); err != nil {
 			return err
 		}
@@ -108,6 +119,11 @@ func (f *Flow) handleAddClient(c echo.Context) error {
 func (f *Flow) handleRemoveClient(c echo.Context) error {
 	if _, err := f.h.RequireRole(c, qrauth.RoleAdmin); err != nil {
 		return err
+	}
+	// The file would bring it back at the next start: it is removed there.
+	if cl, err := f.st.FindOIDCClient(c.Request().Context(), c.Param("id")); err == nil && cl.Source == oidc.SourceConfig {
+		return qrauth.Errorf(qrauth.ECONFLICT, "oidc_client_from_config",
+			"The client %q is declared in the config file: remove its [[oidc-client]] table there and restart qrauthd.", cl.ID)
 	}
 	if err := f.st.DeleteOIDCClient(c.Request().Context(), c.Param("id")); err != nil {
 		return err

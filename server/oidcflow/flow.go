@@ -52,6 +52,9 @@ type Config struct {
 	CodeTTL         time.Duration // default 1 min
 	AccessTokenTTL  time.Duration // default 1 h
 	RefreshTokenTTL time.Duration // default 30 days
+	// Clients are the clients declared in the config file, applied at
+	// Mount: those that left it are removed.
+	Clients []ConfigClient
 }
 
 func (c Config) withDefaults() Config {
@@ -102,6 +105,9 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	f.keys = &keyring{aead: aead}
 	if err := f.keys.load(ctx, f.st, h.Rand(), h.Now(), false, f.cfg.KeyGrace); err != nil {
 		return fmt.Errorf("oidc signing keys: %w", err)
+	}
+	if err := f.syncConfigClients(ctx); err != nil {
+		return fmt.Errorf("oidc clients of the config file: %w", err)
 	}
 	// The code and access token key: a fresh key per start would void the
 	// tokens out at every restart, so it is kept (sealed by the store's

@@ -26,6 +26,7 @@ func RunOIDC(t *testing.T, open func(t *testing.T) oidc.Store) {
 		fn   func(*testing.T, oidcOpener)
 	}{
 		{"Clients", testOIDCClients},
+		{"ConfigClients", testOIDCConfigClients},
 		{"AuthRequests", testOIDCAuthRequests},
 		{"SingleUseCode", testOIDCSingleUseCode},
 		{"Tokens", testOIDCTokens},
@@ -152,6 +153,60 @@ func testOIDCClients(t *testing.T, open oidcOpener) {
 			t.Fatalf("list after delete %+v", list)
 		}
 	})
+}
+
+// testOIDCConfigClients: the config file's clients are created, replaced
+// and removed as a set, and never take an administrator's client.
+func testOIDCConfigClients(t *testing.T, open oidcOpener) {
+	ctx := t.Context
+	fromConfig := func(id, secret string) *oidc.Client {
+		c := newOIDCClient(id, secret)
+		c.Source = oidc.SourceConfig
+		return c
+	}
+	ids := func(st oidc.Store) []string {
+		list, err := st.ListOIDCClients(ctx())
+		noError(t, err)
+		var out []string
+		for _, c := range list {
+			out = append(out, c.ID+":"+c.Source)
+		}
+		return out
+	}
+	st := open(t)
+	noError(t, st.CreateOIDCClient(ctx(), newOIDCClient("admin", "a")))
+	noError(t, st.SyncOIDCConfigClients(ctx(), []*oidc.Client{fromConfig("wiki", "one"), fromConfig("blog", "")}))
+	wantSame(t, "clients", ids(st), []string{"admin:", "blog:config", "wiki:config"})
+	noError(t, st.CreateOIDCTokens(ctx(), newOIDCToken("a_1", oidc.KindAccess, "g_1"))) // wiki's
+
+	// Replaced: the new secret counts, CreatedAt and the tokens stay.
+	later := fromConfig("wiki", "two")
+	later.CreatedAt = t0.Add(time.Hour)
+	noError(t, st.SyncOIDCConfigClients(ctx(), []*oidc.Client{later}))
+	got, err := st.FindOIDCClient(ctx(), "wiki")
+	noError(t, err)
+	if !bytes.Equal(got.SecretHash, oidc.Hash("two")) || !got.CreatedAt.Equal(t0) {
+		t.Fatalf("replaced client %+v", got)
+	}
+	wantTokens(t, st, true, "a_1")
+	wantSame(t, "clients after blog left", ids(st), []string{"admin:", "wiki:config"})
+
+	// Refused, changing nothing: an administrator's id, a client not
+	// marked as from the file, one listed twice.
+	wantError(t, st.SyncOIDCConfigClients(ctx(), []*oidc.Client{fromConfig("admin", "x")}), qrauth.ECONFLICT, "")
+	wantError(t, st.SyncOIDCConfigClients(ctx(), []*oidc.Client{newOIDCClient("new", "x")}), qrauth.EINVALID, "")
+	wantError(t, st.SyncOIDCConfigClients(ctx(), []*oidc.Client{fromConfig("new", "x"), fromConfig("new", "y")}), qrauth.EINVALID, "")
+	wantSame(t, "clients after refusals", ids(st), []string{"admin:", "wiki:config"})
+	admin, err := st.FindOIDCClient(ctx(), "admin")
+	noError(t, err)
+	if admin.Source != "" || !bytes.Equal(admin.SecretHash, oidc.Hash("a")) {
+		t.Fatalf("administrator's client changed: %+v", admin)
+	}
+
+	// An empty file removes them all, with their tokens.
+	noError(t, st.SyncOIDCConfigClients(ctx(), nil))
+	wantSame(t, "clients after the file emptied", ids(st), []string{"admin:"})
+	wantTokens(t, st, false, "a_1")
 }
 
 func testOIDCAuthRequests(t *testing.T, open oidcOpener) {
