@@ -10,8 +10,8 @@ func TestFormat(t *testing.T) {
 	vcs := []debug.BuildSetting{{Key: "vcs.revision", Value: "5fd7045"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"}}
 	for _, tc := range []struct {
 		name, stamped, module string
-		settings         []debug.BuildSetting
-		want             string
+		settings              []debug.BuildSetting
+		want                  string
 	}{
 		{"Stamped", "v1.2.3", "(devel)", nil, "qrauthd github.com/qrauth/qrauth v1.2.3 revision unknown go1.26.8"},
 		{"ModuleVersion", "", "v0.1.0", nil, "qrauthd github.com/qrauth/qrauth v0.1.0 revision unknown go1.26.8"},
