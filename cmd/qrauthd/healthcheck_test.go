@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/qrauth/qrauth/wire"
 )
 
 // TestHealthcheck runs `qrauthd healthcheck` against a small server that
@@ -66,5 +68,25 @@ func TestHealthcheckHelp(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "Usage: qrauthd healthcheck") || !strings.Contains(out, defaultHealthURL) || errOut != "" {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
 		}
+	}
+}
+
+// Against the real server: healthy while it runs, not once it has stopped.
+func TestHealthcheckMain(t *testing.T) {
+	m := MustRunMain(t)
+	url := m.Server.Origin() + wire.PathHealth
+	check := func() (int, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"healthcheck", "-url", url}, &stdout, &stderr)
+		return code, stderr.String()
+	}
+	if code, errOut := check(); code != 0 {
+		t.Fatalf("running server: exit %d, %s", code, errOut)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if code, errOut := check(); code != 1 {
+		t.Errorf("stopped server: exit %d, %s", code, errOut)
 	}
 }
