@@ -15,11 +15,12 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=v0.0.0-docker
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit from --platform; linux/amd64 where nothing sets them.
+ARG TARGETOS
+ARG TARGETARCH
 # The release flags (scripts/release): static, no build paths, no VCS
 # state, the version stamped for `qrauthd version`.
-RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH GOFLAGS= \
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH:-amd64} GOFLAGS= \
     go build -trimpath -buildvcs=false \
       -ldflags "-s -w -buildid= -X github.com/qrauth/qrauth/internal/buildinfo.Version=$VERSION" \
       -o /out/ ./cmd/qrauthd \
