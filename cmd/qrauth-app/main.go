@@ -14,6 +14,7 @@
 //	qrauth-app activate offline-device|offline-pin [--pin PIN]
 //	qrauth-app deactivate offline-device|offline-pin
 //	qrauth-app offline FILE.png|DATA [--pin PIN]
+//	qrauth-app version
 //
 // The device state is kept in $QRAUTH_APP_STATE, or else in
 // qrauth/device.json below the user's configuration directory; --state
@@ -80,6 +81,8 @@ const usageText = `Usage:
   qrauth-app offline FILE|DATA [--pin PIN]
         answer an offline code (a picture of it, or its text) with a
         one-time number; works with no network at all
+  qrauth-app version
+        print the version and source revision
 
 A scanned transaction code (…/t/…) shows the transaction's text and asks
 to approve it or deny it, with --approve or --deny for scripts.
@@ -118,6 +121,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.deactivate(ctx, rest)
 	case "offline":
 		return c.offline(ctx, rest)
+	case "version":
+		return c.version(rest)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK

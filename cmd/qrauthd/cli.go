@@ -8,12 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/qrauth/qrauth/internal/buildinfo"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -34,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runOIDC(args[1:], os.Stdin, stdout, stderr)
 		case "version":
 			return runVersion(args[1:], stdout, stderr)
+		case "healthcheck":
+			return runHealthcheck(ctx, args[1:], stdout, stderr)
 		case "help":
 			if len(args) > 1 && args[1] != "help" {
 				// `qrauthd help admin` is `qrauthd admin -h`.
@@ -102,6 +103,7 @@ Commands:
   oidc hash-secret   read an OpenID Connect client secret on stdin, print its hash for the config file
   genkey             print a new master key for -key-file
   version            print the version and source revision
+  healthcheck        GET a running server's /healthz; exit 0 if healthy (for container health checks)
   help [COMMAND]     this help, or a command's
 
 Every flag can also be set as QRAUTH_<NAME> (QRAUTH_ROOM_TTL for -room-ttl), or as the key
@@ -272,35 +274,9 @@ func runVersion(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func versionString() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "qrauthd (no build information) " + runtime.Version()
-	}
-	v := bi.Main.Version
-	if v == "" {
-		v = "(devel)"
-	}
-	rev, when, modified := "unknown", "", false
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	out := fmt.Sprintf("qrauthd %s %s revision %s", bi.Main.Path, v, rev)
-	if when != "" {
-		out += " (" + when + ")"
-	}
-	if modified {
-		out += " with local changes"
-	}
-	return out + " " + bi.GoVersion
-}
+// versionString is the line `qrauthd version` prints (internal/buildinfo:
+// the stamped release version, else what the toolchain recorded).
+func versionString() string { return buildinfo.String("qrauthd") }
 
 func problems(n int) string {
 	if n == 1 {

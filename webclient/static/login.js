@@ -15,6 +15,9 @@
   const qr = byId('qr');
   const userCode = byId('user-code');
   const userCodeLine = byId('user-code-line');
+  const link = byId('qr-link');
+  const linkLine = byId('qr-link-line');
+  const linkCopied = byId('qr-link-copied');
   const form = byId('signup-form');
   const nameInput = byId('signup-name');
   const emailInput = byId('signup-email');
@@ -94,6 +97,7 @@
           // replaced with it (protocol.md §7.9).
           userCode.textContent = typeof msg.user_code === 'string' ? msg.user_code : '';
           userCodeLine.hidden = !userCode.textContent;
+          showLink(msg.url);
           countdown.start(msg.expires_in);
           show('waiting');
           break;
@@ -152,6 +156,35 @@
     submit.disabled = true;
     sent.hidden = false;
   });
+
+  // The QR code's link as text (the qr message's url, protocol.md §6.2),
+  // for `qrauth-app scan URL` and for a phone that gets it another way. It
+  // is replaced with the code; a "Copied" for the old link is cleared.
+  function showLink(url) {
+    url = typeof url === 'string' && /^https?:\/\//.test(url) ? url : '';
+    if (link.textContent !== url) {
+      link.textContent = url;
+      linkCopied.textContent = '';
+    }
+    linkLine.hidden = !url;
+  }
+
+  // copyLink puts the link on the clipboard. Where the page may not write
+  // it (no permission, or plain http on another host: not a secure
+  // context), the link is selected instead so that Ctrl+C copies it.
+  async function copyLink() {
+    const url = link.textContent;
+    if (!url) return;
+    try {
+      if (!navigator.clipboard) throw new Error('no clipboard');
+      await navigator.clipboard.writeText(url);
+      q.say(linkCopied, 'Copied');
+    } catch (e) {
+      window.getSelection().selectAllChildren(link);
+      q.say(linkCopied, 'Link selected: press Ctrl+C to copy it');
+    }
+  }
+  byId('qr-link-copy').addEventListener('click', copyLink);
 
   function restart() {
     room.start();
