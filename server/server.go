@@ -160,11 +160,7 @@ func (s *Server) build() error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Logger.SetOutput(discard{})
-	if s.cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	} else {
-		e.IPExtractor = echo.ExtractIPDirect()
-	}
+	e.IPExtractor = clientIPExtractor(s.cfg.TrustedProxies)
 	e.Use(s.recoverPanics, s.logRequests, s.securityHeaders, middleware.BodyLimit("16K"), s.checkUnsafeOrigin)
 	s.echo = e
 	if err := s.routes(e); err != nil {
