@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qrauth/qrauth/store"
@@ -45,11 +47,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qrauthd: %v (qrauthd -h lists the flags)\n", err)
 		return 2
 	}
+	// SIGHUP reads the TLS files again now (they are also reloaded when
+	// they change). Caught from before the server listens, so a SIGHUP
+	// sent once it answers can never end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(); err != nil {
 		fmt.Fprintln(stderr, "qrauthd:", err)
 		return 1
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-hup:
+			m.Server.ReloadTLS() // logs what it did, and keeps the old pair on failure
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(stderr, "qrauthd:", err)
 		return 1
