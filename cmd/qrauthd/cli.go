@@ -78,7 +78,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"addr", "origin", "tls-cert", "tls-key", "trusted-proxies", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
+	{"Serving", []string{"addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
 	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",
@@ -96,6 +96,7 @@ var flagGroups = []struct {
 // placeholders name a flag's value where its type says too little.
 var placeholders = map[string]string{
 	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "origin": "URL", "trusted-proxies": "CIDR,...",
+	"acme-domain": "LIST", "acme-cache": "DIR", "acme-directory": "URL", "acme-email": "ADDRESS",
 	"data": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",
 	"log-level": "LEVEL", "log-format": "FORMAT", "badge-second-factors": "LIST",

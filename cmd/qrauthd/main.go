@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,10 +37,13 @@ func main() {
 // Main is the program: flags in, a running server out. Tests run it on
 // port 0 exactly as main does.
 type Main struct {
-	DataPath      string
-	Config        server.Config
-	TLSCert       string
-	TLSKey        string
+	DataPath string
+	Config   server.Config
+	TLSCert  string
+	TLSKey   string
+	// ACME, when it has domains, gets the certificates instead of
+	// TLSCert and TLSKey.
+	ACME          ACME
 	LogLevel      string
 	LogFormat     string
 	ShutdownGrace time.Duration
@@ -232,6 +236,12 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
+	if v := env("ACME_DOMAIN", ""); v != "" {
+		if err := m.setACMEDomains(v); err != nil {
+			e.fail("ACME_DOMAIN", err)
+		}
+	}
+	m.acmeFlags(fs)
 	fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated address ranges of your reverse proxies, e.g. 10.0.0.0/24,::1; only requests from them have their client address taken from X-Forwarded-For (QRAUTH_TRUSTED_PROXIES)")
 	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", e.duration("ROOM_TTL", server.DefaultRoomTTL), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
 	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", e.duration("PSK_ROTATION", server.DefaultPSKRotation), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
@@ -268,6 +278,9 @@ func (m *Main) afterParse(fs *flag.FlagSet) error {
 	}
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
+	}
+	if err := m.checkACME(); err != nil {
+		return err
 	}
 	if _, err := parseCheckOnStart(m.CheckOnStart); err != nil {
 		return fmt.Errorf("-check-on-start / QRAUTH_CHECK_ON_START: %w", err)
@@ -331,12 +344,17 @@ func (m *Main) Run() error {
 		db.Close()
 		return err
 	}
+	var acmeConf *tls.Config // before New: it may set the default origin
+	if len(m.ACME.Domains) > 0 {
+		acmeConf = m.acmeTLS()
+	}
 	srv, err := server.New(m.Config, db, flows...)
 	if err != nil {
 		db.Close()
 		return err
 	}
 	srv.TLSCertFile, srv.TLSKeyFile = m.TLSCert, m.TLSKey
+	srv.TLSConfig = acmeConf
 	if err := srv.Open(); err != nil {
 		db.Close()
 		return err
