@@ -31,6 +31,10 @@ func ParseTrustedProxies(list string) ([]netip.Prefix, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%q is not an address range such as 10.0.0.0/8 or fd00::/8", item)
 		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			// ::ffff:10.0.0.0/104 is 10.0.0.0/8: peers are compared as IPv4.
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
 		out = append(out, p.Masked())
 	}
 	return out, nil

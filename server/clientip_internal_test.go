@@ -54,8 +54,9 @@ func TestClientIPExtractor(t *testing.T) {
 }
 
 func TestParseTrustedProxies(t *testing.T) {
-	got, err := ParseTrustedProxies("10.1.2.3/8, ::1 ,")
-	if err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/8" || got[1].String() != "::1/128" {
+	got, err := ParseTrustedProxies("10.1.2.3/8, ::1 ,::ffff:192.0.2.0/120,::ffff:192.0.2.9")
+	if err != nil || len(got) != 4 || got[0].String() != "10.0.0.0/8" || got[1].String() != "::1/128" ||
+		got[2].String() != "192.0.2.0/24" || got[3].String() != "192.0.2.9/32" {
 		t.Fatalf("%v %v", got, err)
 	}
 	if got, err := ParseTrustedProxies(""); err != nil || got != nil {
