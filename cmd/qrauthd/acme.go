@@ -37,7 +37,7 @@ type ACME struct {
 func (m *Main) acmeFlags(fs *flag.FlagSet) {
 	fs.Func("acme-domain", "get and renew certificates for these comma-separated names from an ACME CA (Let's Encrypt) and serve HTTPS; "+
 		"port 443 of each name must reach -addr, as the CA checks with TLS-ALPN-01; not with -tls-cert (QRAUTH_ACME_DOMAIN)", m.setACMEDomains)
-	fs.StringVar(&m.ACME.Cache, "acme-cache", env("ACME_CACHE", ""), "directory of the ACME account key and certificates; back it up (QRAUTH_ACME_CACHE)")
+	fs.StringVar(&m.ACME.Cache, "acme-cache", env("ACME_CACHE", ""), "directory of the ACME account key and certificates (default: acme/ next to -data); back it up (QRAUTH_ACME_CACHE)")
 	fs.StringVar(&m.ACME.Directory, "acme-directory", env("ACME_DIRECTORY", acme.LetsEncryptURL), "the ACME CA's directory URL (QRAUTH_ACME_DIRECTORY)")
 	fs.StringVar(&m.ACME.Email, "acme-email", env("ACME_EMAIL", ""), "contact address given to the ACME CA for expiry and policy notices (QRAUTH_ACME_EMAIL)")
 }

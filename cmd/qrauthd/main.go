@@ -234,7 +234,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", server.DefaultAddr), "listen address (QRAUTH_ADDR)")
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
-	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
+	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS; reloaded when it or the key changes, and on SIGHUP (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
 	if v := env("ACME_DOMAIN", ""); v != "" {
 		if err := m.setACMEDomains(v); err != nil {
