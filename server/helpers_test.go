@@ -53,6 +53,8 @@ type testConfig struct {
 	Offline offlineflow.Config
 	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
 	OfflineOn bool
+	// Extra flows are listed last, as OpenID Connect is.
+	Extra []server.Flow
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -84,7 +86,7 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
-	return flows, nil
+	return append(flows, cfg.Extra...), nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.
