@@ -67,9 +67,6 @@ type SiteNamer interface {
 	SiteName(c echo.Context) string
 }
 
-// A flow may also have a method Enabled() bool: while it reports false, the
-// login page does not offer the flow (its data-feature="NAME" links go).
-
 // A Step is what a gate asks for: the path of the page that asks for it.
 type Step struct {
 	Page string

@@ -48,6 +48,7 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 type testConfig struct {
 	server.Config
 	Badge   badgeflow.Config
+	BadgeOn bool // lists the badge flow, as -badges does
 	OATH    oathflow.Config
 	OATHOn  bool // lists the OATH flow, as -oath does
 	Offline offlineflow.Config
@@ -67,11 +68,14 @@ func MustOpenServer(tb testing.TB, edit func(*testConfig)) *testServer {
 // newTestFlows returns the flows of cfg in gate order, as cmd/qrauthd
 // lists them: badges, OATH, offline codes; or the error of one's New.
 func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
-	bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	var flows []server.Flow
+	if cfg.BadgeOn {
+		bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, bf)
 	}
-	flows := []server.Flow{bf}
 	if cfg.OATHOn {
 		of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
 		if err != nil {
