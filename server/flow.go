@@ -55,8 +55,17 @@ type Finisher interface {
 	SignedIn(c echo.Context, si *SignIn, sess *qrauth.Session) (next string, err error)
 }
 
-// A flow may also have a method Enabled() bool: while it reports false, the
-// login page does not offer the flow (its data-feature="NAME" links go).
+// A SiteNamer is a Flow that may know which relying site a browser signs
+// in for (OpenID Connect: the registered name of the client whose
+// authorization request the browser carries). When a login page opens its
+// socket, the core asks each SiteNamer in flow order; the first non-empty
+// name goes to the phone in the challenge (wire.SiteInfo), so that the
+// person sees where the sign-in leads, as the login page says. The name is
+// shown only, never signed: it must come from the server's own records,
+// never from the request's URL or form.
+type SiteNamer interface {
+	SiteName(c echo.Context) string
+}
 
 // A Step is what a gate asks for: the path of the page that asks for it.
 type Step struct {

@@ -48,11 +48,14 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 type testConfig struct {
 	server.Config
 	Badge   badgeflow.Config
+	BadgeOn bool // lists the badge flow, as -badges does
 	OATH    oathflow.Config
 	OATHOn  bool // lists the OATH flow, as -oath does
 	Offline offlineflow.Config
 	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
 	OfflineOn bool
+	// Extra flows are listed last, as OpenID Connect is.
+	Extra []server.Flow
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -65,11 +68,14 @@ func MustOpenServer(tb testing.TB, edit func(*testConfig)) *testServer {
 // newTestFlows returns the flows of cfg in gate order, as cmd/qrauthd
 // lists them: badges, OATH, offline codes; or the error of one's New.
 func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
-	bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	var flows []server.Flow
+	if cfg.BadgeOn {
+		bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, bf)
 	}
-	flows := []server.Flow{bf}
 	if cfg.OATHOn {
 		of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
 		if err != nil {
@@ -84,7 +90,7 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
-	return flows, nil
+	return append(flows, cfg.Extra...), nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

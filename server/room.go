@@ -34,6 +34,7 @@ type room struct {
 	browser  *conn
 	bindHash []byte
 	bctx     wire.BrowserContext
+	site     string           // login: the relying site the browser signs in for, or ""
 	linkUser *qrauth.User     // link mode: the signed-in account
 	linkSess qrauth.SessionID // and the session that asked
 	expires  time.Time
@@ -56,13 +57,13 @@ type room struct {
 
 // openRoom creates a room for a connected browser and sends it the first
 // QR code.
-func (h *hub) openRoom(browser *conn, bindHash []byte, bctx wire.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
+func (h *hub) openRoom(browser *conn, bindHash []byte, bctx wire.BrowserContext, site string, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
 	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
 	r := &room{
-		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx,
+		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx, site: site,
 		linkUser: linkUser, linkSess: linkSess, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
 	}
 	if err := h.register(r); err != nil {
@@ -329,6 +330,9 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 	msg.Mode, msg.Room, msg.Nonce, msg.Origin = r.mode, r.id, nonce, r.h.cfg.Origin
 	msg.Context = &bctx
 	msg.Proximity = proximity(r.bctx.IP, appIP)
+	if r.site != "" && r.linkUser == nil {
+		msg.Site = &wire.SiteInfo{Name: r.site}
+	}
 	app.sendMsg(msg)
 	r.browser.sendMsg(&wire.ServerMessage{Type: wire.MsgScanned})
 	return true

@@ -50,7 +50,7 @@ func registeredRoutes(t *testing.T) []string {
 	}
 	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MasterKey: bytes.Repeat([]byte{7}, 32)}}
-	cfg.OfflineOn, cfg.Badge.Enabled, cfg.OATHOn = true, true, true
+	cfg.OfflineOn, cfg.BadgeOn, cfg.OATHOn = true, true, true
 	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)

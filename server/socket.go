@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
@@ -120,12 +121,16 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		UserAgent: ua, Origin: s.cfg.Origin, Time: now.UTC(),
 	}
 	bindHash := qrauth.HashToken(bind)
+	var site string
+	if linkUser == nil {
+		site = s.siteName(c)
+	}
 
 	cn, err := s.upgrade(c)
 	if cn == nil {
 		return err
 	}
-	r, err := s.hub.openRoom(cn, bindHash, bctx, linkUser, linkSession)
+	r, err := s.hub.openRoom(cn, bindHash, bctx, site, linkUser, linkSession)
 	if qrauth.ErrorReason(err) == "shutting_down" {
 		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 		cn.closeWith(closeRestart, "server restart")
@@ -150,6 +155,29 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
 	}, r.browserGone)
 	return nil
+}
+
+// siteName asks the flows which relying site the browser signs in for
+// (see SiteNamer): the first name given, cut to wire.MaxSiteName bytes so
+// that the challenge stays small, or "".
+func (s *Server) siteName(c echo.Context) string {
+	for _, f := range s.flows {
+		sn, ok := f.(SiteNamer)
+		if !ok {
+			continue
+		}
+		if name := sn.SiteName(c); name != "" {
+			if len(name) > wire.MaxSiteName {
+				n := wire.MaxSiteName
+				for n > 0 && !utf8.RuneStart(name[n]) {
+					n--
+				}
+				name = name[:n]
+			}
+			return name
+		}
+	}
+	return ""
 }
 
 // handleAppSocket serves the phone app. Native apps send no Origin; a page

@@ -399,6 +399,11 @@ var modeTitles = map[string]string{
 func (c *cli) showChallenge(ch *wire.ServerMessage) {
 	w := c.stdout
 	fmt.Fprintln(w, modeTitles[ch.Mode])
+	if ch.Site != nil && ch.Site.Name != "" {
+		// The relying site, as the login page names it: where the
+		// browser goes once signed in.
+		fmt.Fprintf(w, "  Sign in to %s\n", clean(ch.Site.Name))
+	}
 	fmt.Fprintf(w, "  Server:   %s\n", clean(ch.Origin))
 	fmt.Fprintf(w, "  Mode:     %s\n", ch.Mode)
 	if ch.Account != nil && ch.Account.Name != "" {

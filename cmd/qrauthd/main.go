@@ -52,8 +52,10 @@ type Main struct {
 	AdminSocket   string
 	KeyFile       string
 	ForwardAuth   forwardauth.Config
-	// Badge configures badges and passwords (server/badgeflow).
-	Badge badgeflow.Config
+	// Badge configures badges and passwords (server/badgeflow), listed
+	// while BadgeOn (-badges).
+	Badge   badgeflow.Config
+	BadgeOn bool
 	// OATH configures the OATH second factor (server/oathflow); OATHOn
 	// (-oath, or an -oath-policy other than off) lists the flow.
 	OATH   oathflow.Config

@@ -645,6 +645,12 @@ function showChallenge(ch) {
     setText('approve-account', `Sign in${accountName ? ' as ' + accountName : ''} on this browser:`);
     setText('approve-yes', 'Approve');
   }
+  // The relying site (an OpenID Connect client) as the server registered
+  // it: shown as text, like the login page shows it; absent for a sign-in
+  // to the server itself.
+  const site = ch.site && typeof ch.site.name === 'string' ? ch.site.name : '';
+  setText('approve-site', site ? `Sign in to ${site}` : '');
+  byId('approve-site').hidden = !site;
   setText('ctx-browser', [ctx.browser, ctx.os].filter(Boolean).join(' on ') || 'Unknown');
   setText('ctx-place', ctx.place || 'Unknown');
   setText('ctx-ip', ctx.ip || 'Unknown');
