@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qrauth/qrauth/internal/metrics"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/forwardauth"
@@ -45,9 +47,12 @@ type Main struct {
 	ShutdownGrace time.Duration
 	LogOutput     io.Writer
 	DebugAddr     string
-	AdminSocket   string
-	KeyFile       string
-	ForwardAuth   forwardauth.Config
+	// MetricsAddr, when set, serves /metrics, /healthz and /readyz on this
+	// operator-only address (internal/metrics).
+	MetricsAddr string
+	AdminSocket string
+	KeyFile     string
+	ForwardAuth forwardauth.Config
 	// Badge configures badges and passwords (server/badgeflow).
 	Badge badgeflow.Config
 	// OATH configures the OATH second factor (server/oathflow); OATHOn
@@ -66,7 +71,9 @@ type Main struct {
 	OIDC       bool
 	OIDCConfig oidcflow.Config
 
-	debug *http.Server
+	debug     *http.Server
+	metrics   *http.Server
+	metricsLn net.Listener
 
 	Server *server.Server
 	DB     *store.DB
@@ -217,6 +224,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	m.badgeFlags(fs, e)
 	m.forwardAuthFlags(fs, e)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
+	fs.StringVar(&m.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus /metrics, /healthz and /readyz on this operator-only address, e.g. 127.0.0.1:9090 (QRAUTH_METRICS_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
 	m.CheckOnStart = env("CHECK_ON_START", m.CheckOnStart)
@@ -278,7 +286,16 @@ func (m *Main) Run() error {
 		m.Config.AdminSocket = m.AdminSocket
 	}
 
-	db, err := store.Open(m.DataPath, store.Options{})
+	// The metrics exist only when they are served: without them the
+	// server's hooks are no-ops.
+	var mx *metrics.Metrics
+	var storeObs store.Observer = auditLog{log: log}
+	if m.MetricsAddr != "" {
+		mx = metrics.New()
+		m.Config.Metrics = mx
+		storeObs = auditLog{log: log, next: mx}
+	}
+	db, err := store.Open(m.DataPath, store.Options{Observer: storeObs})
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("database: %w\nRestore the file from a backup; `qrauthd check FILE` lists what is wrong with it", err)
 	} else if err != nil {
@@ -314,6 +331,12 @@ func (m *Main) Run() error {
 			return fmt.Errorf("debug server: %w", err)
 		}
 	}
+	if mx != nil {
+		if err := m.serveMetrics(log, mx); err != nil {
+			m.Close()
+			return fmt.Errorf("metrics server: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -329,5 +352,10 @@ func (m *Main) Close() error {
 		m.debug.Close()
 	}
 	err := m.Server.Shutdown(ctx)
+	if m.metrics != nil {
+		// Closed after the server, so that /readyz there says 503 for
+		// as long as the public listener drains.
+		m.metrics.Close()
+	}
 	return errors.Join(err, m.DB.Close())
 }
