@@ -128,6 +128,8 @@ func (r *room) rotateLocked() {
 		shown = wire.FormatUserCode(code)
 	}
 	r.state = stateWaiting
+	// The next join decides afresh between sign-in and sign-up.
+	r.mode = r.baseMode()
 	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
 	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
