@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,26 +12,9 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/metrics/metricstest"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/wire"
 )
-
-// syncBuffer is a log destination that tests read while the server writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // qrSignIn signs in through the protocol, as a person with a browser and a
 // phone: a browser socket with its bind cookie, the real appclient scanning
@@ -103,7 +84,7 @@ func qrSignIn(t *testing.T, origin string, dev *appclient.Device, profile *qraut
 // scrapes the real metrics listener as Prometheus would, and reads the
 // operator's log.
 func TestMetricsAfterSignIn(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testutil.LogBuffer{}
 	m := mustRunMainLog(t, logs, "-metrics-addr", "127.0.0.1:0", "-log-format", "json")
 	origin := m.Server.Origin()
 	metricsURL := "http://" + m.metricsLn.Addr().String()
