@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +200,25 @@ func TestNoMetricsByDefault(t *testing.T) {
 	m := MustRunMain(t)
 	if m.metricsLn != nil || m.metrics != nil {
 		t.Fatal("a metrics listener without -metrics-addr")
+	}
+}
+
+// TestMetricsAddrInUse: a metrics address that cannot be had stops the
+// start with a clear error, and the database is released for the next try.
+func TestMetricsAddrInUse(t *testing.T) {
+	first := mustRunMainLog(t, io.Discard, "-metrics-addr", "127.0.0.1:0")
+	m := NewMain()
+	data := filepath.Join(t.TempDir(), "qrauth.db")
+	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data", data, "-admin-socket", "off",
+		"-metrics-addr", first.metricsLn.Addr().String()}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = io.Discard
+	if err := m.Run(); err == nil || !strings.Contains(err.Error(), "metrics server") {
+		t.Fatalf("Run = %v, want a metrics server error", err)
+	}
+	again := mustRunMainLog(t, io.Discard, "-data", data, "-admin-socket", "off")
+	if again.DB.Path() != data {
+		t.Fatalf("reopened %s", again.DB.Path())
 	}
 }
