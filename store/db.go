@@ -71,6 +71,22 @@ type nopObserver struct{}
 func (nopObserver) Committed(time.Duration, int) {}
 func (nopObserver) Appended(e qrauth.AuditEvent) {}
 
+// safeObserver drops a panic of the Observer it wraps: it is called from
+// the group-commit loop, which must never die (every later write would
+// wait forever), and after a write is durable, which must not then be
+// reported as failed.
+type safeObserver struct{ o Observer }
+
+func (s safeObserver) Committed(took time.Duration, writes int) {
+	defer func() { _ = recover() }()
+	s.o.Committed(took, writes)
+}
+
+func (s safeObserver) Appended(e qrauth.AuditEvent) {
+	defer func() { _ = recover() }()
+	s.o.Appended(e)
+}
+
 func (o Options) withDefaults() Options {
 	if o.LockTimeout <= 0 {
 		o.LockTimeout = DefaultLockTimeout
@@ -80,6 +96,8 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
+	} else {
+		o.Observer = safeObserver{o.Observer}
 	}
 	return o
 }

@@ -77,3 +77,31 @@ func TestObserver(t *testing.T) {
 		}
 	})
 }
+
+// panicky is an Observer with a bug.
+type panicky struct{}
+
+func (panicky) Committed(time.Duration, int) { panic("observer bug") }
+func (panicky) Appended(qrauth.AuditEvent)   { panic("observer bug") }
+
+// TestObserverPanics: a panicking Observer neither fails a durable write
+// nor stops the writes after it.
+func TestObserverPanics(t *testing.T) {
+	db, err := store.Open(filepath.Join(t.TempDir(), "qrauth.db"), store.Options{Observer: panicky{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mustClose(t, db) })
+	ctx := context.Background()
+	for i := range 3 {
+		ev := &qrauth.AuditEvent{Time: time.Now(), Type: qrauth.AuditRolesChanged}
+		if err := db.AppendAudit(ctx, ev); err != nil || ev.Seq != uint64(i+1) {
+			t.Fatalf("write %d: %v, seq %d", i, err, ev.Seq)
+		}
+	}
+	t.Run("Ping", func(t *testing.T) {
+		if err := db.Ping(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
