@@ -102,6 +102,9 @@ type Config struct {
 	// Locator names the approximate place of an address. Default: loopback
 	// and private ranges only.
 	Locator Locator
+	// Metrics receives counts and timings for the operator (see Metrics).
+	// Default: none.
+	Metrics Metrics
 
 	// AdminSocket is the path of the operator's Unix socket for
 	// `qrauthd admin`; empty disables it.
@@ -184,6 +187,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Locator == nil {
 		c.Locator = LocalLocator{}
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
 	}
 	if c.MasterKey != nil && len(c.MasterKey) != 32 {
 		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))

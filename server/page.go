@@ -175,5 +175,10 @@ func (s *Server) handleFavicon(c echo.Context) error {
 }
 
 func (s *Server) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "rooms": s.hub.roomCount()})
+	return c.JSON(http.StatusOK, aliveBody)
+}
+
+func (s *Server) handleReady(c echo.Context) error {
+	status, body := s.readiness(c.Request().Context())
+	return c.JSON(status, body)
 }

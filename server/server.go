@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -55,6 +56,7 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	draining     atomic.Bool // Shutdown has begun: /readyz answers 503
 
 	// TLSCertFile and TLSKeyFile, when both are set, make Open serve HTTPS
 	// with the pair, reloaded when the files change (internal/tlsreload).
@@ -173,10 +175,11 @@ func (s *Server) Origin() string { return s.cfg.Origin }
 
 func (s *Server) build() error {
 	s.hub = newHub(s.cfg, s.store)
-	s.rooms = newLimiter(s.cfg.RoomRate, s.cfg.RoomBurst)
-	s.apps = newLimiter(s.cfg.AppRate, s.cfg.AppBurst)
-	s.codes = codeGuard{perIP: newLimiter(s.cfg.CodeRate, s.cfg.CodeBurst),
-		global: newLimiter(s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst)}
+	m := s.cfg.Metrics
+	s.rooms = newLimiter("rooms", s.cfg.RoomRate, s.cfg.RoomBurst, m)
+	s.apps = newLimiter("app", s.cfg.AppRate, s.cfg.AppBurst, m)
+	s.codes = codeGuard{perIP: newLimiter("code_ip", s.cfg.CodeRate, s.cfg.CodeBurst, m),
+		global: newLimiter("code_global", s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst, m)}
 	s.seen = newNonceCache()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -210,6 +213,7 @@ func (s *Server) routes(e *echo.Echo) error {
 	e.GET(wire.PathStatic, s.handleStatic)
 	e.GET(wire.PathFavicon, s.handleFavicon)
 	e.GET(wire.PathHealth, s.handleHealth)
+	e.GET(wire.PathReady, s.handleReady)
 	e.GET(wire.PathDiscovery, s.handleDiscovery)
 
 	e.GET(wire.PathBrowserSocket, s.handleBrowserSocket)
@@ -308,6 +312,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	// First of all, so that a load balancer polling /readyz (here or on
+	// the metrics listener) stops sending new people while the rest drains.
+	s.draining.Store(true)
 	var errs []error
 	for _, f := range s.flows {
 		f.Shutdown()

@@ -23,10 +23,11 @@ func RateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
 	return qrauth.Errorf(qrauth.ERATELIMITED, reason, "%s", msg)
 }
 
-// upgrade switches to WebSocket and starts the write pump. The caller must
+// upgrade switches to WebSocket and starts the write pump; role (RoleBrowser,
+// RolePhone) counts the socket in the metrics while it is open. The caller must
 // not touch c afterwards: echo reuses it once the handler returns, and
 // returning early frees net/http's buffers for the life of the socket.
-func (s *Server) upgrade(c echo.Context) (*conn, error) {
+func (s *Server) upgrade(c echo.Context, role string) (*conn, error) {
 	// Counted before the hijack: http.Server.Shutdown waits for this
 	// request until then, so shutdown's Wait can never start before this
 	// Add (a WaitGroup must not grow from zero while being waited on).
@@ -38,11 +39,13 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 		return nil, nil
 	}
 	var cn *conn
+	s.cfg.Metrics.SocketsOpen(role, 1)
 	cn = newConn(ws, func() {
 		s.hub.untrack(cn)
+		s.cfg.Metrics.SocketsOpen(role, -1)
 		s.conns.Done()
 	})
-	cn.log = s.log
+	cn.log, cn.metrics = s.log, s.cfg.Metrics
 	if !s.hub.track(cn) {
 		// Shutdown began while this socket was being upgraded.
 		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
@@ -126,7 +129,7 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		site = s.siteName(c)
 	}
 
-	cn, err := s.upgrade(c)
+	cn, err := s.upgrade(c, RoleBrowser)
 	if cn == nil {
 		return err
 	}
@@ -194,7 +197,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	if ok, wait := s.apps.Allow(ip, s.cfg.Now()); !ok {
 		return RateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
 	}
-	cn, err := s.upgrade(c)
+	cn, err := s.upgrade(c, RolePhone)
 	if cn == nil {
 		return err
 	}

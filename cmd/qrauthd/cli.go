@@ -95,12 +95,12 @@ var flagGroups = []struct {
 		"password-time", "password-memory", "password-threads"}},
 	{"Forward auth for reverse proxies", []string{"forward-auth-domains", "forward-auth-rule"}},
 	{"OpenID Connect provider", []string{"oidc", "oidc-key-grace"}},
-	{"Logging and debugging", []string{"log-level", "log-format", "debug-addr"}},
+	{"Logging, metrics and debugging", []string{"log-level", "log-format", "metrics-addr", "debug-addr"}},
 }
 
 // placeholders name a flag's value where its type says too little.
 var placeholders = map[string]string{
-	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "origin": "URL", "trusted-proxies": "CIDR,...",
+	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "metrics-addr": "HOST:PORT", "origin": "URL", "trusted-proxies": "CIDR,...",
 	"acme-domain": "LIST", "acme-cache": "DIR", "acme-directory": "URL", "acme-email": "ADDRESS",
 	"data": "FILE", "config": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",

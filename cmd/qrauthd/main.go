@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qrauth/qrauth/internal/metrics"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/forwardauth"
@@ -49,9 +51,12 @@ type Main struct {
 	ShutdownGrace time.Duration
 	LogOutput     io.Writer
 	DebugAddr     string
-	AdminSocket   string
-	KeyFile       string
-	ForwardAuth   forwardauth.Config
+	// MetricsAddr, when set, serves /metrics, /healthz and /readyz on this
+	// operator-only address (internal/metrics).
+	MetricsAddr string
+	AdminSocket string
+	KeyFile     string
+	ForwardAuth forwardauth.Config
 	// Badge configures badges and passwords (server/badgeflow), listed
 	// while BadgeOn (-badges).
 	Badge   badgeflow.Config
@@ -75,7 +80,9 @@ type Main struct {
 	// (config.go).
 	ConfigFile string
 
-	debug *http.Server
+	debug     *http.Server
+	metrics   *http.Server
+	metricsLn net.Listener
 
 	Server *server.Server
 	DB     *store.DB
@@ -270,6 +277,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	m.badgeFlags(fs, e)
 	m.forwardAuthFlags(fs, e)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
+	fs.StringVar(&m.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus /metrics, /healthz and /readyz on this operator-only address, e.g. 127.0.0.1:9090 (QRAUTH_METRICS_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
 	m.CheckOnStart = env("CHECK_ON_START", m.CheckOnStart)
@@ -326,7 +334,16 @@ func (m *Main) Run() error {
 		m.Config.AdminSocket = m.AdminSocket
 	}
 
-	db, err := store.Open(m.DataPath, store.Options{})
+	// The metrics exist only when they are served: without them the
+	// server's hooks are no-ops.
+	var mx *metrics.Metrics
+	var storeObs store.Observer = auditLog{log: log}
+	if m.MetricsAddr != "" {
+		mx = metrics.New()
+		m.Config.Metrics = mx
+		storeObs = auditLog{log: log, next: mx}
+	}
+	db, err := store.Open(m.DataPath, store.Options{Observer: storeObs})
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("database: %w\nRestore the file from a backup; `qrauthd check FILE` lists what is wrong with it", err)
 	} else if err != nil {
@@ -367,6 +384,12 @@ func (m *Main) Run() error {
 			return fmt.Errorf("debug server: %w", err)
 		}
 	}
+	if mx != nil {
+		if err := m.serveMetrics(log, mx); err != nil {
+			m.Close()
+			return fmt.Errorf("metrics server: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -399,5 +422,10 @@ func (m *Main) Close() error {
 		m.debug.Close()
 	}
 	err := m.Server.Shutdown(ctx)
+	if m.metrics != nil {
+		// Closed after the server, so that /readyz there says 503 for
+		// as long as the public listener drains.
+		m.metrics.Close()
+	}
 	return errors.Join(err, m.DB.Close())
 }

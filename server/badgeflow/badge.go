@@ -217,9 +217,9 @@ func (b *Flow) Mount(h server.Host, e *echo.Echo) error {
 	// exhausting memory.
 	n := max(2, runtime.GOMAXPROCS(0))
 	b.h = h
-	b.frames = h.NewLimiter(cfg.FrameRate, cfg.FrameBurst)
-	b.pwIP = h.NewLimiter(cfg.PasswordRate, cfg.PasswordBurst)
-	b.pwUser = h.NewLimiter(rate.Every(30*time.Second), 10)
+	b.frames = h.NewLimiter("badge_frames", cfg.FrameRate, cfg.FrameBurst)
+	b.pwIP = h.NewLimiter("badge_password_ip", cfg.PasswordRate, cfg.PasswordBurst)
+	b.pwUser = h.NewLimiter("badge_password_user", rate.Every(30*time.Second), 10)
 	b.hashes = make(chan struct{}, n)
 	b.decodes = make(chan struct{}, n)
 	keys, err := newBadgeKeys(b.key, h.Rand())
