@@ -23,6 +23,7 @@ import (
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -53,6 +54,8 @@ type testConfig struct {
 	Offline offlineflow.Config
 	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
 	OfflineOn bool
+	// Recovery configures the recovery flow, always listed as cmd/qrauthd does.
+	Recovery recoveryflow.Config
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -84,7 +87,11 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
-	return flows, nil
+	rec, err := recoveryflow.New(cfg.Recovery, db)
+	if err != nil {
+		return nil, err
+	}
+	return append(flows, rec), nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

@@ -24,6 +24,7 @@ import (
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -58,6 +59,9 @@ type Main struct {
 	// (server/offlineflow), listed while OfflineOn.
 	Offline   offlineflow.Config
 	OfflineOn bool
+	// Recovery configures recovery codes and helpdesk link codes
+	// (server/recoveryflow), always listed.
+	Recovery recoveryflow.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
@@ -213,6 +217,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.AdminSocket, "admin-socket", env("ADMIN_SOCKET", ""), "operator socket for `qrauthd admin` (default: admin.sock next to -data; \"off\" disables) (QRAUTH_ADMIN_SOCKET)")
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
 	m.offlineFlags(fs, e)
+	fs.DurationVar(&m.Recovery.LinkTTL, "recovery-link-ttl", e.duration("RECOVERY_LINK_TTL", recoveryflow.DefaultLinkTTL), "how long a helpdesk's recovery link code works (QRAUTH_RECOVERY_LINK_TTL)")
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
 	m.forwardAuthFlags(fs, e)
