@@ -64,3 +64,27 @@ func TestHash(t *testing.T) {
 		t.Fatal("Hash is not a keyed, deterministic 32-byte hash")
 	}
 }
+
+// FuzzNormalize: typed input never panics; what is accepted is CodeLen
+// characters of the alphabet, normalizes to itself, and reads back from
+// its grouped form.
+func FuzzNormalize(f *testing.F) {
+	for _, s := range []string{"ABCD-EFGH-JKMN-PQRS", "abcd efgh jkmn pqrs", "oOiI-lL00-1111-2222", "", "ABCD\x00EFGH", "ÀBCD-EFGH-JKMN-PQRS"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := recovery.Normalize(s)
+		if err != nil {
+			if qrauth.ErrorCode(err) != qrauth.EINVALID {
+				t.Fatalf("error of code %s", qrauth.ErrorCode(err))
+			}
+			return
+		}
+		if len(n) != recovery.CodeLen || strings.Trim(n, "0123456789ABCDEFGHJKMNPQRSTVWXYZ") != "" {
+			t.Fatalf("Normalize(%q) = %q", s, n)
+		}
+		if again, err := recovery.Normalize(recovery.Format(n)); err != nil || again != n {
+			t.Fatalf("Format(%q) reads back as %q, %v", n, again, err)
+		}
+	})
+}

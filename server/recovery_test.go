@@ -202,6 +202,27 @@ func TestRecoveryHelpdeskLinkCode(t *testing.T) {
 	}
 	st, body = helpdesk.do("POST", wire.Path(wire.PathAdminRecoveryLink, "u_nobody"), "")
 	wantReason(t, st, body, 404, "user_not_found")
+	// The admin list and status show the codes the person has.
+	adminRecovery := func() any {
+		_, list := helpdesk.do("GET", wire.PathAdminUsers, "")
+		for _, u := range list["users"].([]any) {
+			if u := u.(map[string]any); u["id"] == string(uid) {
+				return u["methods"].(map[string]any)["recovery"]
+			}
+		}
+		t.Fatal("user not in the admin list")
+		return nil
+	}
+	if got := adminRecovery(); got != false {
+		t.Fatalf("admin list without codes: %v", got)
+	}
+	generateCodes(t, target)
+	if got, ok := adminRecovery().(map[string]any); !ok || got["remaining"] != float64(recovery.SetSize) {
+		t.Fatalf("admin list with codes: %v", got)
+	}
+	if st, body := helpdesk.do("GET", wire.Path(wire.PathAdminRecoveryUser, string(uid)), ""); st != 200 || body["remaining"] != float64(recovery.SetSize) {
+		t.Fatalf("admin status: %d %v", st, body)
+	}
 	st, body = helpdesk.do("POST", link, "")
 	if st != 200 || !strings.HasPrefix(body["qr"].(string), "data:image/png;base64,") ||
 		body["url"] != wire.RecoverURL(srv.URL, body["code"].(string)) {

@@ -316,16 +316,15 @@ func (db *DB) RecordRecoveryFailure(ctx context.Context, id qrauth.UserID, at ti
 	return st, nil
 }
 
-// DeleteExpiredLinkCodes implements recovery.Store. Link codes are few
-// (helpdesk work, minutes long), so a scan of the codes is cheap enough;
+// DeleteExpiredLinkCodes implements recovery.Store. It finds expired
+// link codes in a read transaction, so that the janitor's call every 30 s
+// costs no write (and no fsync) when there is nothing to delete. Link
+// codes are few (helpdesk work, minutes long), so a scan is cheap;
 // recovery codes never expire and are skipped.
 func (db *DB) DeleteExpiredLinkCodes(ctx context.Context, now time.Time) (int, error) {
-	var n int
-	err := db.update(ctx, true, nil, func(tx *bolt.Tx) error {
-		n = 0
-		codes := tx.Bucket(bucketRecoveryCodes)
-		var gone []recoveryKey
-		err := codes.ForEach(func(k, v []byte) error {
+	var gone []recoveryKey
+	err := db.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRecoveryCodes).ForEach(func(k, v []byte) error {
 			var c recoveryCode
 			if err := json.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("decode recovery code: %w", err)
@@ -335,20 +334,32 @@ func (db *DB) DeleteExpiredLinkCodes(ctx context.Context, now time.Time) (int, e
 			}
 			return nil
 		})
-		if err != nil {
-			return err
-		}
+	})
+	if err != nil || len(gone) == 0 {
+		return 0, err
+	}
+	var n int
+	err = db.update(ctx, true, nil, func(tx *bolt.Tx) error {
+		n = 0
+		codes := tx.Bucket(bucketRecoveryCodes)
 		for _, g := range gone {
+			// Used since the scan? Then it is gone already.
+			if codes.Get(g.hash) == nil {
+				continue
+			}
 			if err := codes.Delete(g.hash); err != nil {
 				return err
 			} else if err := tx.Bucket(bucketRecoveryCodesByUser).Delete(userKey(g.user, g.hash)); err != nil {
 				return err
 			}
+			n++
 		}
-		n = len(gone)
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 type recoveryKey struct {

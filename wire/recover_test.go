@@ -85,3 +85,33 @@ func TestRecoverWorkedExample(t *testing.T) {
 		t.Errorf("RecoverURL = %q", got)
 	}
 }
+
+// FuzzRecoverRequest: no body panics in decoding or verifying, and a
+// request that verifies carries an acceptable key that is its device's.
+func FuzzRecoverRequest(f *testing.F) {
+	priv := docKey()
+	pub := priv.Public().(ed25519.PublicKey)
+	r := docRecover()
+	good, _ := json.Marshal(wire.RecoverRequest{Code: r.Code, DeviceID: r.DeviceID, PublicKey: base64.RawURLEncoding.EncodeToString(pub),
+		PhoneIDHash: r.PhoneIDHash, DeviceName: r.DeviceName, Signature: r.Sign(priv)})
+	f.Add(good)
+	f.Add([]byte(strings.Replace(string(good), `"code":"A`, `"code":"B`, 1)))
+	f.Add([]byte(`{"code":"x","public_key":"AQ","signature":""}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req wire.RecoverRequest
+		if json.Unmarshal(data, &req) != nil {
+			return
+		}
+		key, _ := base64.RawURLEncoding.DecodeString(req.PublicKey)
+		rr := wire.Recover{Origin: r.Origin, Code: req.Code, DeviceID: req.DeviceID, PhoneIDHash: req.PhoneIDHash, DeviceName: req.DeviceName}
+		if err := rr.Verify(key, req.Signature); err != nil {
+			if qrauth.ErrorReason(err) != "bad_signature" {
+				t.Fatalf("refusal %v", err)
+			}
+			return
+		}
+		if qrauth.CheckPublicKey(key) != nil || qrauth.DeviceIDFromKey(key) != req.DeviceID || rr != r {
+			t.Fatalf("a request other than the example verifies: %+v", rr)
+		}
+	})
+}

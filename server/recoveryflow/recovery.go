@@ -148,6 +148,12 @@ func (f *Flow) AdminUser(ctx context.Context, u *qrauth.User, methods map[string
 	if err != nil {
 		return err
 	}
+	// Like the other flows, false when there is nothing to show: the
+	// admin list names the methods whose value is not false.
+	if st.Remaining == 0 && !st.Locked {
+		methods["recovery"] = false
+		return nil
+	}
 	methods["recovery"] = statusView(st)
 	return nil
 }
@@ -241,6 +247,19 @@ func (f *Flow) countFailure(ctx context.Context, phone, ip string, now time.Time
 	}
 }
 
+// newCode draws a code: as shown (grouped) and its stored hash.
+func (f *Flow) newCode() (string, []byte, error) {
+	code, err := recovery.NewCode(f.h.Rand())
+	if err != nil {
+		return "", nil, qrauth.Internal(err)
+	}
+	n, err := recovery.Normalize(code)
+	if err != nil {
+		return "", nil, qrauth.Internal(err)
+	}
+	return code, recovery.Hash(f.key, n), nil
+}
+
 // handleStatus answers the account page: GET wire.PathRecovery.
 func (f *Flow) handleStatus(c echo.Context) error {
 	_, u, err := f.h.Authenticate(c)
@@ -264,15 +283,10 @@ func (f *Flow) handleGenerate(c echo.Context) error {
 	codes := make([]string, recovery.SetSize)
 	hashes := make([][]byte, recovery.SetSize)
 	for i := range codes {
-		code, err := recovery.NewCode(f.h.Rand())
-		if err != nil {
-			return qrauth.Internal(err)
+		var err error
+		if codes[i], hashes[i], err = f.newCode(); err != nil {
+			return err
 		}
-		n, err := recovery.Normalize(code)
-		if err != nil {
-			return qrauth.Internal(err)
-		}
-		codes[i], hashes[i] = code, recovery.Hash(f.key, n)
 	}
 	now := f.h.Now()
 	ev := &qrauth.AuditEvent{Time: now, Type: recovery.AuditCodesGenerated, UserID: u.ID, SessionID: sess.ID, IP: c.RealIP(),
@@ -310,15 +324,11 @@ func (f *Flow) handleAdminLink(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	code, err := recovery.NewCode(f.h.Rand())
+	code, hash, err := f.newCode()
 	if err != nil {
-		return qrauth.Internal(err)
+		return err
 	}
-	n, err := recovery.Normalize(code)
-	if err != nil {
-		return qrauth.Internal(err)
-	}
-	lc := &recovery.LinkCode{Hash: recovery.Hash(f.key, n), UserID: u.ID, IssuedBy: a.Name(), CreatedAt: now, ExpiresAt: now.Add(f.cfg.LinkTTL)}
+	lc := &recovery.LinkCode{Hash: hash, UserID: u.ID, IssuedBy: a.Name(), CreatedAt: now, ExpiresAt: now.Add(f.cfg.LinkTTL)}
 	ev := &qrauth.AuditEvent{Time: now, Type: recovery.AuditLinkIssued, UserID: u.ID, IP: c.RealIP(),
 		Detail: fmt.Sprintf("link code issued by %s, valid until %s", a.Name(), lc.ExpiresAt.UTC().Format(time.RFC3339))}
 	if err := f.st.CreateLinkCode(ctx, lc, ev); err != nil {
