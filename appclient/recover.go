@@ -25,7 +25,7 @@ func (d *Device) RecoveryCode(s string) (string, error) {
 		origin, _ := normalizeOrigin(d.Origin)
 		if err != nil || u.Scheme+"://"+u.Host != origin || u.Path != wire.PathPhoneApp ||
 			!strings.HasPrefix(u.Fragment, wire.RecoverFragment) {
-			return "", qrauth.Errorf(qrauth.EINVALID, "wrong_origin",
+			return "", qrauth.Errorf(qrauth.EINVALID, "foreign_origin",
 				"This code is not a recovery code of %s.", origin)
 		}
 		s = strings.TrimPrefix(u.Fragment, wire.RecoverFragment)

@@ -263,7 +263,7 @@ func TestRecoveryHelpdeskLinkCode(t *testing.T) {
 	}
 
 	// A code from another origin's QR is refused before anything is sent.
-	if _, err := other.Recover(t.Context(), wire.RecoverURL("https://evil.example", body["code"].(string))); qrauth.ErrorReason(err) != "wrong_origin" {
+	if _, err := other.Recover(t.Context(), wire.RecoverURL("https://evil.example", body["code"].(string))); qrauth.ErrorReason(err) != "foreign_origin" {
 		t.Fatalf("foreign QR: %v", err)
 	}
 

@@ -74,7 +74,7 @@ func TestRunRecover(t *testing.T) {
 		t.Fatalf("recover with the QR URL = %+v", r)
 	}
 	if r := runApp(t, "", "recover", "--state", state, wire.RecoverURL("https://evil.example", "ABCD-EFGH-JKMN-PQRS")); r.code != exitError ||
-		!strings.Contains(r.stderr, "wrong_origin") {
+		!strings.Contains(r.stderr, "foreign_origin") {
 		t.Fatalf("recover with another origin's QR URL = %+v", r)
 	}
 }
