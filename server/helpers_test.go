@@ -23,6 +23,7 @@ import (
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -54,6 +55,8 @@ type testConfig struct {
 	Offline offlineflow.Config
 	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
 	OfflineOn bool
+	// Recovery configures the recovery flow, always listed as cmd/qrauthd does.
+	Recovery recoveryflow.Config
 	// Extra flows are listed last, as OpenID Connect is.
 	Extra []server.Flow
 }
@@ -90,6 +93,11 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
+	rec, err := recoveryflow.New(cfg.Recovery, db)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows, rec)
 	return append(flows, cfg.Extra...), nil
 }
 

@@ -105,7 +105,7 @@ func TestRouteTablesMatchServer(t *testing.T) {
 			t.Errorf("in docs/protocol.md's route tables but not registered: %s", r)
 		}
 	}
-	for _, name := range []string{"offline.md", "oath.md", "badge.md"} {
+	for _, name := range []string{"offline.md", "oath.md", "badge.md", "recovery.md"} {
 		b, err := os.ReadFile("../docs/" + name)
 		if err != nil {
 			t.Fatal(err)

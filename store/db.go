@@ -131,6 +131,7 @@ var (
 		bucketPasswords, bucketBadges, bucketBadgesByUser,
 		bucketOIDCClients, bucketOIDCRequests, bucketOIDCCodes, bucketOIDCTokens, bucketOIDCRefresh,
 		bucketOIDCGrants, bucketOIDCKeys, bucketOIDCConsents, bucketOIDCSessions,
+		bucketRecoveryCodes, bucketRecoveryCodesByUser, bucketRecoveryState,
 	}
 
 	keyVersion = []byte("version")

@@ -7,6 +7,7 @@ import (
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -42,6 +43,13 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
+	// Recovery asks nothing at sign-in; its place in the list does not
+	// matter. It is always on: a lost phone must never lock anyone out.
+	rec, err := recoveryflow.New(m.Recovery, db)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows, rec)
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -69,6 +70,9 @@ type Main struct {
 	// (server/offlineflow), listed while OfflineOn.
 	Offline   offlineflow.Config
 	OfflineOn bool
+	// Recovery configures recovery codes and helpdesk link codes
+	// (server/recoveryflow), always listed.
+	Recovery recoveryflow.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
@@ -273,6 +277,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
 	m.configFlags(fs)
 	m.offlineFlags(fs, e)
+	fs.DurationVar(&m.Recovery.LinkTTL, "recovery-link-ttl", e.duration("RECOVERY_LINK_TTL", recoveryflow.DefaultLinkTTL), "how long a helpdesk's recovery link code works (QRAUTH_RECOVERY_LINK_TTL)")
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
 	m.forwardAuthFlags(fs, e)
