@@ -13,6 +13,13 @@ const (
 	AuditDeviceRemoved = "device_removed"
 	AuditRolesChanged  = "roles_changed"
 	AuditProfile       = "profile_changed"
+	AuditUserDisabled  = "user_disabled"
+	AuditUserEnabled   = "user_enabled"
+	// AuditUserDeleted is kept when an account is deleted. It names no
+	// user: the account's own events lose their user, device, session,
+	// address and detail at the same time (see Store.DeleteUser).
+	AuditUserDeleted  = "user_deleted"
+	AuditUserExported = "user_exported"
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

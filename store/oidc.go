@@ -518,3 +518,46 @@ func (db *DB) PurgeOIDC(ctx context.Context, now time.Time) error {
 		return nil
 	})
 }
+
+// deleteOIDCOfUser deletes the tokens and authorization requests of user
+// id, and with consents also the consents the user gave (DeleteUser keeps
+// nothing; DisableUser keeps the consents for when the account is enabled
+// again).
+func deleteOIDCOfUser(tx *bolt.Tx, id qrauth.UserID, consents bool) error {
+	var reqs []*oidc.AuthRequest
+	err := tx.Bucket(bucketOIDCRequests).ForEach(func(k, v []byte) error {
+		r, err := decode[oidc.AuthRequest](k, v)
+		if err == nil && r.UserID == string(id) {
+			reqs = append(reqs, r)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if err := deleteOIDCRequest(tx, r); err != nil {
+			return err
+		}
+	}
+	var toks []*oidc.Token
+	err = tx.Bucket(bucketOIDCTokens).ForEach(func(k, v []byte) error {
+		t, err := decode[oidc.Token](k, v)
+		if err == nil && t.UserID == string(id) {
+			toks = append(toks, t)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if err := deleteOIDCToken(tx, t); err != nil {
+			return err
+		}
+	}
+	if !consents {
+		return nil
+	}
+	return deletePrefix(tx.Bucket(bucketOIDCConsents), userPrefix(id))
+}
