@@ -54,7 +54,7 @@ func fillAccount(t *testing.T, db *store.DB, name string, n byte) []string {
 	must(err)
 	must(db.SetPassword(ctx, &badge.Password{UserID: uid, Algorithm: badge.PasswordAlgorithm,
 		Params: badge.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyLen: 32},
-		Salt: bytes.Repeat([]byte{n}, 16), Hash: bytes.Repeat([]byte{n}, 32), Stamp: bytes.Repeat([]byte{n}, 32), SetAt: now}, nil))
+		Salt:   bytes.Repeat([]byte{n}, 16), Hash: bytes.Repeat([]byte{n}, 32), Stamp: bytes.Repeat([]byte{n}, 32), SetAt: now}, nil))
 	bid := badge.IDFromBytes(bytes.Repeat([]byte{n}, 16))
 	must(db.CreateBadge(ctx, &badge.Badge{ID: bid, UserID: uid, Kind: badge.Insecure, CreatedBy: "operator", CreatedAt: now}))
 
