@@ -99,6 +99,8 @@ type adminUserView struct {
 	Roles     []qrauth.Role  `json:"roles"`
 	Devices   int            `json:"devices"`
 	Methods   map[string]any `json:"methods"`
+	// Disabled is set while the account is disabled.
+	Disabled *qrauth.Disabled `json:"disabled,omitempty"`
 }
 
 func (s *Server) adminRoutes(e *echo.Echo) {
@@ -107,6 +109,7 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	e.PUT(wire.PathAdminUserRoles, s.handleAdminSetRoles)
 	e.GET(wire.PathAdminAudit, s.handleAdminAudit)
 	e.GET(wire.PathAdmin, s.handleAdminPage)
+	s.adminUserRoutes(e)
 }
 
 func (s *Server) handleAdminPage(c echo.Context) error {
@@ -122,7 +125,7 @@ func (s *Server) viewAdminUser(ctx context.Context, u *qrauth.User) (adminUserVi
 		return adminUserView{}, err
 	}
 	v := adminUserView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, Roles: u.Roles,
-		Devices: len(devs), Methods: map[string]any{"qr": len(devs) > 0}}
+		Devices: len(devs), Methods: map[string]any{"qr": len(devs) > 0}, Disabled: u.Disabled}
 	if v.Roles == nil {
 		v.Roles = []qrauth.Role{}
 	}

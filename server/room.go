@@ -300,6 +300,18 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 			r.refuseLocked(app, err)
 			return false
 		}
+		if err := u.CheckEnabled(); err != nil {
+			// The room ends with the refusal on both sides, so that the
+			// browser says why instead of showing a new code that no
+			// phone of this account could use. The phone proved its key
+			// and the person chose to scan this browser's code: telling
+			// the browser is telling them.
+			r.h.log.Info("join refused", slog.String("reason", "account_disabled"),
+				slog.String("device", string(f.DeviceID)), slog.String("app_ip", appIP))
+			app.closeErr(err)
+			r.failLocked(err)
+			return false
+		}
 		known, err := st.KnownAddress(ctx, u.ID, r.bctx.IP)
 		if err != nil {
 			r.refuseLocked(app, err)

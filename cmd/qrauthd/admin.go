@@ -28,7 +28,7 @@ type adminCommand struct {
 }
 
 var adminCommands = map[string]adminCommand{
-	"users": {"", "list users with their roles and methods", adminUsers},
+	"users": {"[SUBCOMMAND ARGS]", "list users with their roles and methods; the subcommands below manage one account", adminUsersCommand},
 	"user":  {"USER", "show one user as JSON", adminUser},
 	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
 	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
@@ -128,6 +128,9 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 		for _, n := range names {
 			c := adminCommands[n]
 			fmt.Fprintf(tw, "  %s %s\t%s\n", n, c.usage, c.help)
+			if n == "users" {
+				usersUsage(tw)
+			}
 		}
 		tw.Flush()
 	}
@@ -176,6 +179,7 @@ type adminUserRow struct {
 	Roles     []qrauth.Role  `json:"roles"`
 	Devices   int            `json:"devices"`
 	Methods   map[string]any `json:"methods"`
+	Disabled  *struct{}      `json:"disabled"`
 }
 
 func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
@@ -183,7 +187,7 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		return errUsage
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tE-MAIL\tROLES\tDEVICES\tMETHODS")
+	fmt.Fprintln(tw, "ID\tNAME\tE-MAIL\tROLES\tDEVICES\tMETHODS\tSTATUS")
 	after := ""
 	for {
 		var page struct {
@@ -204,7 +208,12 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 				}
 			}
 			sort.Strings(methods)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.ID, u.Name, u.Email, strings.Join(roles, ","), u.Devices, strings.Join(methods, ","))
+			status := "enabled"
+			if u.Disabled != nil {
+				status = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", u.ID, u.Name, u.Email, strings.Join(roles, ","), u.Devices,
+				strings.Join(methods, ","), status)
 		}
 		if len(page.Users) < 1000 {
 			break
