@@ -249,6 +249,8 @@ func (s *Server) exportUser(ctx context.Context, u *qrauth.User) (*userExport, e
 		}
 		f.AfterSeq = page[len(page)-1].Seq
 	}
+	// As in the admin user list: the core's QR method, then each flow's.
+	x.Methods["qr"] = len(devs) > 0
 	for _, f := range s.flows {
 		if err := f.AdminUser(ctx, u, x.Methods); err != nil {
 			return nil, err
