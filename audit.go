@@ -33,4 +33,9 @@ type AuditEvent struct {
 	SessionID SessionID `json:"session_id,omitempty"`
 	IP        string    `json:"ip,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+	// Actor is who performed an administrative action: "operator" or the
+	// administrator's user id. Empty for what people do to their own
+	// account. It outlives the deletion of the account acted on, so the
+	// log keeps who did what even then.
+	Actor string `json:"actor,omitempty"`
 }

@@ -52,7 +52,8 @@ type Store interface {
 	// credentials, sessions and approvals, OATH, passwords, badges, OpenID
 	// Connect requests, tokens and consents. The user's audit events stay,
 	// in their place in the sequence, but lose their user, device, session,
-	// address and detail. ENOTFOUND if the user does not exist.
+	// address and detail (they keep time, type and actor). ENOTFOUND if the
+	// user does not exist.
 	DeleteUser(ctx context.Context, id UserID, events ...*AuditEvent) error
 	// ListUsers returns up to limit users (0 means 100, at most 1000)
 	// with ids greater than after, in id order.

@@ -192,7 +192,7 @@ func (s *Server) handleAdminSetRoles(c echo.Context) error {
 	}
 	id := qrauth.UserID(c.Param("id"))
 	u, err := s.store.SetRoles(c.Request().Context(), id, body.Roles, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditRolesChanged, UserID: id, IP: c.RealIP(),
+		Time: s.cfg.Now(), Type: qrauth.AuditRolesChanged, UserID: id, IP: c.RealIP(), Actor: actor.Name(),
 		Detail: fmt.Sprintf("roles %v by %s", body.Roles, actor.Name()),
 	})
 	if err != nil {

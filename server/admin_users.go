@@ -70,7 +70,7 @@ func (s *Server) handleAdminRemoveDevice(c echo.Context) error {
 		return err
 	}
 	ended, err := s.store.RemoveDevice(ctx, d.ID, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditDeviceRemoved, UserID: uid, DeviceID: d.ID, IP: c.RealIP(),
+		Time: s.cfg.Now(), Type: qrauth.AuditDeviceRemoved, UserID: uid, DeviceID: d.ID, IP: c.RealIP(), Actor: actor.Name(),
 		Detail: fmt.Sprintf("removed %s by %s, with the sessions it approved", d.Name, actor.Name()),
 	})
 	if err != nil {
@@ -104,7 +104,7 @@ func (s *Server) handleAdminDisableUser(c echo.Context) error {
 		detail += ": " + reason
 	}
 	u, ended, err := s.store.DisableUser(c.Request().Context(), id, qrauth.Disabled{At: now, By: actor.Name(), Reason: reason},
-		&qrauth.AuditEvent{Time: now, Type: qrauth.AuditUserDisabled, UserID: id, IP: c.RealIP(), Detail: detail})
+		&qrauth.AuditEvent{Time: now, Type: qrauth.AuditUserDisabled, UserID: id, IP: c.RealIP(), Actor: actor.Name(), Detail: detail})
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (s *Server) handleAdminEnableUser(c echo.Context) error {
 	}
 	id := qrauth.UserID(c.Param("id"))
 	u, err := s.store.EnableUser(c.Request().Context(), id, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditUserEnabled, UserID: id, IP: c.RealIP(), Detail: "by " + actor.Name(),
+		Time: s.cfg.Now(), Type: qrauth.AuditUserEnabled, UserID: id, IP: c.RealIP(), Actor: actor.Name(), Detail: "by " + actor.Name(),
 	})
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func (s *Server) handleAdminDeleteUser(c echo.Context) error {
 		return err
 	}
 	if err := s.store.DeleteUser(c.Request().Context(), id, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditUserDeleted, IP: c.RealIP(), Detail: "an account was deleted by " + actor.Name(),
+		Time: s.cfg.Now(), Type: qrauth.AuditUserDeleted, IP: c.RealIP(), Actor: actor.Name(), Detail: "an account was deleted by " + actor.Name(),
 	}); err != nil {
 		return err
 	}
@@ -208,7 +208,7 @@ func (s *Server) handleAdminExportUser(c echo.Context) error {
 		return err
 	}
 	if err := s.store.AppendAudit(ctx, &qrauth.AuditEvent{
-		Time: x.ExportedAt, Type: qrauth.AuditUserExported, UserID: u.ID, IP: c.RealIP(), Detail: "by " + actor.Name(),
+		Time: x.ExportedAt, Type: qrauth.AuditUserExported, UserID: u.ID, IP: c.RealIP(), Actor: actor.Name(), Detail: "by " + actor.Name(),
 	}); err != nil {
 		return err
 	}

@@ -296,7 +296,9 @@ func (db *DB) DeleteUser(ctx context.Context, id qrauth.UserID, events ...*qraut
 // anonymizeAudit strips the user's events of everything that names the
 // person and drops them from the by-user index. The events themselves stay
 // so that the log's sequence has no holes and still shows what happened
-// when.
+// when, and by which administrator (Actor). Events of other accounts that
+// name this one as their actor are left alone: they are those accounts'
+// records, and the administrator's accountability.
 func anonymizeAudit(tx *bolt.Tx, id qrauth.UserID) error {
 	idx, audit := tx.Bucket(bucketAuditByUser), tx.Bucket(bucketAudit)
 	prefix := userPrefix(id)
@@ -312,7 +314,7 @@ func anonymizeAudit(tx *bolt.Tx, id qrauth.UserID) error {
 			return err
 		}
 		if e != nil {
-			anon := qrauth.AuditEvent{Seq: e.Seq, Time: e.Time, Type: e.Type}
+			anon := qrauth.AuditEvent{Seq: e.Seq, Time: e.Time, Type: e.Type, Actor: e.Actor}
 			if err := put(audit, seq, &anon); err != nil {
 				return err
 			}

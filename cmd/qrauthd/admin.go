@@ -283,7 +283,7 @@ func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		q = "&user=" + args[0]
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tUSER\tDEVICE\tIP\tDETAIL")
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tUSER\tDEVICE\tIP\tDETAIL\tACTOR")
 	var after uint64
 	for {
 		var page struct {
@@ -293,7 +293,8 @@ func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writ
 			return err
 		}
 		for _, e := range page.Events {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.UserID, e.DeviceID, e.IP, e.Detail)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.UserID, e.DeviceID, e.IP,
+				e.Detail, e.Actor)
 			after = e.Seq
 		}
 		if len(page.Events) == 0 {

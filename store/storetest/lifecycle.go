@@ -93,7 +93,8 @@ func testDeleteUser(t *testing.T, open opener) {
 		mustCreateSession(t, s, sess)
 		keep := newSession(other.ID, od.ID, 2)
 		mustCreateSession(t, s, keep)
-		own := newEvent(qrauth.AuditSignIn, u.ID)
+		own := newEvent(qrauth.AuditRolesChanged, u.ID)
+		own.Actor = "operator"
 		theirs := newEvent(qrauth.AuditSignIn, other.ID)
 		noError(t, s.AppendAudit(t.Context(), own, theirs))
 
@@ -111,12 +112,13 @@ func testDeleteUser(t *testing.T, open opener) {
 		if evs := listAudit(t, s, qrauth.AuditFilter{UserID: u.ID}); len(evs) != 0 {
 			t.Fatalf("the deleted user still has audit events %+v", evs)
 		}
-		// The user's event keeps its place and kind, and nothing else.
+		// The user's event keeps its place, kind and actor, and nothing
+		// else.
 		all := allAudit(t, s)
 		if len(all) != 3 || !slices.Equal(seqs(all), []uint64{own.Seq, theirs.Seq, del.Seq}) {
 			t.Fatalf("audit %+v", all)
 		}
-		same(t, "anonymized event", all[0], &qrauth.AuditEvent{Seq: own.Seq, Time: own.Time, Type: own.Type})
+		same(t, "anonymized event", all[0], &qrauth.AuditEvent{Seq: own.Seq, Time: own.Time, Type: own.Type, Actor: "operator"})
 		same(t, "other user's event", all[1], theirs)
 
 		// The others are untouched, and the number can sign up afresh.

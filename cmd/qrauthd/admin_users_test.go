@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestAdminUsersCommands drives every `qrauthd admin users` subcommand
+// through the real operator socket of a running qrauthd: phones,
+// disable (with a reason), the list showing it, enable, export,
+// remove-phone, delete refused without confirmation and done with it,
+// and the audit log naming the operator for each.
+func TestAdminUsersCommands(t *testing.T) {
+	m := MustRunMain(t)
+	uid := string(signUp(t, m.Server.Origin(), "+41 79 000 00 01", "Grace Hopper"))
+	other := string(signUp(t, m.Server.Origin(), "+41 79 000 00 02", "Ada Lovelace"))
+	admin := func(stdin io.Reader, args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		ctx := context.Background()
+		if stdin != nil {
+			ctx = withStdin(ctx, stdin)
+		}
+		code := runAdmin(ctx, append([]string{"-data", m.DataPath}, args...), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+
+	code, out, errOut := admin(nil, "users", "phones", uid)
+	dev := regexp.MustCompile(`(?m)^(d_\S+)`).FindStringSubmatch(out)
+	if code != 0 || dev == nil {
+		t.Fatalf("phones: %d %q %q", code, out, errOut)
+	}
+
+	if code, out, errOut := admin(nil, "users", "disable", uid, "-reason", "on leave"); code != 0 || !strings.Contains(out, "disabled") {
+		t.Fatalf("disable: %d %q %q", code, out, errOut)
+	}
+	_, out, _ = admin(nil, "users")
+	if !regexp.MustCompile(`(?m)^`+uid+`.*disabled\s*$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^`+other+`.*enabled\s*$`).MatchString(out) {
+		t.Fatalf("users list does not show who is disabled:\n%s", out)
+	}
+	if code, out, errOut := admin(nil, "users", "enable", uid); code != 0 || !strings.Contains(out, "enabled") {
+		t.Fatalf("enable: %d %q %q", code, out, errOut)
+	}
+
+	code, out, errOut = admin(nil, "users", "export", uid)
+	var x struct {
+		User struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"user"`
+		Devices []struct {
+			ID string `json:"id"`
+		} `json:"devices"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &x) != nil || x.User.ID != uid || x.User.Name != "Grace Hopper" ||
+		len(x.Devices) != 1 || x.Devices[0].ID != dev[1] {
+		t.Fatalf("export: %d %q %q", code, out, errOut)
+	}
+
+	if code, out, errOut := admin(nil, "users", "remove-phone", uid, dev[1]); code != 0 || !strings.Contains(out, "removed phone") {
+		t.Fatalf("remove-phone: %d %q %q", code, out, errOut)
+	}
+	if _, out, _ := admin(nil, "users", "phones", uid); strings.Contains(out, dev[1]) {
+		t.Fatalf("removed phone still listed: %q", out)
+	}
+
+	// Without -yes, only the user id typed back deletes.
+	if code, _, errOut := admin(strings.NewReader("y\n"), "users", "delete", uid); code != 1 || !strings.Contains(errOut, "not confirmed") {
+		t.Fatalf("delete answered y: %d %q", code, errOut)
+	}
+	if code, _, _ := admin(nil, "user", uid); code != 0 {
+		t.Fatal("an unconfirmed delete deleted")
+	}
+	if code, out, errOut := admin(strings.NewReader(uid+"\n"), "users", "delete", uid); code != 0 || !strings.Contains(out, "Grace Hopper") {
+		t.Fatalf("delete confirmed: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := admin(nil, "user", uid); code != 1 || !strings.Contains(errOut, "user_not_found") {
+		t.Fatalf("deleted user: %d %q", code, errOut)
+	}
+	if code, _, errOut := admin(nil, "users", "delete", other, "-yes"); code != 0 {
+		t.Fatalf("delete -yes: %d %q", code, errOut)
+	}
+
+	_, out, _ = admin(nil, "audit")
+	for _, want := range []string{"user_disabled", "user_enabled", "user_exported", "device_removed", "user_deleted"} {
+		if !regexp.MustCompile(`(?m)\s` + want + `\s.*\soperator$`).MatchString(out) {
+			t.Errorf("audit lacks %s with the operator as actor:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, uid) || strings.Contains(out, other) {
+		t.Errorf("the audit log still names a deleted account:\n%s", out)
+	}
+
+	for _, args := range [][]string{{"users", "nope"}, {"users", "disable"}, {"users", "phones"}, {"users", "remove-phone", uid}} {
+		if code, _, errOut := admin(nil, args...); code != 2 || !strings.Contains(errOut, "usage") {
+			t.Errorf("%v: %d %q, want usage", args, code, errOut)
+		}
+	}
+}
