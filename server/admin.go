@@ -137,6 +137,20 @@ func (s *Server) viewAdminUser(ctx context.Context, u *qrauth.User) (adminUserVi
 	return v, nil
 }
 
+// answerAdminUser answers with {"user": AdminUser} and the fields of
+// extra.
+func (s *Server) answerAdminUser(c echo.Context, u *qrauth.User, extra map[string]any) error {
+	v, err := s.viewAdminUser(c.Request().Context(), u)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"user": v}
+	for k, x := range extra {
+		body[k] = x
+	}
+	return c.JSON(http.StatusOK, body)
+}
+
 func (s *Server) handleAdminListUsers(c echo.Context) error {
 	if _, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
 		return err
@@ -167,16 +181,11 @@ func (s *Server) handleAdminGetUser(c echo.Context) error {
 	if _, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	u, err := s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	u, err := s.store.FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(ctx, u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v})
+	return s.answerAdminUser(c, u, nil)
 }
 
 func (s *Server) handleAdminSetRoles(c echo.Context) error {
@@ -198,11 +207,7 @@ func (s *Server) handleAdminSetRoles(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(c.Request().Context(), u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v})
+	return s.answerAdminUser(c, u, nil)
 }
 
 func (s *Server) handleAdminAudit(c echo.Context) error {

@@ -108,11 +108,7 @@ func (s *Server) handleAdminDisableUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(c.Request().Context(), u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v, "ended_sessions": ended})
+	return s.answerAdminUser(c, u, map[string]any{"ended_sessions": ended})
 }
 
 func (s *Server) handleAdminEnableUser(c echo.Context) error {
@@ -127,11 +123,7 @@ func (s *Server) handleAdminEnableUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(c.Request().Context(), u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v})
+	return s.answerAdminUser(c, u, nil)
 }
 
 // handleAdminDeleteUser deletes an account and everything of its. The

@@ -540,14 +540,7 @@ func deleteOfflineOfUser(tx *bolt.Tx, id qrauth.UserID) error {
 	if err := deletePrefix(tx.Bucket(bucketOfflineCredsByUser), userPrefix(id)); err != nil {
 		return err
 	}
-	var sessions []*offline.Session
-	err = tx.Bucket(bucketOfflineSessions).ForEach(func(k, v []byte) error {
-		s, err := decode[offline.Session](k, v)
-		if err == nil && s.UserID == id {
-			sessions = append(sessions, s)
-		}
-		return err
-	})
+	sessions, err := collect(tx.Bucket(bucketOfflineSessions), func(s *offline.Session) bool { return s.UserID == id })
 	if err != nil {
 		return err
 	}
@@ -559,14 +552,7 @@ func deleteOfflineOfUser(tx *bolt.Tx, id qrauth.UserID) error {
 			return err
 		}
 	}
-	var approvals []*offline.Approval
-	err = tx.Bucket(bucketApprovals).ForEach(func(k, v []byte) error {
-		a, err := decode[offline.Approval](k, v)
-		if err == nil && a.UserID == id {
-			approvals = append(approvals, a)
-		}
-		return err
-	})
+	approvals, err := collect(tx.Bucket(bucketApprovals), func(a *offline.Approval) bool { return a.UserID == id })
 	if err != nil {
 		return err
 	}

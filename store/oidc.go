@@ -524,14 +524,7 @@ func (db *DB) PurgeOIDC(ctx context.Context, now time.Time) error {
 // nothing; DisableUser keeps the consents for when the account is enabled
 // again).
 func deleteOIDCOfUser(tx *bolt.Tx, id qrauth.UserID, consents bool) error {
-	var reqs []*oidc.AuthRequest
-	err := tx.Bucket(bucketOIDCRequests).ForEach(func(k, v []byte) error {
-		r, err := decode[oidc.AuthRequest](k, v)
-		if err == nil && r.UserID == string(id) {
-			reqs = append(reqs, r)
-		}
-		return err
-	})
+	reqs, err := collect(tx.Bucket(bucketOIDCRequests), func(r *oidc.AuthRequest) bool { return r.UserID == string(id) })
 	if err != nil {
 		return err
 	}
@@ -540,14 +533,7 @@ func deleteOIDCOfUser(tx *bolt.Tx, id qrauth.UserID, consents bool) error {
 			return err
 		}
 	}
-	var toks []*oidc.Token
-	err = tx.Bucket(bucketOIDCTokens).ForEach(func(k, v []byte) error {
-		t, err := decode[oidc.Token](k, v)
-		if err == nil && t.UserID == string(id) {
-			toks = append(toks, t)
-		}
-		return err
-	})
+	toks, err := collect(tx.Bucket(bucketOIDCTokens), func(t *oidc.Token) bool { return t.UserID == string(id) })
 	if err != nil {
 		return err
 	}

@@ -246,12 +246,19 @@ func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Write
 	if len(args) != 1 {
 		return errUsage
 	}
+	return printJSON(ctx, cl, wire.Path(wire.PathAdminUser, args[0]), out)
+}
+
+// printJSON prints the answer to GET path, indented.
+func printJSON(ctx context.Context, cl *adminClient, path string, out io.Writer) error {
 	var v json.RawMessage
-	if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminUser, args[0]), nil, &v); err != nil {
+	if err := cl.do(ctx, "GET", path, nil, &v); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
-	json.Indent(&buf, v, "", "  ")
+	if err := json.Indent(&buf, v, "", "  "); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, buf.String())
 	return nil
 }

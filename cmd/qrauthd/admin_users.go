@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -206,14 +204,5 @@ func adminExportUser(ctx context.Context, cl *adminClient, args []string, out io
 	if len(args) != 1 {
 		return errUsage
 	}
-	var v json.RawMessage
-	if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminUserExport, args[0]), nil, &v); err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, v, "", "  "); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, buf.String())
-	return nil
+	return printJSON(ctx, cl, wire.Path(wire.PathAdminUserExport, args[0]), out)
 }
