@@ -161,7 +161,12 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 			fmt.Fprintf(errOut, "qrauthd admin: %v\n", err)
 		}
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(errOut, "usage: qrauthd admin %s %s\n", fs.Arg(0), cmd.usage)
+			use := fs.Arg(0) + " " + cmd.usage
+			var ue *usageError
+			if errors.As(err, &ue) {
+				use = ue.usage
+			}
+			fmt.Fprintf(errOut, "usage: qrauthd admin %s\n", use)
 			return 2
 		}
 		return 1
@@ -170,6 +175,13 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 }
 
 var errUsage = errors.New("wrong arguments")
+
+// usageError is errUsage of a subcommand, with the usage to show instead
+// of the command's.
+type usageError struct{ usage string }
+
+func (e *usageError) Error() string        { return errUsage.Error() }
+func (e *usageError) Is(target error) bool { return target == errUsage }
 
 type adminUserRow struct {
 	ID        qrauth.UserID  `json:"id"`

@@ -41,7 +41,7 @@ func adminUsersCommand(ctx context.Context, cl *adminClient, args []string, out 
 		return fmt.Errorf("unknown users command %q: %w", args[0], errUsage)
 	}
 	if err := sub.run(ctx, cl, args[1:], out); errors.Is(err, errUsage) {
-		return fmt.Errorf("usage: qrauthd admin users %s %s: %w", args[0], sub.usage, err)
+		return &usageError{usage: "users " + args[0] + " " + sub.usage}
 	} else if err != nil {
 		return err
 	}
