@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/offline"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -305,5 +306,32 @@ func TestAdminDeleteUser(t *testing.T) {
 	b2 := signUp(t, srv, p)
 	if got := userID(t, b2); got == uid {
 		t.Fatal("the new account has the deleted one's id")
+	}
+}
+
+// TestOfflineCodesOfDisabledUser: a relying site can neither begin an
+// offline code session for a disabled account nor have a code verified on
+// a session begun before; the refusal counts no wrong code, so once the
+// account is enabled the same code verifies.
+func TestOfflineCodesOfDisabledUser(t *testing.T) {
+	e := newOfflineEnv(t, nil)
+	e.activate(offline.PIN, "4711")
+	s := e.begin(offline.PIN, "Pay 10 CHF")
+	otp := e.code(s, "4711")
+	if _, _, err := e.srv.DB.DisableUser(t.Context(), e.uid, qrauth.Disabled{At: time.Now(), By: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := e.verify(s, otp); st != 403 || body["reason"] != "account_disabled" {
+		t.Fatalf("verify for a disabled account: %d %v", st, body)
+	}
+	st, body := e.api("POST", wire.PathOfflineSessions, map[string]any{"user_id": e.uid, "method": offline.PIN, "context": "x"})
+	if st != 403 || body["reason"] != "account_disabled" {
+		t.Fatalf("begin for a disabled account: %d %v", st, body)
+	}
+	if _, err := e.srv.DB.EnableUser(t.Context(), e.uid); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := e.verify(s, otp); st != 200 || body["result"] != "success" {
+		t.Fatalf("verify after enable: %d %v", st, body)
 	}
 }
