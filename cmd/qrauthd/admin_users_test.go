@@ -125,7 +125,7 @@ func TestBrowserAdminUserLifecycle(t *testing.T) {
 	w := watchOf(t, ctx)
 	chromiumSignIn(t, ctx, m, adminID)
 	visit(t, ctx, origin+wire.PathAdmin, `#admin[data-state="ready"]`)
-	row := `.user-admin[data-user-id="` + string(uid) + `"] `
+	row := `#users > li[data-user-id="` + string(uid) + `"] `
 	run := func(what string, actions ...chromedp.Action) {
 		t.Helper()
 		c, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -139,6 +139,7 @@ func TestBrowserAdminUserLifecycle(t *testing.T) {
 	run("disable question", chromedp.Click(row+`button[aria-label^="Disable "]`, chromedp.ByQuery),
 		chromedp.WaitVisible(row+`input[type="text"]`, chromedp.ByQuery))
 	w.Check()
+	saveScreenshot(t, ctx, "admin-users.png")
 	run("disable", chromedp.SendKeys(row+`input[type="text"]`, "on leave", chromedp.ByQuery),
 		chromedp.Click(row+`button[type="submit"]`, chromedp.ByQuery),
 		chromedp.WaitVisible(row+`.user-disabled`, chromedp.ByQuery))

@@ -39,26 +39,39 @@
     const who = user.name || user.id;
     const path = '/admin/api/users/' + encodeURIComponent(user.id);
 
-    const box = el('div', 'user-admin');
-    box.dataset.userId = user.id;
+    // The buttons go with the row's other actions; what they open (the
+    // phones, a question, a message) takes the row's whole width below,
+    // so that the name beside the buttons is not squeezed.
+    const li = actions.closest('li');
     if (user.disabled) {
       const d = user.disabled;
-      box.append(el('p', 'item-meta user-disabled', 'Disabled ' + q.formatDate(d.at) + ' by ' + d.by +
-        (d.reason ? ': ' + d.reason : '')));
+      li.querySelector('.item-body').append(el('p', 'item-meta user-disabled', 'Disabled ' + q.formatDate(d.at) +
+        ' by ' + d.by + (d.reason ? ': ' + d.reason : '')));
     }
-    const buttons = el('div', 'oath-admin-buttons');
+    const buttons = el('div', 'oath-admin-buttons user-admin');
+    actions.append(buttons);
+    const wide = el('div', 'user-admin-wide');
     const phones = el('ul', 'items user-phones');
     phones.hidden = true;
     const panel = el('div', 'user-admin-panel');
     panel.hidden = true;
     const msg = el('p', 'oath-admin-msg');
     msg.setAttribute('role', 'status');
-    box.append(buttons, phones, panel, msg);
-    actions.append(box);
+    wide.append(phones, panel, msg);
+    li.append(wide);
+    li.classList.add('item-wraps');
+
+    // fit hides the wide part while it shows nothing, so that it adds no
+    // gap under the row.
+    function fit() {
+      wide.hidden = phones.hidden && panel.hidden && !msg.firstChild;
+    }
+    fit();
 
     function say(text, isError) {
       msg.textContent = text;
       msg.classList.toggle('form-error', !!isError);
+      fit();
     }
 
     async function call(btn, method, url, body) {
@@ -101,6 +114,7 @@
       cancel.addEventListener('click', function () {
         panel.hidden = true;
         panel.replaceChildren();
+        fit();
       });
       const row = el('div', 'oath-admin-buttons');
       row.append(ok, cancel);
@@ -111,6 +125,7 @@
       });
       panel.append(form);
       panel.hidden = false;
+      fit();
       (input || ok).focus();
     }
 
@@ -120,6 +135,7 @@
       if (!phones.hidden) {
         phones.hidden = true;
         phonesBtn.setAttribute('aria-expanded', 'false');
+        fit();
         return;
       }
       const d = await call(phonesBtn, 'GET', path + '/devices');
@@ -148,9 +164,12 @@
       }
       phones.hidden = false;
       phonesBtn.setAttribute('aria-expanded', 'true');
+      fit();
     });
     buttons.append(phonesBtn);
-    if (!isAdmin) return;
+    // Administrators do not disable or delete themselves (the server
+    // refuses it too: the last one would lock everyone out).
+    if (!isAdmin || user.id === myID) return;
 
     if (user.disabled) {
       const enable = button('Enable', 'btn-primary', who);
@@ -179,6 +198,7 @@
       a.download = 'qrauth-export-' + user.id + '.json';
       say('');
       msg.replaceChildren(a, document.createTextNode(' (the export is recorded in the audit log)'));
+      fit();
       a.focus();
     });
     buttons.append(exp);
