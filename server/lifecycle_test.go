@@ -335,3 +335,24 @@ func TestOfflineCodesOfDisabledUser(t *testing.T) {
 		t.Fatalf("verify after enable: %d %v", st, body)
 	}
 }
+
+// TestDisabledWhileDeciding: an account disabled after its phone joined
+// and before it approved gets no ticket: both sides hear account_disabled.
+func TestDisabledWhileDeciding(t *testing.T) {
+	srv, p := registered(t, nil)
+	b := newBrowser(t, srv)
+	ch := p.join(b.open())
+	if ch.Type != wire.MsgChallenge {
+		t.Fatalf("join: %+v", ch)
+	}
+	b.next() // scanned
+	users, err := srv.DB.ListUsers(t.Context(), "", 10)
+	if err != nil || len(users) != 1 {
+		t.Fatalf("users: %v %v", users, err)
+	}
+	if _, _, err := srv.DB.DisableUser(t.Context(), users[0].ID, qrauth.Disabled{At: time.Now(), By: "operator"}); err != nil {
+		t.Fatal(err)
+	}
+	wantMsgReason(t, "phone's approval", p.decide(wire.DecisionApprove, false, nil), "account_disabled")
+	wantMsgReason(t, "browser", b.next(), "account_disabled")
+}

@@ -406,6 +406,17 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 
 	switch r.mode {
 	case wire.ModeLogin:
+		// Read again: the account may have been disabled or deleted while
+		// the phone showed the question, and the phone must not say
+		// "signed in" for a sign-in the ticket exchange would refuse.
+		u, err := r.h.store.FindUserByID(ctx, r.user.ID)
+		if err == nil {
+			err = u.CheckEnabled()
+		}
+		if err != nil {
+			r.failLocked(err)
+			return
+		}
 		r.approveLocked(r.user.ID, &wire.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, wire.ResultSignedIn)
 	case wire.ModeLink:
 		// The account page may have been signed out since it opened the
