@@ -145,3 +145,42 @@ func TestDeleteUserLeavesNothing(t *testing.T) {
 	db = mustOpenPath(t, path)
 	fillAccount(t, db, "ada", 1)
 }
+
+// TestDisableUserEndsOIDC: disabling an account ends, with its sessions,
+// what relying sites hold through them (tokens, codes, the sessions'
+// sign-in records) and keeps its consents for when it is enabled again;
+// another account's are untouched.
+func TestDisableUserEndsOIDC(t *testing.T) {
+	db := MustOpenDB(t)
+	fillAccount(t, db, "ada", 1)
+	fillAccount(t, db, "bob", 2)
+	ctx := t.Context()
+	if _, n, err := db.DisableUser(ctx, "u_ada", qrauth.Disabled{At: time.Now(), By: "operator"}); err != nil || n != 1 {
+		t.Fatalf("DisableUser: %d sessions, %v", n, err)
+	}
+	gone := func(what string, err error) {
+		t.Helper()
+		if qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
+			t.Errorf("%s after disable: %v, want not found", what, err)
+		}
+	}
+	_, err := db.FindOIDCToken(ctx, "at_ada")
+	gone("access token", err)
+	_, err = db.FindOIDCRefreshToken(ctx, oidc.Hash("refresh-ada"))
+	gone("refresh token", err)
+	_, err = db.FindOIDCAuthRequest(ctx, "r_ada")
+	gone("authorization request", err)
+	_, err = db.FindOIDCSessionInfo(ctx, "s_ada")
+	gone("session info", err)
+	if _, err := db.FindOIDCConsent(ctx, "u_ada", "wiki"); err != nil {
+		t.Errorf("consent after disable: %v", err)
+	}
+	for _, id := range []string{"at_bob", "rt_bob"} {
+		if _, err := db.FindOIDCToken(ctx, id); err != nil {
+			t.Errorf("bob's %s: %v", id, err)
+		}
+	}
+	if _, err := db.FindOIDCSessionInfo(ctx, "s_bob"); err != nil {
+		t.Errorf("bob's session info: %v", err)
+	}
+}
