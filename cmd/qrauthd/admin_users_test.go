@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -165,6 +167,53 @@ func TestBrowserAdminUserLifecycle(t *testing.T) {
 		chromedp.WaitNotPresent(row, chromedp.ByQuery))
 	if _, err := m.DB.FindUserByID(ctx, uid); qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 		t.Fatalf("after delete: %v", err)
+	}
+	w.Check()
+	if p := problems(); len(p) > 0 {
+		t.Fatalf("browser console problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// TestBrowserLoginDisabledAccount: a phone of a disabled account scans the
+// login page's code; the phone is refused with account_disabled, and the
+// login page says so in its own words (and passes axe-core) instead of
+// showing a new code.
+func TestBrowserLoginDisabledAccount(t *testing.T) {
+	m := MustRunMain(t)
+	origin := m.Server.Origin()
+	dev := offlineSignUp(t, origin, qrauth.Profile{Name: "Grace Hopper"})
+	users, err := m.DB.ListUsers(context.Background(), "", 10)
+	if err != nil || len(users) != 1 {
+		t.Fatalf("users: %v %v", users, err)
+	}
+	var out, errOut bytes.Buffer
+	if code := runAdmin(context.Background(), []string{"-data", m.DataPath, "users", "disable", string(users[0].ID)}, &out, &errOut); code != 0 {
+		t.Fatalf("disable: %d %s", code, errOut.String())
+	}
+	ctx, problems := newChromium(t)
+	w := watchOf(t, ctx)
+	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, "waiting")
+	url, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan, err := dev.Scan(ctx, url, appclient.ScanOptions{}); !errors.Is(err, qrauth.ErrAccountDisabled) {
+		if scan != nil {
+			scan.Close()
+		}
+		t.Fatalf("scan by a disabled account's phone: %v, want account_disabled", err)
+	}
+	waitState(t, ctx, "error")
+	var title, reason string
+	if err := chromedp.Run(ctx, chromedp.Text("#error-title", &title, chromedp.ByQuery),
+		chromedp.AttributeValue("#login", "data-error", &reason, nil, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if title != "Account disabled" || reason != "account_disabled" {
+		t.Fatalf("login page says %q (%s)", title, reason)
 	}
 	w.Check()
 	if p := problems(); len(p) > 0 {
