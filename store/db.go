@@ -132,7 +132,9 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.ReadOnly {
 		err = guard(func() error { return b.View(checkSchema) })
 	} else {
-		err = guard(func() error { return b.Update(func(tx *bolt.Tx) (err error) { from, err = initialize(tx); return err }) })
+		err = guard(func() error {
+			return b.Update(func(tx *bolt.Tx) (err error) { from, err = initialize(tx); return err })
+		})
 	}
 	if err != nil {
 		b.Close()
