@@ -13,6 +13,7 @@ const (
 	AuditDeviceRemoved = "device_removed"
 	AuditRolesChanged  = "roles_changed"
 	AuditProfile       = "profile_changed"
+	AuditBackup        = "backup" // the operator took an online backup
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

@@ -54,6 +54,8 @@ const (
 	PathAdminUser      = "/admin/api/users/:id"
 	PathAdminUserRoles = "/admin/api/users/:id/roles"
 	PathAdminAudit     = "/admin/api/audit"
+	// PathAdminBackup streams a copy of the database file; operator only.
+	PathAdminBackup = "/admin/api/backup"
 
 	// The OATH flow (docs/oath.md).
 	PathVerify          = "/verify"
