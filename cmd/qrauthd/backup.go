@@ -32,10 +32,11 @@ func parseBackupArgs(name string, args []string) (file string, force bool, err e
 	return fs.Arg(0), force, nil
 }
 
-// writeBackup writes the copy that fill produces to file, and opens it
-// read-only before it takes file's place: the copy must be a database this
-// program reads. It returns the copy's schema version and size.
-func writeBackup(file string, force bool, fill io.Reader) (version uint64, n int64, err error) {
+// writeBackup writes the copy that fill produces to file. Before the copy
+// takes file's place it must have the announced size (size < 0: unknown)
+// and open read-only as a database this program reads. It returns the
+// copy's schema version and size.
+func writeBackup(file string, force bool, fill io.Reader, size int64) (version uint64, n int64, err error) {
 	if !force {
 		// Fail before the copy is made; WriteFrom checks again at the end.
 		if _, err := os.Lstat(file); err == nil {
@@ -43,6 +44,12 @@ func writeBackup(file string, force bool, fill io.Reader) (version uint64, n int
 		}
 	}
 	n, err = atomicfile.WriteFrom(file, fill, 0o600, atomicfile.Options{NoReplace: !force, Check: func(tmp string) error {
+		// The transport reports a short body; this is the last guard.
+		if fi, err := os.Stat(tmp); err != nil {
+			return err
+		} else if size >= 0 && fi.Size() != size {
+			return fmt.Errorf("received %d of %d bytes", fi.Size(), size)
+		}
 		db, err := store.Open(tmp, store.Options{ReadOnly: true})
 		if err != nil {
 			return fmt.Errorf("the copy does not open: %w", err)
@@ -65,11 +72,7 @@ func adminBackup(ctx context.Context, cl *adminClient, args []string, out io.Wri
 	var version uint64
 	var n int64
 	err = cl.download(ctx, wire.PathAdminBackup, func(body io.Reader, size int64) (err error) {
-		version, n, err = writeBackup(file, force, body)
-		if err == nil && n != size {
-			// The transport reports a short body; this is the last guard.
-			err = fmt.Errorf("received %d of %d bytes", n, size)
-		}
+		version, n, err = writeBackup(file, force, body, size)
 		return err
 	})
 	if err != nil {
@@ -139,7 +142,7 @@ func runBackup(args []string, stdout, stderr io.Writer) int {
 		_, err := db.Backup(context.Background(), pw, nil)
 		pw.CloseWithError(err)
 	}()
-	version, n, err := writeBackup(fs.Arg(0), *force, pr)
+	version, n, err := writeBackup(fs.Arg(0), *force, pr, -1)
 	pr.CloseWithError(err) // stop the copy if the writing side failed first
 	if err != nil {
 		fmt.Fprintf(stderr, "qrauthd backup: %v\n", err)

@@ -6,10 +6,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,5 +212,61 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("the refusal changed the file")
+	}
+}
+
+// TestAdminBackupRefusesBadCopies: a copy cut off in transit, or one that
+// is not a database, never becomes FILE, and the old FILE stays.
+func TestAdminBackupRefusesBadCopies(t *testing.T) {
+	for name, c := range map[string]struct {
+		announce int
+		body     []byte
+		want     string
+	}{
+		"CutOff":        {8192, bytes.Repeat([]byte{1}, 100), "unexpected EOF"},
+		"NotADatabase":  {4096, bytes.Repeat([]byte{1}, 4096), "does not open"},
+		"ErrorAnswered": {0, nil, "operator_only"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			socket := filepath.Join(dir, "admin.sock")
+			ln, err := net.Listen("unix", socket)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c.body == nil {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusForbidden)
+					json.NewEncoder(w).Encode(qrauth.Errorf(qrauth.EFORBIDDEN, "operator_only", "no"))
+					return
+				}
+				w.Header().Set("Content-Length", strconv.Itoa(c.announce))
+				w.Write(c.body)
+			})}
+			go srv.Serve(ln)
+			t.Cleanup(func() { srv.Close() })
+
+			for _, file := range []string{filepath.Join(dir, "new.db"), filepath.Join(dir, "old.db")} {
+				var out, errOut bytes.Buffer
+				args := []string{"-socket", socket, "backup", "-force", file}
+				if strings.HasSuffix(file, "old.db") {
+					os.WriteFile(file, []byte("the old copy"), 0o600)
+				}
+				if code := runAdmin(t.Context(), args, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), c.want) {
+					t.Fatalf("%s: exit %d, %q; want 1 and %q", file, code, errOut.String(), c.want)
+				}
+				got, err := os.ReadFile(file)
+				if strings.HasSuffix(file, "old.db") && string(got) != "the old copy" {
+					t.Errorf("the old FILE became %q", got)
+				} else if strings.HasSuffix(file, "new.db") && err == nil {
+					t.Errorf("a bad copy was kept as FILE")
+				}
+			}
+			ents, _ := os.ReadDir(dir)
+			if len(ents) != 2 { // the socket and old.db
+				t.Errorf("%d entries left in the directory, want the socket and old.db", len(ents))
+			}
+		})
 	}
 }
