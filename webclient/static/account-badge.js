@@ -1,7 +1,7 @@
 // account-badge: the "Badges" section of the account page: the badges
 // printed for this account, revoking one, and printing one's own when the
 // service allows it (GET /api/badges says which kinds in "self_issue").
-// Loaded only when the service uses badges (data-feature="badge").
+// Loaded only when the service uses badges (account.html marks the script with the badge feature).
 'use strict';
 
 (function () {
