@@ -1,0 +1,34 @@
+package postgres_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/pgtest"
+	"github.com/qrauth/qrauth/store/postgres"
+	"github.com/qrauth/qrauth/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
+
+// open returns a store on a fresh schema of the shared throw-away server.
+func open(t *testing.T) *postgres.DB {
+	t.Helper()
+	url := pgtest.Shared(t).Schema(t)
+	db, err := postgres.Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestStore(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) qrauth.Store { return open(t) })
+}
