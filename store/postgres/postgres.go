@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -208,31 +209,40 @@ const maxAttempts = 5
 // fields are set only once it has committed, so a failed attempt leaves
 // the caller's events as they were.
 func (db *DB) update(ctx context.Context, events []*qrauth.AuditEvent, fn func(tx pgx.Tx) error) error {
+	return db.updateMore(ctx, events, func(tx pgx.Tx) ([]*qrauth.AuditEvent, error) {
+		if fn == nil {
+			return nil, nil
+		}
+		return nil, fn(tx)
+	})
+}
+
+// updateMore is update for a change that decides on further events as it
+// goes (an account that locks appends its lock event): fn returns them, and
+// they are appended after events.
+func (db *DB) updateMore(ctx context.Context, events []*qrauth.AuditEvent, fn func(tx pgx.Tx) ([]*qrauth.AuditEvent, error)) error {
 	if err := ctxError(ctx); err != nil {
 		return err
 	}
-	evs := make([]qrauth.AuditEvent, len(events))
-	for i, e := range events {
-		if e == nil {
-			return invalidf("nil audit event")
-		} else if e.UserID != "" {
-			if err := checkUserID(e.UserID); err != nil {
+	evs, err := copyEvents(events)
+	if err != nil {
+		return err
+	}
+	var all []*qrauth.AuditEvent
+	var seqs []uint64
+	for attempt := 1; ; attempt++ {
+		all, seqs = events, nil
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			more, err := fn(tx)
+			if err != nil {
 				return err
 			}
-		}
-		evs[i] = *e
-	}
-	var seqs []uint64
-	var err error
-	for attempt := 1; ; attempt++ {
-		seqs = nil
-		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-			if fn != nil {
-				if err := fn(tx); err != nil {
-					return err
-				}
+			extra, err := copyEvents(more)
+			if err != nil {
+				return err
 			}
-			seqs, err = appendAudit(ctx, tx, evs)
+			all = append(slices.Clip(events), more...)
+			seqs, err = appendAudit(ctx, tx, append(slices.Clip(evs), extra...))
 			return err
 		})
 		if !retryable(err) || attempt == maxAttempts {
@@ -242,10 +252,27 @@ func (db *DB) update(ctx context.Context, events []*qrauth.AuditEvent, fn func(t
 	if err != nil {
 		return storeError(ctx, err)
 	}
-	for i, e := range events {
+	for i, e := range all {
 		e.Seq = seqs[i]
 	}
 	return nil
+}
+
+// copyEvents checks events and copies them, so that nothing the store does
+// shows in the caller's values before the commit.
+func copyEvents(events []*qrauth.AuditEvent) ([]qrauth.AuditEvent, error) {
+	evs := make([]qrauth.AuditEvent, len(events))
+	for i, e := range events {
+		if e == nil {
+			return nil, invalidf("nil audit event")
+		} else if e.UserID != "" {
+			if err := checkUserID(e.UserID); err != nil {
+				return nil, err
+			}
+		}
+		evs[i] = *e
+	}
+	return evs, nil
 }
 
 // appendAudit writes evs last in the transaction, so that the counter row
@@ -336,6 +363,10 @@ func scanDoc[T any](row pgx.Row) (*T, error) {
 	if err := row.Scan(&doc); err != nil {
 		return nil, err
 	}
+	return decodeDoc[T](doc)
+}
+
+func decodeDoc[T any](doc []byte) (*T, error) {
 	v := new(T)
 	if err := json.Unmarshal(doc, v); err != nil {
 		return nil, fmt.Errorf("decode %T: %w", v, err)

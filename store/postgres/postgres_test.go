@@ -32,3 +32,7 @@ func open(t *testing.T) *postgres.DB {
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) qrauth.Store { return open(t) })
 }
+
+func TestOATHStore(t *testing.T) {
+	storetest.RunOATH(t, func(t *testing.T) storetest.OATHStore { return open(t) })
+}
