@@ -50,6 +50,10 @@ func conflictFor(constraint string) error {
 		return errDeviceExists()
 	case "sessions_pkey", "sessions_token_hash_key":
 		return errSessionExists()
+	case "passwords_pkey": // two first passwords raced; the other won
+		return errPasswordChanged()
+	case "badges_pkey":
+		return qrauth.Errorf(qrauth.ECONFLICT, "badge_exists", "This badge exists already.")
 	}
 	return nil
 }

@@ -36,3 +36,7 @@ func TestStore(t *testing.T) {
 func TestOATHStore(t *testing.T) {
 	storetest.RunOATH(t, func(t *testing.T) storetest.OATHStore { return open(t) })
 }
+
+func TestBadgeStore(t *testing.T) {
+	storetest.RunBadge(t, func(t *testing.T) storetest.BadgeStore { return open(t) })
+}
