@@ -52,6 +52,10 @@ func conflictFor(constraint string) error {
 		return errSessionExists()
 	case "passwords_pkey": // two first passwords raced; the other won
 		return errPasswordChanged()
+	case "offline_sessions_pkey":
+		return errOfflineSessionExists()
+	case "approvals_pkey", "approvals_token_hash_key":
+		return errApprovalExists()
 	case "badges_pkey":
 		return qrauth.Errorf(qrauth.ECONFLICT, "badge_exists", "This badge exists already.")
 	}

@@ -40,3 +40,7 @@ func TestOATHStore(t *testing.T) {
 func TestBadgeStore(t *testing.T) {
 	storetest.RunBadge(t, func(t *testing.T) storetest.BadgeStore { return open(t) })
 }
+
+func TestOfflineStore(t *testing.T) {
+	storetest.RunOffline(t, func(t *testing.T) storetest.OfflineStore { return open(t) })
+}
