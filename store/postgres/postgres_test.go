@@ -7,6 +7,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/internal/pgtest"
+	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/store/postgres"
 	"github.com/qrauth/qrauth/store/storetest"
 )
@@ -43,4 +44,8 @@ func TestBadgeStore(t *testing.T) {
 
 func TestOfflineStore(t *testing.T) {
 	storetest.RunOffline(t, func(t *testing.T) storetest.OfflineStore { return open(t) })
+}
+
+func TestOIDCStore(t *testing.T) {
+	storetest.RunOIDC(t, func(t *testing.T) oidc.Store { return open(t) })
 }
