@@ -3,6 +3,9 @@ package postgres_test
 import (
 	"context"
 	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
 	"testing"
 
 	"github.com/qrauth/qrauth"
@@ -49,3 +52,15 @@ func TestOfflineStore(t *testing.T) {
 func TestOIDCStore(t *testing.T) {
 	storetest.RunOIDC(t, func(t *testing.T) oidc.Store { return open(t) })
 }
+
+func execURL(url, sql string) error {
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), sql)
+	return err
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
