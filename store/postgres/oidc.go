@@ -390,3 +390,63 @@ func (db *DB) PurgeOIDC(ctx context.Context, now time.Time) error {
 		return nil
 	})
 }
+
+// syncClientsLock serializes SyncOIDCConfigClients between instances that
+// start at once with the same file.
+const syncClientsLock = migrationLock + 1
+
+// SyncOIDCConfigClients implements oidc.Store.
+func (db *DB) SyncOIDCConfigClients(ctx context.Context, clients []*oidc.Client) error {
+	want := map[string]bool{}
+	for _, c := range clients {
+		if err := checkOIDCID("client", c.ID); err != nil {
+			return err
+		} else if c.Source != oidc.SourceConfig {
+			return invalidf("client %q is not marked as from the config file", c.ID)
+		} else if want[c.ID] {
+			return invalidf("client %q is listed twice", c.ID)
+		}
+		want[c.ID] = true
+	}
+	return db.update(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(syncClientsLock)); err != nil {
+			return err
+		}
+		have, err := scanDocs[oidc.Client](tx.Query(ctx, "SELECT doc FROM oidc_clients FOR UPDATE"))
+		if err != nil {
+			return err
+		}
+		old := map[string]*oidc.Client{}
+		for _, c := range have {
+			old[c.ID] = c
+			if c.Source == oidc.SourceConfig && !want[c.ID] {
+				if _, err := tx.Exec(ctx, "DELETE FROM oidc_clients WHERE id = $1", c.ID); err != nil {
+					return err
+				} else if _, err := tx.Exec(ctx, "DELETE FROM oidc_tokens WHERE client_id = $1", c.ID); err != nil {
+					return err
+				}
+			}
+		}
+		for _, c := range clients {
+			o := old[c.ID]
+			if o != nil && o.Source != oidc.SourceConfig {
+				return qrauth.Errorf(qrauth.ECONFLICT, "oidc_client_exists",
+					"The config file declares the client %q, which `qrauthd admin oidc clients add` registered: "+
+						"remove it with `qrauthd admin oidc clients remove %s` or give the file's client another id.", c.ID, c.ID)
+			}
+			nc := *c
+			if o != nil {
+				nc.CreatedAt = o.CreatedAt
+			}
+			doc, err := marshal(&nc)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO oidc_clients (id, doc) VALUES ($1, $2)
+				ON CONFLICT (id) DO UPDATE SET doc = excluded.doc`, nc.ID, doc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
