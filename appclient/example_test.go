@@ -127,3 +127,37 @@ func ExampleDevice_Sessions() {
 		}
 	}
 }
+
+// A new phone, after the old one was lost: set it up, then link it with
+// one of the person's recovery codes (or a helpdesk's link code, or the
+// URL its QR code holds). Every browser signed in to the account is
+// signed out; the phone then signs in by scanning, as any linked phone.
+func ExampleDevice_Recover() {
+	ctx := context.Background()
+	d, err := appclient.Init(ctx, appclient.InitOptions{Server: "https://login.example.com", Phone: "+41 79 123 45 67", Name: "Pixel 9"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := d.Save("device.json"); err != nil {
+		log.Fatal(err)
+	}
+	r, err := d.Recover(ctx, "7K3M-QX9D-2HJW-N5TA")
+	if err != nil {
+		log.Fatal(err) // such as bad_recovery_code, link_code_expired, recovery_locked
+	}
+	fmt.Printf("linked to %s; %d browsers signed out; %d codes left\n", r.Account.Name, r.SessionsEnded, r.Remaining)
+}
+
+// RecoveryCode reads a typed code as the server does, and takes a
+// helpdesk's QR code only from the device's own origin.
+func ExampleDevice_RecoveryCode() {
+	d := &appclient.Device{Origin: "https://login.example.com"}
+	fmt.Println(d.RecoveryCode("7k3m qx9d-2hjw-n5ta"))
+	fmt.Println(d.RecoveryCode("https://login.example.com/app#recover=7K3M-QX9D-2HJW-N5TA"))
+	_, err := d.RecoveryCode("https://login.example.net/app#recover=7K3M-QX9D-2HJW-N5TA")
+	fmt.Println(qrauth.ErrorReason(err))
+	// Output:
+	// 7K3MQX9D2HJWN5TA <nil>
+	// 7K3MQX9D2HJWN5TA <nil>
+	// foreign_origin
+}

@@ -182,6 +182,18 @@ func checkChallenge(m *wire.ServerMessage, origin string) error {
 	return nil
 }
 
+// SiteName is the name of the relying site the browser signs in for (an
+// OpenID Connect client, as registered on the server), or "" for a sign-in
+// to the server itself. Show it ("Sign in to NAME"): the person should
+// know where the sign-in leads. It is display-only: the signed decision
+// does not cover it, as it does not cover the browser's context.
+func (s *Scan) SiteName() string {
+	if s.Challenge.Site == nil {
+		return ""
+	}
+	return s.Challenge.Site.Name
+}
+
 // Approve signs and sends the approval and returns the server's answer: a
 // message of type done (Result signed_in, signed_up or linked), or, for a
 // sign-up without a profile, one of type profile_needed; then either the

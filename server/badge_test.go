@@ -41,7 +41,7 @@ var badgeTestParams = badge.PasswordParams{Time: 1, Memory: 64, Threads: 1, KeyL
 
 func badgeConfig(cfg *testConfig) {
 	cfg.MasterKey = badgeMasterKey
-	cfg.Badge.Enabled = true
+	cfg.BadgeOn = true
 	cfg.Badge.InsecureScans = true
 	cfg.Badge.Password = badgeTestParams
 	cfg.Badge.FrameRate = rate.Inf
@@ -997,12 +997,12 @@ func TestBadgeConfig(t *testing.T) {
 		key  []byte
 		want string
 	}{
-		"NoKey":            {badgeflow.Config{Enabled: true}, nil, "genkey"},
-		"Policy":           {badgeflow.Config{Policy: "sometimes"}, nil, "policy"},
-		"MethodInsecure":   {badgeflow.Config{Policy: badgeflow.BadgeMethod, InsecureScans: true}, nil, "insecure"},
-		"SecondFactor":     {badgeflow.Config{SecondFactors: []string{"sms"}}, nil, "second factor"},
-		"SelfIssue":        {badgeflow.Config{SelfIssue: "all"}, nil, "self-issue"},
-		"WeakArgon2Memory": {badgeflow.Config{Password: badge.PasswordParams{Memory: 4, Threads: 1}}, nil, "memory"},
+		"NoKey":            {badgeflow.Config{}, nil, "genkey"},
+		"Policy":           {badgeflow.Config{Policy: "sometimes"}, badgeMasterKey, "policy"},
+		"MethodInsecure":   {badgeflow.Config{Policy: badgeflow.BadgeMethod, InsecureScans: true}, badgeMasterKey, "insecure"},
+		"SecondFactor":     {badgeflow.Config{SecondFactors: []string{"sms"}}, badgeMasterKey, "second factor"},
+		"SelfIssue":        {badgeflow.Config{SelfIssue: "all"}, badgeMasterKey, "self-issue"},
+		"WeakArgon2Memory": {badgeflow.Config{Password: badge.PasswordParams{Memory: 4, Threads: 1}}, badgeMasterKey, "memory"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := badgeflow.New(tc.cfg, db, tc.key)
@@ -1013,21 +1013,35 @@ func TestBadgeConfig(t *testing.T) {
 	}
 }
 
-func TestBadgeDisabled(t *testing.T) {
-	srv := MustOpenServer(t, nil)
-	k := newBrowser(t, srv)
-	st, body := k.do("POST", wire.PathBadgeScan, `{"payload":"QRB1I.x"}`)
-	badgeWant(t, "scan", st, body, 403, "badges_disabled")
-	if st, status := k.do("GET", wire.PathBadgeStatus, ""); st != 200 || status["enabled"] != false {
-		t.Fatalf("status %d %v", st, status)
+// TestBadgeOff: with badges off the flow is not listed: its routes do not
+// exist, and neither the login page nor the account page carries what
+// would call them (the account page's badge and password scripts).
+func TestBadgeOff(t *testing.T) {
+	scripts := []string{`src="/static/account-badge.js"`, `src="/static/account-password.js"`}
+	off := MustOpenServer(t, nil)
+	k := newBrowser(t, off)
+	for _, r := range [][2]string{{"POST", wire.PathBadgeScan}, {"GET", wire.PathBadgeStatus}, {"GET", wire.PathPassword}, {"GET", wire.PathBadges}} {
+		st, body := k.do(r[0], r[1], `{"payload":"QRB1I.x"}`)
+		if st != http.StatusNotFound {
+			t.Errorf("%s %s with badges off: %d %v", r[0], r[1], st, body)
+		}
 	}
-	resp, err := http.Get(srv.URL + wire.PathBadge)
-	if err != nil {
-		t.Fatal(err)
+	if resp, _ := get(t, off.URL+wire.PathBadge, browserAccept); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("badge page with badges off: %d", resp.StatusCode)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("page: %d", resp.StatusCode)
+	_, page := get(t, off.URL+wire.PathAccount, browserAccept)
+	for _, s := range scripts {
+		if strings.Contains(page, s) {
+			t.Errorf("account page with badges off loads %s", s)
+		}
+	}
+
+	on := MustOpenServer(t, badgeConfig)
+	_, page = get(t, on.URL+wire.PathAccount, browserAccept)
+	for _, s := range scripts {
+		if !strings.Contains(page, s) {
+			t.Errorf("account page with badges on lacks %s", s)
+		}
 	}
 }
 

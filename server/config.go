@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -55,9 +56,12 @@ type Config struct {
 	// means a host-only cookie. The bind and pending cookies stay host-only
 	// whatever this says: only the login host ever reads them.
 	CookieDomain string
-	// TrustProxy takes the client address from X-Forwarded-For when the
-	// request comes from a loopback or private address (a reverse proxy).
-	TrustProxy bool
+	// TrustedProxies are the address ranges of the reverse proxies in
+	// front of the server (ParseTrustedProxies reads them). A request from
+	// one of them has its client address taken from X-Forwarded-For: the
+	// right-most address there that is not itself in these ranges. Empty
+	// means the TCP peer is the client, whatever the header says.
+	TrustedProxies []netip.Prefix
 
 	// PSKRotation is how long one QR code is valid while a room waits.
 	// Default 30s.
@@ -98,6 +102,9 @@ type Config struct {
 	// Locator names the approximate place of an address. Default: loopback
 	// and private ranges only.
 	Locator Locator
+	// Metrics receives counts and timings for the operator (see Metrics).
+	// Default: none.
+	Metrics Metrics
 
 	// AdminSocket is the path of the operator's Unix socket for
 	// `qrauthd admin`; empty disables it.
@@ -124,6 +131,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.Origin = strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
 	if c.CookieDomain, err = checkCookieDomain(c.CookieDomain, u.Hostname()); err != nil {
 		return c, err
+	}
+	for _, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			return c, fmt.Errorf("trusted proxies: %v is not an address range", p)
+		}
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -175,6 +187,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Locator == nil {
 		c.Locator = LocalLocator{}
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
 	}
 	if c.MasterKey != nil && len(c.MasterKey) != 32 {
 		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))

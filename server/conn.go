@@ -70,11 +70,12 @@ type conn struct {
 	finished bool
 	ping     *time.Timer
 
-	log *slog.Logger // for panics in the handlers; set by upgrade
+	log     *slog.Logger // for panics in the handlers; set by upgrade
+	metrics Metrics      // counts the refusals sent; set by upgrade
 }
 
 func newConn(ws *websocket.Conn, onDone func()) *conn {
-	c := &conn{ws: ws, readDone: make(chan struct{}), onDone: onDone}
+	c := &conn{ws: ws, readDone: make(chan struct{}), onDone: onDone, metrics: nopMetrics{}}
 	c.ping = time.AfterFunc(pingPeriod, c.sendPing)
 	return c
 }
@@ -106,6 +107,7 @@ func (c *conn) closeWith(code int, text string) {
 
 // closeErr sends err as an error message and closes with its close code.
 func (c *conn) closeErr(err error) {
+	c.metrics.Refused(qrauth.ErrorCode(err), qrauth.ErrorReason(err))
 	c.sendMsg(wire.ErrorMessageFor(err))
 	c.closeWith(wire.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
 }

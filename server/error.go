@@ -23,6 +23,12 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	var he *echo.HTTPError
 	isHTTPError := errors.As(err, &he)
+	code, reason := qrauth.ErrorCode(err), qrauth.ErrorReason(err)
+	if isHTTPError {
+		// echo's own errors: unknown route, wrong method, oversized body.
+		code, reason = httpErrorReason(he.Code)
+	}
+	s.cfg.Metrics.Refused(code, reason)
 	if (isHTTPError && he.Code == http.StatusNotFound || !isHTTPError && qrauth.ErrorCode(err) == qrauth.ENOTFOUND) && WantsHTML(c.Request()) {
 		// A person who opened a wrong address in a browser gets a page,
 		// not raw JSON. Scripts ask for JSON and still get the body below.
@@ -37,18 +43,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	if isHTTPError {
-		// echo's own errors: unknown route, wrong method, oversized body.
-		code, reason := qrauth.EINVALID, "bad_request"
-		switch he.Code {
-		case http.StatusNotFound:
-			code, reason = qrauth.ENOTFOUND, "no_such_route"
-		case http.StatusMethodNotAllowed:
-			reason = "method_not_allowed"
-		case http.StatusRequestEntityTooLarge:
-			reason = "body_too_large"
-		case http.StatusUnsupportedMediaType:
-			reason = "unsupported_media_type"
-		}
 		msg := http.StatusText(he.Code)
 		if m, ok := he.Message.(string); ok {
 			msg = m
@@ -56,7 +50,6 @@ func (s *Server) handleError(err error, c echo.Context) {
 		_ = c.JSON(he.Code, wire.ErrorBody{Code: code, Reason: reason, Message: msg})
 		return
 	}
-	code := qrauth.ErrorCode(err)
 	if code == qrauth.EINTERNAL {
 		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
 			// The client hung up before the answer: its choice, which it can
@@ -67,6 +60,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	}
 	_ = c.JSON(wire.HTTPStatus(code), wire.ErrorBodyFor(err))
+}
+
+// httpErrorReason gives echo's own errors (unknown route, wrong method,
+// oversized body) a wire code and reason.
+func httpErrorReason(status int) (code, reason string) {
+	code, reason = qrauth.EINVALID, "bad_request"
+	switch status {
+	case http.StatusNotFound:
+		code, reason = qrauth.ENOTFOUND, "no_such_route"
+	case http.StatusMethodNotAllowed:
+		reason = "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		reason = "body_too_large"
+	case http.StatusUnsupportedMediaType:
+		reason = "unsupported_media_type"
+	}
+	return code, reason
 }
 
 // WantsHTML reports whether a request is a browser opening a page: a GET or

@@ -18,7 +18,7 @@ import (
 // is logged at info. A real internal failure stays an error.
 func TestAbandonedRequestIsNotAnError(t *testing.T) {
 	var logs bytes.Buffer
-	s := &Server{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	s := &Server{cfg: Config{Metrics: nopMetrics{}}, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	e := echo.New()
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -55,8 +55,17 @@ type Finisher interface {
 	SignedIn(c echo.Context, si *SignIn, sess *qrauth.Session) (next string, err error)
 }
 
-// A flow may also have a method Enabled() bool: while it reports false, the
-// login page does not offer the flow (its data-feature="NAME" links go).
+// A SiteNamer is a Flow that may know which relying site a browser signs
+// in for (OpenID Connect: the registered name of the client whose
+// authorization request the browser carries). When a login page opens its
+// socket, the core asks each SiteNamer in flow order; the first non-empty
+// name goes to the phone in the challenge (wire.SiteInfo), so that the
+// person sees where the sign-in leads, as the login page says. The name is
+// shown only, never signed: it must come from the server's own records,
+// never from the request's URL or form.
+type SiteNamer interface {
+	SiteName(c echo.Context) string
+}
 
 // A Step is what a gate asks for: the path of the page that asks for it.
 type Step struct {
@@ -129,8 +138,9 @@ type Host interface {
 	// RenderQR draws text as the PNG data URL the pages show.
 	RenderQR(text string) (string, error)
 	// NewLimiter returns a per-key token bucket limiter whose idle buckets
-	// the core's janitor drops.
-	NewLimiter(r rate.Limit, burst int) *Limiter
+	// the core's janitor drops. Its refusals are counted in the metrics
+	// under name, a fixed string such as "badge_frames".
+	NewLimiter(name string, r rate.Limit, burst int) *Limiter
 }
 
 // SignIn is a sign-in in progress or complete: one or more passed steps.
@@ -151,6 +161,7 @@ type SignIn struct {
 	bindHash []byte
 	expires  time.Time
 	attempts int
+	scanned  time.Time // a QR sign-in: the phone's join (Metrics.ScanToSignedIn)
 }
 
 // Expires is when the parked sign-in is dropped.
@@ -239,8 +250,8 @@ func (h host) BindValue(c echo.Context) (string, error)    { return h.s.bindValu
 func (h host) EndSession(c echo.Context) error             { return h.s.endSession(c) }
 func (h host) RedirectSignedIn(c echo.Context) bool        { return h.s.redirectSignedIn(c) }
 
-func (h host) NewLimiter(r rate.Limit, burst int) *Limiter {
-	l := newLimiter(r, burst)
+func (h host) NewLimiter(name string, r rate.Limit, burst int) *Limiter {
+	l := newLimiter(name, r, burst, h.s.cfg.Metrics)
 	h.s.limitersMu.Lock()
 	h.s.limiters = append(h.s.limiters, l)
 	h.s.limitersMu.Unlock()

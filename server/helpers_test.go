@@ -23,6 +23,7 @@ import (
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -48,11 +49,16 @@ func (s *testServer) Shutdown(ctx context.Context) error {
 type testConfig struct {
 	server.Config
 	Badge   badgeflow.Config
+	BadgeOn bool // lists the badge flow, as -badges does
 	OATH    oathflow.Config
 	OATHOn  bool // lists the OATH flow, as -oath does
 	Offline offlineflow.Config
 	// OfflineOn lists the offline flow, as cmd/qrauthd's -offline does.
 	OfflineOn bool
+	// Recovery configures the recovery flow, always listed as cmd/qrauthd does.
+	Recovery recoveryflow.Config
+	// Extra flows are listed last, as OpenID Connect is.
+	Extra []server.Flow
 }
 
 // MustOpenServer starts a server on 127.0.0.1:0; edit changes the config
@@ -65,11 +71,14 @@ func MustOpenServer(tb testing.TB, edit func(*testConfig)) *testServer {
 // newTestFlows returns the flows of cfg in gate order, as cmd/qrauthd
 // lists them: badges, OATH, offline codes; or the error of one's New.
 func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
-	bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
-	if err != nil {
-		return nil, err
+	var flows []server.Flow
+	if cfg.BadgeOn {
+		bf, err := badgeflow.New(cfg.Badge, db, cfg.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, bf)
 	}
-	flows := []server.Flow{bf}
 	if cfg.OATHOn {
 		of, err := oathflow.New(cfg.OATH, db, cfg.MasterKey)
 		if err != nil {
@@ -84,7 +93,12 @@ func newTestFlows(cfg testConfig, db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
-	return flows, nil
+	rec, err := recoveryflow.New(cfg.Recovery, db)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows, rec)
+	return append(flows, cfg.Extra...), nil
 }
 
 // testFlows is newTestFlows for a test that expects no error.

@@ -37,6 +37,7 @@ type ticket struct {
 	bindHash  []byte
 	ip        string
 	userAgent string
+	scanned   time.Time // the phone's join, for the scan-to-signed-in metric
 	expires   time.Time
 }
 
@@ -70,13 +71,16 @@ func (h *hub) register(r *room) error {
 		return qrauth.Errorf(qrauth.ERATELIMITED, "too_many_rooms", "%s", errTooManyRooms)
 	}
 	h.rooms[r.id] = r
+	h.cfg.Metrics.RoomsWaiting(1)
 	return nil
 }
 
+// unregister removes r; finishLocked calls it once per room.
 func (h *hub) unregister(r *room) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.rooms, r.id)
+	h.cfg.Metrics.RoomsWaiting(-1)
 	if h.psks[r.psk] == r {
 		delete(h.psks, r.psk)
 	}

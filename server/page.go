@@ -60,7 +60,7 @@ func (s *Server) handleLoginPage(c echo.Context) error {
 }
 
 // serveFeaturePage serves the page name without the lines that carry
-// data-feature="NAME" for a flow that is not listed (or says it is off).
+// data-feature="NAME" for a flow that is not listed (a flow that is off).
 // The login page offers only the flows that are on; the account page marks
 // each flow section's script so, so that a flow that is off (its routes
 // absent) is never asked.
@@ -71,8 +71,7 @@ func (s *Server) serveFeaturePage(c echo.Context, name string) error {
 	}
 	on := map[string]bool{}
 	for _, f := range s.flows {
-		en, ok := f.(interface{ Enabled() bool })
-		on[f.Name()] = !ok || en.Enabled()
+		on[f.Name()] = true
 	}
 	return c.HTMLBlob(http.StatusOK, withFeatures(b, on))
 }
@@ -176,5 +175,10 @@ func (s *Server) handleFavicon(c echo.Context) error {
 }
 
 func (s *Server) handleHealth(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "rooms": s.hub.roomCount()})
+	return c.JSON(http.StatusOK, aliveBody)
+}
+
+func (s *Server) handleReady(c echo.Context) error {
+	status, body := s.readiness(c.Request().Context())
+	return c.JSON(status, body)
 }

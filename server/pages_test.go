@@ -136,7 +136,7 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 				if tc.badge || tc.offline {
 					c.MasterKey = bytes.Repeat([]byte{7}, 32)
 				}
-				c.Badge.Enabled, c.OfflineOn = tc.badge, tc.offline
+				c.BadgeOn, c.OfflineOn = tc.badge, tc.offline
 			})
 			_, body := get(t, srv.URL+wire.PathLogin, browserAccept)
 			if got := strings.Contains(body, `href="/badge"`); got != tc.badge {
@@ -159,7 +159,7 @@ func TestLoginPageOffersOnlyEnabledFlows(t *testing.T) {
 // account page by the server, so the pages need not ask /api/me (whose 401
 // landed in every anonymous visitor's console).
 func TestSignedInSkipsLoginPages(t *testing.T) {
-	srv := MustOpenServer(t, nil)
+	srv := MustOpenServer(t, badgeConfig)
 	for _, path := range []string{wire.PathLogin, wire.PathBadge} {
 		if resp, _ := get(t, srv.URL+path, browserAccept); resp.StatusCode != 200 {
 			t.Fatalf("anonymous %s: %d", path, resp.StatusCode)

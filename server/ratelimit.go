@@ -11,8 +11,10 @@ import (
 // Limiter keeps one token bucket per key (a client IP, an account). Idle
 // buckets are dropped by purge, so the map stays as small as the set of recent callers.
 type Limiter struct {
-	limit rate.Limit
-	burst int
+	limit   rate.Limit
+	burst   int
+	name    string  // labels its refusals in the metrics
+	metrics Metrics // counts them
 
 	mu sync.Mutex
 	m  map[string]*bucket
@@ -23,8 +25,8 @@ type bucket struct {
 	seen time.Time
 }
 
-func newLimiter(limit rate.Limit, burst int) *Limiter {
-	return &Limiter{limit: limit, burst: burst, m: make(map[string]*bucket)}
+func newLimiter(name string, limit rate.Limit, burst int, m Metrics) *Limiter {
+	return &Limiter{limit: limit, burst: burst, name: name, metrics: m, m: make(map[string]*bucket)}
 }
 
 // Allow takes a token for ip. When none is left it returns the wait until
@@ -43,10 +45,12 @@ func (l *Limiter) Allow(ip string, now time.Time) (bool, time.Duration) {
 	b.seen = now
 	r := b.lim.ReserveN(now, 1)
 	if !r.OK() {
+		l.metrics.RateLimited(l.name)
 		return false, time.Minute
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
+		l.metrics.RateLimited(l.name)
 		return false, d
 	}
 	return true, 0

@@ -34,6 +34,7 @@ type room struct {
 	browser  *conn
 	bindHash []byte
 	bctx     wire.BrowserContext
+	site     string           // login: the relying site the browser signs in for, or ""
 	linkUser *qrauth.User     // link mode: the signed-in account
 	linkSess qrauth.SessionID // and the session that asked
 	expires  time.Time
@@ -52,17 +53,19 @@ type room struct {
 	pub    ed25519.PublicKey // the key the join proved; in login the registered one
 	device *qrauth.Device    // login: the registered device; signup: the new one
 	user   *qrauth.User      // login: the account
+
+	scanned time.Time // when the app joined, for the scan-to-signed-in metric
 }
 
 // openRoom creates a room for a connected browser and sends it the first
 // QR code.
-func (h *hub) openRoom(browser *conn, bindHash []byte, bctx wire.BrowserContext, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
+func (h *hub) openRoom(browser *conn, bindHash []byte, bctx wire.BrowserContext, site string, linkUser *qrauth.User, linkSess qrauth.SessionID) (*room, error) {
 	id, err := qrauth.RandomToken(h.cfg.Rand, 16)
 	if err != nil {
 		return nil, qrauth.Internal(err)
 	}
 	r := &room{
-		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx,
+		h: h, id: id, browser: browser, bindHash: bindHash, bctx: bctx, site: site,
 		linkUser: linkUser, linkSess: linkSess, expires: h.cfg.Now().Add(h.cfg.RoomTTL),
 	}
 	if err := h.register(r); err != nil {
@@ -126,6 +129,8 @@ func (r *room) rotateLocked() {
 		shown = wire.FormatUserCode(code)
 	}
 	r.state = stateWaiting
+	// The next join decides afresh between sign-in and sign-up.
+	r.mode = r.baseMode()
 	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
 	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
@@ -189,6 +194,7 @@ func (r *room) expireLocked() {
 }
 
 func (r *room) failLocked(err error) {
+	r.countLocked(ResultFailed)
 	// Only our own failures are errors; a refusal a client can provoke at
 	// will (a lost sign-up race, a link whose session ended) is not.
 	lvl := slog.LevelInfo
@@ -222,9 +228,22 @@ func (r *room) appGone(c *conn) {
 // refuseLocked answers a refused join or decision and gives the browser a
 // fresh code, since the one scanned (and its nonce) is spent.
 func (r *room) refuseLocked(app *conn, err error) {
+	r.countLocked(ResultRefused)
 	app.closeErr(err)
 	r.app = nil
 	r.rotateLocked()
+}
+
+// countLocked counts the end of a sign-in or sign-up by QR code in the
+// metrics; a phone being linked is neither. Before the join has decided
+// between sign-in and sign-up a login room counts as a sign-in.
+func (r *room) countLocked(result string) {
+	switch r.mode {
+	case wire.ModeLogin:
+		r.h.cfg.Metrics.SignIn(MethodQR, result)
+	case wire.ModeSignUp:
+		r.h.cfg.Metrics.SignUp(MethodQR, result)
+	}
 }
 
 // join handles an app's join frame on the room whose PSK it presented.
@@ -322,6 +341,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 		return false
 	}
 	r.state, r.app, r.appIP, r.nonce = stateScanned, app, appIP, nonce
+	r.scanned = r.h.cfg.Now()
 	r.devID, r.phone, r.pub = f.DeviceID, f.PhoneIDHash, pub
 	r.timer.Reset(r.expires.Sub(r.h.cfg.Now()))
 
@@ -329,6 +349,9 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 	msg.Mode, msg.Room, msg.Nonce, msg.Origin = r.mode, r.id, nonce, r.h.cfg.Origin
 	msg.Context = &bctx
 	msg.Proximity = proximity(r.bctx.IP, appIP)
+	if r.site != "" && r.linkUser == nil {
+		msg.Site = &wire.SiteInfo{Name: r.site}
+	}
 	app.sendMsg(msg)
 	r.browser.sendMsg(&wire.ServerMessage{Type: wire.MsgScanned})
 	return true
@@ -382,6 +405,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 		if uid != "" {
 			r.h.audit(ev(qrauth.AuditDenied, uid))
 		}
+		r.countLocked(ResultDenied)
 		r.finishLocked(func(c *conn) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDenied})
 			c.closeWith(closeNormal, "denied")
@@ -460,6 +484,7 @@ func (r *room) createAccountLocked(ctx context.Context, p qrauth.Profile) {
 		return
 	}
 	r.user = u
+	r.h.cfg.Metrics.SignUp(MethodQR, ResultOK)
 	r.approveLocked(uid, &wire.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, wire.ResultSignedUp)
 }
 
@@ -467,6 +492,7 @@ func (r *room) createAccountLocked(ctx context.Context, p qrauth.Profile) {
 func (r *room) approveLocked(uid qrauth.UserID, dev *wire.DeviceInfo, result string) {
 	tok, err := r.h.issueTicket(&ticket{
 		userID: uid, deviceID: dev.ID, bindHash: r.bindHash, ip: r.bctx.IP, userAgent: r.bctx.UserAgent,
+		scanned: r.scanned,
 	})
 	if err != nil {
 		r.failLocked(err)

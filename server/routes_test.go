@@ -50,7 +50,7 @@ func registeredRoutes(t *testing.T) []string {
 	}
 	cfg := testConfig{Config: server.Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MasterKey: bytes.Repeat([]byte{7}, 32)}}
-	cfg.OfflineOn, cfg.Badge.Enabled, cfg.OATHOn = true, true, true
+	cfg.OfflineOn, cfg.BadgeOn, cfg.OATHOn = true, true, true
 	s, err := server.New(cfg.Config, db, testFlows(t, cfg, db)...)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func TestRouteTablesMatchServer(t *testing.T) {
 			t.Errorf("in docs/protocol.md's route tables but not registered: %s", r)
 		}
 	}
-	for _, name := range []string{"offline.md", "oath.md", "badge.md"} {
+	for _, name := range []string{"offline.md", "oath.md", "badge.md", "recovery.md"} {
 		b, err := os.ReadFile("../docs/" + name)
 		if err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,12 +11,14 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/tlsreload"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -53,9 +56,15 @@ type Server struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+	draining     atomic.Bool // Shutdown has begun: /readyz answers 503
 
-	// TLSCertFile and TLSKeyFile, when both are set, make Open serve HTTPS.
+	// TLSCertFile and TLSKeyFile, when both are set, make Open serve HTTPS
+	// with the pair, reloaded when the files change (internal/tlsreload).
 	TLSCertFile, TLSKeyFile string
+	// TLSConfig, when set instead, makes Open serve HTTPS with it (ACME's,
+	// which answers TLS-ALPN-01 challenges on this listener).
+	TLSConfig *tls.Config
+	certs     *tlsreload.Pair // from TLSCertFile and TLSKeyFile
 }
 
 // New checks cfg and prepares a server over store with the given flows, in
@@ -86,13 +95,24 @@ func New(cfg Config, store qrauth.Store, flows ...Flow) (*Server, error) {
 // system picks a port; without a configured Origin it becomes
 // http://ADDR of the real listener.
 func (s *Server) Open() error {
+	tlsConf := s.TLSConfig
+	if tlsConf == nil && s.TLSCertFile != "" && s.TLSKeyFile != "" {
+		// Loaded before listening: a bad pair is refused at start, with the
+		// files named, rather than by every handshake.
+		pair, err := tlsreload.Load(s.TLSCertFile, s.TLSKeyFile, s.log)
+		if err != nil {
+			return err
+		}
+		s.certs = pair
+		tlsConf = &tls.Config{GetCertificate: pair.GetCertificate}
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
 	}
 	if s.cfg.Origin == "" {
 		scheme := "http"
-		if s.TLSCertFile != "" {
+		if tlsConf != nil {
 			scheme = "https"
 		}
 		s.cfg.Origin = scheme + "://" + ln.Addr().String()
@@ -108,12 +128,15 @@ func (s *Server) Open() error {
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConf,
 	}
 	s.served = make(chan error, 1)
 	go func() {
 		var err error
-		if s.TLSCertFile != "" && s.TLSKeyFile != "" {
-			err = s.http.ServeTLS(ln, s.TLSCertFile, s.TLSKeyFile)
+		if tlsConf != nil {
+			// The certificates come from tlsConf; ServeTLS adds h2 and
+			// http/1.1 to its NextProtos.
+			err = s.http.ServeTLS(ln, "", "")
 		} else {
 			err = s.http.Serve(ln)
 		}
@@ -132,6 +155,18 @@ func (s *Server) Open() error {
 	return nil
 }
 
+// ReloadTLS reads TLSCertFile and TLSKeyFile again now, whether or not
+// they look changed (cmd/qrauthd calls it on SIGHUP). On failure the
+// previous pair stays in service, a warning is logged and the error says
+// why. Without those files (plain HTTP, or TLSConfig) there is nothing to
+// reload and it returns nil.
+func (s *Server) ReloadTLS() error {
+	if s.certs == nil {
+		return nil
+	}
+	return s.certs.Reload()
+}
+
 // Addr returns the listen address once Open has succeeded.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
@@ -140,10 +175,11 @@ func (s *Server) Origin() string { return s.cfg.Origin }
 
 func (s *Server) build() error {
 	s.hub = newHub(s.cfg, s.store)
-	s.rooms = newLimiter(s.cfg.RoomRate, s.cfg.RoomBurst)
-	s.apps = newLimiter(s.cfg.AppRate, s.cfg.AppBurst)
-	s.codes = codeGuard{perIP: newLimiter(s.cfg.CodeRate, s.cfg.CodeBurst),
-		global: newLimiter(s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst)}
+	m := s.cfg.Metrics
+	s.rooms = newLimiter("rooms", s.cfg.RoomRate, s.cfg.RoomBurst, m)
+	s.apps = newLimiter("app", s.cfg.AppRate, s.cfg.AppBurst, m)
+	s.codes = codeGuard{perIP: newLimiter("code_ip", s.cfg.CodeRate, s.cfg.CodeBurst, m),
+		global: newLimiter("code_global", s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst, m)}
 	s.seen = newNonceCache()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -160,11 +196,7 @@ func (s *Server) build() error {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Logger.SetOutput(discard{})
-	if s.cfg.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
-	} else {
-		e.IPExtractor = echo.ExtractIPDirect()
-	}
+	e.IPExtractor = clientIPExtractor(s.cfg.TrustedProxies)
 	e.Use(s.recoverPanics, s.logRequests, s.securityHeaders, middleware.BodyLimit("16K"), s.checkUnsafeOrigin)
 	s.echo = e
 	if err := s.routes(e); err != nil {
@@ -181,6 +213,7 @@ func (s *Server) routes(e *echo.Echo) error {
 	e.GET(wire.PathStatic, s.handleStatic)
 	e.GET(wire.PathFavicon, s.handleFavicon)
 	e.GET(wire.PathHealth, s.handleHealth)
+	e.GET(wire.PathReady, s.handleReady)
 	e.GET(wire.PathDiscovery, s.handleDiscovery)
 
 	e.GET(wire.PathBrowserSocket, s.handleBrowserSocket)
@@ -279,6 +312,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
+	// First of all, so that a load balancer polling /readyz (here or on
+	// the metrics listener) stops sending new people while the rest drains.
+	s.draining.Store(true)
 	var errs []error
 	for _, f := range s.flows {
 		f.Shutdown()

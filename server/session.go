@@ -99,12 +99,16 @@ func (s *Server) handleCreateSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
+	defer func() { s.cfg.Metrics.TicketExchange(time.Since(start)) }()
 	t, err := s.hub.redeemTicket(req.Ticket, bind)
 	if err != nil {
+		s.cfg.Metrics.SignIn(MethodQR, ResultRefused)
 		return err
 	}
 	return s.continueSignIn(c, &SignIn{
 		UserID: t.userID, DeviceID: t.deviceID, IP: t.ip, UserAgent: t.userAgent, Methods: []string{MethodQR},
+		scanned: t.scanned,
 	})
 }
 

@@ -119,11 +119,17 @@ func (s *Server) issueSession(c echo.Context, si *SignIn) (*qrauth.Session, erro
 		ID: id, UserID: si.UserID, TokenHash: qrauth.HashToken(tok), DeviceID: si.DeviceID,
 		IP: si.IP, UserAgent: si.UserAgent, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL), LastSeenAt: now,
 	}
+	methods := strings.Join(si.Methods, "+")
 	if err := s.store.CreateSession(c.Request().Context(), sess, &qrauth.AuditEvent{
 		Time: now, Type: qrauth.AuditSignIn, UserID: si.UserID, DeviceID: si.DeviceID, SessionID: id, IP: si.IP,
-		Detail: "methods " + strings.Join(si.Methods, "+"),
+		Detail: "methods " + methods,
 	}); err != nil {
+		s.cfg.Metrics.SignIn(methods, ResultFailed)
 		return nil, err
+	}
+	s.cfg.Metrics.SignIn(methods, ResultOK)
+	if !si.scanned.IsZero() {
+		s.cfg.Metrics.ScanToSignedIn(s.cfg.Now().Sub(si.scanned))
 	}
 	if s.cfg.CookieDomain != "" {
 		// A host-only cookie of the same name, left from before the

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/labstack/echo/v4"
@@ -22,10 +23,11 @@ func RateLimited(c echo.Context, wait time.Duration, reason, msg string) error {
 	return qrauth.Errorf(qrauth.ERATELIMITED, reason, "%s", msg)
 }
 
-// upgrade switches to WebSocket and starts the write pump. The caller must
+// upgrade switches to WebSocket and starts the write pump; role (RoleBrowser,
+// RolePhone) counts the socket in the metrics while it is open. The caller must
 // not touch c afterwards: echo reuses it once the handler returns, and
 // returning early frees net/http's buffers for the life of the socket.
-func (s *Server) upgrade(c echo.Context) (*conn, error) {
+func (s *Server) upgrade(c echo.Context, role string) (*conn, error) {
 	// Counted before the hijack: http.Server.Shutdown waits for this
 	// request until then, so shutdown's Wait can never start before this
 	// Add (a WaitGroup must not grow from zero while being waited on).
@@ -37,11 +39,13 @@ func (s *Server) upgrade(c echo.Context) (*conn, error) {
 		return nil, nil
 	}
 	var cn *conn
+	s.cfg.Metrics.SocketsOpen(role, 1)
 	cn = newConn(ws, func() {
 		s.hub.untrack(cn)
+		s.cfg.Metrics.SocketsOpen(role, -1)
 		s.conns.Done()
 	})
-	cn.log = s.log
+	cn.log, cn.metrics = s.log, s.cfg.Metrics
 	if !s.hub.track(cn) {
 		// Shutdown began while this socket was being upgraded.
 		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
@@ -120,12 +124,16 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 		UserAgent: ua, Origin: s.cfg.Origin, Time: now.UTC(),
 	}
 	bindHash := qrauth.HashToken(bind)
+	var site string
+	if linkUser == nil {
+		site = s.siteName(c)
+	}
 
-	cn, err := s.upgrade(c)
+	cn, err := s.upgrade(c, RoleBrowser)
 	if cn == nil {
 		return err
 	}
-	r, err := s.hub.openRoom(cn, bindHash, bctx, linkUser, linkSession)
+	r, err := s.hub.openRoom(cn, bindHash, bctx, site, linkUser, linkSession)
 	if qrauth.ErrorReason(err) == "shutting_down" {
 		cn.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 		cn.closeWith(closeRestart, "server restart")
@@ -152,6 +160,29 @@ func (s *Server) handleBrowserSocket(c echo.Context) error {
 	return nil
 }
 
+// siteName asks the flows which relying site the browser signs in for
+// (see SiteNamer): the first name given, cut to wire.MaxSiteName bytes so
+// that the challenge stays small, or "".
+func (s *Server) siteName(c echo.Context) string {
+	for _, f := range s.flows {
+		sn, ok := f.(SiteNamer)
+		if !ok {
+			continue
+		}
+		if name := sn.SiteName(c); name != "" {
+			if len(name) > wire.MaxSiteName {
+				n := wire.MaxSiteName
+				for n > 0 && !utf8.RuneStart(name[n]) {
+					n--
+				}
+				name = name[:n]
+			}
+			return name
+		}
+	}
+	return ""
+}
+
 // handleAppSocket serves the phone app. Native apps send no Origin; a page
 // of another site that tries is refused.
 func (s *Server) handleAppSocket(c echo.Context) error {
@@ -166,7 +197,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	if ok, wait := s.apps.Allow(ip, s.cfg.Now()); !ok {
 		return RateLimited(c, wait, "rate_limited", "Too many attempts from this address. Wait a moment and try again.")
 	}
-	cn, err := s.upgrade(c)
+	cn, err := s.upgrade(c, RolePhone)
 	if cn == nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -203,7 +204,7 @@ func TestTypedCodeRotates(t *testing.T) {
 // which can name no room, counts against neither.
 func TestTypedCodeLimits(t *testing.T) {
 	srv := MustOpenServer(t, func(c *testConfig) {
-		c.TrustProxy = true
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
 		c.CodeRate, c.CodeBurst = rate.Every(time.Hour), 2
 		c.CodeGlobalRate, c.CodeGlobalBurst = rate.Every(time.Hour), 3
 	})

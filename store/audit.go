@@ -68,10 +68,15 @@ func (p *pendingEvents) write(tx *bolt.Tx) error {
 	return nil
 }
 
-// commit hands the Seqs of the committed transaction to the caller's events.
-func (p *pendingEvents) commit() {
+// commit hands the Seqs of the committed transaction to the caller's
+// events and tells obs of each: every audit event passes here once, after
+// it is durable and never for a rolled-back attempt.
+func (p *pendingEvents) commit(obs Observer) {
 	for i, e := range p.dst {
 		e.Seq = p.seqs[i]
+		ev := p.evs[i]
+		ev.Seq = p.seqs[i]
+		obs.Appended(ev)
 	}
 }
 

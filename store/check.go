@@ -179,6 +179,7 @@ func checkFlowIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		}
 		return nil
 	})
+	errs = append(errs, checkRecoveryIndexes(tx, users)...)
 	return errs
 }
 

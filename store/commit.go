@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,6 +25,7 @@ import (
 type committer struct {
 	db  *bolt.DB
 	max int
+	obs Observer // told of each commit's duration and size
 
 	mu    sync.Mutex
 	queue []*queuedWrite
@@ -69,6 +71,7 @@ func (c *committer) loop() {
 func (c *committer) commit(group []*queuedWrite) {
 	for len(group) > 0 {
 		failed := -1
+		start := time.Now()
 		// guard: a panic in bbolt itself (a damaged page) fails the whole
 		// group; without it the loop would die with busy still set and
 		// every later write would wait forever.
@@ -83,6 +86,7 @@ func (c *committer) commit(group []*queuedWrite) {
 				return nil
 			})
 		})
+		c.obs.Committed(time.Since(start), len(group))
 		if failed < 0 {
 			for _, w := range group {
 				w.done <- err

@@ -45,6 +45,46 @@ type Options struct {
 	// ReadOnly opens the file for reading only, sharing it with other
 	// readers (`qrauthd check`); it is never created or upgraded.
 	ReadOnly bool
+
+	// Observer, when set, is told of every group commit and every audit
+	// event once it is durable: the operator's metrics and log hang on
+	// it, so that this package needs neither (see Observer).
+	Observer Observer
+}
+
+// Observer sees the store's work after the fact. Its methods are called
+// outside every transaction, from the goroutine that did the work, so they
+// must be quick and must not call the store.
+type Observer interface {
+	// Committed reports one write transaction, a group commit (see
+	// committer) or a lone write's own: how long it and its fsyncs took
+	// and how many writes it carried, whether it succeeded or not.
+	Committed(took time.Duration, writes int)
+	// Appended reports an audit event that is durable, its Seq set. It
+	// is the one place every event passes, whichever method wrote it.
+	Appended(e qrauth.AuditEvent)
+}
+
+// nopObserver is the Observer of a store opened without one.
+type nopObserver struct{}
+
+func (nopObserver) Committed(time.Duration, int) {}
+func (nopObserver) Appended(e qrauth.AuditEvent) {}
+
+// safeObserver drops a panic of the Observer it wraps: it is called from
+// the group-commit loop, which must never die (every later write would
+// wait forever), and after a write is durable, which must not then be
+// reported as failed.
+type safeObserver struct{ o Observer }
+
+func (s safeObserver) Committed(took time.Duration, writes int) {
+	defer func() { _ = recover() }()
+	s.o.Committed(took, writes)
+}
+
+func (s safeObserver) Appended(e qrauth.AuditEvent) {
+	defer func() { _ = recover() }()
+	s.o.Appended(e)
 }
 
 func (o Options) withDefaults() Options {
@@ -53,6 +93,11 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatchSize <= 0 {
 		o.MaxBatchSize = DefaultMaxBatchSize
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	} else {
+		o.Observer = safeObserver{o.Observer}
 	}
 	return o
 }
@@ -86,6 +131,7 @@ var (
 		bucketPasswords, bucketBadges, bucketBadgesByUser,
 		bucketOIDCClients, bucketOIDCRequests, bucketOIDCCodes, bucketOIDCTokens, bucketOIDCRefresh,
 		bucketOIDCGrants, bucketOIDCKeys, bucketOIDCConsents, bucketOIDCSessions,
+		bucketRecoveryCodes, bucketRecoveryCodesByUser, bucketRecoveryState,
 	}
 
 	keyVersion = []byte("version")
@@ -100,6 +146,7 @@ var (
 type DB struct {
 	bolt   *bolt.DB
 	writes *committer
+	obs    Observer
 }
 
 var _ qrauth.Store = (*DB)(nil)
@@ -139,7 +186,7 @@ func Open(path string, opts Options) (*DB, error) {
 		b.Close()
 		return nil, openError(path, err)
 	}
-	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize}}, nil
+	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize, obs: opts.Observer}, obs: opts.Observer}, nil
 }
 
 // openError names the file once: the causes below (os.PathError, our own
@@ -205,6 +252,12 @@ func (db *DB) Close() error {
 	return nil
 }
 
+// Ping reads the schema version: the store answers reads (the server's
+// readiness check).
+func (db *DB) Ping(ctx context.Context) error {
+	return db.view(ctx, checkSchema)
+}
+
 // view runs fn in a read-only transaction.
 func (db *DB) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctxError(ctx); err != nil {
@@ -236,12 +289,14 @@ func (db *DB) update(ctx context.Context, batch bool, events []*qrauth.AuditEven
 	if batch {
 		err = db.writes.run(txfn)
 	} else {
+		start := time.Now()
 		err = guard(func() error { return db.bolt.Update(txfn) })
+		db.obs.Committed(time.Since(start), 1)
 	}
 	if err != nil {
 		return storeError(err)
 	}
-	p.commit()
+	p.commit(db.obs)
 	return nil
 }
 

@@ -54,6 +54,7 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) qrauth.Store { return MustOpenDB(t) })
 	storetest.RunOATH(t, func(t *testing.T) storetest.OATHStore { return MustOpenDB(t) })
 	storetest.RunOffline(t, func(t *testing.T) storetest.OfflineStore { return MustOpenDB(t) })
+	storetest.RunRecovery(t, func(t *testing.T) storetest.RecoveryStore { return MustOpenDB(t) })
 	storetest.RunBadge(t, func(t *testing.T) storetest.BadgeStore { return MustOpenDB(t) })
 }
 

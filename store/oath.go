@@ -106,7 +106,7 @@ func (db *DB) updateOATH(ctx context.Context, id qrauth.UserID, events []*qrauth
 		return nil, err
 	}
 	if extra != nil {
-		extra.commit()
+		extra.commit(db.obs)
 	}
 	return out, nil
 }

@@ -331,7 +331,7 @@ func (db *DB) SettleOfflineAttempt(ctx context.Context, a offline.Attempt) (*off
 	if err != nil {
 		return nil, nil, err
 	}
-	pending.commit()
+	pending.commit(db.obs)
 	return sess, cred, nil
 }
 

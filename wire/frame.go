@@ -93,6 +93,7 @@ type ServerMessage struct {
 	Proximity    *Proximity      `json:"proximity,omitempty"`
 	KnownAddress *bool           `json:"known_address,omitempty"`
 	Account      *AccountInfo    `json:"account,omitempty"`
+	Site         *SiteInfo       `json:"site,omitempty"` // login, signup: the relying site the browser signs in for
 
 	// done
 	Result string        `json:"result,omitempty"`
@@ -119,6 +120,18 @@ type DeviceInfo struct {
 type AccountInfo struct {
 	Name string `json:"name"`
 }
+
+// SiteInfo names the relying site a browser signs in for (an OpenID
+// Connect client): its name as registered on the server, never a value from
+// the browser's URL. It is shown only; the decision does not sign it
+// (docs/protocol.md §7.3).
+type SiteInfo struct {
+	Name string `json:"name"`
+}
+
+// MaxSiteName is the longest site name a challenge carries, in bytes; a
+// longer registered name is cut at a character boundary.
+const MaxSiteName = 100
 
 // BrowserContext describes the browser that asks to be signed in, shown on
 // the phone so the person can tell whether it is theirs.

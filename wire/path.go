@@ -20,7 +20,8 @@ const (
 	PathAccount       = "/account"
 	PathScan          = "/q/:psk" // what a sign-in QR code encodes: ORIGIN/q/PSK
 	PathStatic        = "/static/*"
-	PathHealth        = "/healthz"
+	PathHealth        = "/healthz"            // alive: 200 {"status":"ok"}
+	PathReady         = "/readyz"             // ready: 200, or 503 with the reason
 	PathDiscovery     = "/.well-known/qrauth" // the Discovery document
 	PathBrowserSocket = "/ws/browser"
 	PathAppSocket     = "/ws/app"

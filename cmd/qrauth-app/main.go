@@ -81,6 +81,10 @@ const usageText = `Usage:
   qrauth-app offline FILE|DATA [--pin PIN]
         answer an offline code (a picture of it, or its text) with a
         one-time number; works with no network at all
+  qrauth-app recover CODE|URL
+        link this new phone to an account whose phone was lost, with a
+        recovery code or the helpdesk's link code (or its QR code's URL);
+        every browser signed in to the account is signed out
   qrauth-app version
         print the version and source revision
 
@@ -121,6 +125,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return c.deactivate(ctx, rest)
 	case "offline":
 		return c.offline(ctx, rest)
+	case "recover":
+		return c.recover(ctx, rest)
 	case "version":
 		return c.version(rest)
 	case "help", "-h", "-help", "--help":
@@ -399,6 +405,11 @@ var modeTitles = map[string]string{
 func (c *cli) showChallenge(ch *wire.ServerMessage) {
 	w := c.stdout
 	fmt.Fprintln(w, modeTitles[ch.Mode])
+	if ch.Site != nil && ch.Site.Name != "" {
+		// The relying site, as the login page names it: where the
+		// browser goes once signed in.
+		fmt.Fprintf(w, "  Sign in to %s\n", clean(ch.Site.Name))
+	}
 	fmt.Fprintf(w, "  Server:   %s\n", clean(ch.Origin))
 	fmt.Fprintf(w, "  Mode:     %s\n", ch.Mode)
 	if ch.Account != nil && ch.Account.Name != "" {

@@ -57,6 +57,7 @@ type server struct {
 	wg       sync.WaitGroup
 	revoked  []string
 	decision *wire.AppFrame
+	site     *wire.SiteInfo // the relying site the next room's challenge names
 }
 
 func newServer(t *testing.T) *server {
@@ -126,6 +127,7 @@ func newServer(t *testing.T) *server {
 func (s *server) room(t *testing.T, mode string, warning string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	site := s.site
 	s.script = func(conn *websocket.Conn, origin string) {
 		var join wire.AppFrame
 		if err := conn.ReadJSON(&join); err != nil || join.Type != wire.MsgJoin || join.PSK != testPSK {
@@ -140,6 +142,7 @@ func (s *server) room(t *testing.T, mode string, warning string) {
 			Proximity:    &wire.Proximity{SameNetwork: warning == "", AppIP: "198.51.100.2", Warning: warning},
 			KnownAddress: &known,
 			Account:      &wire.AccountInfo{Name: "Alice\x1b[31m"},
+			Site:         site,
 		})
 		var dec wire.AppFrame
 		if err := conn.ReadJSON(&dec); err != nil {
@@ -291,6 +294,22 @@ func TestRunScan(t *testing.T) {
 		}
 		if strings.Contains(r.stdout, "\x1b") {
 			t.Errorf("output passes a terminal escape through:\n%q", r.stdout)
+		}
+		if strings.Contains(r.stdout, "Sign in to") {
+			t.Errorf("a plain sign-in names a site:\n%s", r.stdout)
+		}
+	})
+
+	// A sign-in for a relying site names it, cleaned like every value.
+	t.Run("SiteName", func(t *testing.T) {
+		s.mu.Lock()
+		s.site = &wire.SiteInfo{Name: "Example \x1b[2JWiki"}
+		s.mu.Unlock()
+		t.Cleanup(func() { s.mu.Lock(); s.site = nil; s.mu.Unlock() })
+		s.room(t, wire.ModeLogin, "")
+		r := runApp(t, "", "scan", url, "--approve", "--state", state)
+		if r.code != exitOK || !strings.Contains(r.stdout, "Sign-in request\n  Sign in to Example ?[2JWiki\n") {
+			t.Fatalf("scan = %d, output lacks the site:\n%s", r.code, r.stdout)
 		}
 	})
 

@@ -22,8 +22,11 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-// LoginResult is the outcome of a login run.
+// LoginResult is the outcome of a login run, or of an oidc run (Mode
+// "oidc": every sign-in an OpenID Connect sign-in for a relying site).
 type LoginResult struct {
+	Mode            string            `json:"mode"`                   // "login" or "oidc"
+	IDTokenAlg      string            `json:"id_token_alg,omitempty"` // oidc
 	Rate            float64           `json:"target_rate"`
 	Inflight        int               `json:"inflight_cap"`
 	Devices         int               `json:"devices"`
@@ -46,6 +49,11 @@ type LoginResult struct {
 	Join           Latency `json:"join"`              // app dials and joins → challenge
 	Approve        Latency `json:"approve"`           // app approves → browser has the ticket
 	Exchange       Latency `json:"exchange"`          // ticket → session (POST /api/session, durable)
+
+	// oidc only; Flow is then authorization request → ID token verified.
+	Authorize *Latency `json:"authorize,omitempty"` // authorization request → login page, site named
+	Redirect  *Latency `json:"redirect,omitempty"`  // session → redirect to the site with the code
+	Token     *Latency `json:"token,omitempty"`     // code → tokens (PKCE) → ID token verified
 
 	SessionsCreated  int64 `json:"sessions_created"`  // 200 answers to the ticket exchange
 	SessionsInStore  int64 `json:"sessions_in_store"` // counted afterwards through the app API; -1: not counted
@@ -123,37 +131,43 @@ func (l *loginRunner) openRoom(ctx context.Context) (ws *websocket.Conn, bind st
 	return ws, bind, qr, nil
 }
 
-// exchange is the browser trading its ticket for a session.
-func (l *loginRunner) exchange(ctx context.Context, bind, ticket string) error {
+// exchange is the browser trading its ticket for a session; it returns the
+// page the browser goes to next. c is the browser's HTTP client; a bind
+// other than "" is sent as its cookie (the login command's browsers share
+// one and keep no jar).
+func (l *loginRunner) exchange(ctx context.Context, c *http.Client, bind, ticket string) (next string, err error) {
 	body, _ := json.Marshal(map[string]string{"ticket": ticket})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.t.URL+wire.PathSession, strings.NewReader(string(body)))
 	if err != nil {
-		return err
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Origin", l.t.Origin)
-	req.Header.Set("Cookie", "qrauth_bind="+bind)
+	if bind != "" {
+		req.Header.Set("Cookie", "qrauth_bind="+bind)
+	}
 	req.Header.Set("User-Agent", benchUserAgent)
-	resp, err := l.http.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return responseError(resp)
+		return "", responseError(resp)
 	}
 	var out struct {
 		SessionID string `json:"session_id"`
+		Next      string `json:"next"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || out.SessionID == "" {
-		return &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "no_session_id", Message: "the answer names no session"}
+		return "", &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "no_session_id", Message: "the answer names no session"}
 	}
 	for _, c := range resp.Cookies() {
 		if c.Name == "qrauth_session" && c.Value != "" {
-			return nil
+			return out.Next, nil
 		}
 	}
-	return &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "no_session_cookie", Message: "the answer sets no session cookie"}
+	return "", &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "no_session_cookie", Message: "the answer sets no session cookie"}
 }
 
 // signUp registers d: a scan of a fresh room, approved with the public key
@@ -188,16 +202,18 @@ func (l *loginRunner) signUp(ctx context.Context, d *appclient.Device) (qrauth.U
 	if err != nil {
 		return "", &stageError{"approved", err}
 	}
-	if err := l.exchange(ctx, bind, m.Ticket); err != nil {
+	if _, err := l.exchange(ctx, l.http, bind, m.Ticket); err != nil {
 		return "", &stageError{"exchange", err}
 	}
 	drainClose(ws, time.Now().Add(time.Second))
 	return done.UserID, nil
 }
 
-// timings of one complete sign-in.
+// timings of one complete sign-in; authorize, redirect and token only
+// in an OpenID Connect sign-in.
 type timings struct {
 	flow, scanToIn, open, join, approve, exchange time.Duration
+	authorize, redirect, token                    time.Duration
 }
 
 // signIn runs one complete sign-in of the registered d. sessionMade is set
@@ -213,17 +229,42 @@ func (l *loginRunner) signIn(ctx context.Context, d *appclient.Device, sessionMa
 	}
 	defer ws.Close()
 	tQR := time.Now()
+	tm.open = tQR.Sub(start)
+	_, t1, err := l.scanApprove(ctx, cancel, ws, qr, l.http, bind, d, func(s *appclient.Scan) error { return nil }, sessionMade, &tm)
+	if err != nil {
+		return tm, err
+	}
+	tm.flow = t1.Sub(start)
+	drainClose(ws, time.Now().Add(time.Second))
+	return tm, nil
+}
+
+// scanApprove is the QR part of a sign-in, from the browser's first QR
+// code on: the phone d scans and joins (check looks at its challenge
+// besides the mode), the browser sees it scanned, the phone approves while
+// the browser waits for its ticket and trades it for a session through c
+// (bind: see exchange). It fills tm's join, approve, exchange and
+// scanToIn, sets *sessionMade once the server answered with a session, and
+// returns the page the browser goes to next and when it got its session.
+// cancel ends ctx, so that the phone's goroutine stops when the browser
+// fails.
+func (l *loginRunner) scanApprove(ctx context.Context, cancel context.CancelFunc, ws *websocket.Conn, qr *wireMsg, c *http.Client,
+	bind string, d *appclient.Device, check func(*appclient.Scan) error, sessionMade *bool, tm *timings) (next string, t1 time.Time, err error) {
+	tQR := time.Now()
 	scan, err := d.Scan(ctx, qr.URL, l.scanOpts)
 	if err != nil {
-		return tm, &stageError{"join", err}
+		return "", t1, &stageError{"join", err}
 	}
 	defer scan.Close()
 	tJoined := time.Now()
 	if scan.Challenge.Mode != wire.ModeLogin {
-		return tm, &stageError{"join", &qrauth.Error{Code: qrauth.ECONFLICT, Reason: "mode_" + scan.Challenge.Mode, Message: "a registered phone was not asked to sign in"}}
+		return "", t1, &stageError{"join", &qrauth.Error{Code: qrauth.ECONFLICT, Reason: "mode_" + scan.Challenge.Mode, Message: "a registered phone was not asked to sign in"}}
+	}
+	if err := check(scan); err != nil {
+		return "", t1, &stageError{"join", err}
 	}
 	if _, err := expect(ws, time.Now().Add(l.stepLimit), wire.MsgScanned); err != nil {
-		return tm, &stageError{"scanned", err}
+		return "", t1, &stageError{"scanned", err}
 	}
 
 	// The person approves. The app and the browser each go on at their
@@ -232,7 +273,7 @@ func (l *loginRunner) signIn(ctx context.Context, d *appclient.Device, sessionMa
 	appDone := make(chan error, 1)
 	go func() {
 		done, err := scan.Approve(ctx, appclient.ApproveOptions{})
-		if err == nil && done.Result != "signed_in" {
+		if err == nil && done.Result != wire.ResultSignedIn {
 			err = &qrauth.Error{Code: qrauth.EINTERNAL, Reason: "result_" + done.Result, Message: "not signed in"}
 		}
 		appDone <- err
@@ -241,29 +282,28 @@ func (l *loginRunner) signIn(ctx context.Context, d *appclient.Device, sessionMa
 	if err != nil {
 		cancel()
 		<-appDone
-		return tm, &stageError{"approved", err}
+		return "", t1, &stageError{"approved", err}
 	}
 	tApproved := time.Now()
-	err = l.exchange(ctx, bind, m.Ticket)
-	t1 := time.Now()
+	next, err = l.exchange(ctx, c, bind, m.Ticket)
+	t1 = time.Now()
 	if err != nil {
 		cancel()
 		<-appDone
-		return tm, &stageError{"exchange", err}
+		return "", t1, &stageError{"exchange", err}
 	}
 	*sessionMade = true
 	if err := <-appDone; err != nil {
-		return tm, &stageError{"app_done", err}
+		return "", t1, &stageError{"app_done", err}
 	}
-	tm = timings{flow: t1.Sub(start), scanToIn: t1.Sub(t0), open: tQR.Sub(start), join: tJoined.Sub(tQR),
-		approve: tApproved.Sub(t0), exchange: t1.Sub(tApproved)}
-	drainClose(ws, time.Now().Add(time.Second))
-	return tm, nil
+	tm.scanToIn, tm.join, tm.approve, tm.exchange = t1.Sub(t0), tJoined.Sub(tQR), tApproved.Sub(t0), t1.Sub(tApproved)
+	return next, t1, nil
 }
 
 // record is one worker's measurements.
 type record struct {
 	flow, scanToIn, open, join, approve, exchange []time.Duration
+	authorize, redirect, token                    []time.Duration
 }
 
 func (r *record) add(t timings) {
@@ -273,6 +313,9 @@ func (r *record) add(t timings) {
 	r.join = append(r.join, t.join)
 	r.approve = append(r.approve, t.approve)
 	r.exchange = append(r.exchange, t.exchange)
+	r.authorize = append(r.authorize, t.authorize)
+	r.redirect = append(r.redirect, t.redirect)
+	r.token = append(r.token, t.token)
 }
 
 // maxSignIns bounds one run whatever the flags say.
@@ -280,6 +323,8 @@ const maxSignIns = 10_000_000
 
 // runLogin registers o.devices phones, then runs sign-ins at o.rate for
 // o.duration (or o.count of them), and counts the sessions in the store.
+// With o.command "oidc" each sign-in is an OpenID Connect sign-in for a
+// site registered first (signInOIDC).
 func runLogin(ctx context.Context, o *options, prog *progress) (*LoginResult, error) {
 	ts, closeTargets, err := openTargets(ctx, o, 0)
 	if err != nil {
@@ -287,7 +332,8 @@ func runLogin(ctx context.Context, o *options, prog *progress) (*LoginResult, er
 	}
 	defer closeTargets()
 	t := ts[0]
-	res := &LoginResult{Rate: o.rate, Inflight: o.inflight, Devices: o.devices, Errors: map[string]int64{}, SessionsInStore: -1}
+	oidcMode := o.command == "oidc"
+	res := &LoginResult{Mode: "login", Rate: o.rate, Inflight: o.inflight, Devices: o.devices, Errors: map[string]int64{}, SessionsInStore: -1}
 	if len(ts) > 1 {
 		res.Notes = append(res.Notes, "login drives the first --server only")
 	}
@@ -295,6 +341,17 @@ func runLogin(ctx context.Context, o *options, prog *progress) (*LoginResult, er
 		res.Notes = append(res.Notes, "external server: its per-address rate limits apply; start qrauthd with large -room-rate, -room-burst, -app-rate and -app-burst")
 	}
 	l := newLoginRunner(o, t)
+	var rp *relyingSite
+	if oidcMode {
+		res.Mode, res.IDTokenAlg = "oidc", o.idTokenAlg
+		secret, err := registerBenchClient(ctx, t, o.idTokenAlg)
+		if err != nil {
+			return nil, err
+		}
+		if rp, err = l.newRelyingSite(ctx, secret, o.idTokenAlg); err != nil {
+			return nil, err
+		}
+	}
 
 	// Registration.
 	regStart := time.Now()
@@ -374,7 +431,13 @@ func runLogin(ctx context.Context, o *options, prog *progress) (*LoginResult, er
 				started.Add(1)
 				d := devices[int(next.Add(1)-1)%len(devices)]
 				made := false
-				tm, err := l.signIn(runCtx, d, &made)
+				var tm timings
+				var err error
+				if oidcMode {
+					tm, err = l.signInOIDC(runCtx, rp, d, &made)
+				} else {
+					tm, err = l.signIn(runCtx, d, &made)
+				}
 				if made {
 					sessions.Add(1)
 				}
@@ -478,9 +541,16 @@ dispatch:
 		all.join = append(all.join, r.join...)
 		all.approve = append(all.approve, r.approve...)
 		all.exchange = append(all.exchange, r.exchange...)
+		all.authorize = append(all.authorize, r.authorize...)
+		all.redirect = append(all.redirect, r.redirect...)
+		all.token = append(all.token, r.token...)
 	}
 	res.Flow, res.ScanToSignedIn = summarize(all.flow), summarize(all.scanToIn)
 	res.Open, res.Join, res.Approve, res.Exchange = summarize(all.open), summarize(all.join), summarize(all.approve), summarize(all.exchange)
+	if oidcMode {
+		au, rd, tk := summarize(all.authorize), summarize(all.redirect), summarize(all.token)
+		res.Authorize, res.Redirect, res.Token = &au, &rd, &tk
+	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
 	}

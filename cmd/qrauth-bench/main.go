@@ -1,7 +1,8 @@
 // Command qrauth-bench measures a qrauth server over real loopback TCP with
 // real WebSocket clients: how many browser rooms one server process holds
 // and at what memory cost (hold), how many complete durable sign-ins per
-// second it serves and how fast (login), and, in the same invocation, the
+// second it serves and how fast (login), how many complete OpenID Connect
+// sign-ins for a relying site, ID token verified (oidc), and, in the same invocation, the
 // machine's bare WebSocket ceiling (baseline), so that every figure is also
 // printed as a ratio to what the transport alone can do.
 //
@@ -9,6 +10,7 @@
 //
 //	qrauth-bench hold     [flags]   open --rooms browser rooms, keep them waiting
 //	qrauth-bench login    [flags]   run complete sign-ins at --rate per second
+//	qrauth-bench oidc     [flags]   the same as OpenID Connect sign-ins (in-process server only)
 //	qrauth-bench baseline [flags]   plain gorilla/websocket echo on loopback
 //	qrauth-bench all      [flags]   baseline, hold, login
 //	qrauth-bench serve    [flags]   a benchmark server in its own process
@@ -54,6 +56,9 @@ const usage = `usage: qrauth-bench hold|login|baseline|all|serve [flags]
 
   hold      open --rooms browser rooms and keep them waiting for --duration
   login     pre-register --devices phones, then run complete sign-ins at --rate
+  oidc      as login, each sign-in an OpenID Connect sign-in for a registered
+            site: authorize → QR → phone → code → token (PKCE) → ID token
+            verified (its own server only: no --server)
   baseline  measure a plain gorilla/websocket echo server on loopback
   all       baseline, hold and login in one run
   serve     run a benchmark server (no rate limits, pprof on --debug-addr)
@@ -90,6 +95,9 @@ type options struct {
 	count    int
 	devices  int
 	inflight int
+
+	// oidc
+	idTokenAlg string
 
 	// baseline
 	baseline      bool
@@ -138,6 +146,7 @@ func parseFlags(command string, args []string, stderr io.Writer) (*options, erro
 	fs.IntVar(&o.count, "count", 0, "login: sign-ins to run (default: rate × duration)")
 	fs.IntVar(&o.devices, "devices", 100, "login: phones to register before the run")
 	fs.IntVar(&o.inflight, "inflight", 256, "login: cap on sign-ins in flight")
+	fs.StringVar(&o.idTokenAlg, "id-token-alg", "RS256", "oidc: the site's ID token algorithm, RS256 or EdDSA")
 
 	fs.BoolVar(&o.baseline, "baseline", command != "serve", "hold, login: also measure the echo baseline and print ratios")
 	fs.DurationVar(&o.baselineDur, "baseline-duration", 3*time.Second, "baseline: length of each of its three measurements")
@@ -206,6 +215,10 @@ func parseFlags(command string, args []string, stderr io.Writer) (*options, erro
 		return nil, errors.New("--rate must not be negative")
 	case o.pskRotation <= 0:
 		return nil, errors.New("--psk-rotation must be positive")
+	case o.idTokenAlg != "RS256" && o.idTokenAlg != "EdDSA":
+		return nil, errors.New("--id-token-alg is RS256 or EdDSA")
+	case command == "oidc" && len(o.servers) > 0:
+		return nil, errors.New("oidc registers its site in the store of the server it starts: give no --server")
 	}
 	return o, nil
 }
@@ -251,7 +264,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	command := args[0]
 	switch command {
-	case "hold", "login", "baseline", "all", "serve", "hold-worker":
+	case "hold", "login", "oidc", "baseline", "all", "serve", "hold-worker":
 	default:
 		fmt.Fprintf(stderr, "qrauth-bench: unknown command %q\n\n%s", command, usage)
 		return 2
@@ -337,10 +350,10 @@ func runBench(ctx context.Context, o *options, stderr io.Writer) (*Report, error
 		}
 		rep.Hold = h
 	}
-	if o.command == "login" || o.command == "all" {
+	if o.command == "login" || o.command == "oidc" || o.command == "all" {
 		l, err := runLogin(ctx, o, prog)
 		if err != nil {
-			return nil, fmt.Errorf("login: %w", err)
+			return nil, fmt.Errorf("%s: %w", o.command, err)
 		}
 		rep.Login = l
 	}

@@ -175,6 +175,31 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// TestOIDC runs five complete OpenID Connect sign-ins: each reaches a
+// verified ID token, each phone's challenge named the site (signInOIDC
+// fails the sign-in otherwise), and every session is in the store.
+func TestOIDC(t *testing.T) {
+	t.Parallel()
+	rep := mustRun(t, "oidc", "--devices", "2", "--count", "5", "--rate", "50", "--duration", "10s", "--baseline=false", "--id-token-alg", "EdDSA")
+	l := rep.Login
+	if l == nil || l.Mode != "oidc" || l.IDTokenAlg != "EdDSA" {
+		t.Fatalf("no oidc result: %+v", l)
+	}
+	if l.Registered != 2 || l.Started != 5 || l.Completed != 5 || l.Failed != 0 || len(l.Errors) != 0 {
+		t.Fatalf("sign-ins: registered %d started %d completed %d failed %d errors %v",
+			l.Registered, l.Started, l.Completed, l.Failed, l.ErrorExamples)
+	}
+	if l.Authorize == nil || l.Redirect == nil || l.Token == nil || l.Authorize.N != 5 || l.Token.N != 5 || l.Flow.N != 5 {
+		t.Fatalf("latency samples: authorize %+v, token %+v, flow %+v; want 5 each", l.Authorize, l.Token, l.Flow)
+	}
+	if l.Flow.P50 < l.Token.P50 || l.Flow.P50 < l.ScanToSignedIn.P50 {
+		t.Fatalf("the whole flow (p50 %.2f ms) is shorter than a part of it (token %.2f, scan %.2f)", l.Flow.P50, l.Token.P50, l.ScanToSignedIn.P50)
+	}
+	if l.SessionsExpected != 7 || l.SessionsInStore != 7 {
+		t.Fatalf("sessions: expected %d, in store %d; want 7", l.SessionsExpected, l.SessionsInStore)
+	}
+}
+
 // TestBaseline runs the echo baseline for a moment.
 func TestBaseline(t *testing.T) {
 	t.Parallel()
@@ -245,6 +270,8 @@ func TestRefusesNonLoopback(t *testing.T) {
 		{"login", "--debug", "http://192.168.1.1:6060", "--server", "http://127.0.0.1:1"},
 		{"hold", "--source-ips", "10.0.0.1-10.0.0.3"},
 		{"serve", "--addr", "0.0.0.0:8080", "--duration", "1ms"},
+		{"oidc", "--server", "http://127.0.0.1:1"}, // it registers its site in its own server's store
+		{"oidc", "--id-token-alg", "none"},
 		{"nonsense"},
 	} {
 		var stderr bytes.Buffer

@@ -116,7 +116,11 @@ func printReport(w io.Writer, r *Report) {
 		if l.Rate == 0 {
 			rate = "as fast as possible"
 		}
-		fmt.Fprintf(tw, "\nLOGIN (target %s, %d phones, at most %d in flight)\n", rate, l.Devices, l.Inflight)
+		title := "LOGIN"
+		if l.Mode == "oidc" {
+			title = "OPENID CONNECT SIGN-IN (authorization request → " + l.IDTokenAlg + " ID token verified)"
+		}
+		fmt.Fprintf(tw, "\n%s (target %s, %d phones, at most %d in flight)\n", title, rate, l.Devices, l.Inflight)
 		fmt.Fprintf(tw, "phones registered\t%d in %.1fs\n", l.Registered, l.RegisterSeconds)
 		printErrors(tw, "registration errors", l.RegisterErrors, nil)
 		fmt.Fprintf(tw, "sign-ins scheduled / not started / started\t%d / %d / %d\n", l.Scheduled, l.NotStarted, l.Started)
@@ -124,10 +128,17 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "achieved\t%.1f sign-ins/s over %.1fs\n", l.PerSecond, l.Seconds)
 		fmt.Fprintf(tw, "scan-to-signed-in\t%s\n", latencyLine(l.ScanToSignedIn))
 		fmt.Fprintf(tw, "whole flow\t%s\n", latencyLine(l.Flow))
+		if l.Authorize != nil {
+			fmt.Fprintf(tw, "  authorize → login page names the site\t%s\n", latencyLine(*l.Authorize))
+		}
 		fmt.Fprintf(tw, "  browser open (dial → QR)\t%s\n", latencyLine(l.Open))
 		fmt.Fprintf(tw, "  app join (dial → challenge)\t%s\n", latencyLine(l.Join))
 		fmt.Fprintf(tw, "  approve → browser has ticket\t%s\n", latencyLine(l.Approve))
 		fmt.Fprintf(tw, "  ticket → session (durable)\t%s\n", latencyLine(l.Exchange))
+		if l.Redirect != nil && l.Token != nil {
+			fmt.Fprintf(tw, "  session → redirect with code\t%s\n", latencyLine(*l.Redirect))
+			fmt.Fprintf(tw, "  code → tokens (PKCE) → ID token verified\t%s\n", latencyLine(*l.Token))
+		}
 		store := "not counted"
 		if l.SessionsInStore >= 0 {
 			store = fmt.Sprint(l.SessionsInStore)
@@ -156,7 +167,11 @@ func printReport(w io.Writer, r *Report) {
 	}
 	tw.Flush()
 	if len(r.Ratios) > 0 && r.Login != nil {
-		fmt.Fprintf(w, "(a sign-in is %d WebSocket messages, 2 WebSocket handshakes and 1 HTTP request)\n", wsMessagesPerSignIn)
+		if r.Login.Mode == "oidc" {
+			fmt.Fprintf(w, "(an OpenID Connect sign-in is %d WebSocket messages, 2 WebSocket handshakes and %d HTTP requests)\n", wsMessagesPerSignIn, httpPerOIDCSignIn)
+		} else {
+			fmt.Fprintf(w, "(a sign-in is %d WebSocket messages, 2 WebSocket handshakes and 1 HTTP request)\n", wsMessagesPerSignIn)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
@@ -71,7 +72,13 @@ func startInproc(o *options, addr string, roomTTL time.Duration) (*inprocServer,
 		PSKRotation: o.pskRotation, RoomTTL: roomTTL,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	srv, err := server.New(cfg, db)
+	// The oidc command signs in for a relying site: the provider is a
+	// flow, as qrauthd lists it.
+	var flows []server.Flow
+	if o.command == "oidc" {
+		flows = append(flows, oidcflow.New(oidcflow.Config{}, db))
+	}
+	srv, err := server.New(cfg, db, flows...)
 	if err == nil {
 		err = srv.Open()
 	}

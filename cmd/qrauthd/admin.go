@@ -28,7 +28,7 @@ type adminCommand struct {
 }
 
 var adminCommands = map[string]adminCommand{
-	"users": {"", "list users with their roles and methods", adminUsers},
+	"users": {"[recover USER]", "list users with their roles and methods; `recover USER` issues a helpdesk link code (QR and text) for a new phone", adminUsers},
 	"user":  {"USER", "show one user as JSON", adminUser},
 	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
 	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
@@ -179,6 +179,9 @@ type adminUserRow struct {
 }
 
 func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "recover" {
+		return adminUsersRecover(ctx, cl, args[1:], out) // admin_recovery.go
+	}
 	if len(args) != 0 {
 		return errUsage
 	}

@@ -12,7 +12,7 @@ import (
 // badgeFlags adds the flags of the badge flow to fs, into m.Config.
 func (m *Main) badgeFlags(fs *flag.FlagSet, e *flagEnv) {
 	c := &m.Badge
-	fs.BoolVar(&c.Enabled, "badges", env("BADGES", "") == "true",
+	fs.BoolVar(&m.BadgeOn, "badges", env("BADGES", "") == "true",
 		"printed QR login badges and passwords; needs the master key (-key-file) (QRAUTH_BADGES=true)")
 	fs.BoolVar(&c.InsecureScans, "badge-insecure-scans", env("BADGE_INSECURE_SCANS", "") == "true",
 		"accept insecure badges (a username substitute), always followed by a second factor (QRAUTH_BADGE_INSECURE_SCANS=true)")

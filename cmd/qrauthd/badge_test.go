@@ -119,7 +119,7 @@ func TestBadgeFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := m.Badge
-	if !c.Enabled || c.Policy != badgeflow.BadgeMethod || strings.Join(c.SecondFactors, ",") != "password" ||
+	if !m.BadgeOn || c.Policy != badgeflow.BadgeMethod || strings.Join(c.SecondFactors, ",") != "password" ||
 		c.SelfIssue != badgeflow.SelfIssueSecure || c.Password.Threads != 4 || c.Password.Memory != 65536 || c.Password.Time != badgeflow.DefaultPasswordParams.Time {
 		t.Fatalf("config %+v", c)
 	}

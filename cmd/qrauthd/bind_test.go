@@ -11,7 +11,13 @@ import (
 // it issued: the server accepts only bind values it issued itself.
 func issuedBind(tb testing.TB, origin string) string {
 	tb.Helper()
-	resp, err := http.Get(origin + wire.PathLogin)
+	return issuedBindVia(tb, http.DefaultClient, origin)
+}
+
+// issuedBindVia is issuedBind through client (one that trusts a test CA).
+func issuedBindVia(tb testing.TB, client *http.Client, origin string) string {
+	tb.Helper()
+	resp, err := client.Get(origin + wire.PathLogin)
 	if err != nil {
 		tb.Fatal(err)
 	}

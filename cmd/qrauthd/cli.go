@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/qrauth/qrauth/internal/buildinfo"
@@ -50,11 +52,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "qrauthd: %v (qrauthd -h lists the flags)\n", err)
 		return 2
 	}
+	// SIGHUP reads the TLS files again now (they are also reloaded when
+	// they change). Caught from before the server listens, so a SIGHUP
+	// sent once it answers can never end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(); err != nil {
 		fmt.Fprintln(stderr, "qrauthd:", err)
 		return 1
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-hup:
+			m.Server.ReloadTLS() // logs what it did, and keeps the old pair on failure
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	if err := m.Close(); err != nil {
 		fmt.Fprintln(stderr, "qrauthd:", err)
 		return 1
@@ -68,8 +83,8 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "trust-proxy", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
-	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl"}},
+	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
+	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl", "recovery-link-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",
 		"offline-approval-ttl", "offline-api-token-file"}},
@@ -80,12 +95,13 @@ var flagGroups = []struct {
 		"password-time", "password-memory", "password-threads"}},
 	{"Forward auth for reverse proxies", []string{"forward-auth-domains", "forward-auth-rule"}},
 	{"OpenID Connect provider", []string{"oidc", "oidc-key-grace"}},
-	{"Logging and debugging", []string{"log-level", "log-format", "debug-addr"}},
+	{"Logging, metrics and debugging", []string{"log-level", "log-format", "metrics-addr", "debug-addr"}},
 }
 
 // placeholders name a flag's value where its type says too little.
 var placeholders = map[string]string{
-	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "origin": "URL",
+	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "metrics-addr": "HOST:PORT", "origin": "URL", "trusted-proxies": "CIDR,...",
+	"acme-domain": "LIST", "acme-cache": "DIR", "acme-directory": "URL", "acme-email": "ADDRESS",
 	"data": "FILE", "config": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",
 	"log-level": "LEVEL", "log-format": "FORMAT", "badge-second-factors": "LIST",

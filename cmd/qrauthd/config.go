@@ -139,6 +139,9 @@ func (m *Main) loadConfig(fs *flag.FlagSet, path string, skip map[string]bool) e
 		case name == "config":
 			badKey(name, "key config: a config file cannot name another")
 			continue
+		case f == nil && removedFlags[name] != "":
+			badKey(name, "key %s was removed: %s", name, removedFlags[name])
+			continue
 		case f == nil:
 			badKey(name, "unknown key %q: qrauthd has no flag -%s (qrauthd -h lists them)", name, name)
 			continue

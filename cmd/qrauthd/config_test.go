@@ -131,6 +131,7 @@ func TestConfigRefused(t *testing.T) {
 		want       []string
 	}{
 		{"UnknownKey", "room-ttl = \"7m\"\nroom-tll = \"8m\"\n", []string{`.toml:2: unknown key "room-tll"`}},
+		{"RemovedKey", "room-ttl = \"7m\"\ntrust-proxy = true\n", []string{`.toml:2: key trust-proxy was removed`, "-trusted-proxies"}},
 		{"UnknownClientKey", "room-ttl = \"7m\"\n[[oidc-client]]\nid = \"x\"\nname = \"X\"\ntype = \"public\"\n" +
 			"redirect-uris = [\"https://x.example/cb\"]\nredirect-uri = \"https://x.example/cb\"\n", []string{`unknown key "redirect-uri"`}},
 		{"BadDuration", "room-ttl = \"7m\"\npsk-rotation = \"soon\"\n", []string{".toml:2: key psk-rotation", `"soon"`, "duration"}},

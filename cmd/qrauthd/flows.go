@@ -7,20 +7,25 @@ import (
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 )
 
 // flows returns the flows beside the core, in the order their sign-in gates
-// run: the one explicit list (docs/architecture.md, "Adding a flow"). The
-// badge flow is always listed and answers its own "disabled" while its
-// Config says so; OATH, the offline flow, forward auth and OpenID
-// Connect are listed only when switched on.
+// run: the one explicit list (docs/architecture.md, "Adding a flow"). A
+// flow is listed only when switched on, so that the routes of one that is
+// off do not exist and the pages leave out what would call them.
 func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
-	badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
-	if err != nil {
-		return nil, err
+	var flows []server.Flow
+	if m.BadgeOn {
+		// First: its fallback step (a password after an insecure badge)
+		// gives way to a later gate's step.
+		badge, err := badgeflow.New(m.Badge, db, m.Config.MasterKey)
+		if err != nil {
+			return nil, err
+		}
+		flows = append(flows, badge)
 	}
-	flows := []server.Flow{badge}
 	if m.oathOn() {
 		// After the badge flow, whose fallback step (a password after an
 		// insecure badge) gives way to OATH's code; before the offline
@@ -38,6 +43,13 @@ func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
 		}
 		flows = append(flows, off)
 	}
+	// Recovery asks nothing at sign-in; its place in the list does not
+	// matter. It is always on: a lost phone must never lock anyone out.
+	rec, err := recoveryflow.New(m.Recovery, db)
+	if err != nil {
+		return nil, err
+	}
+	flows = append(flows, rec)
 	if len(m.ForwardAuth.Domains) > 0 {
 		flows = append(flows, forwardauth.New(m.ForwardAuth))
 	}

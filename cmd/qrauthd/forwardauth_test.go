@@ -290,7 +290,7 @@ func testForwardAuthProxy(t *testing.T, proxy string) {
 
 	m := NewMain()
 	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(t.TempDir(), "qrauth.db"),
-		"-room-rate", "1000", "-room-burst", "1000", "-origin", login, "-trust-proxy",
+		"-room-rate", "1000", "-room-burst", "1000", "-origin", login, "-trusted-proxies", "127.0.0.1,::1",
 		"-cookie-domain", "example.test", "-forward-auth-domains", "example.test",
 		"-forward-auth-rule", "app.example.test=admin,helpdesk"}, io.Discard); err != nil {
 		t.Fatal(err)

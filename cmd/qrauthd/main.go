@@ -4,11 +4,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -18,12 +20,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/qrauth/qrauth/internal/metrics"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/badgeflow"
 	"github.com/qrauth/qrauth/server/forwardauth"
 	"github.com/qrauth/qrauth/server/oathflow"
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/server/recoveryflow"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -36,20 +40,28 @@ func main() {
 // Main is the program: flags in, a running server out. Tests run it on
 // port 0 exactly as main does.
 type Main struct {
-	DataPath      string
-	Config        server.Config
-	TLSCert       string
-	TLSKey        string
+	DataPath string
+	Config   server.Config
+	TLSCert  string
+	TLSKey   string
+	// ACME, when it has domains, gets the certificates instead of
+	// TLSCert and TLSKey.
+	ACME          ACME
 	LogLevel      string
 	LogFormat     string
 	ShutdownGrace time.Duration
 	LogOutput     io.Writer
 	DebugAddr     string
-	AdminSocket   string
-	KeyFile       string
-	ForwardAuth   forwardauth.Config
-	// Badge configures badges and passwords (server/badgeflow).
-	Badge badgeflow.Config
+	// MetricsAddr, when set, serves /metrics, /healthz and /readyz on this
+	// operator-only address (internal/metrics).
+	MetricsAddr string
+	AdminSocket string
+	KeyFile     string
+	ForwardAuth forwardauth.Config
+	// Badge configures badges and passwords (server/badgeflow), listed
+	// while BadgeOn (-badges).
+	Badge   badgeflow.Config
+	BadgeOn bool
 	// OATH configures the OATH second factor (server/oathflow); OATHOn
 	// (-oath, or an -oath-policy other than off) lists the flow.
 	OATH   oathflow.Config
@@ -58,6 +70,9 @@ type Main struct {
 	// (server/offlineflow), listed while OfflineOn.
 	Offline   offlineflow.Config
 	OfflineOn bool
+	// Recovery configures recovery codes and helpdesk link codes
+	// (server/recoveryflow), always listed.
+	Recovery recoveryflow.Config
 	// CheckOnStart is "auto" (check files up to checkOnStartLimit), "true"
 	// or "false": whether Run checks the database before serving.
 	CheckOnStart string
@@ -69,7 +84,9 @@ type Main struct {
 	// (config.go).
 	ConfigFile string
 
-	debug *http.Server
+	debug     *http.Server
+	metrics   *http.Server
+	metricsLn net.Listener
 
 	Server *server.Server
 	DB     *store.DB
@@ -172,6 +189,9 @@ func (e *flagEnv) float(name string, def float64) float64 {
 // or environment variable it writes nothing and returns the error, for the
 // caller to report in one line.
 func (m *Main) ParseFlags(args []string, out io.Writer) error {
+	if err := removedFlag(args); err != nil {
+		return err
+	}
 	fs, e := m.flagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -191,6 +211,37 @@ func (m *Main) ParseFlags(args []string, out io.Writer) error {
 	return m.afterParse(fs)
 }
 
+// removedFlags are the flags qrauthd no longer has, with why and what
+// replaces each. Giving one, as a flag or as QRAUTH_<NAME>, stops the start
+// with that message rather than "flag provided but not defined", or, for
+// the variable, silently running with a set-up the operator did not mean.
+var removedFlags = map[string]string{
+	"trust-proxy": "it believed X-Forwarded-For from any private or loopback address, so a client on the local network could forge its address; " +
+		"name your proxies with -trusted-proxies CIDR,... (QRAUTH_TRUSTED_PROXIES) instead",
+}
+
+// removedFlag reports the first removed flag in args or the environment.
+// Every argument before "--" is looked at (qrauthd takes no other
+// arguments), so a removed flag after a flag's value is caught too.
+func removedFlag(args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if why, ok := removedFlags[name]; ok && strings.HasPrefix(a, "-") {
+			return fmt.Errorf("-%s was removed: %s", name, why)
+		}
+	}
+	for name, why := range removedFlags {
+		v := "QRAUTH_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		if _, ok := os.LookupEnv(v); ok {
+			return fmt.Errorf("%s (-%s) was removed: %s", v, name, why)
+		}
+	}
+	return nil
+}
+
 // flagSet defines every flag of the server on a new FlagSet that prints
 // nothing itself (see ParseFlags). The flagEnv holds the environment
 // variables that did not parse.
@@ -202,9 +253,15 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", server.DefaultAddr), "listen address (QRAUTH_ADDR)")
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
-	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS (QRAUTH_TLS_CERT)")
+	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS; reloaded when it or the key changes, and on SIGHUP (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
-	fs.Bool("trust-proxy", env("TRUST_PROXY", "") == "true", "take client addresses from X-Forwarded-For set by a proxy on a private address (QRAUTH_TRUST_PROXY=true)")
+	if v := env("ACME_DOMAIN", ""); v != "" {
+		if err := m.setACMEDomains(v); err != nil {
+			e.fail("ACME_DOMAIN", err)
+		}
+	}
+	m.acmeFlags(fs)
+	fs.String("trusted-proxies", env("TRUSTED_PROXIES", ""), "comma-separated address ranges of your reverse proxies, e.g. 10.0.0.0/24,::1; only requests from them have their client address taken from X-Forwarded-For (QRAUTH_TRUSTED_PROXIES)")
 	fs.DurationVar(&m.Config.RoomTTL, "room-ttl", e.duration("ROOM_TTL", server.DefaultRoomTTL), "how long a login code page waits for a scan (QRAUTH_ROOM_TTL)")
 	fs.DurationVar(&m.Config.PSKRotation, "psk-rotation", e.duration("PSK_ROTATION", server.DefaultPSKRotation), "how often the QR code changes while waiting (QRAUTH_PSK_ROTATION)")
 	fs.DurationVar(&m.Config.SessionTTL, "session-ttl", e.duration("SESSION_TTL", server.DefaultSessionTTL), "browser session lifetime (QRAUTH_SESSION_TTL)")
@@ -220,10 +277,12 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.KeyFile, "key-file", env("KEY_FILE", ""), "file holding the base64 master key that encrypts secrets at rest; or set QRAUTH_KEY; make one with: qrauthd genkey (QRAUTH_KEY_FILE)")
 	m.configFlags(fs)
 	m.offlineFlags(fs, e)
+	fs.DurationVar(&m.Recovery.LinkTTL, "recovery-link-ttl", e.duration("RECOVERY_LINK_TTL", recoveryflow.DefaultLinkTTL), "how long a helpdesk's recovery link code works (QRAUTH_RECOVERY_LINK_TTL)")
 	m.oathFlags(fs, e)
 	m.badgeFlags(fs, e)
 	m.forwardAuthFlags(fs, e)
 	fs.StringVar(&m.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "serve pprof and /debug/stats on this operator-only address, e.g. 127.0.0.1:6060 (QRAUTH_DEBUG_ADDR)")
+	fs.StringVar(&m.MetricsAddr, "metrics-addr", env("METRICS_ADDR", ""), "serve Prometheus /metrics, /healthz and /readyz on this operator-only address, e.g. 127.0.0.1:9090 (QRAUTH_METRICS_ADDR)")
 	fs.StringVar(&m.LogLevel, "log-level", env("LOG_LEVEL", m.LogLevel), "debug, info, warn or error (QRAUTH_LOG_LEVEL)")
 	fs.StringVar(&m.LogFormat, "log-format", env("LOG_FORMAT", m.LogFormat), "text or json (QRAUTH_LOG_FORMAT)")
 	m.CheckOnStart = env("CHECK_ON_START", m.CheckOnStart)
@@ -235,9 +294,15 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 func (m *Main) afterParse(fs *flag.FlagSet) error {
 	rate, _ := fs.Lookup("room-rate").Value.(flag.Getter).Get().(float64)
 	appRate, _ := fs.Lookup("app-rate").Value.(flag.Getter).Get().(float64)
-	trust, _ := fs.Lookup("trust-proxy").Value.(flag.Getter).Get().(bool)
+	trusted, err := server.ParseTrustedProxies(fs.Lookup("trusted-proxies").Value.String())
+	if err != nil {
+		return fmt.Errorf("-trusted-proxies / QRAUTH_TRUSTED_PROXIES: %w", err)
+	}
 	if (m.TLSCert == "") != (m.TLSKey == "") {
 		return errors.New("give both -tls-cert and -tls-key, or neither")
+	}
+	if err := m.checkACME(); err != nil {
+		return err
 	}
 	if _, err := parseCheckOnStart(m.CheckOnStart); err != nil {
 		return fmt.Errorf("-check-on-start / QRAUTH_CHECK_ON_START: %w", err)
@@ -246,7 +311,7 @@ func (m *Main) afterParse(fs *flag.FlagSet) error {
 		return errors.New("-room-rate and -app-rate must be positive")
 	}
 	m.Config.RoomRate, m.Config.AppRate = rateLimit(rate), rateLimit(appRate)
-	m.Config.TrustProxy = trust
+	m.Config.TrustedProxies = trusted
 	return nil
 }
 
@@ -274,7 +339,16 @@ func (m *Main) Run() error {
 		m.Config.AdminSocket = m.AdminSocket
 	}
 
-	db, err := store.Open(m.DataPath, store.Options{})
+	// The metrics exist only when they are served: without them the
+	// server's hooks are no-ops.
+	var mx *metrics.Metrics
+	var storeObs store.Observer = auditLog{log: log}
+	if m.MetricsAddr != "" {
+		mx = metrics.New()
+		m.Config.Metrics = mx
+		storeObs = auditLog{log: log, next: mx}
+	}
+	db, err := store.Open(m.DataPath, store.Options{Observer: storeObs})
 	if errors.Is(err, store.ErrDamaged) {
 		return fmt.Errorf("database: %w\nRestore the file from a backup; `qrauthd check FILE` lists what is wrong with it", err)
 	} else if err != nil {
@@ -290,12 +364,17 @@ func (m *Main) Run() error {
 		db.Close()
 		return err
 	}
+	var acmeConf *tls.Config // before New: it may set the default origin
+	if len(m.ACME.Domains) > 0 {
+		acmeConf = m.acmeTLS()
+	}
 	srv, err := server.New(m.Config, db, flows...)
 	if err != nil {
 		db.Close()
 		return err
 	}
 	srv.TLSCertFile, srv.TLSKeyFile = m.TLSCert, m.TLSKey
+	srv.TLSConfig = acmeConf
 	if err := srv.Open(); err != nil {
 		db.Close()
 		return err
@@ -308,6 +387,12 @@ func (m *Main) Run() error {
 			// (Close may still be called; it does nothing more).
 			m.Close()
 			return fmt.Errorf("debug server: %w", err)
+		}
+	}
+	if mx != nil {
+		if err := m.serveMetrics(log, mx); err != nil {
+			m.Close()
+			return fmt.Errorf("metrics server: %w", err)
 		}
 	}
 	return nil
@@ -342,5 +427,10 @@ func (m *Main) Close() error {
 		m.debug.Close()
 	}
 	err := m.Server.Shutdown(ctx)
+	if m.metrics != nil {
+		// Closed after the server, so that /readyz there says 503 for
+		// as long as the public listener drains.
+		m.metrics.Close()
+	}
 	return errors.Join(err, m.DB.Close())
 }

@@ -25,13 +25,19 @@ import (
 // their flags).
 func MustRunMain(tb testing.TB, extra ...string) *Main {
 	tb.Helper()
+	return mustRunMainLog(tb, io.Discard, extra...)
+}
+
+// mustRunMainLog is MustRunMain with the log written to logOut.
+func mustRunMainLog(tb testing.TB, logOut io.Writer, extra ...string) *Main {
+	tb.Helper()
 	m := NewMain()
 	args := append([]string{"-addr", "127.0.0.1:0", "-data", filepath.Join(tb.TempDir(), "qrauth.db"),
 		"-room-rate", "1000", "-room-burst", "1000"}, extra...)
 	if err := m.ParseFlags(args, io.Discard); err != nil {
 		tb.Fatal(err)
 	}
-	m.LogOutput = io.Discard
+	m.LogOutput = logOut
 	if err := m.Run(); err != nil {
 		tb.Fatal(err)
 	}

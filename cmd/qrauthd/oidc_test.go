@@ -163,7 +163,10 @@ func TestOIDCRelyingParty(t *testing.T) {
 	if err := chromedp.Run(ctx, chromedp.Navigate(origin+"/")); err != nil {
 		t.Fatal(err)
 	}
-	scanAndApprove(t, ctx, dev, true)
+	// A sign-up on qrauth's own page names no relying site to the phone.
+	if site := scanAndApprove(t, ctx, dev, true); site != "" {
+		t.Fatalf("a plain sign-up names the site %q to the phone", site)
+	}
 	if err := chromedp.Run(ctx,
 		chromedp.SendKeys("#signup-name", "Ada Lovelace", chromedp.ByQuery),
 		chromedp.Click("#signup-submit", chromedp.ByQuery),
@@ -198,7 +201,11 @@ func TestOIDCRelyingParty(t *testing.T) {
 		t.Fatalf("login page names the site %q (title %q)", site, title)
 	}
 	saveScreenshot(t, ctx, "oidc-login.png")
-	scanAndApprove(t, ctx, dev, false)
+	// The phone names the site too: its registered name, markup and all,
+	// as the login page does.
+	if site := scanAndApprove(t, ctx, dev, false); site != "Example <b>Wiki</b>" {
+		t.Fatalf("the phone names the site %q", site)
+	}
 	var name, sub string
 	if err := chromedp.Run(ctx,
 		chromedp.WaitVisible(`#user, #error`, chromedp.ByQuery),
@@ -421,8 +428,9 @@ func startRPLate(t *testing.T, m *Main, origin, secret string) *relyingParty {
 	return rp
 }
 
-// scanAndApprove scans the QR code the page shows with dev and approves.
-func scanAndApprove(t *testing.T, ctx context.Context, dev *appclient.Device, signUp bool) {
+// scanAndApprove scans the QR code the page shows with dev and approves,
+// and returns the relying site the challenge named ("" for none).
+func scanAndApprove(t *testing.T, ctx context.Context, dev *appclient.Device, signUp bool) string {
 	t.Helper()
 	waitState(t, ctx, "waiting")
 	u, err := appclient.DecodeQRImage(bytes.NewReader(shownQR(t, ctx, "#qr")))
@@ -437,6 +445,7 @@ func scanAndApprove(t *testing.T, ctx context.Context, dev *appclient.Device, si
 	if _, err := scan.Approve(ctx, appclient.ApproveOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return scan.SiteName()
 }
 
 // TestOIDCAdminCommands: clients add|list|remove and rotate-keys over the

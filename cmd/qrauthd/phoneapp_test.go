@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +31,7 @@ import (
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/blake2b"
+	"golang.org/x/oauth2"
 )
 
 // The phone web app (/app) in headless Chromium: a desktop context shows
@@ -278,6 +280,11 @@ func TestPhoneAppFlows(t *testing.T) {
 	if title != "Sign in?" || !strings.Contains(account, "Ada Lovelace") || !strings.Contains(seen, "signed in from this address before") {
 		t.Fatalf("login approval: %q %q %q", title, account, seen)
 	}
+	// A sign-in to qrauth itself names no relying site.
+	var siteHidden bool
+	if err := chromedp.Run(phone, chromedp.Evaluate(`document.querySelector('#approve-site').hidden`, &siteHidden)); err != nil || !siteHidden {
+		t.Fatalf("a plain sign-in shows a site (hidden %v, %v)", siteHidden, err)
+	}
 	assertDecideEqual(t, phone)
 	saveScreenshot(t, phone, "phone-approve.png")
 	if err := chromedp.Run(phone, chromedp.Click("#approve-yes", chromedp.ByQuery)); err != nil {
@@ -289,9 +296,15 @@ func TestPhoneAppFlows(t *testing.T) {
 	}
 
 	// Decline, with the code opened as /q/PSK in the phone's browser: it
-	// holds a key, so it goes straight to the approval screen.
+	// holds a key, so it goes straight to the approval screen. This
+	// desktop signs in for a relying site (an OpenID Connect authorization
+	// request), which the approval screen names, as text.
+	registerClient(t, m, "wiki", "", []string{"http://127.0.0.1:9/callback"}, nil)
+	authorize := origin + "/oidc/authorize?" + url.Values{"client_id": {"wiki"}, "response_type": {"code"},
+		"scope": {"openid"}, "redirect_uri": {"http://127.0.0.1:9/callback"}, "state": {"s1"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())}, "code_challenge_method": {"S256"}}.Encode()
 	desk3, desk3Problems := newChromium(t)
-	if err := chromedp.Run(desk3, chromedp.Navigate(origin+"/")); err != nil {
+	if err := chromedp.Run(desk3, chromedp.Navigate(authorize), chromedp.WaitVisible("#login-site", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, desk3, "waiting")
@@ -308,6 +321,15 @@ func TestPhoneAppFlows(t *testing.T) {
 		t.Fatalf("the code stays in the address bar: %q %v", loc, err)
 	}
 	waitState(t, desk3, "scanned")
+	var site string
+	if err := chromedp.Run(phone, chromedp.WaitVisible("#approve-site", chromedp.ByQuery),
+		chromedp.Text("#approve-site", &site, chromedp.ByQuery)); err != nil || site != "Sign in to Example <b>Wiki</b>" {
+		t.Fatalf("approval screen names the site %q %v", site, err)
+	}
+	saveScreenshot(t, phone, "phone-approve-site.png")
+	if v, err := axeRun(phone); err != nil || len(v) > 0 {
+		t.Fatalf("approval screen with a site: %v\n%s", err, strings.Join(v, "\n"))
+	}
 	if err := chromedp.Run(phone, chromedp.Click("#approve-no", chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}

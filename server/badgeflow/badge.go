@@ -57,12 +57,12 @@ const (
 // password at its next use, keeping its stamp (so badges stay valid).
 var DefaultPasswordParams = badge.PasswordParams{Time: 2, Memory: 19 * 1024, Threads: 1, KeyLen: 32}
 
-// Config configures the badge flow. The zero value is its default:
-// badges and passwords off.
+// Config configures the badge flow. The zero value is its default. The
+// flow is on when it is listed (cmd/qrauthd's -badges): badges (issuing,
+// printing, scanning) and passwords; it needs the master key, from which
+// the badge keys are derived. Off, it is not listed and its routes do not
+// exist.
 type Config struct {
-	// Enabled turns on badges (issuing, printing, scanning) and passwords.
-	// It needs Config.MasterKey, from which the badge keys are derived.
-	Enabled bool
 	// InsecureScans accepts insecure badges at sign-in: the deployment
 	// switch "insecure badge scans enabled". Off by default.
 	InsecureScans bool
@@ -96,7 +96,7 @@ type Config struct {
 // withDefaults fills in defaults and checks the settings against the rest
 // of the configuration (for example, that a master key is present).
 func (c Config) withDefaults(masterKey []byte) (Config, error) {
-	if c.Enabled && len(masterKey) == 0 {
+	if len(masterKey) == 0 {
 		return c, errors.New("badges need the master key, from which their sealing keys are derived: " +
 			"make one with `qrauthd genkey > qrauth.key && chmod 600 qrauth.key` and start with -key-file qrauth.key")
 	}
@@ -193,9 +193,6 @@ func New(cfg Config, st badge.Store, masterKey []byte) (*Flow, error) {
 // Name implements server.Flow.
 func (b *Flow) Name() string { return "badge" }
 
-// Enabled reports whether badges are on (the login page offers them).
-func (b *Flow) Enabled() bool { return b.cfg.Enabled }
-
 // Gate implements server.Flow.
 func (b *Flow) Gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (server.Step, error) {
 	return b.gate(ctx, u, si)
@@ -220,18 +217,16 @@ func (b *Flow) Mount(h server.Host, e *echo.Echo) error {
 	// exhausting memory.
 	n := max(2, runtime.GOMAXPROCS(0))
 	b.h = h
-	b.frames = h.NewLimiter(cfg.FrameRate, cfg.FrameBurst)
-	b.pwIP = h.NewLimiter(cfg.PasswordRate, cfg.PasswordBurst)
-	b.pwUser = h.NewLimiter(rate.Every(30*time.Second), 10)
+	b.frames = h.NewLimiter("badge_frames", cfg.FrameRate, cfg.FrameBurst)
+	b.pwIP = h.NewLimiter("badge_password_ip", cfg.PasswordRate, cfg.PasswordBurst)
+	b.pwUser = h.NewLimiter("badge_password_user", rate.Every(30*time.Second), 10)
 	b.hashes = make(chan struct{}, n)
 	b.decodes = make(chan struct{}, n)
-	if cfg.Enabled {
-		keys, err := newBadgeKeys(b.key, h.Rand())
-		if err != nil {
-			return err
-		}
-		b.keys = keys
+	keys, err := newBadgeKeys(b.key, h.Rand())
+	if err != nil {
+		return err
 	}
+	b.keys = keys
 
 	e.GET(wire.PathBadge, b.handlePage)
 	e.GET(wire.PathBadgeStatus, b.handleStatus)
@@ -270,7 +265,7 @@ func (b *Flow) gate(ctx context.Context, u *qrauth.User, si *server.SignIn) (ser
 		return server.Step{Page: wire.PathBadge, Fallback: true}, nil
 	}
 	cfg := b.cfg
-	if !cfg.Enabled || cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
+	if cfg.Policy != BadgeMethod || si.Passed(MethodBadgeSecure) {
 		return server.Step{}, nil
 	}
 	active, err := b.holdsSecureBadge(ctx, u.ID)
@@ -306,9 +301,6 @@ func (b *Flow) holdsSecureBadge(ctx context.Context, uid qrauth.UserID) (bool, e
 // badgeAdminExtras reports whether the user has a password and how many
 // badges can still be used.
 func (b *Flow) adminExtras(ctx context.Context, u *qrauth.User, methods map[string]any) error {
-	if !b.cfg.Enabled {
-		return nil
-	}
 	_, err := b.st.FindPassword(ctx, u.ID)
 	if err != nil && qrauth.ErrorCode(err) != qrauth.ENOTFOUND {
 		return err
@@ -329,8 +321,6 @@ func (b *Flow) adminExtras(ctx context.Context, u *qrauth.User, methods map[stri
 }
 
 var (
-	errBadgesOff = qrauth.Errorf(qrauth.EFORBIDDEN, "badges_disabled",
-		"Badges and passwords are not enabled on this service.")
 	errInsecureBadgesOff = qrauth.Errorf(qrauth.EFORBIDDEN, "badge_insecure_disabled",
 		"This service does not accept insecure badges. Use a secure badge, or sign in with your phone.")
 	errBadgeRevoked = qrauth.Errorf(qrauth.EUNAUTHORIZED, "badge_revoked",
@@ -383,8 +373,8 @@ const (
 // this browser has a sign-in waiting for a step of this flow, which.
 func (b *Flow) handleStatus(c echo.Context) error {
 	out := map[string]any{
-		"enabled":        b.cfg.Enabled,
-		"insecure_scans": b.cfg.Enabled && b.cfg.InsecureScans,
+		"enabled":        true, // the flow answers only while it is on
+		"insecure_scans": b.cfg.InsecureScans,
 		"policy":         b.cfg.Policy,
 		"second_factors": b.cfg.SecondFactors,
 		"pending":        nil,

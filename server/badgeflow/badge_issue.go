@@ -211,9 +211,6 @@ func (b *Flow) handleListOwnBadges(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !b.cfg.Enabled {
-		return c.JSON(http.StatusOK, map[string]any{"enabled": false, "badges": []badgeView{}})
-	}
 	list, hasPW, err := b.listBadges(c.Request().Context(), u.ID)
 	if err != nil {
 		return err
@@ -226,9 +223,6 @@ func (b *Flow) handleIssueOwnBadge(c echo.Context) error {
 	sess, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
-	}
-	if !b.cfg.Enabled {
-		return errBadgesOff
 	}
 	var req issueRequest
 	if err := server.DecodeJSONBody(c, &req); err != nil {
@@ -267,9 +261,6 @@ func (b *Flow) handleRevokeOwnBadge(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !b.cfg.Enabled {
-		return errBadgesOff
-	}
 	v, err := b.revoke(c, badge.ID(c.Param("id")), u.ID, "self")
 	if err != nil {
 		return err
@@ -282,9 +273,6 @@ func (b *Flow) adminUser(c echo.Context) (server.Actor, *qrauth.User, error) {
 	actor, err := b.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
 		return server.Actor{}, nil, err
-	}
-	if !b.cfg.Enabled {
-		return server.Actor{}, nil, errBadgesOff
 	}
 	u, err := b.h.Store().FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
 	if err != nil {
@@ -339,9 +327,6 @@ func (b *Flow) handleAdminRevokeBadge(c echo.Context) error {
 	actor, err := b.h.RequireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk)
 	if err != nil {
 		return err
-	}
-	if !b.cfg.Enabled {
-		return errBadgesOff
 	}
 	v, err := b.revoke(c, badge.ID(c.Param("id")), "", actor.Name())
 	if err != nil {

@@ -141,10 +141,7 @@ type passwordView struct {
 }
 
 func (b *Flow) viewPassword(ctx context.Context, uid qrauth.UserID) (passwordView, *badge.Password, error) {
-	v := passwordView{Enabled: b.cfg.Enabled}
-	if !b.cfg.Enabled {
-		return v, nil, nil
-	}
+	v := passwordView{Enabled: true}
 	p, err := b.st.FindPassword(ctx, uid)
 	if qrauth.ErrorCode(err) == qrauth.ENOTFOUND {
 		return v, nil, nil
@@ -174,9 +171,6 @@ func (b *Flow) handleSetPassword(c echo.Context) error {
 	sess, u, err := b.h.Authenticate(c)
 	if err != nil {
 		return err
-	}
-	if !b.cfg.Enabled {
-		return errBadgesOff
 	}
 	var body struct {
 		Current string `json:"current_password"`
@@ -223,9 +217,6 @@ func (b *Flow) handleDeletePassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !b.cfg.Enabled {
-		return errBadgesOff
-	}
 	var body struct {
 		Current string `json:"current_password"`
 	}
@@ -266,7 +257,7 @@ func (b *Flow) handlePasswordStep(c echo.Context) error {
 	}
 	if !si.Passed(MethodBadgeInsecure) || si.Passed(MethodPassword) {
 		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "password_not_expected", "This sign-in does not wait for a password.")
-	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPassword) {
+	} else if !b.cfg.allows(SecondFactorPassword) {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a password here.")
 	}
 	stored, err := b.st.FindPassword(c.Request().Context(), si.UserID)

@@ -59,9 +59,6 @@ func (b *Flow) limitScan(c echo.Context) error {
 // handleScan signs in with a payload the browser read itself:
 // {"payload": "QRB1…"}.
 func (b *Flow) handleScan(c echo.Context) error {
-	if !b.cfg.Enabled {
-		return errBadgesOff
-	}
 	var body struct {
 		Payload string `json:"payload"`
 	}
@@ -79,9 +76,6 @@ func (b *Flow) handleScan(c echo.Context) error {
 // handleScan does. No code in the frame is {"found": false}, a normal
 // answer: most frames of a camera show no badge yet.
 func (b *Flow) handleFrame(c echo.Context) error {
-	if !b.cfg.Enabled {
-		return errBadgesOff
-	}
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
 	if mt != "image/jpeg" && mt != "image/png" {
 		return qrauth.Errorf(qrauth.EINVALID, "unsupported_image", "Send the picture as image/jpeg or image/png.")
@@ -218,7 +212,7 @@ func (b *Flow) handlePhone(c echo.Context) error {
 	}
 	if !si.Passed(MethodBadgeInsecure) || si.Passed(server.MethodQR) {
 		return qrauth.Errorf(qrauth.EUNAUTHORIZED, "phone_not_expected", "This sign-in does not wait for a phone.")
-	} else if !b.cfg.Enabled || !b.cfg.allows(SecondFactorPhone) {
+	} else if !b.cfg.allows(SecondFactorPhone) {
 		return qrauth.Errorf(qrauth.EFORBIDDEN, "second_factor_not_allowed", "This service does not accept a phone approval here.")
 	}
 	uid, did, err := b.h.RedeemTicket(req.Ticket, bind)

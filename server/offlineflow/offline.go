@@ -154,7 +154,7 @@ func (o *Flow) Shutdown() { o.shutdownOnce.Do(func() { close(o.shutdown) }) }
 // Mount implements server.Flow.
 func (o *Flow) Mount(hs server.Host, e *echo.Echo) error {
 	o.h = hs
-	o.begins = hs.NewLimiter(o.cfg.BeginRate, o.cfg.BeginBurst)
+	o.begins = hs.NewLimiter("offline_begin", o.cfg.BeginRate, o.cfg.BeginBurst)
 	for _, t := range o.cfg.APITokens {
 		o.tokens = append(o.tokens, sha256.Sum256([]byte(t)))
 	}

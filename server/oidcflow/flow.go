@@ -83,8 +83,9 @@ type Flow struct {
 }
 
 var (
-	_ server.Flow     = (*Flow)(nil)
-	_ server.Finisher = (*Flow)(nil)
+	_ server.Flow      = (*Flow)(nil)
+	_ server.Finisher  = (*Flow)(nil)
+	_ server.SiteNamer = (*Flow)(nil)
 )
 
 // New returns the provider over st.

@@ -1,6 +1,7 @@
 package oidcflow
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -108,17 +109,37 @@ type PendingClient struct {
 // handlePending tells the login page which site asks it to sign in: 200
 // with a PendingClient, or 204 when the browser has no open request.
 func (f *Flow) handlePending(c echo.Context) error {
-	ctx := c.Request().Context()
 	c.Response().Header().Set("Cache-Control", "no-store")
-	r := f.pending(ctx)
-	if r == nil {
-		return c.NoContent(http.StatusNoContent)
-	}
-	cl, err := f.st.FindOIDCClient(ctx, r.ClientID)
-	if err != nil {
+	cl := f.pendingClient(c.Request().Context())
+	if cl == nil {
 		return c.NoContent(http.StatusNoContent)
 	}
 	return c.JSON(http.StatusOK, PendingClient{ClientID: cl.ID, ClientName: cl.Name})
+}
+
+// pendingClient returns the client of the browser's open authorization
+// request, or nil.
+func (f *Flow) pendingClient(ctx context.Context) *oidc.Client {
+	r := f.pending(ctx)
+	if r == nil {
+		return nil
+	}
+	cl, err := f.st.FindOIDCClient(ctx, r.ClientID)
+	if err != nil {
+		return nil
+	}
+	return cl
+}
+
+// SiteName implements server.SiteNamer: the registered name of the client
+// whose authorization request the browser carries (the request cookie,
+// which only handleLogin sets, after checking the request), as GET
+// /oidc/pending tells the login page; "" without one.
+func (f *Flow) SiteName(c echo.Context) string {
+	if cl := f.pendingClient(c.Request().Context()); cl != nil {
+		return cl.Name
+	}
+	return ""
 }
 
 func (f *Flow) clearRequestCookie(c echo.Context) {

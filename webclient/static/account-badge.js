@@ -1,6 +1,7 @@
 // account-badge: the "Badges" section of the account page: the badges
 // printed for this account, revoking one, and printing one's own when the
 // service allows it (GET /api/badges says which kinds in "self_issue").
+// Loaded only when the service uses badges (data-feature="badge").
 'use strict';
 
 (function () {

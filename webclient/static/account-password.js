@@ -1,8 +1,9 @@
 // account-password: the "Password" section of the account page. A password
 // is optional: it confirms an insecure badge, and secure badges are sealed
 // under it, so changing or removing it ends every secure badge. Changing or
-// removing needs the current password. Shown only when the service uses
-// badges (GET /api/password says "enabled").
+// removing needs the current password. Loaded only when the service uses
+// badges: account.html marks it data-feature="badge", and without badges
+// its routes do not exist.
 //
 // Tells other sections with a qrauth:password-changed event on document.
 'use strict';

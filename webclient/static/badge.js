@@ -72,7 +72,6 @@
     badge_insecure_not_method: 'This kind of badge is not accepted here',
     badge_needs_first_step: 'Sign in with your phone first',
     badge_wrong_user: 'This is someone else\'s badge',
-    badges_disabled: 'Badges are not used on this service',
     no_pending_sign_in: 'Please start again',
   };
 

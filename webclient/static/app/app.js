@@ -2,7 +2,10 @@
 // body[data-screen] names it (tests wait on it).
 
 import { AppError, loadDevice, saveDevice, newDeviceKey, normalizePhone, phoneIdHash, persistStorage } from './keys.js';
-import { discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices, exchangeCode } from './protocol.js';
+import {
+  discover, parseQRURL, canonicalOrigin, Scan, reasonText, listSessions, revokeSession, listDevices, exchangeCode,
+  isRecoverURL, parseRecoverURL, recoverAccount,
+} from './protocol.js';
 import {
   OFFLINE_DEVICE, OFFLINE_PIN, isOfflineCode, decodeVerificationData, isTransactionURL, parseTransactionURL,
   activate, deactivate, serverMethods, startOffline, offlineCode, fetchTransaction, decideTransaction, checkPIN,
@@ -15,6 +18,7 @@ const byId = (id) => document.getElementById(id);
 const state = {
   dev: null,
   pendingURL: null, // a code opened as /q/PSK before the phone was set up
+  pendingRecover: null, // a helpdesk's link code opened as /app#recover=CODE
   scan: null,
   scanner: null,
   offline: null, // the offline challenge on screen
@@ -55,6 +59,16 @@ async function start() {
     // offline start.
     navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {});
   }
+  const r = /^#recover=(.+)$/.exec(location.hash);
+  if (r) {
+    try {
+      state.pendingRecover = decodeURIComponent(r[1]);
+    } catch (_) {
+      state.pendingRecover = null;
+    }
+    // Single use, and a secret: keep it out of the history.
+    history.replaceState(null, '', location.pathname);
+  }
   const m = /^#open=(.+)$/.exec(location.hash);
   if (m) {
     try {
@@ -83,6 +97,7 @@ async function start() {
     await answer(url);
     return;
   }
+  if (takePendingRecover()) return;
   showHome();
 }
 
@@ -147,6 +162,12 @@ function wire() {
   byId('code-done').addEventListener('click', showHome);
   byId('tx-yes').addEventListener('click', () => decideTx('approve'));
   byId('tx-no').addEventListener('click', () => decideTx('deny'));
+  byId('home-recover').addEventListener('click', () => showRecover(''));
+  byId('recover-cancel').addEventListener('click', showHome);
+  byId('recover-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    submitRecover();
+  });
 }
 
 // --- set-up --------------------------------------------------------------
@@ -201,6 +222,7 @@ async function setUp() {
     await answer(url);
     return;
   }
+  if (takePendingRecover()) return;
   showHome();
 }
 
@@ -506,6 +528,10 @@ function classify(text) {
     decodeVerificationData(text);
     return 'offline';
   }
+  if (isRecoverURL(text)) {
+    parseRecoverURL(state.dev.origin, text);
+    return 'recover';
+  }
   if (isTransactionURL(text)) {
     parseTransactionURL(state.dev.origin, text);
     return 'tx';
@@ -589,6 +615,53 @@ async function submitCode() {
   await answer(url);
 }
 
+// --- account recovery (docs/recovery.md) --------------------------------
+
+// takePendingRecover shows the recovery screen for a link code the app was
+// opened with (#recover=CODE), once the phone is set up. The person still
+// presses "Recover": opening a link must not sign anybody out by itself.
+function takePendingRecover() {
+  if (!state.pendingRecover) return false;
+  const code = state.pendingRecover;
+  state.pendingRecover = null;
+  showRecover(code);
+  return true;
+}
+
+function showRecover(code) {
+  stopCamera();
+  byId('recover-input').value = code || '';
+  byId('recover-input').removeAttribute('aria-invalid');
+  showError('recover-error', '');
+  show('recover');
+  byId('recover-input').focus();
+}
+
+// submitRecover links this phone with the code. A refusal keeps the form:
+// a typo costs one more try.
+async function submitRecover() {
+  const submit = byId('recover-submit');
+  submit.disabled = true;
+  showError('recover-error', '');
+  let r;
+  try {
+    r = await recoverAccount(state.dev, byId('recover-input').value);
+  } catch (e) {
+    byId('recover-input').setAttribute('aria-invalid', 'true');
+    showError('recover-error', e.message);
+    byId('recover-input').focus();
+    return;
+  } finally {
+    submit.disabled = false;
+  }
+  const who = r.account && r.account.name ? r.account.name + '’s' : 'your';
+  const sessions = r.sessions_ended === 1 ? 'The 1 browser that was signed in was signed out.'
+    : 'Browsers signed in to the account were signed out (' + r.sessions_ended + ').';
+  const left = r.kind === 'recovery_code' ? ' ' + r.remaining + ' recovery codes are left; make a new set on the account page when few are.' : '';
+  result('ok', 'Phone linked', 'This phone now belongs to ' + who + ' account. ' + sessions +
+    ' Sign in by scanning a code, then remove the lost phone on the account page.' + left);
+}
+
 function stopCamera() {
   if (state.scanner) state.scanner.stop();
   state.scanner = null;
@@ -602,6 +675,7 @@ async function answer(text) {
     const kind = classify(text);
     if (kind === 'offline') return answerOffline(text);
     if (kind === 'tx') return answerTransaction(text);
+    if (kind === 'recover') return showRecover(parseRecoverURL(state.dev.origin, text));
     psk = parseQRURL(state.dev.origin, text);
   } catch (e) {
     return result('error', 'Not a code for this server', e.message);
@@ -645,6 +719,12 @@ function showChallenge(ch) {
     setText('approve-account', `Sign in${accountName ? ' as ' + accountName : ''} on this browser:`);
     setText('approve-yes', 'Approve');
   }
+  // The relying site (an OpenID Connect client) as the server registered
+  // it: shown as text, like the login page shows it; absent for a sign-in
+  // to the server itself.
+  const site = ch.site && typeof ch.site.name === 'string' ? ch.site.name : '';
+  setText('approve-site', site ? `Sign in to ${site}` : '');
+  byId('approve-site').hidden = !site;
   setText('ctx-browser', [ctx.browser, ctx.os].filter(Boolean).join(' on ') || 'Unknown');
   setText('ctx-place', ctx.place || 'Unknown');
   setText('ctx-ip', ctx.ip || 'Unknown');

@@ -388,6 +388,13 @@ export const REASONS = {
   bad_request: APP_BUG,
   invalid_argument: SERVER_BUG,
   internal: 'The server failed. Try again in a moment.',
+  // Account recovery (docs/recovery.md).
+  invalid_recovery_code: 'A recovery code has 16 letters and digits, like 7K3M-QX9D-2HJW-N5TA. Check what you typed.',
+  bad_recovery_code: 'That recovery code is not right or was already used. Check it, or try another of your codes.',
+  link_code_expired: 'This link code has expired. Ask the helpdesk for a new one.',
+  recovery_locked: 'Recovery codes of this account are locked after too many wrong codes. Ask the helpdesk for a link code.',
+  too_many_wrong_codes: 'Too many wrong recovery codes were tried from this network. Wait a while, or ask the helpdesk for a link code.',
+  recovery_code_exists: 'The server could not make the code. ' + TRY_AGAIN,
   // Offline codes and transactions (docs/offline.md §10).
   api_credential_required: 'This request needs a relying site’s credentials.',
   bad_api_token: 'This request needs a relying site’s credentials.',
@@ -515,3 +522,91 @@ export async function listDevices(dev) {
   const d = await signedCall(dev, 'GET', DEVICES_PATH);
   return Array.isArray(d.devices) ? d.devices : [];
 }
+
+// --- account recovery (docs/recovery.md, protocol.md §9.4) ---------------
+
+export const RECOVER_PATH = '/api/app/recover';
+export const RECOVER_FRAGMENT = 'recover=';
+
+// normalizeRecoveryCode is recovery.Normalize: like a typed sign-in code,
+// but 16 characters; null for text that cannot be a code.
+export function normalizeRecoveryCode(text) {
+  const s = String(text);
+  if (s.length > 64) return null;
+  let out = '';
+  for (let c of s) {
+    if (c === ' ' || c === '-' || c === '\t') continue;
+    if (c >= 'a' && c <= 'z') c = c.toUpperCase();
+    if (c === 'O') c = '0';
+    if (c === 'I' || c === 'L') c = '1';
+    if (!USER_CODE_ALPHABET.includes(c)) return null;
+    out += c;
+  }
+  return out.length === 16 ? out : null;
+}
+
+// isRecoverURL tells a helpdesk's QR code (ORIGIN/app#recover=CODE).
+export function isRecoverURL(text) {
+  return /^https?:\/\/[^#]*#recover=/.test(String(text));
+}
+
+// parseRecoverURL returns the code of a helpdesk's QR code, which must be
+// on our own origin.
+export function parseRecoverURL(origin, text) {
+  let u;
+  try {
+    u = new URL(String(text));
+  } catch (_) {
+    u = null;
+  }
+  if (!u || canonicalOrigin(u.origin) !== canonicalOrigin(origin) || u.pathname !== '/app' || !u.hash.startsWith('#' + RECOVER_FRAGMENT)) {
+    throw new AppError('invalid', 'foreign_origin', 'This QR code is not a recovery code of ' + origin + '.');
+  }
+  const code = normalizeRecoveryCode(decodeURIComponent(u.hash.slice(1 + RECOVER_FRAGMENT.length)));
+  if (!code) throw new AppError('invalid', 'invalid_recovery_code', reasonText('invalid_recovery_code'));
+  return code;
+}
+
+// recoverBytes is Recover.SignedBytes (§9.4): the code enters only as the
+// SHA-256 of its normalized form.
+export async function recoverBytes({ origin, code, device, phone, name }) {
+  const h = hex(await crypto.subtle.digest('SHA-256', enc.encode(code)));
+  return signedLines('qrauth-v1 recover', [['origin', origin], ['code-sha256', h], ['device', device], ['phone', phone], ['name', name]]);
+}
+
+// recoverAccount links this (new) phone to the account of a recovery code
+// or a helpdesk link code, signing with its own key; every browser of the
+// account is signed out. It returns the server's answer.
+export async function recoverAccount(dev, text) {
+  const code = normalizeRecoveryCode(text);
+  if (!code) throw new AppError('invalid', 'invalid_recovery_code', reasonText('invalid_recovery_code'));
+  const name = (dev.name || '').trim() || 'Phone';
+  const bytes = await recoverBytes({ origin: dev.origin, code, device: dev.deviceId, phone: dev.phoneIdHash, name });
+  const body = {
+    code, device_id: dev.deviceId, public_key: b64url(dev.publicKeyRaw), phone_id_hash: dev.phoneIdHash,
+    device_name: name, signature: b64url(await sign(dev.privateKey, bytes)),
+  };
+  let res;
+  try {
+    res = await fetch(RECOVER_PATH, {
+      method: 'POST', cache: 'no-store', credentials: 'omit',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify(body),
+    });
+  } catch (_) {
+    throw new AppError('unavailable', 'server_unreachable', reasonText('server_unreachable'));
+  }
+  let data = null;
+  try {
+    data = await res.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!res.ok) {
+    const reason = (data && data.reason) || 'http_' + res.status;
+    throw new AppError((data && data.code) || 'internal', reason, reasonText(reason, data && data.message));
+  }
+  if (!data || typeof data.user_id !== 'string') throw new AppError('internal', 'bad_response', reasonText('bad_response'));
+  return data;
+}
+
