@@ -26,7 +26,7 @@ type Record struct {
 var ExportBuckets = []string{
 	"secrets", "users", "users_by_phone", "devices", "sessions", "addresses", "audit",
 	"oath_accounts", "passwords", "badges",
-	"offline_credentials", "offline_sessions", "approvals",
+	"offline_credentials", "offline_sessions", "approvals", "recovery_codes", "recovery_state",
 	"oidc_clients", "oidc_requests", "oidc_tokens", "oidc_keys", "oidc_consents", "oidc_sessions",
 }
 

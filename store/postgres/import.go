@@ -134,6 +134,19 @@ func importRecord(ctx context.Context, tx pgx.Tx, r store.Record, maxSeq *uint64
 	case "approvals":
 		return exec("INSERT INTO approvals (id, user_id, token_hash, expires_at, doc) VALUES ($1, $2, $3, $4, $5)",
 			string(r.Key), f.UserID, f.TokenHash, f.ExpiresAt, doc)
+	case "recovery_codes":
+		var c recoveryCode
+		if err := json.Unmarshal(r.Value, &c); err != nil {
+			return err
+		}
+		var exp *time.Time
+		if !c.ExpiresAt.IsZero() {
+			exp = &c.ExpiresAt
+		}
+		return exec("INSERT INTO recovery_codes (hash, user_id, kind, expires_at, doc) VALUES ($1, $2, $3, $4, $5)",
+			r.Key, string(c.UserID), c.Kind, exp, doc)
+	case "recovery_state":
+		return exec("INSERT INTO recovery_state (user_id, doc) VALUES ($1, $2)", string(r.Key), doc)
 	case "oidc_clients":
 		return exec("INSERT INTO oidc_clients (id, doc) VALUES ($1, $2)", string(r.Key), doc)
 	case "oidc_requests":

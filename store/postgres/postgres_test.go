@@ -64,3 +64,7 @@ func execURL(url, sql string) error {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestRecoveryStore(t *testing.T) {
+	storetest.RunRecovery(t, func(t *testing.T) storetest.RecoveryStore { return open(t) })
+}
