@@ -13,6 +13,13 @@ const (
 	AuditDeviceRemoved = "device_removed"
 	AuditRolesChanged  = "roles_changed"
 	AuditProfile       = "profile_changed"
+	AuditUserDisabled  = "user_disabled"
+	AuditUserEnabled   = "user_enabled"
+	// AuditUserDeleted is kept when an account is deleted. It names no
+	// user: the account's own events lose their user, device, session,
+	// address and detail at the same time (see Store.DeleteUser).
+	AuditUserDeleted  = "user_deleted"
+	AuditUserExported = "user_exported"
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by
@@ -26,4 +33,9 @@ type AuditEvent struct {
 	SessionID SessionID `json:"session_id,omitempty"`
 	IP        string    `json:"ip,omitempty"`
 	Detail    string    `json:"detail,omitempty"`
+	// Actor is who performed an administrative action: "operator" or the
+	// administrator's user id. Empty for what people do to their own
+	// account. It outlives the deletion of the account acted on, so the
+	// log keeps who did what even then.
+	Actor string `json:"actor,omitempty"`
 }

@@ -60,6 +60,10 @@ func (e *Error) Is(target error) bool {
 var (
 	// ErrNotSignedIn: the request carries no valid browser session.
 	ErrNotSignedIn = &Error{Code: EUNAUTHORIZED, Reason: "not_signed_in", Message: "You are not signed in."}
+	// ErrAccountDisabled: an administrator has disabled the account; it
+	// cannot sign in by any method until it is enabled again.
+	ErrAccountDisabled = &Error{Code: EFORBIDDEN, Reason: "account_disabled",
+		Message: "This account is disabled. Ask your administrator to enable it again."}
 	// ErrNoQRCode: an image holds no readable QR code.
 	ErrNoQRCode = &Error{Code: EINVALID, Reason: "no_qr_code", Message: "No QR code could be read in the image."}
 )

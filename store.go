@@ -36,6 +36,25 @@ type Store interface {
 	UpdateProfile(ctx context.Context, id UserID, p Profile, events ...*AuditEvent) (*User, error)
 	// SetRoles replaces the user's roles.
 	SetRoles(ctx context.Context, id UserID, roles []Role, events ...*AuditEvent) (*User, error)
+	// DisableUser marks the user disabled with d and, in the same
+	// transaction, ends every session of the user (and what a relying
+	// site holds through them: OpenID Connect tokens and requests). It
+	// returns the user and how many sessions ended. Disabling a disabled
+	// user replaces d. CreateSession refuses a disabled user's session
+	// with ErrAccountDisabled, so no sign-in under way outlives it.
+	DisableUser(ctx context.Context, id UserID, d Disabled, events ...*AuditEvent) (*User, int, error)
+	// EnableUser clears the user's Disabled. Enabling an enabled user
+	// changes nothing but still appends events.
+	EnableUser(ctx context.Context, id UserID, events ...*AuditEvent) (*User, error)
+	// DeleteUser removes the user and everything of theirs, core and
+	// flows alike, in one transaction: devices, every phone hash indexed
+	// to them (the number can sign up afresh), sessions, addresses, offline
+	// credentials, sessions and approvals, OATH, passwords, badges, OpenID
+	// Connect requests, tokens and consents. The user's audit events stay,
+	// in their place in the sequence, but lose their user, device, session,
+	// address and detail (they keep time, type and actor). ENOTFOUND if the
+	// user does not exist.
+	DeleteUser(ctx context.Context, id UserID, events ...*AuditEvent) error
 	// ListUsers returns up to limit users (0 means 100, at most 1000)
 	// with ids greater than after, in id order.
 	ListUsers(ctx context.Context, after UserID, limit int) ([]*User, error)
@@ -52,13 +71,19 @@ type Store interface {
 	// Its PhoneIDHash stays indexed to the user. ENOTFOUND if it does not
 	// exist.
 	DeleteDevice(ctx context.Context, id DeviceID, events ...*AuditEvent) error
+	// RemoveDevice is DeleteDevice that also ends, in the same
+	// transaction, every session the device approved: an administrator
+	// removing a phone takes back what it let in. It returns how many
+	// sessions ended.
+	RemoveDevice(ctx context.Context, id DeviceID, events ...*AuditEvent) (int, error)
 	// TouchDevice sets the device's LastSeenAt.
 	TouchDevice(ctx context.Context, id DeviceID, at time.Time) error
 
 	// CreateSession stores s, records s.IP as an address the user has
 	// signed in from (see KnownAddress) and sets LastSeenAt of s.DeviceID
 	// (if set) to s.CreatedAt. ENOTFOUND if the user does not exist,
-	// ECONFLICT "session_exists" if s.ID or s.TokenHash exists.
+	// ErrAccountDisabled if the user is disabled, ECONFLICT
+	// "session_exists" if s.ID or s.TokenHash exists.
 	CreateSession(ctx context.Context, s *Session, events ...*AuditEvent) error
 	FindSessionByID(ctx context.Context, id SessionID) (*Session, error)
 	// FindSessionByTokenHash returns the session whatever its expiry; the

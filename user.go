@@ -16,6 +16,41 @@ type User struct {
 	PhoneIDHash string    `json:"phone_id_hash"`
 	CreatedAt   time.Time `json:"created_at"`
 	Roles       []Role    `json:"roles,omitempty"`
+	// Disabled is set while an administrator has disabled the account.
+	// Records written before accounts could be disabled have no such
+	// field and read as enabled.
+	Disabled *Disabled `json:"disabled,omitempty"`
+}
+
+// Disabled records why and by whom an account was disabled.
+type Disabled struct {
+	At     time.Time `json:"at"`
+	By     string    `json:"by"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// MaxDisableReasonLen is the longest reason for disabling an account, in
+// bytes.
+const MaxDisableReasonLen = 200
+
+// NormalizeDisableReason trims a reason for disabling an account and
+// checks it: one line of UTF-8, at most MaxDisableReasonLen bytes.
+func NormalizeDisableReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if !utf8.ValidString(reason) || len(reason) > MaxDisableReasonLen || strings.ContainsAny(reason, "\x00\r\n") {
+		return "", Errorf(EINVALID, "invalid_reason", "The reason must be at most %d characters on one line.", MaxDisableReasonLen)
+	}
+	return reason, nil
+}
+
+// CheckEnabled returns ErrAccountDisabled if an administrator has disabled
+// the account. Every way in (a phone's join, a sign-in step, a session, a
+// device-signed request) asks it.
+func (u *User) CheckEnabled() error {
+	if u.Disabled != nil {
+		return ErrAccountDisabled
+	}
+	return nil
 }
 
 // Profile holds the fields a person may fill in at sign-up.

@@ -204,7 +204,9 @@ type Store interface {
 	// AuditRecovered event, returned in Redeemed.Event.
 	// EUNAUTHORIZED "bad_recovery_code" if no code has that hash,
 	// EEXPIRED "link_code_expired" for an expired link code, EFORBIDDEN
-	// "recovery_locked" for a recovery code of a locked account.
+	// "recovery_locked" for a recovery code of a locked account,
+	// qrauth.ErrAccountDisabled (and the code kept) if an administrator has
+	// disabled the account.
 	RedeemRecovery(ctx context.Context, r *Redemption) (*Redeemed, error)
 	// RecordRecoveryFailure counts a wrong code against the user; at max
 	// failures it locks recovery codes and appends onLock (if not nil).

@@ -99,6 +99,8 @@ type adminUserView struct {
 	Roles     []qrauth.Role  `json:"roles"`
 	Devices   int            `json:"devices"`
 	Methods   map[string]any `json:"methods"`
+	// Disabled is set while the account is disabled.
+	Disabled *qrauth.Disabled `json:"disabled,omitempty"`
 }
 
 func (s *Server) adminRoutes(e *echo.Echo) {
@@ -107,6 +109,7 @@ func (s *Server) adminRoutes(e *echo.Echo) {
 	e.PUT(wire.PathAdminUserRoles, s.handleAdminSetRoles)
 	e.GET(wire.PathAdminAudit, s.handleAdminAudit)
 	e.GET(wire.PathAdmin, s.handleAdminPage)
+	s.adminUserRoutes(e)
 }
 
 func (s *Server) handleAdminPage(c echo.Context) error {
@@ -122,7 +125,7 @@ func (s *Server) viewAdminUser(ctx context.Context, u *qrauth.User) (adminUserVi
 		return adminUserView{}, err
 	}
 	v := adminUserView{ID: u.ID, Name: u.Name, Email: u.Email, CreatedAt: u.CreatedAt, Roles: u.Roles,
-		Devices: len(devs), Methods: map[string]any{"qr": len(devs) > 0}}
+		Devices: len(devs), Methods: map[string]any{"qr": len(devs) > 0}, Disabled: u.Disabled}
 	if v.Roles == nil {
 		v.Roles = []qrauth.Role{}
 	}
@@ -132,6 +135,20 @@ func (s *Server) viewAdminUser(ctx context.Context, u *qrauth.User) (adminUserVi
 		}
 	}
 	return v, nil
+}
+
+// answerAdminUser answers with {"user": AdminUser} and the fields of
+// extra.
+func (s *Server) answerAdminUser(c echo.Context, u *qrauth.User, extra map[string]any) error {
+	v, err := s.viewAdminUser(c.Request().Context(), u)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"user": v}
+	for k, x := range extra {
+		body[k] = x
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 func (s *Server) handleAdminListUsers(c echo.Context) error {
@@ -164,16 +181,11 @@ func (s *Server) handleAdminGetUser(c echo.Context) error {
 	if _, err := s.requireRole(c, qrauth.RoleAdmin, qrauth.RoleHelpdesk); err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	u, err := s.store.FindUserByID(ctx, qrauth.UserID(c.Param("id")))
+	u, err := s.store.FindUserByID(c.Request().Context(), qrauth.UserID(c.Param("id")))
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(ctx, u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v})
+	return s.answerAdminUser(c, u, nil)
 }
 
 func (s *Server) handleAdminSetRoles(c echo.Context) error {
@@ -189,17 +201,13 @@ func (s *Server) handleAdminSetRoles(c echo.Context) error {
 	}
 	id := qrauth.UserID(c.Param("id"))
 	u, err := s.store.SetRoles(c.Request().Context(), id, body.Roles, &qrauth.AuditEvent{
-		Time: s.cfg.Now(), Type: qrauth.AuditRolesChanged, UserID: id, IP: c.RealIP(),
+		Time: s.cfg.Now(), Type: qrauth.AuditRolesChanged, UserID: id, IP: c.RealIP(), Actor: actor.Name(),
 		Detail: fmt.Sprintf("roles %v by %s", body.Roles, actor.Name()),
 	})
 	if err != nil {
 		return err
 	}
-	v, err := s.viewAdminUser(c.Request().Context(), u)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, map[string]any{"user": v})
+	return s.answerAdminUser(c, u, nil)
 }
 
 func (s *Server) handleAdminAudit(c echo.Context) error {

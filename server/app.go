@@ -80,6 +80,14 @@ func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	if !s.seen.add(string(id)+"/"+r.Nonce, now.Add(3*wire.AppRequestMaxSkew*time.Second)) {
 		return nil, unauth("replayed", "This request was already used.")
 	}
+	// A disabled account's phone approves nothing (offline transactions
+	// and codes) and sees nothing of it.
+	u, err := s.store.FindUserByID(c.Request().Context(), dev.UserID)
+	if err != nil {
+		return nil, err
+	} else if err := u.CheckEnabled(); err != nil {
+		return nil, err
+	}
 	return dev, nil
 }
 

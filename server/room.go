@@ -319,6 +319,18 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 			r.refuseLocked(app, err)
 			return false
 		}
+		if err := u.CheckEnabled(); err != nil {
+			// The room ends with the refusal on both sides, so that the
+			// browser says why instead of showing a new code that no
+			// phone of this account could use. The phone proved its key
+			// and the person chose to scan this browser's code: telling
+			// the browser is telling them.
+			r.h.log.Info("join refused", slog.String("reason", "account_disabled"),
+				slog.String("device", string(f.DeviceID)), slog.String("app_ip", appIP))
+			app.closeErr(err)
+			r.failLocked(err)
+			return false
+		}
 		known, err := st.KnownAddress(ctx, u.ID, r.bctx.IP)
 		if err != nil {
 			r.refuseLocked(app, err)
@@ -418,6 +430,17 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 
 	switch r.mode {
 	case wire.ModeLogin:
+		// Read again: the account may have been disabled or deleted while
+		// the phone showed the question, and the phone must not say
+		// "signed in" for a sign-in the ticket exchange would refuse.
+		u, err := r.h.store.FindUserByID(ctx, r.user.ID)
+		if err == nil {
+			err = u.CheckEnabled()
+		}
+		if err != nil {
+			r.failLocked(err)
+			return
+		}
 		r.approveLocked(r.user.ID, &wire.DeviceInfo{ID: r.device.ID, Name: r.device.Name}, wire.ResultSignedIn)
 	case wire.ModeLink:
 		// The account page may have been signed out since it opened the

@@ -135,6 +135,14 @@ func (s *Server) authenticate(c echo.Context) (*qrauth.Session, *qrauth.User, er
 	if err != nil {
 		return nil, nil, err
 	}
+	// Disabling an account ends its sessions in the same transaction;
+	// this guards against a session that slipped through anyway. It
+	// answers like an ended session, so that pages, forward auth and
+	// OpenID Connect send the browser to sign in, where the refusal is
+	// explained.
+	if u.CheckEnabled() != nil {
+		return nil, nil, errSignedOut
+	}
 	// A write per request would be wasteful; a minute's precision is enough
 	// for "last seen".
 	if now.Sub(sess.LastSeenAt) > time.Minute {

@@ -86,7 +86,17 @@ func (s *Server) continueSignIn(c echo.Context, si *SignIn) error {
 
 // nextStep runs the flows' gates in their order: the first step asked for
 // wins, except that a fallback step gives way to any later gate's step.
+//
+// It is also where every sign-in meets the account's state: each way in
+// (QR ticket, offline code, badge, OATH, the pages of the flows) passes
+// here before a session is issued or a next step offered, so a disabled
+// account is refused here once for all. (The store refuses the session
+// too, for a sign-in that passed here just before the account was
+// disabled.)
 func (s *Server) nextStep(ctx context.Context, u *qrauth.User, si *SignIn) (Step, error) {
+	if err := u.CheckEnabled(); err != nil {
+		return Step{}, err
+	}
 	var fallback Step
 	for _, f := range s.flows {
 		st, err := f.Gate(ctx, u, si)

@@ -206,3 +206,18 @@ func (db *DB) RevokeBadge(ctx context.Context, id badge.ID, at time.Time, by str
 	}
 	return b, nil
 }
+
+// deleteBadgesOfUser deletes the user's badges and their index entries
+// (DeleteUser).
+func deleteBadgesOfUser(tx *bolt.Tx, id qrauth.UserID) error {
+	ids, err := prefixValues(tx.Bucket(bucketBadgesByUser), id)
+	if err != nil {
+		return err
+	}
+	for _, b := range ids {
+		if err := tx.Bucket(bucketBadges).Delete(b); err != nil {
+			return err
+		}
+	}
+	return deletePrefix(tx.Bucket(bucketBadgesByUser), userPrefix(id))
+}

@@ -423,6 +423,16 @@ func TestCompat(t *testing.T) {
 		Signature: "ZGVuaWVk", At: compatAt(102)}); err != nil {
 		t.Fatal(err)
 	}
+	// Users written before accounts could be disabled read as enabled,
+	// and one with records in every flow deletes cleanly.
+	for _, id := range []qrauth.UserID{"u_alice", "u_bob"} {
+		if u, err := db.FindUserByID(ctx, id); err != nil || u.CheckEnabled() != nil {
+			t.Fatalf("%s from the old file: %+v, %v", id, u, err)
+		}
+	}
+	if err := db.DeleteUser(ctx, "u_alice"); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Check(); err != nil {
 		t.Fatal(err)
 	}

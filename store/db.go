@@ -567,3 +567,17 @@ func checkIndexes(tx *bolt.Tx) []error {
 	errs = append(errs, checkFlowIndexes(tx, users)...)
 	return errs
 }
+
+// collect decodes every record of b and returns those keep accepts: for
+// the few walks that look for records by a field no index covers.
+func collect[T any](b *bolt.Bucket, keep func(*T) bool) ([]*T, error) {
+	var out []*T
+	err := b.ForEach(func(k, v []byte) error {
+		r, err := decode[T](k, v)
+		if err == nil && keep(r) {
+			out = append(out, r)
+		}
+		return err
+	})
+	return out, err
+}

@@ -131,19 +131,44 @@ func (db *DB) DeleteDevice(ctx context.Context, id qrauth.DeviceID, events ...*q
 		if err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketDevicesByUser).Delete(userKey(d.UserID, []byte(d.ID))); err != nil {
+		return deleteDevice(tx, d)
+	})
+}
+
+// RemoveDevice implements qrauth.Store.
+func (db *DB) RemoveDevice(ctx context.Context, id qrauth.DeviceID, events ...*qrauth.AuditEvent) (int, error) {
+	var ended int
+	err := db.update(ctx, false, events, func(tx *bolt.Tx) error {
+		d, err := findDevice(tx, id)
+		if err != nil {
 			return err
 		}
-		// Its offline keys go with it: a removed phone must not produce
-		// codes that still verify.
-		for _, m := range offline.Methods {
-			if err := tx.Bucket(bucketOfflineCreds).Delete(credKey(d.ID, m)); err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketOfflineCredsByUser).Delete(userKey(d.UserID, credKey(d.ID, m))); err != nil {
-				return err
-			}
+		if err := deleteDevice(tx, d); err != nil {
+			return err
 		}
-		return tx.Bucket(bucketDevices).Delete([]byte(d.ID))
+		ended, err = endUserSessions(tx, d.UserID, func(s *qrauth.Session) bool { return s.DeviceID == d.ID })
+		return err
 	})
+	if err != nil {
+		return 0, err
+	}
+	return ended, nil
+}
+
+// deleteDevice removes d, its index entry and its offline keys.
+func deleteDevice(tx *bolt.Tx, d *qrauth.Device) error {
+	if err := tx.Bucket(bucketDevicesByUser).Delete(userKey(d.UserID, []byte(d.ID))); err != nil {
+		return err
+	}
+	// Its offline keys go with it: a removed phone must not produce
+	// codes that still verify.
+	for _, m := range offline.Methods {
+		if err := tx.Bucket(bucketOfflineCreds).Delete(credKey(d.ID, m)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOfflineCredsByUser).Delete(userKey(d.UserID, credKey(d.ID, m))); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketDevices).Delete([]byte(d.ID))
 }

@@ -522,3 +522,51 @@ func (db *DB) DecideApproval(ctx context.Context, id string, d offline.ApprovalD
 	}
 	return a, nil
 }
+
+// deleteOfflineOfUser deletes the user's offline credentials, code
+// sessions and transaction approvals with their index entries
+// (DeleteUser). Sessions and approvals have no by-user index: they live
+// minutes, so a walk of their buckets is short.
+func deleteOfflineOfUser(tx *bolt.Tx, id qrauth.UserID) error {
+	creds, err := prefixValues(tx.Bucket(bucketOfflineCredsByUser), id)
+	if err != nil {
+		return err
+	}
+	for _, k := range creds {
+		if err := tx.Bucket(bucketOfflineCreds).Delete(k); err != nil {
+			return err
+		}
+	}
+	if err := deletePrefix(tx.Bucket(bucketOfflineCredsByUser), userPrefix(id)); err != nil {
+		return err
+	}
+	sessions, err := collect(tx.Bucket(bucketOfflineSessions), func(s *offline.Session) bool { return s.UserID == id })
+	if err != nil {
+		return err
+	}
+	exp := tx.Bucket(bucketOfflineExpiry)
+	for _, s := range sessions {
+		if err := tx.Bucket(bucketOfflineSessions).Delete([]byte(s.ID)); err != nil {
+			return err
+		} else if err := exp.Delete(expiryKey(s.ExpiresAt, 's', s.ID)); err != nil {
+			return err
+		}
+	}
+	approvals, err := collect(tx.Bucket(bucketApprovals), func(a *offline.Approval) bool { return a.UserID == id })
+	if err != nil {
+		return err
+	}
+	for _, a := range approvals {
+		if string(tx.Bucket(bucketApprovalsByToken).Get(a.TokenHash)) == a.ID {
+			if err := tx.Bucket(bucketApprovalsByToken).Delete(a.TokenHash); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketApprovals).Delete([]byte(a.ID)); err != nil {
+			return err
+		} else if err := exp.Delete(expiryKey(a.ExpiresAt, 'a', a.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

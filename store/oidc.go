@@ -575,3 +575,32 @@ func (db *DB) PurgeOIDC(ctx context.Context, now time.Time) error {
 		return nil
 	})
 }
+
+// deleteOIDCOfUser deletes the tokens and authorization requests of user
+// id, and with consents also the consents the user gave (DeleteUser keeps
+// nothing; DisableUser keeps the consents for when the account is enabled
+// again).
+func deleteOIDCOfUser(tx *bolt.Tx, id qrauth.UserID, consents bool) error {
+	reqs, err := collect(tx.Bucket(bucketOIDCRequests), func(r *oidc.AuthRequest) bool { return r.UserID == string(id) })
+	if err != nil {
+		return err
+	}
+	for _, r := range reqs {
+		if err := deleteOIDCRequest(tx, r); err != nil {
+			return err
+		}
+	}
+	toks, err := collect(tx.Bucket(bucketOIDCTokens), func(t *oidc.Token) bool { return t.UserID == string(id) })
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if err := deleteOIDCToken(tx, t); err != nil {
+			return err
+		}
+	}
+	if !consents {
+		return nil
+	}
+	return deletePrefix(tx.Bucket(bucketOIDCConsents), userPrefix(id))
+}

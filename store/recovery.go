@@ -208,8 +208,11 @@ func (db *DB) RedeemRecovery(ctx context.Context, r *recovery.Redemption) (*reco
 		}
 		dev := *r.Device
 		dev.UserID = c.UserID
-		if tx.Bucket(bucketUsers).Get([]byte(dev.UserID)) == nil {
-			return errUserNotFound()
+		if u, err := findUser(tx, dev.UserID); err != nil {
+			return err
+		} else if err := u.CheckEnabled(); err != nil {
+			// A disabled account is not recovered, and the code stays.
+			return err
 		} else if tx.Bucket(bucketDevices).Get([]byte(dev.ID)) != nil {
 			return errDeviceExists()
 		} else if owner := tx.Bucket(bucketUsersByPhone).Get([]byte(dev.PhoneIDHash)); owner != nil && string(owner) != string(dev.UserID) {
@@ -412,4 +415,27 @@ func checkRecoveryIndexes(tx *bolt.Tx, users map[qrauth.UserID]bool) []error {
 		errs = append(errs, fmt.Errorf("recovery: %w", err))
 	}
 	return errs
+}
+
+// deleteRecoveryOfUser removes the user's recovery and link codes and
+// recovery state (DeleteUser).
+func deleteRecoveryOfUser(tx *bolt.Tx, id qrauth.UserID) error {
+	codes, byUser := tx.Bucket(bucketRecoveryCodes), tx.Bucket(bucketRecoveryCodesByUser)
+	prefix := len(userPrefix(id))
+	var hashes [][]byte
+	if err := scanUser(byUser, id, func(k, _ []byte) error {
+		hashes = append(hashes, bytes.Clone(k[prefix:]))
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, h := range hashes {
+		if err := codes.Delete(h); err != nil {
+			return err
+		}
+	}
+	if err := deletePrefix(byUser, userPrefix(id)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketRecoveryState).Delete([]byte(id))
 }

@@ -20,7 +20,8 @@ func errSessionNotFound() error {
 // CreateSession implements qrauth.Store. If s.DeviceID is set it must be a
 // device of s.UserID, or CreateSession fails with ENOTFOUND
 // "device_not_found": a session approved by a device the user does not own
-// is a bug upstream, and storing it would make the device list lie.
+// is a bug upstream, and storing it would make the device list lie. A
+// disabled user's session is refused with qrauth.ErrAccountDisabled.
 func (db *DB) CreateSession(ctx context.Context, s *qrauth.Session, events ...*qrauth.AuditEvent) error {
 	if s == nil {
 		return invalidf("CreateSession needs a session")
@@ -35,8 +36,13 @@ func (db *DB) CreateSession(ctx context.Context, s *qrauth.Session, events ...*q
 	sess.TokenHash = bytes.Clone(s.TokenHash)
 	return db.update(ctx, true, events, func(tx *bolt.Tx) error {
 		sessions, byToken := tx.Bucket(bucketSessions), tx.Bucket(bucketSessionsByToken)
-		if tx.Bucket(bucketUsers).Get([]byte(sess.UserID)) == nil {
-			return errUserNotFound()
+		if u, err := findUser(tx, sess.UserID); err != nil {
+			return err
+		} else if err := u.CheckEnabled(); err != nil {
+			// Checked here, in the transaction, and not only by the
+			// sign-in pipeline: a sign-in that passed its checks just
+			// before the account was disabled must not leave a session.
+			return err
 		} else if sessions.Get([]byte(sess.ID)) != nil || byToken.Get(sess.TokenHash) != nil {
 			return qrauth.Errorf(qrauth.ECONFLICT, "session_exists", "This session already exists.")
 		}

@@ -56,6 +56,14 @@ const (
 	PathAdminUserRoles = "/admin/api/users/:id/roles"
 	PathAdminAudit     = "/admin/api/audit"
 
+	// An account's lifecycle (docs/operations-users.md): its phones,
+	// disabling it, deleting it, exporting its data.
+	PathAdminUserDevices = "/admin/api/users/:id/devices"
+	PathAdminUserDevice  = "/admin/api/users/:id/devices/:device"
+	PathAdminUserDisable = "/admin/api/users/:id/disable"
+	PathAdminUserEnable  = "/admin/api/users/:id/enable"
+	PathAdminUserExport  = "/admin/api/users/:id/export"
+
 	// The OATH flow (docs/oath.md).
 	PathVerify          = "/verify"
 	PathOATH            = "/api/oath"

@@ -28,7 +28,7 @@ type adminCommand struct {
 }
 
 var adminCommands = map[string]adminCommand{
-	"users": {"[recover USER]", "list users with their roles and methods; `recover USER` issues a helpdesk link code (QR and text) for a new phone", adminUsers},
+	"users": {"[SUBCOMMAND ARGS]", "list users with their roles and methods; the subcommands below manage one account", adminUsersCommand},
 	"user":  {"USER", "show one user as JSON", adminUser},
 	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
 	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
@@ -128,6 +128,9 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 		for _, n := range names {
 			c := adminCommands[n]
 			fmt.Fprintf(tw, "  %s %s\t%s\n", n, c.usage, c.help)
+			if n == "users" {
+				usersUsage(tw)
+			}
 		}
 		tw.Flush()
 	}
@@ -158,7 +161,12 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 			fmt.Fprintf(errOut, "qrauthd admin: %v\n", err)
 		}
 		if errors.Is(err, errUsage) {
-			fmt.Fprintf(errOut, "usage: qrauthd admin %s %s\n", fs.Arg(0), cmd.usage)
+			use := fs.Arg(0) + " " + cmd.usage
+			var ue *usageError
+			if errors.As(err, &ue) {
+				use = ue.usage
+			}
+			fmt.Fprintf(errOut, "usage: qrauthd admin %s\n", use)
 			return 2
 		}
 		return 1
@@ -168,6 +176,13 @@ func runAdmin(ctx context.Context, args []string, out, errOut io.Writer) int {
 
 var errUsage = errors.New("wrong arguments")
 
+// usageError is errUsage of a subcommand, with the usage to show instead
+// of the command's.
+type usageError struct{ usage string }
+
+func (e *usageError) Error() string        { return errUsage.Error() }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
 type adminUserRow struct {
 	ID        qrauth.UserID  `json:"id"`
 	Name      string         `json:"name"`
@@ -176,17 +191,15 @@ type adminUserRow struct {
 	Roles     []qrauth.Role  `json:"roles"`
 	Devices   int            `json:"devices"`
 	Methods   map[string]any `json:"methods"`
+	Disabled  *struct{}      `json:"disabled"`
 }
 
 func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "recover" {
-		return adminUsersRecover(ctx, cl, args[1:], out) // admin_recovery.go
-	}
 	if len(args) != 0 {
 		return errUsage
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tE-MAIL\tROLES\tDEVICES\tMETHODS")
+	fmt.Fprintln(tw, "ID\tNAME\tE-MAIL\tROLES\tDEVICES\tMETHODS\tSTATUS")
 	after := ""
 	for {
 		var page struct {
@@ -207,7 +220,12 @@ func adminUsers(ctx context.Context, cl *adminClient, args []string, out io.Writ
 				}
 			}
 			sort.Strings(methods)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.ID, u.Name, u.Email, strings.Join(roles, ","), u.Devices, strings.Join(methods, ","))
+			status := "enabled"
+			if u.Disabled != nil {
+				status = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", u.ID, u.Name, u.Email, strings.Join(roles, ","), u.Devices,
+				strings.Join(methods, ","), status)
 		}
 		if len(page.Users) < 1000 {
 			break
@@ -240,12 +258,19 @@ func adminUser(ctx context.Context, cl *adminClient, args []string, out io.Write
 	if len(args) != 1 {
 		return errUsage
 	}
+	return printJSON(ctx, cl, wire.Path(wire.PathAdminUser, args[0]), out)
+}
+
+// printJSON prints the answer to GET path, indented.
+func printJSON(ctx context.Context, cl *adminClient, path string, out io.Writer) error {
 	var v json.RawMessage
-	if err := cl.do(ctx, "GET", wire.Path(wire.PathAdminUser, args[0]), nil, &v); err != nil {
+	if err := cl.do(ctx, "GET", path, nil, &v); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
-	json.Indent(&buf, v, "", "  ")
+	if err := json.Indent(&buf, v, "", "  "); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, buf.String())
 	return nil
 }
@@ -277,7 +302,7 @@ func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writ
 		q = "&user=" + args[0]
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tUSER\tDEVICE\tIP\tDETAIL")
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tUSER\tDEVICE\tIP\tDETAIL\tACTOR")
 	var after uint64
 	for {
 		var page struct {
@@ -287,7 +312,8 @@ func adminAudit(ctx context.Context, cl *adminClient, args []string, out io.Writ
 			return err
 		}
 		for _, e := range page.Events {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.UserID, e.DeviceID, e.IP, e.Detail)
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, e.Time.Format(time.RFC3339), e.Type, e.UserID, e.DeviceID, e.IP,
+				e.Detail, e.Actor)
 			after = e.Seq
 		}
 		if len(page.Events) == 0 {

@@ -403,6 +403,10 @@ func (o *Flow) handleCreateApproval(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Its phones would refuse to show the transaction anyway.
+	if err := u.CheckEnabled(); err != nil {
+		return err
+	}
 	if req.DeviceID != "" {
 		d, err := o.h.Store().FindDeviceByID(ctx, req.DeviceID)
 		if err == nil && d.UserID != u.ID {

@@ -79,7 +79,9 @@ func (o *Flow) signInUser(ctx context.Context, ident string) (*qrauth.User, []*o
 		if err != nil {
 			return nil, nil, err
 		}
-		if len(cs) == 0 {
+		// A disabled account is answered like one without offline codes:
+		// the page names no account to whoever types an address.
+		if len(cs) == 0 || u.CheckEnabled() != nil {
 			continue
 		}
 		if found != nil {

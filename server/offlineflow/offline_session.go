@@ -122,6 +122,11 @@ func (o *Flow) begin(ctx context.Context, r beginRequest) (*offline.Session, err
 	if err := offline.CheckContext(r.Context); err != nil {
 		return nil, err
 	}
+	// A relying site asks codes of a disabled account in vain (the
+	// sign-in page filtered it out already).
+	if err := r.User.CheckEnabled(); err != nil {
+		return nil, err
+	}
 	creds, err := o.st.FindOfflineCredentialsByUser(ctx, r.User.ID)
 	if err != nil {
 		return nil, err
@@ -186,6 +191,13 @@ func (o *Flow) verify(ctx context.Context, sess *offline.Session, otp, ip, actor
 	otp = strings.TrimSpace(otp)
 	if !offline.ValidOTP(otp, vd.Digits) {
 		return nil, nil, qrauth.Errorf(qrauth.EINVALID, "malformed_otp", "The code has %d digits.", vd.Digits)
+	}
+	// A session begun before the account was disabled verifies nothing
+	// after: a relying site takes a verified code as a sign-in.
+	if u, err := o.h.Store().FindUserByID(ctx, sess.UserID); err != nil {
+		return nil, nil, err
+	} else if err := u.CheckEnabled(); err != nil {
+		return nil, nil, err
 	}
 	cred, err := o.credential(ctx, sess)
 	if err != nil {

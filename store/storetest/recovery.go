@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -152,6 +153,28 @@ func testRecovery(t *testing.T, open func(t *testing.T) RecoveryStore) {
 		if ss, _ := st.FindSessionsByUser(ctx(), u.ID); len(ss) != 1 {
 			t.Fatal("a refused redemption ended sessions")
 		}
+		_, err = redeem(st, codeSet("c")[0], "new", t0)
+		noError(t, err)
+	})
+
+	t.Run("DisabledAccountKeepsCode", func(t *testing.T) {
+		st := open(t)
+		u, _ := mustCreateUser(t, st, "rec")
+		_, err := st.ReplaceRecoveryCodes(ctx(), u.ID, codeSet("c"), t0)
+		noError(t, err)
+		_, _, err = st.DisableUser(ctx(), u.ID, qrauth.Disabled{At: t0, By: "operator"})
+		noError(t, err)
+		// A disabled account is not recovered: no phone is linked and the
+		// code is not burned.
+		_, err = redeem(st, codeSet("c")[0], "new", t0)
+		if !errors.Is(err, qrauth.ErrAccountDisabled) {
+			t.Fatalf("redeem on a disabled account: %v, want account_disabled", err)
+		}
+		if ds, _ := st.FindDevicesByUser(ctx(), u.ID); len(ds) != 1 {
+			t.Fatalf("a refused redemption linked a phone: %d devices", len(ds))
+		}
+		_, err = st.EnableUser(ctx(), u.ID)
+		noError(t, err)
 		_, err = redeem(st, codeSet("c")[0], "new", t0)
 		noError(t, err)
 	})

@@ -55,6 +55,10 @@ func Run(t *testing.T, open func(t *testing.T) qrauth.Store) {
 		{"SetRoles", testSetRoles},
 		{"ListUsers", testListUsers},
 		{"DeleteDevice", testDeleteDevice},
+		{"DisableUser", testDisableUser},
+		{"EnableUser", testEnableUser},
+		{"DeleteUser", testDeleteUser},
+		{"RemoveDevice", testRemoveDevice},
 	} {
 		t.Run(g.name, func(t *testing.T) { g.fn(t, open) })
 	}

@@ -49,7 +49,9 @@
 
   function showError(err) {
     const tooMany = err.code === 'rate_limited';
-    byId('error-title').textContent = tooMany ? q.TOO_MANY : 'Something went wrong';
+    // A disabled account is no failure of the page: say what it is.
+    const disabled = err.reason === 'account_disabled';
+    byId('error-title').textContent = tooMany ? q.TOO_MANY : disabled ? 'Account disabled' : 'Something went wrong';
     byId('error-message').textContent = tooMany
       ? 'Wait a moment before you ask for a new code.'
       : err.message;
