@@ -210,6 +210,15 @@ func (db *DB) FindUserByPhoneIDHash(ctx context.Context, phoneIDHash string) (*q
 // modifyUser reads the user for update, lets change modify it and writes it
 // back.
 func (db *DB) modifyUser(ctx context.Context, id qrauth.UserID, events []*qrauth.AuditEvent, change func(u *qrauth.User)) (*qrauth.User, error) {
+	return db.modifyUserTx(ctx, id, events, func(_ pgx.Tx, u *qrauth.User) error {
+		change(u)
+		return nil
+	})
+}
+
+// modifyUserTx is modifyUser for a change that also writes other rows in
+// the same transaction.
+func (db *DB) modifyUserTx(ctx context.Context, id qrauth.UserID, events []*qrauth.AuditEvent, change func(tx pgx.Tx, u *qrauth.User) error) (*qrauth.User, error) {
 	if id == "" {
 		return nil, errUserNotFound()
 	}
@@ -219,7 +228,9 @@ func (db *DB) modifyUser(ctx context.Context, id qrauth.UserID, events []*qrauth
 		if err != nil {
 			return notFound(err, errUserNotFound)
 		}
-		change(u)
+		if err := change(tx, u); err != nil {
+			return err
+		}
 		doc, err := marshal(u)
 		if err != nil {
 			return err
@@ -396,10 +407,15 @@ func (db *DB) CreateSession(ctx context.Context, s *qrauth.Session, events ...*q
 	sess := *s
 	sess.TokenHash = bytes.Clone(s.TokenHash)
 	return db.update(ctx, events, func(tx pgx.Tx) error {
-		var one int
-		if err := tx.QueryRow(ctx, "SELECT 1 FROM users WHERE id = $1 FOR SHARE", string(sess.UserID)).Scan(&one); err != nil {
+		// FOR SHARE: a DisableUser that commits first is seen; one that
+		// comes later waits for this session and then ends it.
+		u, err := scanDoc[qrauth.User](tx.QueryRow(ctx, "SELECT doc FROM users WHERE id = $1 FOR SHARE", string(sess.UserID)))
+		if err != nil {
 			return notFound(err, errUserNotFound)
+		} else if err := u.CheckEnabled(); err != nil {
+			return err
 		}
+		var one int
 		if err := tx.QueryRow(ctx, "SELECT 1 FROM sessions WHERE id = $1 OR token_hash = $2", string(sess.ID), sess.TokenHash).Scan(&one); err == nil {
 			return errSessionExists()
 		} else if !errors.Is(err, pgx.ErrNoRows) {

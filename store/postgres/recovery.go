@@ -192,7 +192,11 @@ func (db *DB) RedeemRecovery(ctx context.Context, r *recovery.Redemption) (*reco
 		} else if c == nil {
 			return nil, errBadRecoveryCode()
 		}
-		if err := lockUser(ctx, tx, c.UserID); err != nil {
+		u, err := scanDoc[qrauth.User](tx.QueryRow(ctx, "SELECT doc FROM users WHERE id = $1 FOR SHARE", string(c.UserID)))
+		if err != nil {
+			return nil, notFound(err, errUserNotFound)
+		} else if err := u.CheckEnabled(); err != nil {
+			// A disabled account is not recovered, and the code stays.
 			return nil, err
 		}
 		state, err := lockRecoveryState(ctx, tx, c.UserID)
