@@ -392,3 +392,9 @@ func scanDocs[T any](rows pgx.Rows, err error) ([]*T, error) {
 }
 
 func marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Query runs a read-only statement on the pool, for tests and checks that
+// look at the tables directly.
+func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return db.pool.Query(ctx, sql, args...)
+}
