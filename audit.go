@@ -20,6 +20,7 @@ const (
 	// address and detail at the same time (see Store.DeleteUser).
 	AuditUserDeleted  = "user_deleted"
 	AuditUserExported = "user_exported"
+	AuditBackup       = "backup" // the operator took an online backup
 )
 
 // AuditEvent is one entry of the append-only audit log. Seq is assigned by

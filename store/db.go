@@ -23,10 +23,6 @@ const (
 	DefaultMaxBatchSize = 1000
 )
 
-// schemaVersion is the layout described in doc.go. Open refuses files written
-// by a newer layout rather than misreading them.
-const schemaVersion = 1
-
 // ErrLocked is returned (wrapped) by Open when another process holds the
 // database file.
 var ErrLocked = errors.New("database is locked by another process")
@@ -147,6 +143,8 @@ type DB struct {
 	bolt   *bolt.DB
 	writes *committer
 	obs    Observer
+	// upgradedFrom is the schema version Open upgraded from, 0 if none.
+	upgradedFrom uint64
 }
 
 var _ qrauth.Store = (*DB)(nil)
@@ -177,16 +175,19 @@ func Open(path string, opts Options) (*DB, error) {
 	} else if err != nil {
 		return nil, openError(path, err)
 	}
+	var from uint64
 	if opts.ReadOnly {
 		err = guard(func() error { return b.View(checkSchema) })
 	} else {
-		err = guard(func() error { return b.Update(initialize) })
+		err = guard(func() error {
+			return b.Update(func(tx *bolt.Tx) (err error) { from, err = initialize(tx); return err })
+		})
 	}
 	if err != nil {
 		b.Close()
 		return nil, openError(path, err)
 	}
-	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize, obs: opts.Observer}, obs: opts.Observer}, nil
+	return &DB{bolt: b, writes: &committer{db: b, max: opts.MaxBatchSize, obs: opts.Observer}, obs: opts.Observer, upgradedFrom: from}, nil
 }
 
 // openError names the file once: the causes below (os.PathError, our own
@@ -208,36 +209,40 @@ type openErr struct {
 func (e *openErr) Error() string { return e.msg }
 func (e *openErr) Unwrap() error { return e.err }
 
-// checkSchema is initialize for a read-only open: it only reads.
+// checkSchema is initialize for a read-only open: it only reads, and
+// accepts an older version it will not upgrade.
 func checkSchema(tx *bolt.Tx) error {
-	meta := tx.Bucket(bucketMeta)
-	if meta == nil {
-		return fmt.Errorf("%w: no meta bucket: not a qrauth database", ErrDamaged)
-	}
-	if v := meta.Get(keyVersion); len(v) != 8 {
-		return fmt.Errorf("%w: corrupt schema version %x", ErrDamaged, v)
-	} else if n := binary.BigEndian.Uint64(v); n > schemaVersion {
-		return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
-	}
-	return nil
+	_, err := readVersion(tx)
+	return err
 }
 
-func initialize(tx *bolt.Tx) error {
+// initialize makes a new file current, or upgrades an older one (migrate),
+// then creates the buckets that are missing: a flow's new buckets need no
+// migration. It returns the version it upgraded from, 0 if none.
+func initialize(tx *bolt.Tx) (uint64, error) {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return 0, err
+	}
+	var from uint64
+	if meta.Get(keyVersion) == nil {
+		if err := meta.Put(keyVersion, u64(SchemaVersion())); err != nil {
+			return 0, err
+		}
+	} else if n, err := readVersion(tx); err != nil {
+		return 0, err
+	} else if n < SchemaVersion() {
+		if err := migrate(tx, n); err != nil {
+			return 0, err
+		}
+		from = n
+	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keyVersion); v != nil {
-		if len(v) != 8 {
-			return fmt.Errorf("corrupt schema version %x", v)
-		} else if n := binary.BigEndian.Uint64(v); n > schemaVersion {
-			return fmt.Errorf("schema version %d is newer than this program's %d", n, schemaVersion)
-		}
-		return nil
-	}
-	return meta.Put(keyVersion, u64(schemaVersion))
+	return from, nil
 }
 
 // Path returns the file the database lives in.

@@ -32,6 +32,16 @@
 // same transaction as the event and a rolled-back transaction gives its
 // numbers back instead of leaving gaps that look like deleted entries.
 //
+// # Upgrades
+//
+// The meta bucket's version is the layout of the file (SchemaVersion). Open
+// runs the migrations (migrate.go) from the file's version to this
+// program's in the one write transaction that opens it, so a failed
+// upgrade leaves the file as it was; it refuses a file of a newer version
+// (ErrNewerSchema) rather than misread it. A read-only open upgrades
+// nothing. Going back is restoring the backup taken before the upgrade
+// (Backup) with the older program.
+//
 // # Writes
 //
 // Every write is fsynced before its method returns. Writes on the sign-in

@@ -55,6 +55,8 @@ const (
 	PathAdminUser      = "/admin/api/users/:id"
 	PathAdminUserRoles = "/admin/api/users/:id/roles"
 	PathAdminAudit     = "/admin/api/audit"
+	// PathAdminBackup streams a copy of the database file; operator only.
+	PathAdminBackup = "/admin/api/backup"
 
 	// An account's lifecycle (docs/operations-users.md): its phones,
 	// disabling it, deleting it, exporting its data.

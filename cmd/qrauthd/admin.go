@@ -32,6 +32,8 @@ var adminCommands = map[string]adminCommand{
 	"user":  {"USER", "show one user as JSON", adminUser},
 	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
 	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
+	"backup": {"[-force] FILE", "write a consistent copy of the database to FILE while serving (audited); " +
+		"an existing FILE only with -force", adminBackup},
 	// The flows' commands (admin_<flow>.go), listed here rather than
 	// registered by init(): one table, read at a glance.
 	"badge": {
@@ -93,21 +95,28 @@ func (cl *adminClient) do(ctx context.Context, method, path string, body, out an
 		return fmt.Errorf("cannot reach qrauthd on its admin socket (is it running with this -data?): %w", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		return errorAnswer(method, path, resp)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
-	}
-	if resp.StatusCode >= 400 {
-		var e qrauth.Error
-		if json.Unmarshal(data, &e) == nil && e.Message != "" {
-			return &e
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	if out != nil && len(data) > 0 {
 		return json.Unmarshal(data, out)
 	}
 	return nil
+}
+
+// errorAnswer turns an error answer into *qrauth.Error, or names the status
+// when the body is not one.
+func errorAnswer(method, path string, resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e qrauth.Error
+	if json.Unmarshal(data, &e) == nil && e.Message != "" {
+		return &e
+	}
+	return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 }
 
 // runAdmin runs `qrauthd admin [-socket PATH] COMMAND ARGS...`.

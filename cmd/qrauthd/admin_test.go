@@ -21,30 +21,49 @@ func signUp(t *testing.T, origin, phone, name string) qrauth.UserID {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + issuedBind(t, origin)}}
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+wire.PathBrowserSocket, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
-	var qr wire.ServerMessage
-	if err := ws.ReadJSON(&qr); err != nil {
-		t.Fatal(err)
-	}
 	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: phone})
 	if err != nil {
 		t.Fatal(err)
 	}
-	scan, err := dev.Scan(ctx, qr.URL, appclient.ScanOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer scan.Close()
-	done, err := scan.Approve(ctx, appclient.ApproveOptions{Profile: &qrauth.Profile{Name: name}})
+	done, err := qrSignInFrame(ctx, origin, dev, &qrauth.Profile{Name: name})
 	if err != nil || done.Result != wire.ResultSignedUp {
 		t.Fatalf("sign-up: %+v %v", done, err)
 	}
 	return done.UserID
+}
+
+// qrSignInFrame has dev scan a new login code of a raw browser socket and
+// approve it, signing up with profile when the phone has no account. It
+// returns errors rather than failing, for tests that run it from many
+// goroutines.
+func qrSignInFrame(ctx context.Context, origin string, dev *appclient.Device, profile *qrauth.Profile) (*wire.ServerMessage, error) {
+	resp, err := http.Get(origin + wire.PathLogin)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	var bind string
+	for _, c := range resp.Cookies() {
+		if c.Name == "qrauth_bind" {
+			bind = c.Value
+		}
+	}
+	h := http.Header{"Origin": {origin}, "Cookie": {"qrauth_bind=" + bind}}
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, "ws"+strings.TrimPrefix(origin, "http")+wire.PathBrowserSocket, h)
+	if err != nil {
+		return nil, err
+	}
+	defer ws.Close()
+	var qr wire.ServerMessage
+	if err := ws.ReadJSON(&qr); err != nil {
+		return nil, err
+	}
+	scan, err := dev.Scan(ctx, qr.URL, appclient.ScanOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer scan.Close()
+	return scan.Approve(ctx, appclient.ApproveOptions{Profile: profile})
 }
 
 func TestAdminCommands(t *testing.T) {

@@ -33,6 +33,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return runConfig(args[1:], stdout, stderr)
 		case "oidc":
 			return runOIDC(args[1:], os.Stdin, stdout, stderr)
+		case "backup":
+			return runBackup(args[1:], stdout, stderr)
 		case "version":
 			return runVersion(args[1:], stdout, stderr)
 		case "healthcheck":
@@ -114,6 +116,7 @@ const subcommandHelp = `Usage: qrauthd [FLAGS]          serve
 
 Commands:
   check [FILE]       check a stopped server's database file (default -data); exit 1 on any problem
+  backup FILE        copy a stopped server's database to FILE (running: qrauthd admin backup FILE)
   admin COMMAND      manage users on a running server (qrauthd admin -h lists the commands)
   config check FILE  check a -config file without opening the database; config example prints one
   oidc hash-secret   read an OpenID Connect client secret on stdin, print its hash for the config file
@@ -262,6 +265,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	defer db.Close()
 	start := time.Now()
+	// The version first: it says which qrauthd may serve the file (a
+	// read-only open upgrades nothing, so an older file shows its own).
+	if v, err := db.Version(); err == nil {
+		fmt.Fprintf(stdout, "%s: schema version %d (this qrauthd writes %d)\n", path, v, store.SchemaVersion())
+	}
 	probs := append(db.Problems(), db.WeakKeys()...)
 	for _, p := range probs {
 		// One line each: errors.Join inside a finding would split it.

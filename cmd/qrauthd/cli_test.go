@@ -173,7 +173,7 @@ func TestDamagedDatabaseRefusedAtStart(t *testing.T) {
 func TestCheckCommand(t *testing.T) {
 	path, _ := validDB(t, 5)
 	code, out, errOut := runCLI(t, "check", path)
-	if code != 0 || !strings.Contains(out, "no problems") {
+	if code != 0 || !strings.Contains(out, "no problems") || !strings.Contains(out, "schema version 1 (this qrauthd writes 1)") {
 		t.Fatalf("valid file: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	// Plant an index entry of a flow (badges) that points nowhere: the

@@ -146,11 +146,17 @@ func startProxy(t *testing.T, dir, ready string, env []string, name string, args
 // block of its own (temporary paths, log to stderr).
 func startNginx(t *testing.T, port int, qrauthAddr, appAddr string) {
 	t.Helper()
-	conf := substitute(t, integrationBlock(t, "nginx"),
+	runNginx(t, substitute(t, integrationBlock(t, "nginx"),
 		"example.com", "example.test",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
 		"127.0.0.1:8080", qrauthAddr,
-		"127.0.0.1:3000", appAddr)
+		"127.0.0.1:3000", appAddr))
+}
+
+// runNginx runs nginx with conf, the contents of an http block, until the
+// test ends.
+func runNginx(t *testing.T, conf string) {
+	t.Helper()
 	dir := t.TempDir()
 	full := fmt.Sprintf(`daemon off;
 worker_processes 1;
@@ -185,16 +191,25 @@ func startCaddy(t *testing.T, port int, qrauthAddr, appAddr string) {
 	if len(site.FindAllString(conf, -1)) != 2 {
 		t.Fatalf("want the login and app sites in the documented Caddyfile:\n%s", conf)
 	}
-	conf = site.ReplaceAllString(conf, fmt.Sprintf("http://$1:%d {", port))
+	runCaddy(t, "auto_https off", "serving initial configuration", site.ReplaceAllString(conf, fmt.Sprintf("http://$1:%d {", port)))
+}
+
+// runCaddy runs Caddy with the sites of conf, bound to loopback, with no
+// admin endpoint and global options extra, until the test ends; ready is
+// the log line to wait for. It returns Caddy's storage directory.
+func runCaddy(t *testing.T, extra, ready, conf string) string {
+	t.Helper()
 	dir := t.TempDir()
-	full := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n\tstorage file_system %s\n}\n\n%s\n", filepath.Join(dir, "data"), conf)
+	storage := filepath.Join(dir, "data")
+	full := fmt.Sprintf("{\n\tadmin off\n\t%s\n\tdefault_bind 127.0.0.1\n\tstorage file_system %s\n}\n\n%s\n", extra, storage, conf)
 	file := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(file, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	startProxy(t, dir, "serving initial configuration",
+	startProxy(t, dir, ready,
 		[]string{"HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "XDG_DATA_HOME=" + dir},
 		"caddy", "run", "--config", file, "--adapter", "caddyfile")
+	return storage
 }
 
 // remoteApp is the protected application: a page showing the Remote-*

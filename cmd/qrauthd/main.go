@@ -354,6 +354,9 @@ func (m *Main) Run() error {
 	} else if err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
+	if from, ok := db.Upgraded(); ok {
+		log.Info("database upgraded", slog.Uint64("from_schema", from), slog.Uint64("to_schema", store.SchemaVersion()))
+	}
 	if err := m.checkOnStart(db, log); err != nil {
 		db.Close()
 		return err

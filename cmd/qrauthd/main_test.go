@@ -190,7 +190,11 @@ func waitState(t *testing.T, ctx context.Context, state string) {
 	t.Helper()
 	if err := chromedp.Run(ctx, chromedp.WaitVisible(`#login[data-state="`+state+`"]`, chromedp.ByQuery)); err != nil {
 		var got string
-		chromedp.Run(context.WithoutCancel(ctx), chromedp.AttributeValue("#login", "data-state", &got, nil, chromedp.ByQuery))
+		// A short deadline of its own: ctx is spent, and on a page that
+		// never showed #login the query would wait for ever.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		chromedp.Run(dctx, chromedp.AttributeValue("#login", "data-state", &got, nil, chromedp.ByQuery))
+		cancel()
 		t.Fatalf("waiting for state %s (page is %q): %v", state, got, err)
 	}
 }

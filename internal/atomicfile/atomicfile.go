@@ -7,6 +7,7 @@
 package atomicfile
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"io/fs"
@@ -18,38 +19,73 @@ import (
 // Write writes data to path with mode perm. The directory must exist. On
 // error the old file, if any, is untouched and no temporary file is left.
 func Write(path string, data []byte, perm fs.FileMode) error {
+	_, err := WriteFrom(path, bytes.NewReader(data), perm, Options{})
+	return err
+}
+
+// Options tune WriteFrom.
+type Options struct {
+	// NoReplace leaves an existing file at path alone: WriteFrom then
+	// fails with an error wrapping fs.ErrExist, decided at the moment the
+	// new file would take its place.
+	NoReplace bool
+
+	// Check, if not nil, is called with the temporary file's path once it
+	// is complete and synced; an error keeps the new file from path.
+	Check func(tmp string) error
+}
+
+// WriteFrom is Write for data that arrives as a stream too big to hold in
+// memory (a database backup): it copies r to a temporary file in path's
+// directory and puts it at path only once all of it is on disk and Check
+// passed. It returns the bytes copied. On error nothing is left behind and
+// the old file, if any, is untouched.
+func WriteFrom(path string, r io.Reader, perm fs.FileMode, o Options) (int64, error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*.tmp") // mode 0600
 	if err != nil {
-		return err
+		return 0, err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // no-op after a successful rename
 	// Windows has no Unix modes to set.
 	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
 		f.Close()
-		return err
+		return 0, err
 	}
-	if _, err := f.Write(data); err != nil {
+	n, err := io.Copy(f, r)
+	if err != nil {
 		f.Close()
-		return err
+		return n, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return n, err
 	}
 	if err := f.Close(); err != nil {
-		return err
+		return n, err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
+	if o.Check != nil {
+		if err := o.Check(tmp); err != nil {
+			return n, err
+		}
+	}
+	if o.NoReplace {
+		// A hard link fails if path exists, atomically: no window in
+		// which another writer's file could be replaced. The temporary
+		// name is removed by the deferred Remove.
+		if err := os.Link(tmp, path); err != nil {
+			return n, err
+		}
+	} else if err := os.Rename(tmp, path); err != nil {
+		return n, err
 	}
 	// Make the rename durable; not every platform can sync a directory.
 	if df, err := os.Open(dir); err == nil {
 		df.Sync()
 		df.Close()
 	}
-	return nil
+	return n, nil
 }
 
 // ModeError is ReadPrivate's refusal of a file that group or others may

@@ -2,11 +2,14 @@ package atomicfile_test
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/qrauth/qrauth/internal/atomicfile"
 )
@@ -59,4 +62,58 @@ func TestReadPrivate(t *testing.T) {
 	if _, err := atomicfile.ReadPrivate(path, 100); !errors.As(err, &me) || me.Mode != 0o640 {
 		t.Fatalf("group-readable file: %v", err)
 	}
+}
+
+func TestWriteFrom(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backup.db")
+	onlyTarget := func(t *testing.T) {
+		t.Helper()
+		if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+			t.Fatalf("%d files in the directory, want only the target", len(ents))
+		}
+	}
+	if n, err := atomicfile.WriteFrom(path, strings.NewReader("old"), 0o600, atomicfile.Options{NoReplace: true}); err != nil || n != 3 {
+		t.Fatalf("first write: %d, %v", n, err)
+	}
+	keeps := func(t *testing.T, want string) {
+		t.Helper()
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Fatalf("file holds %q, want %q", got, want)
+		}
+		onlyTarget(t)
+	}
+
+	t.Run("ErrExist", func(t *testing.T) {
+		_, err := atomicfile.WriteFrom(path, strings.NewReader("new"), 0o600, atomicfile.Options{NoReplace: true})
+		if !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("NoReplace over an existing file: %v, want fs.ErrExist", err)
+		}
+		keeps(t, "old")
+	})
+	t.Run("CheckFails", func(t *testing.T) {
+		var seen string
+		_, err := atomicfile.WriteFrom(path, strings.NewReader("bad"), 0o600, atomicfile.Options{Check: func(tmp string) error {
+			b, _ := os.ReadFile(tmp)
+			seen = string(b)
+			return errors.New("not a database")
+		}})
+		if err == nil || seen != "bad" {
+			t.Fatalf("check saw %q, WriteFrom returned %v", seen, err)
+		}
+		keeps(t, "old")
+	})
+	t.Run("ReadFails", func(t *testing.T) {
+		r := io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(io.ErrUnexpectedEOF))
+		if _, err := atomicfile.WriteFrom(path, r, 0o600, atomicfile.Options{}); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("cut-off stream: %v", err)
+		}
+		keeps(t, "old")
+	})
+	t.Run("Replace", func(t *testing.T) {
+		if _, err := atomicfile.WriteFrom(path, strings.NewReader("new"), 0o600, atomicfile.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		keeps(t, "new")
+	})
 }
