@@ -22,11 +22,11 @@ func twoInstances(t *testing.T) (a, b *postgres.DB) {
 	t.Helper()
 	url := pgtest.Shared(t).Schema(t)
 	var err error
-	if a, err = postgres.Open(context.Background(), url); err != nil {
+	if a, err = postgres.Open(context.Background(), url, postgres.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	if b, err = postgres.Open(context.Background(), url); err != nil {
+	if b, err = postgres.Open(context.Background(), url, postgres.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
@@ -138,7 +138,7 @@ func TestInstancesAuditOrder(t *testing.T) {
 
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	url := pgtest.Shared(t).Schema(t)
-	db, err := postgres.Open(context.Background(), url)
+	db, err := postgres.Open(context.Background(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	if err := execURL(url, "INSERT INTO schema_migrations (version, name) VALUES (9999, '9999_future.sql')"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = postgres.Open(context.Background(), url)
+	_, err = postgres.Open(context.Background(), url, postgres.Options{})
 	if err == nil || !contains(err.Error(), "newer than this program") {
 		t.Fatalf("Open on a newer schema: %v", err)
 	}
@@ -157,7 +157,7 @@ func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Port 1 on loopback: nothing listens there.
-	_, err := postgres.Open(ctx, "postgres://qrauth:hunter2@127.0.0.1:1/qrauth?sslmode=disable&connect_timeout=2")
+	_, err := postgres.Open(ctx, "postgres://qrauth:hunter2@127.0.0.1:1/qrauth?sslmode=disable&connect_timeout=2", postgres.Options{})
 	if err == nil {
 		t.Fatal("Open succeeded with nothing listening")
 	}

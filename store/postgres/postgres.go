@@ -28,6 +28,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/store"
 )
 
 //go:embed migrations/*.sql
@@ -40,13 +41,22 @@ const migrationLock = 0x7172617574680000
 // DB is a qrauth store on a PostgreSQL pool.
 type DB struct {
 	pool *pgxpool.Pool
+	obs  store.Observer
+}
+
+// Options tune Open.
+type Options struct {
+	// Observer is told of every transaction and every durable audit
+	// event, as the bbolt store tells its own (metrics, the operator's
+	// log). nil: nobody.
+	Observer store.Observer
 }
 
 // Open connects to the database at url (postgres://…; TLS and passwords as
 // libpq takes them, e.g. sslmode=verify-full, sslrootcert=…), checks that it
 // answers, and applies the migrations it lacks. It fails with a clear error
 // when the database is unreachable.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message may quote the URL; never echo a password.
@@ -62,7 +72,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: cannot reach %s: %s", Redact(url), redact(err.Error(), url))
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, obs: opts.Observer}
+	if db.obs == nil {
+		db.obs = nopObserver{}
+	}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -230,6 +243,8 @@ func (db *DB) updateMore(ctx context.Context, events []*qrauth.AuditEvent, fn fu
 	}
 	var all []*qrauth.AuditEvent
 	var seqs []uint64
+	start := time.Now()
+	defer func() { db.obs.Committed(time.Since(start), 1) }()
 	for attempt := 1; ; attempt++ {
 		all, seqs = events, nil
 		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
@@ -254,9 +269,15 @@ func (db *DB) updateMore(ctx context.Context, events []*qrauth.AuditEvent, fn fu
 	}
 	for i, e := range all {
 		e.Seq = seqs[i]
+		db.obs.Appended(*e)
 	}
 	return nil
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Committed(time.Duration, int) {}
+func (nopObserver) Appended(qrauth.AuditEvent)   {}
 
 // copyEvents checks events and copies them, so that nothing the store does
 // shows in the caller's values before the commit.

@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 func open(t *testing.T) *postgres.DB {
 	t.Helper()
 	url := pgtest.Shared(t).Schema(t)
-	db, err := postgres.Open(context.Background(), url)
+	db, err := postgres.Open(context.Background(), url, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
