@@ -100,3 +100,53 @@ func TestStoreFlagRefused(t *testing.T) {
 		t.Fatalf("unreachable PostgreSQL: %v", err)
 	}
 }
+
+// TestAdminMigrate: a bbolt server's accounts move to PostgreSQL with
+// `qrauthd admin migrate`, refused while the server runs, and the same
+// phone then signs in to the same account on PostgreSQL.
+func TestAdminMigrate(t *testing.T) {
+	url := pgtest.Shared(t).Schema(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m := NewMain()
+	data := t.TempDir() + "/qrauth.db"
+	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data", data}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	m.LogOutput = io.Discard
+	if err := m.Run(); err != nil {
+		t.Fatal(err)
+	}
+	origin := m.Server.Origin()
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: origin, Phone: "+41 79 555 03 03"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, uid := qrSignIn(t, origin, dev, &qrauth.Profile{Name: "Ada"})
+
+	migrate := func() (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := runAdmin(ctx, []string{"migrate", "--from", data, "--to", url}, &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+	if code, _, errOut := migrate(); code == 0 || !strings.Contains(errOut, "stop the server") {
+		t.Fatalf("migrate while serving: exit %d, %q", code, errOut)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := migrate()
+	if code != 0 || !strings.Contains(out, "verified") {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := migrate(); code == 0 || !strings.Contains(errOut, "not empty") {
+		t.Fatalf("second migrate into the same database: exit %d, %q", code, errOut)
+	}
+
+	// The same address, as an operator moving the service would keep it:
+	// the phone knows its server by its origin.
+	pg := MustRunMain(t, "-store", url, "-addr", strings.TrimPrefix(origin, "http://"))
+	if _, _, again := qrSignIn(t, pg.Server.Origin(), dev, nil); again != uid {
+		t.Fatalf("after the migration the phone signs in as %q, want %q", again, uid)
+	}
+}

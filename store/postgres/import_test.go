@@ -91,11 +91,19 @@ func TestImport(t *testing.T) {
 	if tok, err := dst.FindOIDCRefreshToken(ctx, []byte("rh")); err != nil || tok.ID != "rt" {
 		t.Fatalf("refresh token %+v, %v", tok, err)
 	}
+	if err := dst.Verify(ctx, src, 10); err != nil {
+		t.Fatalf("Verify after Import: %v", err)
+	}
+
 	// The log goes on after the imported events.
 	ev := &qrauth.AuditEvent{Time: now, Type: qrauth.AuditSignOut, UserID: u.ID}
 	must(dst.AppendAudit(ctx, ev))
 	if ev.Seq != want[len(want)-1].Seq+1 {
 		t.Fatalf("next Seq %d after %d", ev.Seq, want[len(want)-1].Seq)
+	}
+	// Verify notices a difference: the appended event is not in the file.
+	if err := dst.Verify(ctx, src, 10); err == nil {
+		t.Fatal("Verify found no difference after an event was added to PostgreSQL only")
 	}
 	// A second import into the same database is refused and changes nothing.
 	if _, err := dst.Import(ctx, src); err == nil {
