@@ -256,7 +256,9 @@ func (s *Server) handleAdminBackup(c echo.Context) error {
 	}
 	b, ok := s.store.(Backuper)
 	if !ok {
-		return qrauth.Internal(errors.New("server: the store cannot take online backups"))
+		// PostgreSQL: its own tools make consistent copies.
+		return qrauth.Errorf(qrauth.EINVALID, "backup_unsupported",
+			"This server keeps its data in PostgreSQL: back it up with pg_dump (docs/cluster.md).")
 	}
 	ctx := c.Request().Context()
 	if err := s.store.AppendAudit(ctx, &qrauth.AuditEvent{Time: s.cfg.Now(), Type: qrauth.AuditBackup,

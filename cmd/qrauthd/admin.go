@@ -28,10 +28,11 @@ type adminCommand struct {
 }
 
 var adminCommands = map[string]adminCommand{
-	"users": {"[SUBCOMMAND ARGS]", "list users with their roles and methods; the subcommands below manage one account", adminUsersCommand},
-	"user":  {"USER", "show one user as JSON", adminUser},
-	"roles": {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
-	"audit": {"[USER]", "print the audit log, of one user or of all", adminAudit},
+	"migrate": {"--from FILE.db --to postgres://…", "copy a stopped server's database file into an empty PostgreSQL database and compare them (docs/cluster.md); works on the file, not the socket", adminMigrate},
+	"users":   {"[SUBCOMMAND ARGS]", "list users with their roles and methods; the subcommands below manage one account", adminUsersCommand},
+	"user":    {"USER", "show one user as JSON", adminUser},
+	"roles":   {"USER [ROLE...]", "set a user's roles (admin, helpdesk, secret_viewer); none clears them", adminRoles},
+	"audit":   {"[USER]", "print the audit log, of one user or of all", adminAudit},
 	"backup": {"[-force] FILE", "write a consistent copy of the database to FILE while serving (audited); " +
 		"an existing FILE only with -force", adminBackup},
 	// The flows' commands (admin_<flow>.go), listed here rather than

@@ -85,7 +85,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "check-on-start", "key-file", "admin-socket"}},
+	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "store", "check-on-start", "key-file", "admin-socket"}},
 	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl", "recovery-link-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",

@@ -23,6 +23,7 @@ var derivedDefaults = map[string]string{
 	"oath-letter-dir":        "letters/ next to -data",
 	"badge-second-factors":   strings.Join(badgeflow.DefaultSecondFactors, ","),
 	"offline-api-token-file": "none",
+	"store":                  "none",
 	"acme-cache":             "acme/ next to -data",
 }
 

@@ -8,14 +8,13 @@ import (
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/server/recoveryflow"
-	"github.com/qrauth/qrauth/store"
 )
 
 // flows returns the flows beside the core, in the order their sign-in gates
 // run: the one explicit list (docs/architecture.md, "Adding a flow"). A
 // flow is listed only when switched on, so that the routes of one that is
 // off do not exist and the pages leave out what would call them.
-func (m *Main) flows(db *store.DB) ([]server.Flow, error) {
+func (m *Main) flows(db fullStore) ([]server.Flow, error) {
 	var flows []server.Flow
 	if m.BadgeOn {
 		// First: its fallback step (a password after an insecure badge)

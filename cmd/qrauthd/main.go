@@ -89,7 +89,13 @@ type Main struct {
 	metricsLn net.Listener
 
 	Server *server.Server
-	DB     *store.DB
+	// Store is the store Run opened: DB (bbolt) unless -store names
+	// PostgreSQL, when DB is nil.
+	Store fullStore
+	DB    *store.DB
+	// StoreURL is -store: a postgres:// URL, or "" for the bbolt file
+	// DataPath.
+	StoreURL string
 }
 
 // The defaults of Main's own settings; those of the server's are
@@ -253,6 +259,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.Config.Addr, "addr", env("ADDR", server.DefaultAddr), "listen address (QRAUTH_ADDR)")
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
+	fs.StringVar(&m.StoreURL, "store", env("STORE", ""), "PostgreSQL instead of the -data file, as postgres://USER:PASSWORD@HOST/DB?sslmode=verify-full (QRAUTH_STORE; docs/cluster.md)")
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS; reloaded when it or the key changes, and on SIGHUP (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
 	if v := env("ACME_DOMAIN", ""); v != "" {
@@ -292,6 +299,9 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 }
 
 func (m *Main) afterParse(fs *flag.FlagSet) error {
+	if err := checkStoreFlag(m.StoreURL); err != nil {
+		return err
+	}
 	rate, _ := fs.Lookup("room-rate").Value.(flag.Getter).Get().(float64)
 	appRate, _ := fs.Lookup("app-rate").Value.(flag.Getter).Get().(float64)
 	trusted, err := server.ParseTrustedProxies(fs.Lookup("trusted-proxies").Value.String())
@@ -348,20 +358,11 @@ func (m *Main) Run() error {
 		m.Config.Metrics = mx
 		storeObs = auditLog{log: log, next: mx}
 	}
-	db, err := store.Open(m.DataPath, store.Options{Observer: storeObs})
-	if errors.Is(err, store.ErrDamaged) {
-		return fmt.Errorf("database: %w\nRestore the file from a backup; `qrauthd check FILE` lists what is wrong with it", err)
-	} else if err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	if from, ok := db.Upgraded(); ok {
-		log.Info("database upgraded", slog.Uint64("from_schema", from), slog.Uint64("to_schema", store.SchemaVersion()))
-	}
-	if err := m.checkOnStart(db, log); err != nil {
-		db.Close()
+	db, bolt, err := m.openStore(log, storeObs)
+	if err != nil {
 		return err
 	}
-	m.DB = db
+	m.Store, m.DB = db, bolt
 	flows, err := m.flows(db)
 	if err != nil {
 		db.Close()
@@ -383,7 +384,6 @@ func (m *Main) Run() error {
 		return err
 	}
 	m.Server = srv
-	log.Info("database open", slog.String("path", m.DataPath))
 	if m.DebugAddr != "" {
 		if err := m.serveDebug(log); err != nil {
 			// Run fails, so the caller will not call Close: do it here
@@ -435,5 +435,5 @@ func (m *Main) Close() error {
 		// as long as the public listener drains.
 		m.metrics.Close()
 	}
-	return errors.Join(err, m.DB.Close())
+	return errors.Join(err, m.Store.Close())
 }
