@@ -487,7 +487,14 @@ func testAllow(t *testing.T, s shared.Store) {
 	if wait <= 0 || wait > 100*time.Millisecond+took {
 		t.Fatalf("refusal says wait %v, want (0, 100ms]", wait)
 	}
-	// A refusal takes nothing: after the wait one token is there.
+	// A refusal takes nothing: a second refusal right after says to wait
+	// no longer than the first (a refusal that took a token would add a
+	// whole interval), and after the wait one token is there.
+	allowed, wait2, err := s.Allow(c, "ip", rate, burst)
+	ok(t, "Allow refused again", err)
+	if !allowed && wait2 > wait {
+		t.Fatalf("a second refusal says wait %v, longer than the first's %v: the refusal took a token", wait2, wait)
+	}
 	Eventually(t, "a token after the wait", func() bool {
 		allowed, _, err := s.Allow(c, "ip", rate, burst)
 		ok(t, "Allow", err)
