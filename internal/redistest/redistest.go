@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -28,10 +29,14 @@ type Server struct {
 	// Addr is host:port; URL is redis://Addr/0.
 	Addr string
 	URL  string
+	// TLSURL is rediss://127.0.0.1:port/0 for a server from StartTLS
+	// (which serves plain TCP on Addr too); empty otherwise.
+	TLSURL string
 
-	bin  string
-	dir  string
-	port int
+	bin     string
+	dir     string
+	port    int
+	tlsArgs []string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -112,7 +117,30 @@ func skipOrFail(tb testing.TB, err error) {
 
 // Start starts a server on a free loopback port and waits until it
 // answers PING.
-func Start() (*Server, error) {
+func Start() (*Server, error) { return start(nil, nil) }
+
+// StartTLS starts a server that also serves TLS with the given PEM
+// certificate and key on another free port (TLSURL), not asking clients
+// for certificates. It waits until the plain port answers PING.
+func StartTLS(certPEM, keyPEM []byte) (*Server, error) {
+	if certPEM == nil || keyPEM == nil {
+		return nil, fmt.Errorf("StartTLS needs a certificate and a key")
+	}
+	return start(certPEM, keyPEM)
+}
+
+// OwnTLS is StartTLS for tb alone, as Own is Start.
+func OwnTLS(tb testing.TB, certPEM, keyPEM []byte) *Server {
+	tb.Helper()
+	s, err := StartTLS(certPEM, keyPEM)
+	if err != nil {
+		skipOrFail(tb, err)
+	}
+	tb.Cleanup(func() { s.Stop(); s.cleanup() })
+	return s
+}
+
+func start(certPEM, keyPEM []byte) (*Server, error) {
 	bin, err := binary()
 	if err != nil {
 		return nil, err
@@ -121,17 +149,35 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
+	fail := func(err error) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return fail(err)
 	}
 	s := &Server{bin: bin, dir: dir, port: port}
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.URL = "redis://" + s.Addr + "/0"
+	if certPEM != nil {
+		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+			return fail(err)
+		}
+		tlsPort, err := freePort()
+		if err != nil {
+			return fail(err)
+		}
+		s.tlsArgs = []string{"--tls-port", strconv.Itoa(tlsPort),
+			"--tls-cert-file", cert, "--tls-key-file", key, "--tls-auth-clients", "no"}
+		s.TLSURL = "rediss://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort)) + "/0"
+	}
 	if err := s.Restart(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return fail(err)
 	}
 	return s, nil
 }
@@ -148,6 +194,7 @@ func (s *Server) Restart() error {
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--daemonize", "no", "--loglevel", "warning")
+	cmd.Args = append(cmd.Args, s.tlsArgs...)
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so that a signal meant for the test binary's

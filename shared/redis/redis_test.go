@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth/internal/redistest"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/shared"
 	"github.com/qrauth/qrauth/shared/redis"
 	"github.com/qrauth/qrauth/shared/sharedtest"
@@ -248,5 +250,43 @@ func TestDownAndBack(t *testing.T) {
 	cancel()
 	if err := <-ended; err != nil {
 		t.Fatalf("Subscribe ended with %v", err)
+	}
+}
+
+// TestTLS: a rediss:// URL speaks TLS, checks the server's certificate
+// against Options.TLSConfig's roots, and refuses a server it does not
+// trust; a redis:// URL with TLS settings is refused.
+func TestTLS(t *testing.T) {
+	ca := testutil.NewTestCA(t)
+	cert, key := ca.Leaf(t, 10, "127.0.0.1")
+	srv := redistest.OwnTLS(t, cert, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	s, err := redis.Open(ctx, srv.TLSURL, redis.Options{TLSConfig: &tls.Config{RootCAs: ca.Pool()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Put(ctx, "k", []byte("v"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// The value went over TLS to the same server the plain port serves.
+	if v, err := redistest.Client(t, srv).Get(ctx, redis.DefaultPrefix+"val:k").Result(); err != nil || v != "v" {
+		t.Fatalf("the key on the server = %q, %v", v, err)
+	}
+
+	other := testutil.NewTestCA(t)
+	if s, err := redis.Open(ctx, srv.TLSURL+"?max_retries=-1", redis.Options{TLSConfig: &tls.Config{RootCAs: other.Pool()}}); err == nil {
+		s.Close()
+		t.Fatal("Open trusted a certificate from an unknown CA")
+	} else if !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted server: error %q does not name the certificate", err)
+	}
+	if s, err := redis.Open(ctx, srv.URL, redis.Options{TLSConfig: &tls.Config{RootCAs: ca.Pool()}}); err == nil {
+		s.Close()
+		t.Fatal("Open took TLS settings with a redis:// URL")
+	} else if !strings.Contains(err.Error(), "rediss://") {
+		t.Fatalf("redis:// with TLS settings: error %q", err)
 	}
 }
