@@ -3,6 +3,7 @@ package shared
 import (
 	"context"
 	"crypto/subtle"
+	"math"
 	"sync"
 	"time"
 
@@ -274,7 +275,7 @@ func (m *Memory) Once(ctx context.Context, key string, ttl time.Duration) (bool,
 }
 
 func (m *Memory) Allow(ctx context.Context, key string, r float64, burst int) (bool, time.Duration, error) {
-	if !(r > 0) || burst < 1 {
+	if !(r > 0) || math.IsInf(r, 1) || burst < 1 {
 		return false, 0, ErrInvalid
 	}
 	now, err := m.begin()

@@ -38,6 +38,9 @@ import (
 // DefaultPrefix is the key prefix when Options.Prefix is empty.
 const DefaultPrefix = "qrauth:"
 
+// hintBuffer is how many hints a Subscribe may fall behind by.
+const hintBuffer = 256
+
 // Options tune Open; the zero value means the defaults.
 type Options struct {
 	// Prefix starts every key and the hint channel (DefaultPrefix when
@@ -335,7 +338,9 @@ func (s *Store) Subscribe(ctx context.Context, fn func(topic string)) error {
 	}
 	ps := s.rdb.Subscribe(ctx, s.hints)
 	defer ps.Close()
-	ch := ps.Channel()
+	// The same buffer as shared.Memory's; past it go-redis waits a while,
+	// then drops the hint.
+	ch := ps.Channel(goredis.WithChannelSize(hintBuffer))
 	for {
 		select {
 		case <-ctx.Done():

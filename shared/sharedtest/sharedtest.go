@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,7 +459,7 @@ func testInvalid(t *testing.T, s shared.Store) {
 	for _, tc := range []struct {
 		rate  float64
 		burst int
-	}{{0, 1}, {-1, 1}, {1, 0}, {1, -1}} {
+	}{{0, 1}, {-1, 1}, {math.NaN(), 1}, {math.Inf(1), 1}, {1, 0}, {1, -1}} {
 		_, _, err := s.Allow(c, "i", tc.rate, tc.burst)
 		is(t, fmt.Sprintf("Allow(%v, %d)", tc.rate, tc.burst), err, shared.ErrInvalid)
 	}
