@@ -119,6 +119,11 @@ func startRP(t *testing.T, issuer, clientID, secret string) *relyingParty {
 		rp.last, rp.lastID, rp.lastErr = tok, id, ""
 		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>RP</title></head><body><main><h1 id="user">%s</h1><p id="sub">%s</p></main></body></html>`, claims.Name, id.Subject)
 	})
+	// Where RP-initiated logout lands: a real page, so the axe watch that
+	// checks every page the browser shows finds a well-formed one.
+	mux.HandleFunc("/bye", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<!doctype html><html lang="en"><head><title>RP</title></head><body><main><h1 id="bye">signed out</h1></main></body></html>`)
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
