@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qrauth/qrauth/shared"
 	"golang.org/x/net/publicsuffix"
 	"golang.org/x/time/rate"
 )
@@ -23,6 +24,7 @@ const (
 	DefaultPSKRotation = 30 * time.Second
 	DefaultRoomTTL     = 3 * time.Minute
 	DefaultTicketTTL   = 10 * time.Second
+	DefaultRoomRecheck = 2 * time.Second
 	DefaultSessionTTL  = 14 * 24 * time.Hour
 	DefaultMaxRooms    = 50000
 	DefaultRoomRate    = rate.Limit(1)
@@ -114,6 +116,22 @@ type Config struct {
 	// refuse to start without it.
 	MasterKey []byte
 
+	// Shared is the short-lived state several instances share (a cluster,
+	// docs/cluster.md): the PSK and user-code indexes, tickets, rooms that
+	// a phone on another instance joined, app-request nonces, pending
+	// sign-ins and rate limits. Nil, the default, is one instance alone:
+	// all of it stays in this process's memory, exactly as before clusters
+	// existed. The server does not close it.
+	Shared shared.Store
+	// InstanceID names this instance in the shared state (which instance
+	// holds a room's browser). Default: random per start.
+	InstanceID string
+	// RoomRecheck is how often an instance re-reads, on its own, the shared
+	// record of a room that spans two instances, so that a lost pub/sub
+	// hint delays a phone's step by at most this. Default 2s; only used
+	// with Shared.
+	RoomRecheck time.Duration
+
 	// The flows beside the core.
 }
 
@@ -191,6 +209,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics{}
 	}
+	if c.InstanceID == "" {
+		// Not from c.Rand: tests that fix Rand's stream expect it untouched.
+		id, err := randomInstanceID(rand.Reader)
+		if err != nil {
+			return c, err
+		}
+		c.InstanceID = id
+	}
+	def(&c.RoomRecheck, DefaultRoomRecheck)
+	if c.RoomRecheck < 0 {
+		return c, fmt.Errorf("room re-check: must be positive")
+	}
 	if c.MasterKey != nil && len(c.MasterKey) != 32 {
 		return c, fmt.Errorf("master key: want 32 bytes, got %d (make one with `qrauthd genkey`)", len(c.MasterKey))
 	}
@@ -229,3 +259,12 @@ func checkCookieDomain(d, originHost string) (string, error) {
 // secure reports whether cookies get the Secure attribute: whenever the
 // public origin is https. Plain http is only for local development.
 func (c Config) secure() bool { return strings.HasPrefix(c.Origin, "https://") }
+
+// randomInstanceID draws the default InstanceID: 8 random bytes, hex.
+func randomInstanceID(rnd io.Reader) (string, error) {
+	var b [8]byte
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
+		return "", fmt.Errorf("instance id: %w", err)
+	}
+	return fmt.Sprintf("%x", b), nil
+}
