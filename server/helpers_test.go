@@ -33,7 +33,18 @@ import (
 type testServer struct {
 	*server.Server
 	DB  *store.DB
-	URL string
+	URL string // the public origin
+	// Dial, when set, is where this instance listens, if not at URL: the
+	// instances of a cluster share one origin (cluster_test.go).
+	Dial string
+}
+
+// base is where requests to this instance go.
+func (s *testServer) base() string {
+	if s.Dial != "" {
+		return s.Dial
+	}
+	return s.URL
 }
 
 // Shutdown stops the server, then closes its store, which the test opened
@@ -157,7 +168,7 @@ type browser struct {
 func newBrowser(tb testing.TB, srv *testServer) *browser {
 	jar, _ := cookiejar.New(nil)
 	b := &browser{tb: tb, srv: srv, client: &http.Client{Jar: jar, Timeout: 10 * time.Second}}
-	resp, err := b.client.Get(srv.URL + wire.PathLogin)
+	resp, err := b.client.Get(srv.base() + wire.PathLogin)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -175,7 +186,7 @@ func (b *browser) dial(query string) (*websocket.Conn, *http.Response, error) {
 	for _, c := range b.client.Jar.Cookies(u) {
 		h.Add("Cookie", c.Name+"="+c.Value)
 	}
-	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.URL, "http")+wire.PathBrowserSocket+query, h)
+	return websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(b.srv.base(), "http")+wire.PathBrowserSocket+query, h)
 }
 
 func (b *browser) open() *wire.ServerMessage {
@@ -236,7 +247,7 @@ func (b *browser) exchange(ticket string) (int, map[string]any) {
 
 func (b *browser) do(method, path, body string) (int, map[string]any) {
 	b.tb.Helper()
-	req, _ := http.NewRequest(method, b.srv.URL+path, strings.NewReader(body))
+	req, _ := http.NewRequest(method, b.srv.base()+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -268,7 +279,7 @@ type phone struct {
 
 func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	resp, err := http.Get(srv.URL + wire.PathDiscovery)
+	resp, err := http.Get(srv.base() + wire.PathDiscovery)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -285,7 +296,7 @@ func newPhone(tb testing.TB, srv *testServer, number string) *phone {
 
 func (p *phone) dial() {
 	p.tb.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.URL, "http")+wire.PathAppSocket, nil)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(p.srv.base(), "http")+wire.PathAppSocket, nil)
 	if err != nil {
 		p.tb.Fatal(err)
 	}

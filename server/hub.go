@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/shared"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -27,6 +28,11 @@ type hub struct {
 	tickets map[[32]byte]*ticket
 	conns   map[*conn]struct{}
 	closed  bool
+
+	// In a cluster (cfg.Shared set): the shared state, and the phones on
+	// this instance that joined a room held by another (relay.go).
+	shared shared.Store
+	relays map[string]map[*relay]struct{} // room id -> relays
 }
 
 // ticket is what an approved browser exchanges for a session. Only its hash
@@ -50,6 +56,8 @@ func newHub(cfg Config, store qrauth.Store) *hub {
 		psks:    make(map[[32]byte]*room),
 		codes:   make(map[[32]byte]codeEntry),
 		tickets: make(map[[32]byte]*ticket),
+		shared:  cfg.Shared,
+		relays:  make(map[string]map[*relay]struct{}),
 	}
 }
 
@@ -87,10 +95,21 @@ func (h *hub) unregister(r *room) {
 	if h.codes[r.code].r == r {
 		delete(h.codes, r.code)
 	}
+	if h.shared != nil {
+		// Off the caller's lock: the entries would expire on their own,
+		// dropping them only frees the keys early.
+		go h.dropShared(pskKey(r.psk), r.pskVal, codeKey(r.code), r.codeVal)
+	}
 }
 
-// setPSK replaces r's PSK in the index. A zero psk only removes the old one.
-func (h *hub) setPSK(r *room, old, psk [32]byte) {
+// setPSK replaces r's PSK in the index. A zero psk only removes the old
+// one. In a cluster the index is shared, so a phone on any instance finds
+// the room; it fails only when the shared state does. Called with r.mu held.
+func (h *hub) setPSK(r *room, psk [32]byte, ttl time.Duration) error {
+	old := r.psk
+	if h.shared != nil {
+		return h.setSharedPSK(r, psk, ttl)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.psks[old] == r {
@@ -99,20 +118,25 @@ func (h *hub) setPSK(r *room, old, psk [32]byte) {
 	if psk != ([32]byte{}) {
 		h.psks[psk] = r
 	}
+	return nil
 }
 
 // takePSK consumes a PSK: whoever takes it first gets the room, nobody
-// else ever can.
-func (h *hub) takePSK(psk string) (*room, [32]byte, error) {
-	sum := sha256.Sum256([]byte(psk))
+// else ever can. In a cluster the room may be held by another instance:
+// then r is nil and owner names it (relay.go carries the phone's frames).
+func (h *hub) takePSK(ctx context.Context, psk string) (r *room, owner, roomID string, sum [32]byte, err error) {
+	sum = sha256.Sum256([]byte(psk))
+	if h.shared != nil {
+		return h.takeSharedPSK(ctx, sum)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.psks[sum]
 	if !ok {
-		return nil, sum, errPSKUnknown
+		return nil, "", "", sum, errPSKUnknown
 	}
 	delete(h.psks, sum)
-	return r, sum, nil
+	return r, h.cfg.InstanceID, r.id, sum, nil
 }
 
 // codeEntry is what a user code names: its room and the URL of the QR
@@ -125,12 +149,17 @@ type codeEntry struct {
 // setCode replaces r's user code in the index; a zero code only removes
 // the old one. It reports false, changing nothing, when another room holds
 // the new code (a collision of two random codes), so the caller draws again.
-func (h *hub) setCode(r *room, old, code [32]byte, url string) bool {
+// Called with r.mu held.
+func (h *hub) setCode(r *room, code [32]byte, url string) (bool, error) {
+	old := r.code
+	if h.shared != nil {
+		return h.setSharedCode(r, code, url)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if code != ([32]byte{}) {
 		if e, ok := h.codes[code]; ok && e.r != r {
-			return false
+			return false, nil
 		}
 	}
 	if h.codes[old].r == r {
@@ -139,22 +168,26 @@ func (h *hub) setCode(r *room, old, code [32]byte, url string) bool {
 	if code != ([32]byte{}) {
 		h.codes[code] = codeEntry{r: r, url: url}
 	}
-	return true
+	return true, nil
 }
 
 // takeCode consumes a canonical user code (wire.NormalizeUserCode) and
 // returns the URL of its room's QR code. Like a PSK it works once: whoever
 // presents it first gets the URL. The PSK itself stays valid for the join.
-func (h *hub) takeCode(code string) (string, bool) {
+// An unknown code is errCodeUnknown.
+func (h *hub) takeCode(ctx context.Context, code string) (string, error) {
 	sum := userCodeHash(code)
+	if h.shared != nil {
+		return h.takeSharedCode(ctx, sum)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e, ok := h.codes[sum]
 	if !ok {
-		return "", false
+		return "", errCodeUnknown
 	}
 	delete(h.codes, sum)
-	return e.url, true
+	return e.url, nil
 }
 
 // userCodeHash is the index key of a canonical user code. Hashed like the
@@ -191,6 +224,9 @@ func (h *hub) issueTicket(t *ticket) (string, error) {
 		return "", qrauth.Internal(err)
 	}
 	t.expires = h.cfg.Now().Add(h.cfg.TicketTTL)
+	if h.shared != nil {
+		return tok, h.putSharedTicket(tok, t)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.tickets[sha256.Sum256([]byte(tok))] = t
@@ -202,11 +238,21 @@ func (h *hub) issueTicket(t *ticket) (string, error) {
 // attempt burns the ticket, so a thief gets one guess that also locks out
 // nobody but the room's own browser, which exchanges it at once.
 func (h *hub) redeemTicket(tok, bind string) (*ticket, error) {
-	sum := sha256.Sum256([]byte(tok))
-	h.mu.Lock()
-	t, ok := h.tickets[sum]
-	delete(h.tickets, sum)
-	h.mu.Unlock()
+	var t *ticket
+	var ok bool
+	if h.shared != nil {
+		var err error
+		if t, err = h.takeSharedTicket(tok); err != nil {
+			return nil, err
+		}
+		ok = t != nil
+	} else {
+		sum := sha256.Sum256([]byte(tok))
+		h.mu.Lock()
+		t, ok = h.tickets[sum]
+		delete(h.tickets, sum)
+		h.mu.Unlock()
+	}
 	switch {
 	case !ok:
 		return nil, qrauth.Errorf(qrauth.EUNAUTHORIZED, "ticket_invalid", "This sign-in ticket is not valid or was used already. Scan a new code.")
@@ -244,7 +290,7 @@ func (h *hub) shutdown() {
 		r.finishLocked(func(c *conn) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgReconnect})
 			c.closeWith(closeRestart, "server restart")
-		}, func(c *conn) {
+		}, func(c peer) {
 			c.closeWith(closeRestart, "server restart")
 		})
 		r.mu.Unlock()

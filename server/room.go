@@ -45,7 +45,7 @@ type room struct {
 	psk    [32]byte // hash of the current PSK
 	code   [32]byte // hash of the current user code (login rooms; zero once used)
 	timer  *time.Timer
-	app    *conn
+	app    peer // the phone's socket here, or its relay on another instance
 	appIP  string
 	nonce  string
 	phone  string
@@ -55,6 +55,12 @@ type room struct {
 	user   *qrauth.User      // login: the account
 
 	scanned time.Time // when the app joined, for the scan-to-signed-in metric
+
+	// In a cluster: the values of this room's PSK and user-code entries in
+	// the shared index (to drop exactly ours), and the phones on other
+	// instances that joined it (relay.go).
+	pskVal, codeVal []byte
+	remote          *remoteRoom
 }
 
 // openRoom creates a room for a connected browser and sends it the first
@@ -114,7 +120,11 @@ func (r *room) rotateLocked() {
 		return
 	}
 	sum := sha256.Sum256([]byte(psk))
-	r.h.setPSK(r, r.psk, sum)
+	wait := min(r.h.cfg.PSKRotation, left)
+	if err := r.h.setPSK(r, sum, wait); err != nil {
+		r.failLocked(err)
+		return
+	}
 	r.psk = sum
 	// A login room also gets a typed code for the same PSK. A link room
 	// gets none: guessing a link room's code would add the guesser's phone
@@ -132,7 +142,6 @@ func (r *room) rotateLocked() {
 	// The next join decides afresh between sign-in and sign-up.
 	r.mode = r.baseMode()
 	r.app, r.nonce, r.device, r.user, r.devID, r.phone, r.pub = nil, "", nil, nil, "", "", nil
-	wait := min(r.h.cfg.PSKRotation, left)
 	r.timer.Reset(wait)
 	r.browser.sendMsg(&wire.ServerMessage{
 		Type: wire.MsgQR, Mode: r.baseMode(), QR: png, URL: url, UserCode: shown,
@@ -150,7 +159,11 @@ func (r *room) newCodeLocked(url string) (string, error) {
 			return "", err
 		}
 		sum := userCodeHash(code)
-		if r.h.setCode(r, r.code, sum, url) {
+		ok, err := r.h.setCode(r, sum, url)
+		if err != nil {
+			return "", err
+		}
+		if ok {
 			r.code = sum
 			return code, nil
 		}
@@ -170,7 +183,7 @@ func ceilSeconds(d time.Duration) int { return int((d + time.Second - 1) / time.
 
 // finishLocked ends the room: it leaves the hub, and each side gets its
 // goodbye from toBrowser and toApp.
-func (r *room) finishLocked(toBrowser, toApp func(*conn)) {
+func (r *room) finishLocked(toBrowser func(*conn), toApp func(peer)) {
 	if r.state == stateDone {
 		return
 	}
@@ -190,7 +203,7 @@ func (r *room) expireLocked() {
 	r.finishLocked(func(c *conn) {
 		c.sendMsg(&wire.ServerMessage{Type: wire.MsgExpired})
 		c.closeWith(wire.CloseCode(qrauth.EEXPIRED), "expired")
-	}, func(c *conn) { c.closeErr(err) })
+	}, func(c peer) { c.closeErr(err) })
 }
 
 func (r *room) failLocked(err error) {
@@ -202,7 +215,7 @@ func (r *room) failLocked(err error) {
 		lvl = slog.LevelError
 	}
 	r.h.log.Log(context.Background(), lvl, "room failed", slog.Any("err", err))
-	r.finishLocked(func(c *conn) { c.closeErr(err) }, func(c *conn) { c.closeErr(err) })
+	r.finishLocked(func(c *conn) { c.closeErr(err) }, func(c peer) { c.closeErr(err) })
 }
 
 // browserGone ends the room when its browser leaves.
@@ -210,13 +223,13 @@ func (r *room) browserGone() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := qrauth.Errorf(qrauth.ENOTFOUND, "browser_gone", "The browser closed the sign-in page.")
-	r.finishLocked(func(*conn) {}, func(c *conn) { c.closeErr(err) })
+	r.finishLocked(func(*conn) {}, func(c peer) { c.closeErr(err) })
 }
 
 // appGone puts a scanned room back to waiting when its app leaves before
 // deciding, so the person can scan again. In sign-up the form can still be
 // sent from the browser, so the room stays.
-func (r *room) appGone(c *conn) {
+func (r *room) appGone(c peer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.app != c || r.state != stateScanned {
@@ -227,7 +240,7 @@ func (r *room) appGone(c *conn) {
 
 // refuseLocked answers a refused join or decision and gives the browser a
 // fresh code, since the one scanned (and its nonce) is spent.
-func (r *room) refuseLocked(app *conn, err error) {
+func (r *room) refuseLocked(app peer, err error) {
 	r.countLocked(ResultRefused)
 	app.closeErr(err)
 	r.app = nil
@@ -248,17 +261,20 @@ func (r *room) countLocked(result string) {
 
 // join handles an app's join frame on the room whose PSK it presented.
 // It reports whether the app is now in the room.
-func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFrame, pskSum [32]byte) bool {
+func (r *room) join(ctx context.Context, app peer, appIP string, f *wire.AppFrame, pskSum [32]byte) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state != stateWaiting || r.psk != pskSum {
 		app.closeErr(errPSKUnknown)
 		return false
 	}
-	r.h.setPSK(r, r.psk, [32]byte{})
+	// Both only drop entries already taken or about to expire: an error
+	// here changes nothing the join depends on.
+	r.pskVal = nil // the shared entry: the phone's Take removed it
+	_ = r.h.setPSK(r, [32]byte{}, 0)
 	r.psk = [32]byte{}
 	// The code names the same PSK, now spent.
-	r.h.setCode(r, r.code, [32]byte{}, "")
+	_, _ = r.h.setCode(r, [32]byte{}, "")
 	r.code = [32]byte{}
 	// Proof of possession first, before the store is asked anything: a
 	// bad signature gets the same refusal whether or not the device or
@@ -370,7 +386,7 @@ func (r *room) join(ctx context.Context, app *conn, appIP string, f *wire.AppFra
 }
 
 // decide handles the app's signed decision.
-func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
+func (r *room) decide(ctx context.Context, app peer, f *wire.AppFrame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.app != app || r.state != stateScanned {
@@ -421,7 +437,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 		r.finishLocked(func(c *conn) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDenied})
 			c.closeWith(closeNormal, "denied")
-		}, func(c *conn) {
+		}, func(c peer) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: wire.ResultDenied})
 			c.closeWith(closeNormal, "denied")
 		})
@@ -463,7 +479,7 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 		r.finishLocked(func(c *conn) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgLinked, Device: info})
 			c.closeWith(closeNormal, wire.ResultLinked)
-		}, func(c *conn) {
+		}, func(c peer) {
 			c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: wire.ResultLinked, UserID: r.linkUser.ID, Device: info})
 			c.closeWith(closeNormal, wire.ResultLinked)
 		})
@@ -481,10 +497,10 @@ func (r *room) decide(ctx context.Context, app *conn, f *wire.AppFrame) {
 }
 
 // profile handles the sign-up form, from the browser or from the app.
-func (r *room) profile(ctx context.Context, from *conn, p qrauth.Profile) {
+func (r *room) profile(ctx context.Context, from peer, p qrauth.Profile) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.state != stateProfile || (from != r.browser && from != r.app) {
+	if r.state != stateProfile || (from != peer(r.browser) && from != r.app) {
 		from.sendMsg(wire.ErrorMessageFor(qrauth.Errorf(qrauth.ECONFLICT, "not_expected", "No sign-up form is open.")))
 		return
 	}
@@ -524,7 +540,7 @@ func (r *room) approveLocked(uid qrauth.UserID, dev *wire.DeviceInfo, result str
 	r.finishLocked(func(c *conn) {
 		c.sendMsg(&wire.ServerMessage{Type: wire.MsgApproved, Ticket: tok})
 		c.closeWith(closeNormal, "approved")
-	}, func(c *conn) {
+	}, func(c peer) {
 		c.sendMsg(&wire.ServerMessage{Type: wire.MsgDone, Result: result, UserID: uid, Device: dev})
 		c.closeWith(closeNormal, result)
 	})

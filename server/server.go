@@ -203,6 +203,9 @@ func (s *Server) build() error {
 		return err
 	}
 	go s.janitor()
+	if s.cfg.Shared != nil {
+		go s.hub.runCluster(s.stop)
+	}
 	return nil
 }
 

@@ -202,6 +202,7 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		return err
 	}
 	var r *room
+	var rl *relay // the room is on another instance (relay.go)
 	go cn.readPump(joinWait, func(data []byte) {
 		f, err := wire.DecodeAppFrame(data)
 		if err != nil {
@@ -211,10 +212,16 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 		defer cancel()
 		switch {
+		case rl != nil:
+			rl.forward(ctx, data)
 		case r == nil && f.Type == wire.MsgJoin:
-			room, sum, err := s.hub.takePSK(f.PSK)
+			room, owner, roomID, sum, err := s.hub.takePSK(ctx, f.PSK)
 			if err != nil {
 				cn.closeErr(err)
+				return
+			}
+			if room == nil {
+				rl = s.hub.startRelay(ctx, cn, owner, roomID, ip, sum, data)
 				return
 			}
 			if room.join(ctx, cn, ip, f, sum) {
@@ -232,6 +239,9 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 	}, func() {
 		if r != nil {
 			r.appGone(cn)
+		}
+		if rl != nil {
+			rl.gone()
 		}
 	})
 	return nil

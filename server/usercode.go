@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -47,8 +48,11 @@ func (s *Server) handleAppCode(c echo.Context) error {
 	if ok, wait := g.global.Peek(globalKey, now); !ok {
 		return RateLimited(c, wait, "too_many_guesses", "Too many wrong codes were typed on this server just now. Scan the QR code instead, or try again in a minute.")
 	}
-	url, ok := s.hub.takeCode(code)
-	if !ok {
+	url, err := s.hub.takeCode(c.Request().Context(), code)
+	if err != nil && qrauth.ErrorReason(err) != "code_unknown" {
+		return err
+	}
+	if err != nil {
 		g.perIP.Allow(ip, now)
 		g.global.Allow(globalKey, now)
 		if ok, _ := g.global.Peek(globalKey, now); !ok {

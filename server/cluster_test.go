@@ -1,0 +1,258 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/redistest"
+	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/shared"
+	sharedredis "github.com/qrauth/qrauth/shared/redis"
+	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/wire"
+	"golang.org/x/time/rate"
+)
+
+// openCluster starts two instances on one store and one shared state,
+// both serving the origin of the first, as behind a load balancer.
+func openCluster(t *testing.T, sh shared.Store, edit func(*server.Config)) (a, b *testServer) {
+	t.Helper()
+	db, err := store.Open(t.TempDir()+"/qrauth.db", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "http://" + ln.Addr().String()
+	ln.Close()
+	open := func(name, addr string) *testServer {
+		cfg := server.Config{Addr: addr, Origin: origin, RoomRate: rate.Inf, AppRate: rate.Inf,
+			Shared: sh, InstanceID: name, RoomRecheck: 200 * time.Millisecond,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		if edit != nil {
+			edit(&cfg)
+		}
+		s, err := server.New(cfg, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Open(); err != nil {
+			t.Fatal(err)
+		}
+		return &testServer{Server: s, DB: db, URL: origin, Dial: "http://" + s.Addr().String()}
+	}
+	a = open("A", strings.TrimPrefix(origin, "http://"))
+	b = open("B", "127.0.0.1:0")
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, s := range []*testServer{a, b} {
+			if err := s.Server.Shutdown(ctx); err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		}
+		db.Close()
+	})
+	return a, b
+}
+
+// onOther moves a browser's requests to another instance: the same
+// browser (cookies are per host, not per port) behind the balancer.
+func (b *browser) onOther(srv *testServer) *browser {
+	cp := *b
+	cp.srv = srv
+	return &cp
+}
+
+// runClusterFlows is the whole life of an account across two instances:
+// each step's browser and phone are on different ones, and the ticket is
+// exchanged on the instance the browser did not open its room on.
+func runClusterFlows(t *testing.T, a, b *testServer) {
+	t.Helper()
+	p := newPhone(t, b, "+41 44 668 18 00")
+
+	// Sign-up: browser on A, phone on B, the form from the browser.
+	br := newBrowser(t, a)
+	ch := p.join(br.open())
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeSignUp {
+		t.Fatalf("join through B: %+v", ch)
+	}
+	if m := br.next(); m.Type != wire.MsgScanned {
+		t.Fatalf("browser on A: %+v, want scanned", m)
+	}
+	if m := p.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
+		t.Fatalf("decide through B: %+v", m)
+	}
+	if m := br.next(); m.Type != wire.MsgSignUp {
+		t.Fatalf("browser on A: %+v, want signup", m)
+	}
+	br.ws.WriteJSON(wire.BrowserFrame{Type: wire.MsgProfile, Name: "Ada Lovelace", Email: "ada@example.com"})
+	m := br.next()
+	if m.Type != wire.MsgApproved || m.Ticket == "" {
+		t.Fatalf("browser on A: %+v, want approved", m)
+	}
+	if d := readMsg(t, p.ws); d.Type != wire.MsgDone || d.Result != wire.ResultSignedUp {
+		t.Fatalf("phone on B: %+v", d)
+	}
+	if st, body := br.onOther(b).exchange(m.Ticket); st != 200 {
+		t.Fatalf("exchange on B: %d %v", st, body)
+	}
+	// The same ticket again, on either instance: used.
+	for _, s := range []*testServer{a, b} {
+		if st, body := br.onOther(s).exchange(m.Ticket); st != 401 || body["reason"] != "ticket_invalid" {
+			t.Fatalf("ticket replayed: %d %v", st, body)
+		}
+	}
+
+	// Sign-in: browser on B, phone on A.
+	p.srv = a
+	br2 := newBrowser(t, b)
+	qr := br2.open()
+	ch = p.join(qr)
+	if ch.Type != wire.MsgChallenge || ch.Mode != wire.ModeLogin || ch.Account == nil || ch.Account.Name != "Ada Lovelace" {
+		t.Fatalf("join through A: %+v", ch)
+	}
+	// The PSK just used, presented on either instance by another phone.
+	thief := newPhone(t, b, "+41 44 668 18 01")
+	for _, s := range []*testServer{a, b} {
+		thief.srv = s
+		if m := thief.join(qr); m.Type != wire.MsgError || m.Reason != "psk_unknown" {
+			t.Fatalf("PSK replayed on %s: %+v", s.Dial, m)
+		}
+	}
+	br2.next() // scanned
+	d := p.decision(wire.DecisionApprove)
+	signed := wire.AppFrame{Type: wire.MsgDecision, Decision: wire.DecisionApprove, Signature: d.Sign(p.priv)}
+	p.send(signed)
+	if m := readMsg(t, p.ws); m.Type != wire.MsgDone || m.Result != wire.ResultSignedIn {
+		t.Fatalf("phone on A: %+v", m)
+	}
+	m = br2.next()
+	if m.Type != wire.MsgApproved {
+		t.Fatalf("browser on B: %+v", m)
+	}
+	if st, body := br2.onOther(a).exchange(m.Ticket); st != 200 {
+		t.Fatalf("exchange on A: %d %v", st, body)
+	}
+	if st, me := br2.onOther(a).do("GET", wire.PathMe, ""); st != 200 {
+		t.Fatalf("me on A: %d %v", st, me)
+	}
+	if st, me := br2.do("GET", wire.PathMe, ""); st != 200 {
+		t.Fatalf("me on B: %d %v", st, me)
+	}
+
+	// The signed decision replayed on the other instance: the room is
+	// gone, and a phone must join before anything else.
+	p.srv = b
+	p.dial()
+	p.send(signed)
+	if m := readMsg(t, p.ws); m.Type != wire.MsgError || m.Reason != "join_first" {
+		t.Fatalf("decision replayed on B: %+v", m)
+	}
+
+	// Link a second phone: account page on A, new phone on B.
+	q := newPhone(t, b, "+41 44 668 18 00")
+	ws, resp, err := br.dial("?mode=link")
+	if err != nil {
+		t.Fatalf("link socket: %v %v", err, resp)
+	}
+	defer ws.Close()
+	lqr := readMsg(t, ws)
+	if lqr.Type != wire.MsgQR || lqr.Mode != wire.ModeLink {
+		t.Fatalf("link: %+v", lqr)
+	}
+	if m := q.join(lqr); m.Type != wire.MsgChallenge || m.Mode != wire.ModeLink {
+		t.Fatalf("link join through B: %+v", m)
+	}
+	readMsg(t, ws) // scanned
+	if m := q.decide(wire.DecisionApprove, false, nil); m.Type != wire.MsgDone || m.Result != wire.ResultLinked {
+		t.Fatalf("link decide through B: %+v", m)
+	}
+	if m := readMsg(t, ws); m.Type != wire.MsgLinked {
+		t.Fatalf("account page on A: %+v", m)
+	}
+}
+
+func TestClusterMemory(t *testing.T) {
+	sh := shared.NewMemory(nil)
+	a, b := openCluster(t, sh, nil)
+	runClusterFlows(t, a, b)
+}
+
+func TestClusterRedis(t *testing.T) {
+	rs := redistest.Shared(t)
+	sh, err := sharedredis.Open(context.Background(), rs.URL, sharedredis.Options{Prefix: "t-" + t.Name() + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	a, b := openCluster(t, sh, nil)
+	runClusterFlows(t, a, b)
+}
+
+// lossy drops every hint: the instances must get by on their re-checks.
+type lossy struct {
+	shared.Store
+	dropped atomic.Int64
+}
+
+func (l *lossy) Publish(context.Context, string) error {
+	l.dropped.Add(1)
+	return nil
+}
+
+func TestClusterHintsLost(t *testing.T) {
+	sh := &lossy{Store: shared.NewMemory(nil)}
+	a, b := openCluster(t, sh, nil)
+	runClusterFlows(t, a, b)
+	if sh.dropped.Load() == 0 {
+		t.Fatal("no hint was sent, so none was lost: the test proves nothing")
+	}
+}
+
+// A phone whose socket closes before it decides: the browser on the other
+// instance gets a fresh code at once, not when the room expires.
+func TestClusterPhoneLeaves(t *testing.T) {
+	a, b := openCluster(t, shared.NewMemory(nil), nil)
+	p := newPhone(t, b, "+41 44 668 18 00")
+	br := newBrowser(t, a)
+	first := br.open()
+	if m := p.join(first); m.Type != wire.MsgChallenge {
+		t.Fatalf("join: %+v", m)
+	}
+	br.next() // scanned
+	p.ws.Close()
+	m := br.next()
+	if m.Type != wire.MsgQR || m.URL == first.URL {
+		t.Fatalf("browser after the phone left: %+v, want a fresh code", m)
+	}
+}
+
+// The instance holding the room goes away: the phone relayed to it by the
+// other instance is told, and its account is untouched.
+func TestClusterOwnerGone(t *testing.T) {
+	a, b := openCluster(t, shared.NewMemory(nil), nil)
+	p := newPhone(t, b, "+41 44 668 18 00")
+	br := newBrowser(t, a)
+	if m := p.join(br.open()); m.Type != wire.MsgChallenge {
+		t.Fatalf("join: %+v", m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Server.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code := readClose(t, p.ws)
+	if code != wire.CloseServiceRestart && code != wire.CloseCode(qrauth.ENOTFOUND) {
+		t.Fatalf("phone on B closed with %d, want reconnect or room_gone", code)
+	}
+}

@@ -1,0 +1,830 @@
+package server
+
+// Cluster mode (Config.Shared set, docs/cluster.md). A room lives on the
+// instance its browser connected to, which runs it exactly as one instance
+// alone does. What other instances must find is in the shared store: the
+// PSK and user-code indexes (a phone may reach any instance), and tickets
+// (the browser's exchange may too). A phone that joins a room held by
+// another instance stays on its own instance, which relays its frames:
+//
+//   - the phone's instance appends the frame to the room's record in the
+//     shared store (a versioned record, "room:ID") and publishes a hint;
+//   - the room's instance re-reads the record, hands each new frame to the
+//     room through a remoteApp, and appends what the room says to the phone;
+//   - the phone's instance re-reads the record and sends those messages.
+//
+// Hints are only hints: each side re-reads the versioned record, the
+// phone's side re-publishes while its frames are unanswered, and both
+// re-read every RoomRecheck, so a lost hint delays a step by at most that
+// and loses nothing. Each instance also keeps an "alive:ID" key fresh, so
+// that a phone whose room's instance died is told at once rather than
+// when the room would have expired.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/shared"
+	"github.com/qrauth/qrauth/wire"
+)
+
+// peer is the phone as a room sees it: its socket on this instance
+// (*conn), or a remoteApp standing for its socket on another.
+type peer interface {
+	sendMsg(m *wire.ServerMessage) bool
+	closeWith(code int, text string)
+	closeErr(err error)
+}
+
+// sharedMargin is added to the TTL of a shared entry beyond its own
+// deadline, which the code checks itself: the entry must not vanish first
+// because of the time a request takes.
+const sharedMargin = 5 * time.Second
+
+var errRoomGone = qrauth.Errorf(qrauth.ENOTFOUND, "room_gone",
+	"The sign-in page this phone joined is no longer open: its server restarted or the page was closed. Scan the code the browser shows now.")
+
+// Keys of the shared store. Secrets appear only hashed.
+func pskKey(sum [32]byte) string  { return "psk:" + hex.EncodeToString(sum[:]) }
+func codeKey(sum [32]byte) string { return "code:" + hex.EncodeToString(sum[:]) }
+func ticketKey(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return "ticket:" + hex.EncodeToString(sum[:])
+}
+func roomKey(id string) string    { return "room:" + id } // also the hint's topic
+func inboxKey(inst string) string { return "inbox:" + inst }
+func aliveKey(inst string) string { return "alive:" + inst }
+
+func sharedErr(what string, err error) error {
+	return qrauth.Internal(fmt.Errorf("shared state: %s: %w", what, err))
+}
+
+func sharedCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), storeTimeout)
+}
+
+// pskEntry is what a PSK names in the shared index.
+type pskEntry struct {
+	Room  string `json:"room"`
+	Owner string `json:"owner"` // the instance holding the room
+}
+
+// codeValue is what a user code names in the shared index.
+type codeValue struct {
+	Room string `json:"room"`
+	URL  string `json:"url"`
+}
+
+// setSharedPSK puts psk in the shared index for ttl, and drops the room's
+// previous entry if it is still there. Called with r.mu held.
+func (h *hub) setSharedPSK(r *room, psk [32]byte, ttl time.Duration) error {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	if r.pskVal != nil {
+		// An error only leaves an entry that expires on its own and names
+		// a PSK the room no longer accepts.
+		_ = h.shared.Drop(ctx, pskKey(r.psk), r.pskVal)
+		r.pskVal = nil
+	}
+	if psk == ([32]byte{}) {
+		return nil
+	}
+	v, _ := json.Marshal(pskEntry{Room: r.id, Owner: h.cfg.InstanceID})
+	if err := h.shared.Put(ctx, pskKey(psk), v, ttl+sharedMargin); err != nil {
+		return sharedErr("psk", err)
+	}
+	r.pskVal = v
+	return nil
+}
+
+func (h *hub) takeSharedPSK(ctx context.Context, sum [32]byte) (*room, string, string, [32]byte, error) {
+	v, err := h.shared.Take(ctx, pskKey(sum))
+	if errors.Is(err, shared.ErrNotFound) {
+		return nil, "", "", sum, errPSKUnknown
+	}
+	if err != nil {
+		return nil, "", "", sum, sharedErr("psk", err)
+	}
+	var e pskEntry
+	if err := json.Unmarshal(v, &e); err != nil || e.Room == "" || e.Owner == "" {
+		return nil, "", "", sum, sharedErr("psk", fmt.Errorf("bad entry"))
+	}
+	if e.Owner != h.cfg.InstanceID {
+		return nil, e.Owner, e.Room, sum, nil
+	}
+	h.mu.Lock()
+	r := h.rooms[e.Room]
+	h.mu.Unlock()
+	if r == nil {
+		return nil, "", "", sum, errPSKUnknown
+	}
+	return r, e.Owner, e.Room, sum, nil
+}
+
+// setSharedCode is setCode on the shared index. Called with r.mu held.
+func (h *hub) setSharedCode(r *room, code [32]byte, url string) (bool, error) {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	var v []byte
+	if code != ([32]byte{}) {
+		v, _ = json.Marshal(codeValue{Room: r.id, URL: url})
+		err := h.shared.Put(ctx, codeKey(code), v, h.cfg.PSKRotation+sharedMargin)
+		if errors.Is(err, shared.ErrConflict) {
+			return false, nil
+		}
+		if err != nil {
+			return false, sharedErr("user code", err)
+		}
+	}
+	if r.codeVal != nil {
+		_ = h.shared.Drop(ctx, codeKey(r.code), r.codeVal)
+	}
+	r.codeVal = v
+	return true, nil
+}
+
+func (h *hub) takeSharedCode(ctx context.Context, sum [32]byte) (string, error) {
+	v, err := h.shared.Take(ctx, codeKey(sum))
+	if errors.Is(err, shared.ErrNotFound) {
+		return "", errCodeUnknown
+	}
+	if err != nil {
+		return "", sharedErr("user code", err)
+	}
+	var e codeValue
+	if err := json.Unmarshal(v, &e); err != nil || e.URL == "" {
+		return "", sharedErr("user code", fmt.Errorf("bad entry"))
+	}
+	return e.URL, nil
+}
+
+// dropShared removes a finished room's index entries, if still ours.
+func (h *hub) dropShared(pskK string, pskV []byte, codeK string, codeV []byte) {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	if pskV != nil {
+		_ = h.shared.Drop(ctx, pskK, pskV)
+	}
+	if codeV != nil {
+		_ = h.shared.Drop(ctx, codeK, codeV)
+	}
+}
+
+// ticketValue is a ticket in the shared store.
+type ticketValue struct {
+	UserID    qrauth.UserID   `json:"user"`
+	DeviceID  qrauth.DeviceID `json:"device"`
+	BindHash  []byte          `json:"bind"`
+	IP        string          `json:"ip"`
+	UserAgent string          `json:"ua"`
+	Scanned   time.Time       `json:"scanned"`
+	Expires   time.Time       `json:"expires"`
+}
+
+func (h *hub) putSharedTicket(tok string, t *ticket) error {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	v, _ := json.Marshal(ticketValue{UserID: t.userID, DeviceID: t.deviceID, BindHash: t.bindHash, IP: t.ip,
+		UserAgent: t.userAgent, Scanned: t.scanned, Expires: t.expires})
+	if err := h.shared.Put(ctx, ticketKey(tok), v, h.cfg.TicketTTL+sharedMargin); err != nil {
+		return sharedErr("ticket", err)
+	}
+	return nil
+}
+
+// takeSharedTicket takes a ticket out of the shared store: nil when there
+// is none (unknown, used or long expired).
+func (h *hub) takeSharedTicket(tok string) (*ticket, error) {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	v, err := h.shared.Take(ctx, ticketKey(tok))
+	if errors.Is(err, shared.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, sharedErr("ticket", err)
+	}
+	var e ticketValue
+	if err := json.Unmarshal(v, &e); err != nil {
+		return nil, sharedErr("ticket", err)
+	}
+	return &ticket{userID: e.UserID, deviceID: e.DeviceID, bindHash: e.BindHash, ip: e.IP,
+		userAgent: e.UserAgent, scanned: e.Scanned, expires: e.Expires}, nil
+}
+
+// relayRec is the shared record of a room that a phone on another
+// instance joined: the phone's frames in In, the room's answers in Out.
+// Entries are numbered from 1 and never removed; a room exchanges a
+// handful in its life, and the record expires with the room.
+type relayRec struct {
+	Owner string     `json:"owner"`
+	In    []relayIn  `json:"in,omitempty"`
+	Out   []relayOut `json:"out,omitempty"`
+	Done  int        `json:"done"` // the last In the room's instance handled
+}
+
+type relayIn struct {
+	Seq  int    `json:"seq"`
+	App  string `json:"app"`            // which phone socket: its relay's id
+	Kind string `json:"kind"`           // inJoin, inFrame, inGone
+	Data []byte `json:"data,omitempty"` // the phone's frame as it sent it
+	IP   string `json:"ip,omitempty"`   // join: the phone's address
+	PSK  []byte `json:"psk,omitempty"`  // join: the hash of the PSK taken
+}
+
+const (
+	inJoin  = "join"
+	inFrame = "frame"
+	inGone  = "gone"
+)
+
+type relayOut struct {
+	Seq   int    `json:"seq"`
+	App   string `json:"app"`
+	Msg   []byte `json:"msg,omitempty"` // a wire.ServerMessage, encoded
+	Close int    `json:"close,omitempty"`
+	Text  string `json:"text,omitempty"`
+}
+
+// updateRelay applies fn to the room's record with compare-and-swap,
+// retrying when another instance wrote in between. With create, a
+// missing record is made.
+func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec)) error {
+	ttl := h.cfg.RoomTTL + sharedMargin
+	for range 64 {
+		v, ver, err := h.shared.Load(ctx, roomKey(id))
+		var rec relayRec
+		switch {
+		case errors.Is(err, shared.ErrNotFound) && create:
+			fn(&rec)
+			b, _ := json.Marshal(&rec)
+			err = h.shared.Create(ctx, roomKey(id), b, ttl)
+			if errors.Is(err, shared.ErrConflict) {
+				continue
+			}
+			return err
+		case err != nil:
+			return err
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("room record: %w", err)
+		}
+		fn(&rec)
+		b, _ := json.Marshal(&rec)
+		if _, err = h.shared.Swap(ctx, roomKey(id), ver, b, ttl); errors.Is(err, shared.ErrConflict) {
+			continue
+		}
+		return err
+	}
+	return errors.New("room record: too many concurrent writers")
+}
+
+func (h *hub) loadRelay(ctx context.Context, id string) (*relayRec, error) {
+	v, _, err := h.shared.Load(ctx, roomKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var rec relayRec
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("room record: %w", err)
+	}
+	return &rec, nil
+}
+
+func (h *hub) hint(ctx context.Context, id string) {
+	if err := h.shared.Publish(ctx, roomKey(id)); err != nil {
+		// The other side re-reads on its own within RoomRecheck.
+		h.log.Warn("cluster: hint not sent", slog.Any("err", err))
+	}
+}
+
+// remoteRoom is, on the instance holding a room, the phones of other
+// instances that joined it.
+type remoteRoom struct {
+	r *room
+
+	pumpMu sync.Mutex // one pump at a time, in record order
+	seen   int        // the last In handled
+	apps   map[string]*remoteApp
+
+	mu       sync.Mutex
+	out      []relayOut // answers not yet in the record
+	done     int        // the last In handled, to write
+	written  int        // the last Done written
+	flushing bool
+}
+
+// remoteOf returns the room's remoteRoom, made on first use.
+func (r *room) remoteOf() *remoteRoom {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.remote == nil {
+		r.remote = &remoteRoom{r: r, apps: make(map[string]*remoteApp)}
+	}
+	return r.remote
+}
+
+// pump hands the room the frames its remote phones sent since the last
+// pump. A record that is gone (Redis restarted, or the room outlived it)
+// means its phones are gone too.
+func (rr *remoteRoom) pump() {
+	rr.pumpMu.Lock()
+	defer rr.pumpMu.Unlock()
+	h := rr.r.h
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	rec, err := h.loadRelay(ctx, rr.r.id)
+	if errors.Is(err, shared.ErrNotFound) {
+		for id, app := range rr.apps {
+			rr.r.appGone(app)
+			delete(rr.apps, id)
+		}
+		return
+	}
+	if err != nil {
+		h.log.Warn("cluster: room record not read", slog.Any("err", err))
+		return
+	}
+	for _, in := range rec.In {
+		if in.Seq <= rr.seen {
+			continue
+		}
+		rr.seen = in.Seq
+		rr.handle(ctx, in)
+	}
+	rr.mu.Lock()
+	rr.done = rr.seen
+	rr.kickLocked()
+	rr.mu.Unlock()
+}
+
+func (rr *remoteRoom) handle(ctx context.Context, in relayIn) {
+	r := rr.r
+	app := rr.apps[in.App]
+	switch in.Kind {
+	case inJoin:
+		if app != nil {
+			return
+		}
+		app = &remoteApp{rr: rr, id: in.App}
+		rr.apps[in.App] = app
+		f, err := wire.DecodeAppFrame(in.Data)
+		if err != nil || len(in.PSK) != 32 {
+			app.closeErr(errPSKUnknown)
+			return
+		}
+		r.join(ctx, app, in.IP, f, [32]byte(in.PSK))
+	case inFrame:
+		if app == nil {
+			return
+		}
+		f, err := wire.DecodeAppFrame(in.Data)
+		switch {
+		case err != nil:
+			app.closeErr(err)
+		case f.Type == wire.MsgDecision:
+			r.decide(ctx, app, f)
+		case f.Type == wire.MsgProfile:
+			r.profile(ctx, app, qrauth.Profile{Name: f.Name, Email: f.Email})
+		default:
+			app.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))
+		}
+	case inGone:
+		if app != nil {
+			r.appGone(app)
+			delete(rr.apps, in.App)
+		}
+	}
+}
+
+// kickLocked starts a flush unless one runs. Called with rr.mu held.
+func (rr *remoteRoom) kickLocked() {
+	if rr.flushing || (len(rr.out) == 0 && rr.done == rr.written) {
+		return
+	}
+	rr.flushing = true
+	go rr.flush()
+}
+
+// flush writes the room's answers and progress into the record, then
+// hints the phones' instances.
+func (rr *remoteRoom) flush() {
+	h := rr.r.h
+	for {
+		rr.mu.Lock()
+		out, done := rr.out, rr.done
+		rr.out = nil
+		if len(out) == 0 && done == rr.written {
+			rr.flushing = false
+			rr.mu.Unlock()
+			return
+		}
+		rr.mu.Unlock()
+		ctx, cancel := sharedCtx()
+		err := h.updateRelay(ctx, rr.r.id, false, func(rec *relayRec) {
+			for _, o := range out {
+				o.Seq = len(rec.Out) + 1
+				rec.Out = append(rec.Out, o)
+			}
+			rec.Done = max(rec.Done, done)
+		})
+		if err == nil {
+			h.hint(ctx, rr.r.id)
+		} else {
+			// The phone's instance finds the record or its owner gone
+			// and tells the phone; nothing here can do better.
+			h.log.Warn("cluster: room answer not written", slog.Any("err", err))
+		}
+		cancel()
+		rr.mu.Lock()
+		rr.written = done
+		rr.mu.Unlock()
+	}
+}
+
+// remoteApp is a phone on another instance, as its room sees it: what the
+// room would send the socket goes into the record instead.
+type remoteApp struct {
+	rr     *remoteRoom
+	id     string
+	closed bool // under rr.mu
+}
+
+func (p *remoteApp) put(o relayOut) bool {
+	p.rr.mu.Lock()
+	defer p.rr.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if o.Close != 0 {
+		p.closed = true
+	}
+	o.App = p.id
+	p.rr.out = append(p.rr.out, o)
+	p.rr.kickLocked()
+	return true
+}
+
+func (p *remoteApp) sendMsg(m *wire.ServerMessage) bool {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return false
+	}
+	return p.put(relayOut{Msg: data})
+}
+
+func (p *remoteApp) closeWith(code int, text string) { p.put(relayOut{Close: code, Text: text}) }
+
+func (p *remoteApp) closeErr(err error) {
+	p.rr.r.h.cfg.Metrics.Refused(qrauth.ErrorCode(err), qrauth.ErrorReason(err))
+	p.sendMsg(wire.ErrorMessageFor(err))
+	p.closeWith(wire.CloseCode(qrauth.ErrorCode(err)), qrauth.ErrorReason(err))
+}
+
+// relay is, on the phone's instance, a phone socket that joined a room
+// held by another instance.
+type relay struct {
+	h     *hub
+	room  string
+	owner string
+	id    string
+	cn    *conn
+
+	mu   sync.Mutex
+	sent int // the Seq of the last frame this relay put in the record
+	seen int // the last Out handled
+	done bool
+}
+
+// startRelay puts the phone's join into the room's record; nil if it
+// could not (the phone has been told).
+func (h *hub) startRelay(ctx context.Context, cn *conn, owner, roomID, ip string, sum [32]byte, join []byte) *relay {
+	id, err := qrauth.RandomToken(h.cfg.Rand, 8)
+	if err != nil {
+		cn.closeErr(qrauth.Internal(err))
+		return nil
+	}
+	rl := &relay{h: h, room: roomID, owner: owner, id: id, cn: cn}
+	h.mu.Lock()
+	if h.relays[roomID] == nil {
+		h.relays[roomID] = make(map[*relay]struct{})
+	}
+	h.relays[roomID][rl] = struct{}{}
+	h.mu.Unlock()
+	if err := rl.put(ctx, relayIn{Kind: inJoin, Data: join, IP: ip, PSK: sum[:]}); err != nil {
+		rl.finish(func() { cn.closeErr(sharedErr("room record", err)) })
+		return nil
+	}
+	// Until the room's instance has seen the join it re-checks nothing of
+	// this room; its inbox, which it reads every RoomRecheck, names the
+	// room in case the hint is lost.
+	err = h.updateList(ctx, inboxKey(owner), func(ids []string) []string { return append(ids, roomID) })
+	if err != nil {
+		h.log.Warn("cluster: inbox not written", slog.Any("err", err))
+	}
+	return rl
+}
+
+// updateList changes a versioned list of strings with compare-and-swap.
+func (h *hub) updateList(ctx context.Context, key string, fn func([]string) []string) error {
+	ttl := h.cfg.RoomTTL + sharedMargin
+	for range 64 {
+		v, ver, err := h.shared.Load(ctx, key)
+		var ids []string
+		if errors.Is(err, shared.ErrNotFound) {
+			b, _ := json.Marshal(fn(nil))
+			err = h.shared.Create(ctx, key, b, ttl)
+			if errors.Is(err, shared.ErrConflict) {
+				continue
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(v, &ids); err != nil {
+			ids = nil // rewritten whole below
+		}
+		b, _ := json.Marshal(fn(ids))
+		if _, err = h.shared.Swap(ctx, key, ver, b, ttl); errors.Is(err, shared.ErrConflict) {
+			continue
+		}
+		return err
+	}
+	return errors.New("inbox: too many concurrent writers")
+}
+
+// readInbox pumps the rooms that phones of other instances joined, as
+// named in this instance's inbox, and empties it.
+func (h *hub) readInbox(ctx context.Context) {
+	key := inboxKey(h.cfg.InstanceID)
+	v, _, err := h.shared.Load(ctx, key)
+	if err != nil {
+		return // none (the usual case), or the re-check after next
+	}
+	var ids []string
+	_ = json.Unmarshal(v, &ids)
+	if len(ids) == 0 {
+		return
+	}
+	done := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		done[id] = true
+		h.mu.Lock()
+		r := h.rooms[id]
+		h.mu.Unlock()
+		if r != nil {
+			go r.remoteOf().pump()
+		}
+	}
+	_ = h.updateList(ctx, key, func(ids []string) []string {
+		keep := ids[:0]
+		for _, id := range ids {
+			if !done[id] {
+				keep = append(keep, id)
+			}
+		}
+		return keep
+	})
+}
+
+// put appends one of the phone's frames to the record and hints the
+// room's instance.
+func (rl *relay) put(ctx context.Context, in relayIn) error {
+	in.App = rl.id
+	var seq int
+	err := rl.h.updateRelay(ctx, rl.room, in.Kind == inJoin, func(rec *relayRec) {
+		if rec.Owner == "" {
+			rec.Owner = rl.owner
+		}
+		in.Seq = len(rec.In) + 1
+		seq = in.Seq
+		rec.In = append(rec.In, in)
+	})
+	if err != nil {
+		return err
+	}
+	rl.mu.Lock()
+	rl.sent = max(rl.sent, seq)
+	rl.mu.Unlock()
+	rl.h.hint(ctx, rl.room)
+	return nil
+}
+
+// forward relays a frame the phone sent after its join.
+func (rl *relay) forward(ctx context.Context, data []byte) {
+	if err := rl.put(ctx, relayIn{Kind: inFrame, Data: data}); err != nil {
+		if errors.Is(err, shared.ErrNotFound) {
+			rl.finish(func() { rl.cn.closeErr(errRoomGone) })
+			return
+		}
+		rl.finish(func() { rl.cn.closeErr(sharedErr("room record", err)) })
+	}
+}
+
+// gone tells the room the phone's socket closed.
+func (rl *relay) gone() {
+	rl.mu.Lock()
+	done := rl.done
+	rl.mu.Unlock()
+	if !done {
+		ctx, cancel := sharedCtx()
+		defer cancel()
+		_ = rl.put(ctx, relayIn{Kind: inGone})
+	}
+	rl.finish(func() {})
+}
+
+// finish ends the relay once: then (the last words to the phone) runs,
+// and the hub forgets it.
+func (rl *relay) finish(then func()) {
+	rl.mu.Lock()
+	if rl.done {
+		rl.mu.Unlock()
+		return
+	}
+	rl.done = true
+	rl.mu.Unlock()
+	then()
+	h := rl.h
+	h.mu.Lock()
+	delete(h.relays[rl.room], rl)
+	if len(h.relays[rl.room]) == 0 {
+		delete(h.relays, rl.room)
+	}
+	h.mu.Unlock()
+}
+
+// pump sends the phone what its room answered since the last pump. On the
+// slow re-check (rehint) it also re-sends the hint while the room has not
+// handled the phone's last frame, and ends the relay when the room's
+// instance is gone.
+func (rl *relay) pump(rehint bool) {
+	ctx, cancel := sharedCtx()
+	defer cancel()
+	h := rl.h
+	if rehint {
+		if _, _, err := h.shared.Load(ctx, aliveKey(rl.owner)); errors.Is(err, shared.ErrNotFound) {
+			rl.finish(func() { rl.cn.closeErr(errRoomGone) })
+			return
+		}
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	if rl.done {
+		return
+	}
+	rec, err := h.loadRelay(ctx, rl.room)
+	if errors.Is(err, shared.ErrNotFound) {
+		rl.mu.Unlock()
+		rl.finish(func() { rl.cn.closeErr(errRoomGone) })
+		rl.mu.Lock()
+		return
+	}
+	if err != nil {
+		h.log.Warn("cluster: room record not read", slog.Any("err", err))
+		return
+	}
+	closed := false
+	for _, o := range rec.Out {
+		if o.Seq <= rl.seen {
+			continue
+		}
+		rl.seen = o.Seq
+		if o.App != rl.id || closed {
+			continue
+		}
+		if o.Msg != nil {
+			rl.cn.enqueue(outFrame{data: o.Msg})
+		}
+		if o.Close != 0 {
+			rl.cn.closeWith(o.Close, o.Text)
+			closed = true
+		}
+	}
+	if closed {
+		rl.mu.Unlock()
+		rl.finish(func() {})
+		rl.mu.Lock()
+		return
+	}
+	if rehint && rec.Done < rl.sent {
+		h.hint(ctx, rl.room)
+	}
+}
+
+// runCluster keeps this instance's part of the cluster going until stop:
+// it listens for hints, keeps its alive key fresh and re-checks the rooms
+// that span two instances every RoomRecheck.
+func (h *hub) runCluster(stop <-chan struct{}) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-stop; cancel() }()
+	go func() {
+		for ctx.Err() == nil {
+			err := h.shared.Subscribe(ctx, func(topic string) {
+				if id, ok := strings.CutPrefix(topic, "room:"); ok {
+					h.onHint(id, false)
+				}
+			})
+			if err == nil || errors.Is(err, shared.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			// Redis restarting: the re-check below covers the gap.
+			h.log.Warn("cluster: hints lost, subscribing again", slog.Any("err", err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(h.cfg.RoomRecheck):
+			}
+		}
+	}()
+	t := time.NewTicker(h.cfg.RoomRecheck)
+	defer t.Stop()
+	h.keepAlive(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			// Gone on purpose: the phones relayed to this instance's rooms
+			// are told at once, not when the key would have expired.
+			dctx, dcancel := sharedCtx()
+			_ = h.shared.Delete(dctx, aliveKey(h.cfg.InstanceID))
+			dcancel()
+			return
+		case <-t.C:
+			h.keepAlive(ctx)
+			h.readInbox(ctx)
+			h.recheck()
+		}
+	}
+}
+
+// keepAlive refreshes this instance's alive key; it lives three re-check
+// periods, so one slow round does not declare the instance dead.
+func (h *hub) keepAlive(ctx context.Context) {
+	ttl := 3*h.cfg.RoomRecheck + sharedMargin
+	key := aliveKey(h.cfg.InstanceID)
+	_, ver, err := h.shared.Load(ctx, key)
+	switch {
+	case errors.Is(err, shared.ErrNotFound):
+		err = h.shared.Create(ctx, key, []byte("1"), ttl)
+	case err == nil:
+		_, err = h.shared.Swap(ctx, key, ver, []byte("1"), ttl)
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, shared.ErrConflict) {
+		h.log.Warn("cluster: alive key not refreshed", slog.Any("err", err))
+	}
+}
+
+// onHint re-reads the record of room id for whoever here cares.
+func (h *hub) onHint(id string, rehint bool) {
+	h.mu.Lock()
+	r := h.rooms[id]
+	rls := make([]*relay, 0, len(h.relays[id]))
+	for rl := range h.relays[id] {
+		rls = append(rls, rl)
+	}
+	h.mu.Unlock()
+	if r != nil {
+		go r.remoteOf().pump()
+	}
+	for _, rl := range rls {
+		go rl.pump(rehint)
+	}
+}
+
+// recheck re-reads every record this instance takes part in: the rooms
+// here that a remote phone joined, and the relays of its phones.
+func (h *hub) recheck() {
+	h.mu.Lock()
+	var rooms []*room
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	var rls []*relay
+	for _, m := range h.relays {
+		for rl := range m {
+			rls = append(rls, rl)
+		}
+	}
+	h.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		rr := r.remote
+		r.mu.Unlock()
+		if rr != nil {
+			go rr.pump()
+		}
+	}
+	for _, rl := range rls {
+		go rl.pump(true)
+	}
+}
