@@ -10,8 +10,8 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-// readyTimeout bounds the store read of a readiness check: a store that
-// takes longer is as good as not answering.
+// readyTimeout bounds each check of a readiness probe (the store read, the
+// shared state's ping): one that takes longer is as good as not answering.
 const readyTimeout = 2 * time.Second
 
 // Pinger is a store that can say whether it answers reads (store.DB does).
@@ -21,7 +21,7 @@ type Pinger interface {
 }
 
 // ReadyBody is the answer of /readyz: Status "ok", or "unavailable" with
-// the Reason ("shutting_down", "store_unavailable").
+// the Reason ("shutting_down", "store_unavailable", "shared_unavailable").
 type ReadyBody struct {
 	Status string `json:"status"`
 	Reason string `json:"reason,omitempty"`
@@ -30,8 +30,11 @@ type ReadyBody struct {
 // aliveBody is the answer of /healthz: the process serves requests.
 var aliveBody = ReadyBody{Status: "ok"}
 
-// readiness is /readyz: 200 when the store answers a read and Shutdown has
-// not begun, 503 with the reason otherwise.
+// readiness is /readyz: 200 when the store answers a read, the shared
+// state (Config.Shared, a cluster's Redis) answers a ping, and Shutdown
+// has not begun; 503 with the reason otherwise. An instance that cannot
+// reach Redis can sign no one in, so the load balancer is to send people
+// to another.
 func (s *Server) readiness(ctx context.Context) (int, ReadyBody) {
 	if s.draining.Load() {
 		return http.StatusServiceUnavailable, ReadyBody{Status: "unavailable", Reason: "shutting_down"}
@@ -42,6 +45,14 @@ func (s *Server) readiness(ctx context.Context) (int, ReadyBody) {
 		if err := p.Ping(ctx); err != nil {
 			s.log.Warn("readiness: store does not answer", slog.Any("err", err))
 			return http.StatusServiceUnavailable, ReadyBody{Status: "unavailable", Reason: "store_unavailable"}
+		}
+	}
+	if sh := s.cfg.Shared; sh != nil {
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+		if err := sh.Ping(ctx); err != nil {
+			s.log.Warn("readiness: shared state does not answer", slog.Any("err", err))
+			return http.StatusServiceUnavailable, ReadyBody{Status: "unavailable", Reason: "shared_unavailable"}
 		}
 	}
 	return http.StatusOK, ReadyBody{Status: "ok"}

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/server"
+	"github.com/qrauth/qrauth/shared"
 	"github.com/qrauth/qrauth/store"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -137,5 +138,47 @@ func TestReadyzStoreClosed(t *testing.T) {
 	want := server.ReadyBody{Status: "unavailable", Reason: "store_unavailable"}
 	if st, body := getHealth(t, s.Origin()+wire.PathReady); st != http.StatusServiceUnavailable || body != want {
 		t.Errorf("readyz with the store closed = %d %+v, want 503 %+v", st, body, want)
+	}
+}
+
+// TestReadyzSharedUnavailable: with shared state (a cluster's Redis) that
+// does not answer, /readyz is 503 "shared_unavailable" on both listeners,
+// so that the load balancer sends people to another instance; the store
+// alone answering is not enough.
+func TestReadyzSharedUnavailable(t *testing.T) {
+	db, err := store.Open(t.TempDir()+"/qrauth.db", store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sh := shared.NewMemory(nil)
+	defer sh.Close()
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", Shared: sh, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	metrics := httptest.NewServer(s.HealthHandler())
+	defer metrics.Close()
+	for _, base := range []string{s.Origin(), metrics.URL} {
+		if st, body := getHealth(t, base+wire.PathReady); st != http.StatusOK || body != (server.ReadyBody{Status: "ok"}) {
+			t.Fatalf("%s%s with the shared state up = %d %+v, want 200 ok", base, wire.PathReady, st, body)
+		}
+	}
+	if err := sh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := server.ReadyBody{Status: "unavailable", Reason: "shared_unavailable"}
+	for _, base := range []string{s.Origin(), metrics.URL} {
+		if st, body := getHealth(t, base+wire.PathReady); st != http.StatusServiceUnavailable || body != want {
+			t.Errorf("%s%s with the shared state closed = %d %+v, want 503 %+v", base, wire.PathReady, st, body, want)
+		}
+		// Alive all the same: restarting this process would not bring Redis back.
+		if st, _ := getHealth(t, base+wire.PathHealth); st != http.StatusOK {
+			t.Errorf("%s%s with the shared state closed = %d, want 200", base, wire.PathHealth, st)
+		}
 	}
 }

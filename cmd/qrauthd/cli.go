@@ -85,7 +85,7 @@ var flagGroups = []struct {
 	title string
 	names []string
 }{
-	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "store", "check-on-start", "key-file", "admin-socket"}},
+	{"Serving", []string{"config", "addr", "origin", "tls-cert", "tls-key", "acme-domain", "acme-cache", "acme-directory", "acme-email", "trusted-proxies", "cookie-domain", "data", "store", "redis", "redis-prefix", "redis-ca", "check-on-start", "key-file", "admin-socket"}},
 	{"Phone sign-in", []string{"room-ttl", "psk-rotation", "session-ttl", "ticket-ttl", "recovery-link-ttl"}},
 	{"Limits", []string{"max-rooms", "room-rate", "room-burst", "app-rate", "app-burst"}},
 	{"Offline codes and transaction approval", []string{"offline", "offline-otp-length", "offline-max-attempts", "offline-ttl",
@@ -104,7 +104,7 @@ var flagGroups = []struct {
 var placeholders = map[string]string{
 	"addr": "HOST:PORT", "debug-addr": "HOST:PORT", "metrics-addr": "HOST:PORT", "origin": "URL", "trusted-proxies": "CIDR,...",
 	"acme-domain": "LIST", "acme-cache": "DIR", "acme-directory": "URL", "acme-email": "ADDRESS",
-	"data": "FILE", "config": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
+	"data": "FILE", "config": "FILE", "store": "URL", "redis": "URL", "redis-prefix": "TEXT", "redis-ca": "FILE", "tls-cert": "FILE", "tls-key": "FILE", "key-file": "FILE", "offline-api-token-file": "FILE",
 	"admin-socket": "PATH", "oath-letter-dir": "DIR", "check-on-start": "auto|true|false",
 	"log-level": "LEVEL", "log-format": "FORMAT", "badge-second-factors": "LIST",
 	"cookie-domain": "DOMAIN", "forward-auth-domains": "LIST", "forward-auth-rule": "HOST=ROLES",

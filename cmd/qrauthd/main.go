@@ -28,6 +28,7 @@ import (
 	"github.com/qrauth/qrauth/server/offlineflow"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/server/recoveryflow"
+	"github.com/qrauth/qrauth/shared/redis"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -96,6 +97,17 @@ type Main struct {
 	// StoreURL is -store: a postgres:// URL, or "" for the bbolt file
 	// DataPath.
 	StoreURL string
+	// RedisURL is -redis: the Redis a cluster's instances share
+	// (cluster.go), "" for one instance alone; RedisPrefix and RedisCA are
+	// -redis-prefix and -redis-ca.
+	RedisURL    string
+	RedisPrefix string
+	RedisCA     string
+	// Shared is the Redis Run opened for -redis (also in
+	// Config.Shared), nil without it; Close closes it after the server.
+	Shared *redis.Store
+
+	redisPassword string // from QRAUTH_REDIS_PASSWORD
 }
 
 // The defaults of Main's own settings; those of the server's are
@@ -260,6 +272,7 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 	fs.StringVar(&m.Config.Origin, "origin", env("ORIGIN", ""), "public origin, e.g. https://login.example.com (QRAUTH_ORIGIN; default http://ADDR)")
 	fs.StringVar(&m.DataPath, "data", env("DATA", m.DataPath), "bbolt database file (QRAUTH_DATA)")
 	fs.StringVar(&m.StoreURL, "store", env("STORE", ""), "PostgreSQL instead of the -data file, as postgres://USER:PASSWORD@HOST/DB?sslmode=verify-full (QRAUTH_STORE; docs/cluster.md)")
+	m.redisFlags(fs)
 	fs.StringVar(&m.TLSCert, "tls-cert", env("TLS_CERT", ""), "TLS certificate file; serve HTTPS; reloaded when it or the key changes, and on SIGHUP (QRAUTH_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", env("TLS_KEY", ""), "TLS key file (QRAUTH_TLS_KEY)")
 	if v := env("ACME_DOMAIN", ""); v != "" {
@@ -300,6 +313,9 @@ func (m *Main) flagSet() (*flag.FlagSet, *flagEnv) {
 
 func (m *Main) afterParse(fs *flag.FlagSet) error {
 	if err := checkStoreFlag(m.StoreURL); err != nil {
+		return err
+	}
+	if err := m.checkRedisFlags(); err != nil {
 		return err
 	}
 	rate, _ := fs.Lookup("room-rate").Value.(flag.Getter).Get().(float64)
@@ -358,14 +374,32 @@ func (m *Main) Run() error {
 		m.Config.Metrics = mx
 		storeObs = auditLog{log: log, next: mx}
 	}
-	db, bolt, err := m.openStore(log, storeObs)
+	// Redis first: it is quick to ask, and a cluster instance that cannot
+	// reach it should fail before it migrates or opens anything else.
+	sh, err := m.openShared(log)
 	if err != nil {
 		return err
 	}
-	m.Store, m.DB = db, bolt
+	if sh != nil {
+		m.Config.Shared = sh
+	}
+	db, bolt, err := m.openStore(log, storeObs)
+	if err != nil {
+		if sh != nil {
+			sh.Close()
+		}
+		return err
+	}
+	m.Store, m.DB, m.Shared = db, bolt, sh
+	closeStores := func() {
+		if sh != nil {
+			sh.Close()
+		}
+		db.Close()
+	}
 	flows, err := m.flows(db)
 	if err != nil {
-		db.Close()
+		closeStores()
 		return err
 	}
 	var acmeConf *tls.Config // before New: it may set the default origin
@@ -374,13 +408,13 @@ func (m *Main) Run() error {
 	}
 	srv, err := server.New(m.Config, db, flows...)
 	if err != nil {
-		db.Close()
+		closeStores()
 		return err
 	}
 	srv.TLSCertFile, srv.TLSKeyFile = m.TLSCert, m.TLSKey
 	srv.TLSConfig = acmeConf
 	if err := srv.Open(); err != nil {
-		db.Close()
+		closeStores()
 		return err
 	}
 	m.Server = srv
@@ -418,8 +452,8 @@ func (m *Main) logger() (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: want text or json", m.LogFormat)
 }
 
-// Close shuts the server down gracefully, then closes the database that
-// Run opened (the server never closes the store it is given).
+// Close shuts the server down gracefully, then closes the shared state
+// and the database that Run opened (the server closes neither).
 func (m *Main) Close() error {
 	if m.Server == nil {
 		return nil
@@ -435,5 +469,9 @@ func (m *Main) Close() error {
 		// as long as the public listener drains.
 		m.metrics.Close()
 	}
-	return errors.Join(err, m.Store.Close())
+	var shErr error
+	if m.Shared != nil {
+		shErr = m.Shared.Close()
+	}
+	return errors.Join(err, shErr, m.Store.Close())
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/pgtest"
+	"github.com/qrauth/qrauth/internal/redistest"
 	"github.com/qrauth/qrauth/store/postgres"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -20,6 +21,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
+	redistest.StopShared()
 	os.Exit(code)
 }
 
