@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -169,12 +170,18 @@ func (s *Server) parkSignIn(c echo.Context, si *SignIn) error {
 		si.expires = s.cfg.Now().Add(pendingTTL)
 	}
 	s.dropPending(c)
-	s.pending.mu.Lock()
-	if s.pending.m == nil {
-		s.pending.m = make(map[[32]byte]*SignIn)
+	if s.cfg.Shared != nil {
+		if err := s.parkShared(c.Request().Context(), tok, si); err != nil {
+			return err
+		}
+	} else {
+		s.pending.mu.Lock()
+		if s.pending.m == nil {
+			s.pending.m = make(map[[32]byte]*SignIn)
+		}
+		s.pending.m[sha256.Sum256([]byte(tok))] = si
+		s.pending.mu.Unlock()
 	}
-	s.pending.m[sha256.Sum256([]byte(tok))] = si
-	s.pending.mu.Unlock()
 	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(pendingTTL / time.Second)})
 	return nil
@@ -202,6 +209,9 @@ func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	if s.cfg.Shared != nil {
+		return s.pendingShared(c.Request().Context(), ck.Value, bind, true)
+	}
 	key := sha256.Sum256([]byte(ck.Value))
 	s.pending.mu.Lock()
 	defer s.pending.mu.Unlock()
@@ -222,6 +232,19 @@ func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
 // peekSignIn returns a snapshot of the browser's parked sign-in without
 // counting an attempt: looking is not guessing.
 func (s *Server) peekSignIn(c echo.Context) (*SignIn, error) {
+	if s.cfg.Shared != nil {
+		ck, err := c.Cookie(pendingCookie)
+		if err != nil || ck.Value == "" {
+			return nil, errNoPending
+		}
+		bind, err := s.bindValue(c)
+		if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
+			return nil, errNoPending
+		} else if err != nil {
+			return nil, err
+		}
+		return s.pendingShared(c.Request().Context(), ck.Value, bind, false)
+	}
 	si, err := s.pendingSignIn(c)
 	if err != nil {
 		return nil, err
@@ -242,9 +265,17 @@ func (s *Server) dropPending(c echo.Context) {
 	if err != nil {
 		return
 	}
-	s.pending.mu.Lock()
-	delete(s.pending.m, sha256.Sum256([]byte(ck.Value)))
-	s.pending.mu.Unlock()
+	if s.cfg.Shared != nil {
+		if err := s.cfg.Shared.Delete(c.Request().Context(), pendingKey(ck.Value)); err != nil {
+			// It expires by itself; a later step finds it only with the
+			// cookie this answer clears.
+			s.log.Warn("pending sign-in not removed from the shared store", slog.Any("err", err))
+		}
+	} else {
+		s.pending.mu.Lock()
+		delete(s.pending.m, sha256.Sum256([]byte(ck.Value)))
+		s.pending.mu.Unlock()
+	}
 	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
