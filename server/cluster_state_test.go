@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,7 +105,12 @@ func signedStatus(t *testing.T, p *phone, srv *testServer, nonce string) (int, s
 
 func statusReason(t *testing.T, req *http.Request) (int, string) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	return statusReasonWith(t, http.DefaultClient, req)
+}
+
+func statusReasonWith(t *testing.T, client *http.Client, req *http.Request) (int, string) {
+	t.Helper()
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,5 +308,119 @@ func (k *keyLog) want(t *testing.T, prefix string, n int, secrets ...string) {
 	}
 	if len(seen) != n {
 		t.Fatalf("%d keys %s…, want %d (all keys: %q)", len(seen), prefix, n, k.keys)
+	}
+}
+
+// TestClusterCodeGuessesConcurrent: wrong codes sent at once to both
+// instances are all counted (the shared record's compare-and-set loses
+// none): with a budget of 5, at most one more guess than the budget is
+// looked up (the one another instance was checking as the limit was
+// reached), never more.
+func TestClusterCodeGuessesConcurrent(t *testing.T) {
+	sharedBackends(t, func(t *testing.T, sh shared.Store) {
+		a, b := openPair(t, sh, func(c *testConfig) {
+			c.CodeRate, c.CodeBurst = rate.Every(time.Hour), 5
+		})
+		const n = 24
+		// A client of its own, its connections closed at the end: a
+		// connection dialled for a request that another one served would
+		// otherwise hold the servers' shutdown up for 5 s.
+		tr := &http.Transport{}
+		client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		defer tr.CloseIdleConnections()
+		statuses := make(chan int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			srv := []*testServer{a, b}[i%2]
+			wg.Go(func() {
+				req, _ := http.NewRequest("POST", srv.URL+wire.PathAppCode, strings.NewReader(`{"code":"7K3M-QX9D"}`))
+				req.Header.Set("Content-Type", "application/json")
+				st, _ := statusReasonWith(t, client, req)
+				statuses <- st
+			})
+		}
+		wg.Wait()
+		close(statuses)
+		count := map[int]int{}
+		for st := range statuses {
+			count[st]++
+		}
+		if count[404] < 5 || count[404] > 6 || count[404]+count[429] != n {
+			t.Fatalf("statuses %v: want 5 or 6 lookups (404), the rest 429", count)
+		}
+	})
+}
+
+// failingStore is a shared store whose rate buckets fail while down is set.
+type failingStore struct {
+	shared.Store
+	down atomic.Bool
+}
+
+var errDown = errors.New("shared store down (test)")
+
+func (f *failingStore) Allow(ctx context.Context, key string, r float64, burst int) (bool, time.Duration, error) {
+	if f.down.Load() {
+		return false, 0, errDown
+	}
+	return f.Store.Allow(ctx, key, r, burst)
+}
+
+func (f *failingStore) Load(ctx context.Context, key string) ([]byte, uint64, error) {
+	if f.down.Load() && strings.HasPrefix(key, "rl:") {
+		return nil, 0, errDown
+	}
+	return f.Store.Load(ctx, key)
+}
+
+// TestClusterRateLimitStoreDown: while the shared store fails, limited
+// calls are refused (fail-closed) with a short Retry-After, one warning is
+// logged per limiter, and they pass again once it answers.
+func TestClusterRateLimitStoreDown(t *testing.T) {
+	fs := &failingStore{Store: shared.NewMemory(nil)}
+	var logs syncBuffer
+	a, _ := openPair(t, fs, func(c *testConfig) {
+		c.AppRate, c.AppBurst = rate.Every(time.Hour), 100
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	call := func(path, body string) (int, string, string) {
+		method := "GET"
+		if body != "" {
+			method = "POST"
+		}
+		req, _ := http.NewRequest(method, a.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b struct {
+			Reason string `json:"reason"`
+		}
+		json.NewDecoder(resp.Body).Decode(&b)
+		return resp.StatusCode, b.Reason, resp.Header.Get("Retry-After")
+	}
+	fs.down.Store(true)
+	for range 3 {
+		if st, reason, after := call(wire.PathAppSessions, ""); st != 429 || reason != "rate_limited" || after != "1" {
+			t.Fatalf("app call, store down: %d %s Retry-After %q", st, reason, after)
+		}
+		if st, reason, after := call(wire.PathAppCode, `{"code":"7K3M-QX9D"}`); st != 429 || reason != "rate_limited" || after != "1" {
+			t.Fatalf("typed code, store down: %d %s Retry-After %q", st, reason, after)
+		}
+	}
+	out := logs.String()
+	for _, name := range []string{"limiter=app", "limiter=code_ip"} {
+		if n := strings.Count(out, "rate limit refused: the shared store failed\" "+name); n != 1 {
+			t.Fatalf("%d warnings for %s, want 1:\n%s", n, name, out)
+		}
+	}
+	fs.down.Store(false)
+	if st, reason, _ := call(wire.PathAppSessions, ""); st != 401 {
+		t.Fatalf("app call, store back: %d %s", st, reason)
+	}
+	if st, reason, _ := call(wire.PathAppCode, `{"code":"7K3M-QX9D"}`); st != 404 {
+		t.Fatalf("typed code, store back: %d %s", st, reason)
 	}
 }
