@@ -18,8 +18,9 @@ import (
 // A sign-in is one or more steps. The first (a QR scan, a badge, an
 // offline code) identifies the user; gates then decide whether another
 // step is required (a second factor). Until the last step passes, the
-// browser holds a pending sign-in: a cookie naming an in-memory record
-// bound to the browser's bind cookie. Only then is a session issued.
+// browser holds a pending sign-in: a cookie naming a record bound to the
+// browser's bind cookie, in memory or, in a cluster, in the shared store
+// (signin_shared.go). Only then is a session issued.
 
 // Sign-in methods, recorded on the audit event of the sign-in.
 const (
@@ -199,20 +200,14 @@ var errNoPending = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_pending_sign_in",
 // copy is the caller's: a handler adds its step to it and continues, so two
 // requests racing on one sign-in never share a slice.
 func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
-	ck, err := c.Cookie(pendingCookie)
-	if err != nil || ck.Value == "" {
-		return nil, errNoPending
-	}
-	bind, err := s.bindValue(c)
-	if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
-		return nil, errNoPending
-	} else if err != nil {
+	tok, bind, err := s.pendingCookies(c)
+	if err != nil {
 		return nil, err
 	}
 	if s.cfg.Shared != nil {
-		return s.pendingShared(c.Request().Context(), ck.Value, bind, true)
+		return s.pendingShared(c.Request().Context(), tok, bind, true)
 	}
-	key := sha256.Sum256([]byte(ck.Value))
+	key := sha256.Sum256([]byte(tok))
 	s.pending.mu.Lock()
 	defer s.pending.mu.Unlock()
 	si, ok := s.pending.m[key]
@@ -229,21 +224,31 @@ func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
 	return si.clone(), nil
 }
 
+// pendingCookies returns the browser's pending cookie and bind value, or
+// errNoPending when it lacks either.
+func (s *Server) pendingCookies(c echo.Context) (tok, bind string, err error) {
+	ck, err := c.Cookie(pendingCookie)
+	if err != nil || ck.Value == "" {
+		return "", "", errNoPending
+	}
+	bind, err = s.bindValue(c)
+	if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
+		return "", "", errNoPending
+	} else if err != nil {
+		return "", "", err
+	}
+	return ck.Value, bind, nil
+}
+
 // peekSignIn returns a snapshot of the browser's parked sign-in without
 // counting an attempt: looking is not guessing.
 func (s *Server) peekSignIn(c echo.Context) (*SignIn, error) {
 	if s.cfg.Shared != nil {
-		ck, err := c.Cookie(pendingCookie)
-		if err != nil || ck.Value == "" {
-			return nil, errNoPending
-		}
-		bind, err := s.bindValue(c)
-		if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
-			return nil, errNoPending
-		} else if err != nil {
+		tok, bind, err := s.pendingCookies(c)
+		if err != nil {
 			return nil, err
 		}
-		return s.pendingShared(c.Request().Context(), ck.Value, bind, false)
+		return s.pendingShared(c.Request().Context(), tok, bind, false)
 	}
 	si, err := s.pendingSignIn(c)
 	if err != nil {
