@@ -424,3 +424,41 @@ func TestClusterRateLimitStoreDown(t *testing.T) {
 		t.Fatalf("typed code, store back: %d %s", st, reason)
 	}
 }
+
+// TestClusterApprovalLongPoll: a relying site long-polling an approval on
+// one instance learns of the phone's scan made through the other within
+// the re-check interval, not at the end of its wait.
+func TestClusterApprovalLongPoll(t *testing.T) {
+	clock := &offlineClock{}
+	a, b := openPair(t, shared.NewMemory(nil), offlineConfig(clock, func(c *testConfig) {
+		c.RoomRecheck = 50 * time.Millisecond
+	}))
+	p := newPhone(t, a, "+41 79 123 45 67")
+	br := signUp(t, a, p)
+	_, me := br.do("GET", wire.PathMe, "")
+	uid := me["user"].(map[string]any)["id"].(string)
+	st, ap := offlineCall(t, a.URL, "POST", wire.PathApprovals, map[string]any{"user_id": uid, "text": "Pay CHF 5 to Carol"}, "Bearer "+offlineAPIToken)
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, ap)
+	}
+	id := ap["id"].(string)
+	polled := make(chan map[string]any, 1)
+	start := time.Now()
+	go func() {
+		_, v := offlineCall(t, a.URL, "GET", wire.Prefix(wire.PathApproval)+id+"?wait=20", nil, "Bearer "+offlineAPIToken)
+		polled <- v
+	}()
+	// The phone scans through B (its own origin here; one origin behind a
+	// load balancer in production).
+	url := strings.Replace(offlineScan(t, ap["qr"].(string)), a.URL, b.URL, 1)
+	if _, err := offlineDevice(b, p, clock).FetchTransaction(context.Background(), url); err != nil {
+		t.Fatal(err)
+	}
+	v := <-polled
+	if v["scanned"] != true || v["status"] != "pending" {
+		t.Fatalf("long poll: %v", v)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the long poll on A learnt of the scan on B after %v", d)
+	}
+}

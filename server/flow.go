@@ -147,6 +147,11 @@ type Host interface {
 	// every instance shares; a NewLimiter's Peek there always says yes, as
 	// the shared store cannot read its buckets without taking a token.
 	NewPeekLimiter(name string, r rate.Limit, burst int) *Limiter
+	// Recheck is 0 for an instance alone. In a cluster it is how often a
+	// flow that waits for a change of stored state (a long poll) reads it
+	// again by itself: a change made through another instance wakes no
+	// waiter here (Config.RoomRecheck).
+	Recheck() time.Duration
 }
 
 // SignIn is a sign-in in progress or complete: one or more passed steps.
@@ -262,6 +267,13 @@ func (h host) NewLimiter(name string, r rate.Limit, burst int) *Limiter {
 
 func (h host) NewPeekLimiter(name string, r rate.Limit, burst int) *Limiter {
 	return h.addLimiter(h.s.newLimiter(name, r, burst, true))
+}
+
+func (h host) Recheck() time.Duration {
+	if h.s.cfg.Shared == nil {
+		return 0
+	}
+	return h.s.cfg.RoomRecheck
 }
 
 func (h host) addLimiter(l *Limiter) *Limiter {
