@@ -260,6 +260,17 @@ type relayOut struct {
 // missing record is made.
 func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec)) error {
 	ttl := h.cfg.RoomTTL + sharedMargin
+	if create {
+		// A phone's first join: the record is almost always new, so
+		// try that first and save a read.
+		var rec relayRec
+		fn(&rec)
+		b, _ := json.Marshal(&rec)
+		err := h.shared.Create(ctx, roomKey(id), b, ttl)
+		if !errors.Is(err, shared.ErrConflict) {
+			return err
+		}
+	}
 	for range 64 {
 		v, ver, err := h.shared.Load(ctx, roomKey(id))
 		var rec relayRec
