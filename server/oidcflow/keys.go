@@ -198,7 +198,7 @@ func (kr *keyring) loadLocked(ctx context.Context, rotate bool) (time.Time, erro
 	signFrom := now.Add(kr.signDelay())
 	fresh := map[string]*oidc.SigningKey{}
 	for attempt := 0; ; attempt++ {
-		out, missing, changed := nextKeys(recs, now, rotate, signFrom, kr.grace, fresh)
+		_, missing, changed := nextKeys(recs, now, rotate, signFrom, kr.grace, fresh)
 		if !changed {
 			break
 		}
@@ -216,7 +216,7 @@ func (kr *keyring) loadLocked(ctx context.Context, rotate bool) (time.Time, erro
 		}
 		var short bool
 		stored, err := kr.st.UpdateOIDCKeys(ctx, func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
-			out, missing, _ = nextKeys(have, now, rotate, signFrom, kr.grace, fresh)
+			out, missing, _ := nextKeys(have, now, rotate, signFrom, kr.grace, fresh)
 			if short = len(missing) > 0; short {
 				return have, nil // changes nothing; made outside, then tried again
 			}
