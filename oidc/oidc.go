@@ -109,15 +109,25 @@ type Token struct {
 }
 
 // A SigningKey is one of the provider's ID token keys. Private is the
-// sealed PKCS #8 private key. A key with a zero RetiredAt signs; a retired
-// key is only published for verification until VerifyUntil.
+// sealed PKCS #8 private key. A key signs from SignFrom (zero: from the
+// start) until RetiredAt (zero: not retired), and is published for
+// verification from the moment it is stored until VerifyUntil. A key
+// rotated in a cluster gets a SignFrom in the future, and its predecessor
+// that time as RetiredAt, so every instance publishes it before any signs
+// with it.
 type SigningKey struct {
 	ID          string    `json:"id"`
 	Alg         string    `json:"alg"`
 	Private     []byte    `json:"private"`
 	CreatedAt   time.Time `json:"created_at"`
+	SignFrom    time.Time `json:"sign_from,omitzero"`
 	RetiredAt   time.Time `json:"retired_at,omitzero"`
 	VerifyUntil time.Time `json:"verify_until,omitzero"`
+}
+
+// SignsAt reports whether k is the key that signs at now.
+func (k *SigningKey) SignsAt(now time.Time) bool {
+	return !now.Before(k.SignFrom) && (k.RetiredAt.IsZero() || now.Before(k.RetiredAt))
 }
 
 // A Consent is the scopes a user let a client have.
@@ -189,6 +199,16 @@ type Store interface {
 	// replaces them all.
 	ListOIDCKeys(ctx context.Context) ([]*SigningKey, error)
 	PutOIDCKeys(ctx context.Context, keys []*SigningKey) error
+	// UpdateOIDCKeys is the compare-and-set of the key set: fn gets the
+	// stored keys (oldest first) and returns the set to store, and the
+	// two happen in one transaction that no other UpdateOIDCKeys or
+	// PutOIDCKeys interleaves with, even one of another instance on the
+	// same database. It returns the set stored. Two instances that find no
+	// key at once thus make one set: the second's fn sees the first's
+	// keys and keeps them. fn may run more than once (a retried
+	// transaction) and must only compute; an error from fn, or a key
+	// without an id or a private key, changes nothing.
+	UpdateOIDCKeys(ctx context.Context, fn func(keys []*SigningKey) ([]*SigningKey, error)) ([]*SigningKey, error)
 
 	FindOIDCConsent(ctx context.Context, userID, clientID string) (*Consent, error)
 	PutOIDCConsent(ctx context.Context, c *Consent) error

@@ -462,14 +462,51 @@ func (db *DB) ListOIDCKeys(ctx context.Context) ([]*oidc.SigningKey, error) {
 
 // PutOIDCKeys implements oidc.Store.
 func (db *DB) PutOIDCKeys(ctx context.Context, keys []*oidc.SigningKey) error {
+	if err := checkOIDCKeys(keys); err != nil {
+		return err
+	}
+	return db.update(ctx, false, nil, func(tx *bolt.Tx) error {
+		return put(tx.Bucket(bucketOIDCKeys), keyOIDCKeys, keys)
+	})
+}
+
+// UpdateOIDCKeys implements oidc.Store: bbolt's one writable transaction
+// at a time is the lock.
+func (db *DB) UpdateOIDCKeys(ctx context.Context, fn func([]*oidc.SigningKey) ([]*oidc.SigningKey, error)) ([]*oidc.SigningKey, error) {
+	if fn == nil {
+		return nil, invalidf("nil update function")
+	}
+	var keys []*oidc.SigningKey
+	err := db.update(ctx, false, nil, func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOIDCKeys)
+		p, err := get[[]*oidc.SigningKey](b, keyOIDCKeys)
+		if err != nil {
+			return err
+		}
+		var have []*oidc.SigningKey
+		if p != nil {
+			have = *p
+		}
+		if keys, err = fn(have); err != nil {
+			return err
+		} else if err := checkOIDCKeys(keys); err != nil {
+			return err
+		}
+		return put(b, keyOIDCKeys, keys)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+func checkOIDCKeys(keys []*oidc.SigningKey) error {
 	for _, k := range keys {
 		if k == nil || k.ID == "" || len(k.Private) == 0 {
 			return invalidf("signing key without id or private key")
 		}
 	}
-	return db.update(ctx, false, nil, func(tx *bolt.Tx) error {
-		return put(tx.Bucket(bucketOIDCKeys), keyOIDCKeys, keys)
-	})
+	return nil
 }
 
 // FindOIDCConsent implements oidc.Store.

@@ -19,11 +19,17 @@ func adminOIDC(ctx context.Context, cl *adminClient, args []string, out io.Write
 	switch {
 	case len(args) == 1 && args[0] == "rotate-keys":
 		var v struct {
-			Keys  int    `json:"keys"`
-			Grace string `json:"grace"`
+			Keys     int    `json:"keys"`
+			Grace    string `json:"grace"`
+			SignFrom string `json:"sign_from"`
 		}
 		if err := cl.do(ctx, "POST", "/admin/api/oidc/rotate-keys", nil, &v); err != nil {
 			return err
+		}
+		if v.SignFrom != "" { // a cluster: every instance publishes them first
+			fmt.Fprintf(out, "new signing keys made and published; they sign from %s, the old ones until then and verify for %s more (%d keys published)\n",
+				v.SignFrom, v.Grace, v.Keys)
+			return nil
 		}
 		fmt.Fprintf(out, "new signing keys made; the old ones verify for %s more (%d keys published)\n", v.Grace, v.Keys)
 		return nil

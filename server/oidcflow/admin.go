@@ -135,8 +135,13 @@ func (f *Flow) handleRotateKeys(c echo.Context) error {
 	if _, err := f.h.RequireRole(c, qrauth.RoleAdmin); err != nil {
 		return err
 	}
-	if err := f.RotateKeys(c.Request().Context()); err != nil {
+	from, err := f.RotateKeys(c.Request().Context())
+	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"keys": len(f.keys.publicKeys(f.h.Now())), "grace": f.cfg.KeyGrace.String()})
+	res := map[string]any{"keys": len(f.keys.publicKeys(c.Request().Context())), "grace": f.cfg.KeyGrace.String()}
+	if from.After(f.h.Now()) { // in a cluster: published first, signing later
+		res["sign_from"] = from.UTC().Format(time.RFC3339)
+	}
+	return c.JSON(http.StatusOK, res)
 }

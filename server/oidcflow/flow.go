@@ -43,11 +43,20 @@ const requestCookie = "qrauth_oidc"
 // default (Config.KeyGrace, qrauthd's -oidc-key-grace).
 const DefaultKeyGrace = 24 * time.Hour
 
+// DefaultKeyReload is Config.KeyReload's default.
+const DefaultKeyReload = 30 * time.Second
+
 // Config configures the provider. Zero fields take their defaults.
 type Config struct {
 	// KeyGrace is how long a rotated signing key stays in the JWKS for
 	// verification. Default 24 h.
-	KeyGrace        time.Duration
+	KeyGrace time.Duration
+	// KeyReload is, in a cluster, how old the signing keys an instance
+	// holds in memory may get before a request reads them again (a
+	// rotation through another instance reaches this one within it), and
+	// half the time a rotated key waits before it signs. Default 30 s;
+	// unused by an instance alone, whose keys nobody else changes.
+	KeyReload       time.Duration
 	RequestTTL      time.Duration // authorization request to sign-in; default 10 min
 	CodeTTL         time.Duration // default 1 min
 	AccessTokenTTL  time.Duration // default 1 h
@@ -64,6 +73,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	def(&c.KeyGrace, DefaultKeyGrace)
+	def(&c.KeyReload, DefaultKeyReload)
 	def(&c.RequestTTL, 10*time.Minute)
 	def(&c.CodeTTL, time.Minute)
 	def(&c.AccessTokenTTL, time.Hour)
@@ -103,8 +113,12 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	if err != nil {
 		return err
 	}
-	f.keys = &keyring{aead: aead}
-	if err := f.keys.load(ctx, f.st, h.Rand(), h.Now(), false, f.cfg.KeyGrace); err != nil {
+	f.keys = &keyring{aead: aead, st: f.st, rnd: h.Rand(), now: h.Now, grace: f.cfg.KeyGrace,
+		log: h.Logger().With("flow", "oidc")}
+	if h.Recheck() > 0 { // in a cluster
+		f.keys.reload = f.cfg.KeyReload
+	}
+	if _, err := f.keys.load(ctx, false); err != nil {
 		return fmt.Errorf("oidc signing keys: %w", err)
 	}
 	if err := f.syncConfigClients(ctx); err != nil {
@@ -292,10 +306,12 @@ func (f *Flow) Purge(ctx context.Context, now time.Time) {
 // Shutdown implements server.Flow.
 func (f *Flow) Shutdown() {}
 
-// RotateKeys retires the active signing keys (still published for
-// f.cfg.KeyGrace) and makes new ones.
-func (f *Flow) RotateKeys(ctx context.Context) error {
-	return f.keys.load(ctx, f.st, f.h.Rand(), f.h.Now(), true, f.cfg.KeyGrace)
+// RotateKeys makes new signing keys and retires the active ones (still
+// published for f.cfg.KeyGrace after). It returns when the new keys sign:
+// now for an instance alone; in a cluster 2×KeyReload later, once every
+// instance publishes them, the old keys signing until then.
+func (f *Flow) RotateKeys(ctx context.Context) (time.Time, error) {
+	return f.keys.load(ctx, true)
 }
 
 func ctxWithState(c echo.Context) context.Context {

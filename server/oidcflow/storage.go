@@ -398,14 +398,14 @@ func (s storage) SigningKey(ctx context.Context) (op.SigningKey, error) {
 			alg = oidc.AlgEdDSA
 		}
 	}
-	return s.f.keys.signer(alg)
+	return s.f.keys.signer(ctx, alg)
 }
 
 func (s storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorithm, error) {
 	return []jose.SignatureAlgorithm{jose.RS256, jose.EdDSA}, nil
 }
 
-func (s storage) KeySet(context.Context) ([]op.Key, error) { return s.f.keys.publicKeys(s.now()), nil }
+func (s storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.f.keys.publicKeys(ctx), nil }
 
 func (s storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.f.st.FindOIDCClient(ctx, id)

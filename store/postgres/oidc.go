@@ -310,20 +310,72 @@ func (db *DB) ListOIDCKeys(ctx context.Context) ([]*oidc.SigningKey, error) {
 
 // PutOIDCKeys implements oidc.Store.
 func (db *DB) PutOIDCKeys(ctx context.Context, keys []*oidc.SigningKey) error {
+	if err := checkOIDCKeys(keys); err != nil {
+		return err
+	}
+	return db.update(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(oidcKeysLock)); err != nil {
+			return err
+		}
+		return putOIDCKeys(ctx, tx, keys)
+	})
+}
+
+// oidcKeysLock serializes the changes of the signing keys between
+// instances: two that start at once on an empty database would otherwise
+// both find no key and each store its own. A transaction advisory lock
+// rather than SELECT … FOR UPDATE, as the row does not exist before the
+// first key is made.
+const oidcKeysLock = migrationLock + 2
+
+// UpdateOIDCKeys implements oidc.Store: read, fn and write under
+// oidcKeysLock, in one transaction.
+func (db *DB) UpdateOIDCKeys(ctx context.Context, fn func([]*oidc.SigningKey) ([]*oidc.SigningKey, error)) ([]*oidc.SigningKey, error) {
+	if fn == nil {
+		return nil, invalidf("nil update function")
+	}
+	var keys []*oidc.SigningKey
+	err := db.update(ctx, nil, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(oidcKeysLock)); err != nil {
+			return err
+		}
+		var have []*oidc.SigningKey
+		p, err := scanDoc[[]*oidc.SigningKey](tx.QueryRow(ctx, "SELECT doc FROM oidc_keys WHERE name = 'keys'"))
+		if err == nil {
+			have = *p
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if keys, err = fn(have); err != nil {
+			return err
+		} else if err := checkOIDCKeys(keys); err != nil {
+			return err
+		}
+		return putOIDCKeys(ctx, tx, keys)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+func putOIDCKeys(ctx context.Context, tx pgx.Tx, keys []*oidc.SigningKey) error {
+	doc, err := marshal(keys)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO oidc_keys (name, doc) VALUES ('keys', $1)
+		ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`, doc)
+	return err
+}
+
+func checkOIDCKeys(keys []*oidc.SigningKey) error {
 	for _, k := range keys {
 		if k == nil || k.ID == "" || len(k.Private) == 0 {
 			return invalidf("signing key without id or private key")
 		}
 	}
-	return db.update(ctx, nil, func(tx pgx.Tx) error {
-		doc, err := marshal(keys)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO oidc_keys (name, doc) VALUES ('keys', $1)
-			ON CONFLICT (name) DO UPDATE SET doc = excluded.doc`, doc)
-		return err
-	})
+	return nil
 }
 
 // FindOIDCConsent implements oidc.Store.

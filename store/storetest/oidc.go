@@ -33,6 +33,8 @@ func RunOIDC(t *testing.T, open func(t *testing.T) oidc.Store) {
 		{"RefreshRotation", testOIDCRefreshRotation},
 		{"RevokeGrant", testOIDCRevokeGrant},
 		{"Keys", testOIDCKeys},
+		{"UpdateKeys", testOIDCUpdateKeys},
+		{"ConcurrentKeyCreation", testOIDCConcurrentKeyCreation},
 		{"ConsentAndSessions", testOIDCConsentAndSessions},
 		{"Purge", testOIDCPurge},
 	} {
@@ -508,6 +510,90 @@ func testOIDCKeys(t *testing.T, open oidcOpener) {
 	wantError(t, st.PutOIDCKeys(ctx(), []*oidc.SigningKey{{Alg: oidc.AlgRS256, Private: []byte("x")}}), qrauth.EINVALID, "")
 	keys, _ = st.ListOIDCKeys(ctx())
 	wantSame(t, "keys after refused puts", keys, []*oidc.SigningKey{k2})
+}
+
+// testOIDCUpdateKeys: UpdateOIDCKeys stores and returns what fn makes of
+// the stored set; an error from fn, or a bad key, changes nothing.
+func testOIDCUpdateKeys(t *testing.T, open oidcOpener) {
+	ctx := t.Context
+	st := open(t)
+	k1 := &oidc.SigningKey{ID: "k1", Alg: oidc.AlgRS256, Private: []byte("sealed-1"), CreatedAt: t0}
+	k2 := &oidc.SigningKey{ID: "k2", Alg: oidc.AlgRS256, Private: []byte("sealed-2"), CreatedAt: t0.Add(time.Hour),
+		SignFrom: t0.Add(time.Hour + time.Minute)}
+	got, err := st.UpdateOIDCKeys(ctx(), func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
+		if len(have) != 0 {
+			t.Errorf("a new store has keys: %+v", have)
+		}
+		return []*oidc.SigningKey{k1}, nil
+	})
+	noError(t, err)
+	wantSame(t, "first update", got, []*oidc.SigningKey{k1})
+	got, err = st.UpdateOIDCKeys(ctx(), func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
+		wantSame(t, "keys given to fn", have, []*oidc.SigningKey{k1})
+		have[0].RetiredAt, have[0].VerifyUntil = k2.SignFrom, k2.SignFrom.Add(24*time.Hour)
+		return append(have, k2), nil
+	})
+	noError(t, err)
+	r1 := *k1
+	r1.RetiredAt, r1.VerifyUntil = k2.SignFrom, k2.SignFrom.Add(24*time.Hour)
+	want := []*oidc.SigningKey{&r1, k2}
+	wantSame(t, "rotation", got, want)
+	keys, err := st.ListOIDCKeys(ctx())
+	noError(t, err)
+	wantSame(t, "listed after rotation", keys, want)
+
+	stop := qrauth.Errorf(qrauth.ECONFLICT, "stop", "stop")
+	_, err = st.UpdateOIDCKeys(ctx(), func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
+		return nil, stop
+	})
+	wantError(t, err, qrauth.ECONFLICT, "stop")
+	_, err = st.UpdateOIDCKeys(ctx(), func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
+		return append(have, &oidc.SigningKey{ID: "k3", Alg: oidc.AlgEdDSA}), nil
+	})
+	wantError(t, err, qrauth.EINVALID, "")
+	_, err = st.UpdateOIDCKeys(ctx(), nil)
+	wantError(t, err, qrauth.EINVALID, "")
+	keys, _ = st.ListOIDCKeys(ctx())
+	wantSame(t, "keys after refused updates", keys, want)
+}
+
+// testOIDCConcurrentKeyCreation: instances starting at once on an empty
+// store each make a key "if there is none"; through UpdateOIDCKeys exactly
+// one is stored, and every caller gets that one back.
+func testOIDCConcurrentKeyCreation(t *testing.T, open oidcOpener) {
+	st := open(t)
+	const n = 8
+	got := make([][]*oidc.SigningKey, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := &oidc.SigningKey{ID: fmt.Sprintf("k%d", i), Alg: oidc.AlgEdDSA, Private: []byte("sealed"), CreatedAt: t0}
+			<-start
+			got[i], errs[i] = st.UpdateOIDCKeys(context.Background(), func(have []*oidc.SigningKey) ([]*oidc.SigningKey, error) {
+				for _, k := range have {
+					if k.Alg == oidc.AlgEdDSA && k.RetiredAt.IsZero() {
+						return have, nil
+					}
+				}
+				return append(have, mine), nil
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	keys, err := st.ListOIDCKeys(t.Context())
+	noError(t, err)
+	if len(keys) != 1 {
+		t.Fatalf("%d concurrent creations stored %d keys: %+v", n, len(keys), keys)
+	}
+	for i := range n {
+		noError(t, errs[i])
+		wantSame(t, fmt.Sprintf("keys caller %d adopted", i), got[i], keys)
+	}
 }
 
 func testOIDCConsentAndSessions(t *testing.T, open oidcOpener) {
