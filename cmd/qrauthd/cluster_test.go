@@ -1,0 +1,445 @@
+package main
+
+// Cluster tests with real processes: two qrauthd binaries on loopback
+// ports sharing one real Redis and one real PostgreSQL, both serving the
+// origin of the first (as behind a load balancer). The browser is a
+// gorilla WebSocket and a cookie jar, the phone the appclient package;
+// each reaches the instance a test chooses through a transport that dials
+// that instance's port whatever the URL says (clustertest.Instance).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/clustertest"
+	"github.com/qrauth/qrauth/internal/pgtest"
+	"github.com/qrauth/qrauth/internal/redistest"
+	"github.com/qrauth/qrauth/internal/testutil"
+	"github.com/qrauth/qrauth/offline"
+	"github.com/qrauth/qrauth/wire"
+)
+
+// cluster is two running qrauthd processes, A and B, on one origin.
+type cluster struct {
+	t      *testing.T
+	origin string
+	a, b   *clustertest.Instance
+	pgURL  string // the schema's URL, as the test sees it
+	redis  *redistest.Server
+}
+
+type clusterOpts struct {
+	// redis is the instances' Redis; nil: the test binary's shared one,
+	// with a key prefix of the test's own.
+	redis *redistest.Server
+	// store, if set, turns the schema's URL into what the instances are
+	// given (a proxy's address).
+	store func(string) string
+	// args are added to both instances' flags.
+	args []string
+}
+
+func startCluster(t *testing.T, o clusterOpts) *cluster {
+	t.Helper()
+	bin := clustertest.Build(t, "github.com/qrauth/qrauth/cmd/qrauthd")
+	c := &cluster{t: t, redis: o.redis}
+	c.pgURL = pgtest.Shared(t).Schema(t)
+	if c.redis == nil {
+		c.redis = redistest.Shared(t)
+	}
+	storeURL := c.pgURL
+	if o.store != nil {
+		storeURL = o.store(c.pgURL)
+	}
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(tokens, []byte(offlineTestToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	key := mustKeyFile(t)
+	addrA, addrB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
+	c.origin = "http://" + addrA
+	newInst := func(name, addr string) *clustertest.Instance {
+		args := []string{"-addr", addr, "-origin", c.origin,
+			"-store", storeURL, "-redis", c.redis.URL, "-redis-prefix", "t-" + t.Name() + ":",
+			"-key-file", key, "-data", filepath.Join(dir, name+".db"), "-admin-socket", "off",
+			"-log-level", "debug",
+			"-room-rate", "1000", "-room-burst", "1000", "-app-rate", "1000", "-app-burst", "1000",
+			"-offline", "-offline-api-token-file", tokens, "-oath", "-oath-policy", "if-enrolled"}
+		return clustertest.New(t, clustertest.Options{Name: name, Binary: bin, Addr: addr,
+			Args: append(args, o.args...), DropEnv: []string{"QRAUTH_", "PG"}})
+	}
+	c.a, c.b = newInst("A", addrA), newInst("B", addrB)
+	// Together, as an operator's two hosts would: the migrations take
+	// their advisory lock.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, in := range []*clustertest.Instance{c.a, c.b} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = in.Start() }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// cbrowser is a browser behind the balancer: one cookie jar for the
+// origin, whichever instance a request reaches.
+type cbrowser struct {
+	t   *testing.T
+	c   *cluster
+	jar http.CookieJar
+	ws  *websocket.Conn
+}
+
+func (c *cluster) browser(on *clustertest.Instance) *cbrowser {
+	c.t.Helper()
+	jar, _ := cookiejar.New(nil)
+	b := &cbrowser{t: c.t, c: c, jar: jar}
+	if st, _ := b.do(on, "GET", wire.PathLogin, ""); st != 200 {
+		c.t.Fatalf("GET / on %s: %d", on.Name, st)
+	}
+	return b
+}
+
+// open opens the browser socket on an instance and returns the first
+// message (the QR code); query is e.g. "?mode=link".
+func (b *cbrowser) open(on *clustertest.Instance, query string) *wire.ServerMessage {
+	b.t.Helper()
+	ws, err := b.dial(on, query)
+	if err != nil {
+		b.t.Fatalf("browser socket on %s: %v", on.Name, err)
+	}
+	b.ws = ws
+	m := b.next()
+	if m.Type != wire.MsgQR {
+		b.t.Fatalf("first message on %s: %+v, want qr", on.Name, m)
+	}
+	return m
+}
+
+func (b *cbrowser) dial(on *clustertest.Instance, query string) (*websocket.Conn, error) {
+	u, _ := url.Parse(b.c.origin)
+	h := http.Header{"Origin": {b.c.origin}}
+	for _, ck := range b.jar.Cookies(u) {
+		h.Add("Cookie", ck.Name+"="+ck.Value)
+	}
+	ws, _, err := on.Dialer().Dial("ws"+strings.TrimPrefix(b.c.origin, "http")+wire.PathBrowserSocket+query, h)
+	if err == nil {
+		b.t.Cleanup(func() { ws.Close() })
+	}
+	return ws, err
+}
+
+func (b *cbrowser) next() *wire.ServerMessage {
+	b.t.Helper()
+	m, err := readWS(b.ws, 15*time.Second)
+	if err != nil {
+		b.t.Fatalf("browser: %v", err)
+	}
+	return m
+}
+
+func readWS(ws *websocket.Conn, d time.Duration) (*wire.ServerMessage, error) {
+	ws.SetReadDeadline(time.Now().Add(d))
+	var m wire.ServerMessage
+	if err := ws.ReadJSON(&m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// approved reads until the ticket.
+func (b *cbrowser) approved() string {
+	b.t.Helper()
+	for {
+		m := b.next()
+		switch m.Type {
+		case wire.MsgApproved:
+			return m.Ticket
+		case wire.MsgScanned, wire.MsgSignUp:
+		default:
+			b.t.Fatalf("browser waiting for its ticket: %+v", m)
+		}
+	}
+}
+
+// do sends a request for the origin to instance on.
+func (b *cbrowser) do(on *clustertest.Instance, method, path, body string) (int, map[string]any) {
+	b.t.Helper()
+	req, _ := http.NewRequest(method, b.c.origin+path, strings.NewReader(body))
+	req.Header.Set("Origin", b.c.origin)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := on.Client(b.jar).Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s on %s: %v", method, path, on.Name, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		json.Unmarshal(data, &m)
+	}
+	return resp.StatusCode, m
+}
+
+func (b *cbrowser) exchange(on *clustertest.Instance, ticket string) (int, map[string]any) {
+	b.t.Helper()
+	return b.do(on, "POST", wire.PathSession, `{"ticket":"`+ticket+`"}`)
+}
+
+// me is /api/me on an instance: the status and the user's id.
+func (b *cbrowser) me(on *clustertest.Instance) (int, string) {
+	b.t.Helper()
+	st, body := b.do(on, "GET", wire.PathMe, "")
+	u, _ := body["user"].(map[string]any)
+	id, _ := u["id"].(string)
+	return st, id
+}
+
+// phone makes a new appclient device for number whose calls reach on.
+func (c *cluster) phone(on *clustertest.Instance, number, name string) *appclient.Device {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	dev, err := appclient.Init(ctx, appclient.InitOptions{Server: c.origin, Phone: number, Name: name, HTTPClient: on.Client(nil)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return dev
+}
+
+// scan scans qr with dev through instance on.
+func scanOn(ctx context.Context, dev *appclient.Device, on *clustertest.Instance, qr *wire.ServerMessage) (*appclient.Scan, error) {
+	dev.HTTPClient = on.Client(nil)
+	return dev.Scan(ctx, qr.URL, appclient.ScanOptions{Dialer: on.Dialer()})
+}
+
+func mustScan(t *testing.T, dev *appclient.Device, on *clustertest.Instance, qr *wire.ServerMessage) *appclient.Scan {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	s, err := scanOn(ctx, dev, on, qr)
+	if err != nil {
+		t.Fatalf("scan through %s: %v", on.Name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func mustApprove(t *testing.T, s *appclient.Scan, profile *qrauth.Profile, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done, err := s.Approve(ctx, appclient.ApproveOptions{Profile: profile})
+	if err != nil || done.Result != want {
+		t.Fatalf("approve: %+v %v, want %s", done, err, want)
+	}
+}
+
+func wantRefused(t *testing.T, what string, st int, body map[string]any, status int, reason string) {
+	t.Helper()
+	if st != status || body["reason"] != reason {
+		t.Fatalf("%s: %d %v, want %d %s", what, st, body, status, reason)
+	}
+}
+
+// signIn is a whole QR sign-in (or sign-up, with a profile): the
+// browser's room on bOn, the phone on pOn, the ticket exchanged on xOn;
+// it returns the browser, signed in.
+func (c *cluster) signIn(dev *appclient.Device, bOn, pOn, xOn *clustertest.Instance, profile *qrauth.Profile) *cbrowser {
+	c.t.Helper()
+	br := c.browser(bOn)
+	s := mustScan(c.t, dev, pOn, br.open(bOn, ""))
+	want := wire.ResultSignedIn
+	if profile != nil {
+		want = wire.ResultSignedUp
+	}
+	mustApprove(c.t, s, profile, want)
+	if st, body := br.exchange(xOn, br.approved()); st != 200 {
+		c.t.Fatalf("exchange on %s: %d %v", xOn.Name, st, body)
+	}
+	return br
+}
+
+// TestClusterFlows: every flow with the browser on one instance and the
+// phone on the other, the ticket exchanged on the instance the browser
+// did not use, and what was used once refused on the other instance: the
+// ticket, the PSK, the signed decision and the OATH code.
+func TestClusterFlows(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, clusterOpts{})
+	A, B := c.a, c.b
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// Sign-up: browser on A, phone on B, ticket exchanged on B.
+	dev := c.phone(B, "+41 79 555 14 01", "Pixel 8")
+	br := c.browser(A)
+	s := mustScan(t, dev, B, br.open(A, ""))
+	mustApprove(t, s, &qrauth.Profile{Name: "Ada Lovelace", Email: "ada@example.com"}, wire.ResultSignedUp)
+	ticket := br.approved()
+	if st, body := br.exchange(B, ticket); st != 200 {
+		t.Fatalf("exchange on B: %d %v", st, body)
+	}
+	_, uid := br.me(A)
+	if st, id := br.me(B); st != 200 || id != uid || uid == "" {
+		t.Fatalf("me on B: %d %q, on A %q", st, id, uid)
+	}
+	// The ticket again, on either instance.
+	for _, in := range []*clustertest.Instance{A, B} {
+		st, body := br.exchange(in, ticket)
+		wantRefused(t, "ticket replayed on "+in.Name, st, body, 401, "ticket_invalid")
+	}
+
+	// Sign-in: browser on B, phone on A, ticket exchanged on A.
+	br2 := c.browser(B)
+	qr := br2.open(B, "")
+	s = mustScan(t, dev, A, qr)
+	if s.Challenge.Mode != wire.ModeLogin || s.Challenge.Account == nil || s.Challenge.Account.Name != "Ada Lovelace" {
+		t.Fatalf("challenge through A: %+v", s.Challenge)
+	}
+	// The PSK the phone just used, by another phone on either instance.
+	thief := c.phone(B, "+41 79 555 14 02", "")
+	for _, in := range []*clustertest.Instance{A, B} {
+		if _, err := scanOn(ctx, thief, in, qr); qrauth.ErrorReason(err) != "psk_unknown" {
+			t.Fatalf("PSK replayed on %s: %v", in.Name, err)
+		}
+	}
+	mustApprove(t, s, nil, wire.ResultSignedIn)
+	if st, body := br2.exchange(A, br2.approved()); st != 200 {
+		t.Fatalf("exchange on A: %d %v", st, body)
+	}
+	if st, id := br2.me(B); st != 200 || id != uid {
+		t.Fatalf("me on B after the sign-in: %d %q", st, id)
+	}
+	// The phone's signed decision (Ed25519 signs deterministically, so
+	// this is the frame appclient sent) replayed on both instances: the
+	// room is gone and a socket must join first.
+	ch := s.Challenge
+	d := wire.Decision{Origin: ch.Origin, Room: ch.Room, Nonce: ch.Nonce, Mode: ch.Mode,
+		DeviceID: dev.ID(), PhoneIDHash: dev.PhoneIDHash, Decision: wire.DecisionApprove}
+	signed := wire.AppFrame{Type: wire.MsgDecision, Decision: wire.DecisionApprove, Signature: d.Sign(dev.PrivateKey)}
+	for _, in := range []*clustertest.Instance{A, B} {
+		ws, _, err := in.Dialer().Dial("ws"+strings.TrimPrefix(c.origin, "http")+wire.PathAppSocket, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws.WriteJSON(signed)
+		m, err := readWS(ws, 10*time.Second)
+		ws.Close()
+		if err != nil || m.Type != wire.MsgError || m.Reason != "join_first" {
+			t.Fatalf("decision replayed on %s: %+v %v", in.Name, m, err)
+		}
+	}
+
+	// Link a second phone: the account page's socket on A, the new phone
+	// on B.
+	dev2 := c.phone(B, "+41 79 555 14 01", "iPhone")
+	lqr := br.open(A, "?mode=link")
+	if lqr.Mode != wire.ModeLink {
+		t.Fatalf("link code: %+v", lqr)
+	}
+	mustApprove(t, mustScan(t, dev2, B, lqr), nil, wire.ResultLinked)
+	for {
+		m := br.next()
+		if m.Type == wire.MsgLinked {
+			break
+		}
+		if m.Type != wire.MsgScanned {
+			t.Fatalf("account page on A: %+v, want linked", m)
+		}
+	}
+	// The linked phone signs in: browser on A, phone on B, exchange on B.
+	if st, id := c.signIn(dev2, A, B, B, nil).me(A); st != 200 || id != uid {
+		t.Fatalf("the linked phone signs in as %q (%d)", id, st)
+	}
+
+	// Offline code: the phone activates through B; the browser starts on
+	// A and types the code on B.
+	keys := &appclient.OfflineKeys{}
+	dev.HTTPClient = B.Client(nil)
+	k, err := dev.ActivateOffline(ctx, offline.PIN, appclient.ActivateOptions{PIN: "2468"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys.Put(*k)
+	br3 := c.browser(A)
+	st, body := br3.do(A, "POST", wire.PathOfflineSignIn, `{"identifier":"ada@example.com"}`)
+	if st != 200 {
+		t.Fatalf("offline sign-in on A: %d %v", st, body)
+	}
+	png := testutil.DataURLPNG(t, body["qr"].(string))
+	text, err := appclient.DecodeQRImage(strings.NewReader(string(png)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := appclient.OfflineCode(text, keys, "2468")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := wire.Path(wire.PathOfflineSignInVerify, body["id"].(string))
+	if st, body := br3.do(B, "POST", verify, `{"otp":"`+code+`"}`); st != 200 || body["next"] != wire.PathAccount {
+		t.Fatalf("offline code on B: %d %v", st, body)
+	}
+	if st, id := br3.me(A); st != 200 || id != uid {
+		t.Fatalf("me on A after the offline code: %d %q", st, id)
+	}
+	st, body = br3.do(A, "POST", verify, `{"otp":"`+code+`"}`)
+	wantRefused(t, "offline code replayed on A", st, body, 409, "session_succeeded")
+
+	// OATH: enrol on A, confirm on B; then a sign-in whose second step is
+	// on the instance other than the exchange's.
+	st, body = br.do(A, "POST", wire.PathOATHEnrol, "")
+	if st != 200 {
+		t.Fatalf("enrol on A: %d %v", st, body)
+	}
+	ok := oathParse(t, body["uri"].(string))
+	step := ok.step()
+	if st, body := br.do(B, "POST", wire.PathOATHConfirm, `{"code":"`+ok.code(step)+`"}`); st != 200 {
+		t.Fatalf("confirm on B: %d %v", st, body)
+	}
+	oathFirst := func(bOn, pOn, xOn *clustertest.Instance) *cbrowser {
+		b := c.browser(bOn)
+		mustApprove(t, mustScan(t, dev, pOn, b.open(bOn, "")), nil, wire.ResultSignedIn)
+		st, body := b.exchange(xOn, b.approved())
+		if st != 200 || body["next"] != wire.PathVerify {
+			t.Fatalf("exchange on %s: %d %v, want next /verify", xOn.Name, st, body)
+		}
+		if st, _ := b.me(bOn); st != 401 {
+			t.Fatalf("signed in before the second step: %d", st)
+		}
+		return b
+	}
+	b4 := oathFirst(A, B, B)
+	next := ok.code(step + 1)
+	// TODO(h14state): on A once pending sign-ins are shared.
+	if st, body := b4.do(B, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`); st != 200 {
+		t.Fatalf("OATH code on B: %d %v", st, body)
+	}
+	if st, id := b4.me(B); st != 200 || id != uid {
+		t.Fatalf("me on B after the OATH code: %d %q", st, id)
+	}
+	// The same code in another sign-in, on the other instance: replayed.
+	b5 := oathFirst(B, A, A)
+	st, body = b5.do(A, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`)
+	wantRefused(t, "OATH code replayed on A", st, body, 409, "oath_replayed")
+}
