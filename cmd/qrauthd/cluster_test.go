@@ -443,3 +443,122 @@ func TestClusterFlows(t *testing.T) {
 	st, body = b5.do(A, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`)
 	wantRefused(t, "OATH code replayed on A", st, body, 409, "oath_replayed")
 }
+
+// wantRoomGone checks how a relayed phone is told that its room went
+// away, within a deadline: the error of its Approve, which must be room_gone (its instance found
+// the room's instance dead or its record lost) or server_going_away
+// (close 1012).
+func wantRoomGone(t *testing.T, s *appclient.Scan, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	start := time.Now()
+	done, err := s.Approve(ctx, appclient.ApproveOptions{})
+	took := time.Since(start)
+	if r := qrauth.ErrorReason(err); r != "room_gone" && r != "server_going_away" {
+		t.Fatalf("relayed phone after its room's instance went: %+v %v (after %v), want room_gone or server_going_away", done, err, took)
+	}
+}
+
+// readFails reads a browser socket until it fails, within d.
+func readFails(t *testing.T, ws *websocket.Conn, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if _, err := readWS(ws, time.Until(deadline)); err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("browser socket still open %v after its instance was killed", d)
+			}
+			return
+		}
+	}
+}
+
+// TestClusterKill: kill -9 of instance A while sign-ins are in flight.
+// Whatever was acknowledged survives on B: sessions exchanged (and
+// checked with /api/me) before the kill, and a ticket the browser got
+// before the kill, exchanged on B after it. Browsers whose room was on A
+// lose their socket, open a new one on B and get a fresh code, which
+// signs in; a phone relayed from B to a room on A is told room_gone
+// within the alive key's lifetime.
+func TestClusterKill(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t, clusterOpts{})
+	A, B := c.a, c.b
+
+	// Acknowledged: sign-ups with the browser on A, the phone on B, the
+	// session exchanged and used on A.
+	type acked struct {
+		dev *appclient.Device
+		br  *cbrowser
+		uid string
+	}
+	var done []acked
+	for i, number := range []string{"+41 79 555 15 01", "+41 79 555 15 02", "+41 79 555 15 03"} {
+		dev := c.phone(B, number, "")
+		br := c.signIn(dev, A, B, A, &qrauth.Profile{Name: "User " + number[len(number)-1:]})
+		st, uid := br.me(A)
+		if st != 200 || uid == "" {
+			t.Fatalf("sign-up %d: me on A %d", i, st)
+		}
+		done = append(done, acked{dev, br, uid})
+	}
+	// Approved, the ticket in the browser's hands, not yet exchanged.
+	held := c.browser(A)
+	mustApprove(t, mustScan(t, done[0].dev, B, held.open(A, "")), nil, wire.ResultSignedIn)
+	ticket := held.approved()
+	// In flight: a room on A that a phone on B joined, and one waiting.
+	joined := c.browser(A)
+	joinedQR := joined.open(A, "")
+	relayed := mustScan(t, done[1].dev, B, joinedQR)
+	if m := joined.next(); m.Type != wire.MsgScanned {
+		t.Fatalf("browser on A: %+v, want scanned", m)
+	}
+	waiting := c.browser(A)
+	waitingQR := waiting.open(A, "")
+
+	A.Kill()
+	killed := time.Now()
+
+	for i, a := range done {
+		if st, uid := a.br.me(B); st != 200 || uid != a.uid {
+			t.Fatalf("session %d after the kill, on B: %d %q, want 200 %q", i, st, uid, a.uid)
+		}
+	}
+	if st, body := held.exchange(B, ticket); st != 200 {
+		t.Fatalf("ticket from A's room exchanged on B after the kill: %d %v", st, body)
+	}
+	if st, uid := held.me(B); st != 200 || uid != done[0].uid {
+		t.Fatalf("me after that exchange: %d %q", st, uid)
+	}
+
+	// The browsers notice, reconnect through the balancer (to B) and get
+	// a fresh code.
+	var fresh []*wire.ServerMessage
+	for _, w := range []struct {
+		br *cbrowser
+		qr *wire.ServerMessage
+	}{{joined, joinedQR}, {waiting, waitingQR}} {
+		readFails(t, w.br.ws, 5*time.Second)
+		qr := w.br.open(B, "")
+		if qr.URL == w.qr.URL {
+			t.Fatal("the browser got the old code again on B")
+		}
+		fresh = append(fresh, qr)
+	}
+	// The fresh code signs in, all on B.
+	mustApprove(t, mustScan(t, done[2].dev, B, fresh[1]), nil, wire.ResultSignedIn)
+	if st, body := waiting.exchange(B, waiting.approved()); st != 200 {
+		t.Fatalf("exchange on B: %d %v", st, body)
+	}
+	if st, uid := waiting.me(B); st != 200 || uid != done[2].uid {
+		t.Fatalf("me: %d %q", st, uid)
+	}
+
+	// The phone that B relayed to the room on A: told once A's alive key
+	// has expired (3 re-checks of 2 s and 5 s of margin) and B has
+	// re-checked, about 13 s after the kill at most.
+	wantRoomGone(t, relayed, 20*time.Second)
+	t.Logf("relayed phone told %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+}
