@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
 	"github.com/qrauth/qrauth/internal/clustertest"
@@ -561,4 +562,169 @@ func TestClusterKill(t *testing.T) {
 	// re-checked, about 13 s after the kill at most.
 	wantRoomGone(t, relayed, 20*time.Second)
 	t.Logf("relayed phone told %v after the kill", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// clusterReadyz is an instance's /readyz: the status and the reason.
+func clusterReadyz(in *clustertest.Instance) (int, string) {
+	resp, err := in.Client(nil).Get(in.URL + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var body struct{ Reason string }
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body.Reason
+}
+
+// waitClusterReadyz polls every instance's /readyz until it answers status
+// (and reason, if not ""), within d.
+func waitClusterReadyz(t *testing.T, d time.Duration, status int, reason string, ins ...*clustertest.Instance) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for _, in := range ins {
+		for {
+			st, why := clusterReadyz(in)
+			if st == status && (reason == "" || why == reason) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz on %s: %d %q, want %d %q within %v", in.Name, st, why, status, reason, d)
+			}
+			time.Sleep(50 * time.Millisecond) // polling interval, not a wait for an event
+		}
+	}
+}
+
+// TestClusterRedisRestart: Redis restarts (empty, as it persists
+// nothing) under both instances. Accounts and sessions, in PostgreSQL,
+// are untouched; a phone relayed to a room on the other instance is told
+// room_gone and that room's browser gets a fresh code, with which a new
+// sign-in works.
+func TestClusterRedisRestart(t *testing.T) {
+	t.Parallel()
+	rs := redistest.Own(t)
+	c := startCluster(t, clusterOpts{redis: rs})
+	A, B := c.a, c.b
+	dev := c.phone(B, "+41 79 555 16 01", "")
+	br := c.signIn(dev, A, B, A, &qrauth.Profile{Name: "Grace"})
+	_, uid := br.me(B)
+
+	w := c.browser(A)
+	first := w.open(A, "")
+	relayed := mustScan(t, dev, B, first)
+	if m := w.next(); m.Type != wire.MsgScanned {
+		t.Fatalf("browser: %+v", m)
+	}
+
+	rs.Stop()
+	waitClusterReadyz(t, 10*time.Second, 503, "shared_unavailable", A, B)
+	if err := rs.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitClusterReadyz(t, 15*time.Second, 200, "", A, B)
+
+	for _, in := range []*clustertest.Instance{A, B} {
+		if st, id := br.me(in); st != 200 || id != uid {
+			t.Fatalf("session after the restart, on %s: %d %q, want %q", in.Name, st, id, uid)
+		}
+	}
+	// The room's record is gone: the relayed phone is told, and the
+	// browser on A gets a fresh code (after the re-check, 2 s).
+	wantRoomGone(t, relayed, 15*time.Second)
+	var qr *wire.ServerMessage
+	for qr == nil {
+		m, err := readWS(w.ws, 15*time.Second)
+		if err != nil {
+			t.Fatalf("browser on A after the restart: %v, want a fresh code", err)
+		}
+		if m.Type == wire.MsgQR {
+			qr = m
+		}
+	}
+	if qr.URL == first.URL {
+		t.Fatal("the browser shows the old code")
+	}
+	mustApprove(t, mustScan(t, dev, B, qr), nil, wire.ResultSignedIn)
+	if st, body := w.exchange(B, w.approved()); st != 200 {
+		t.Fatalf("exchange after the restart: %d %v", st, body)
+	}
+	if st, id := w.me(A); st != 200 || id != uid {
+		t.Fatalf("new sign-in after the restart: %d %q", st, id)
+	}
+}
+
+// TestClusterPostgresDown: PostgreSQL becomes unreachable for both
+// instances (a proxy between them and the server cuts every connection
+// and refuses new ones). Requests that need it fail with 500 "internal",
+// /readyz is 503 store_unavailable, a sign-up attempted meanwhile leaves
+// no trace; once it is reachable again both instances serve by
+// themselves, without a restart.
+func TestClusterPostgresDown(t *testing.T) {
+	t.Parallel()
+	var proxy *clustertest.Proxy
+	c := startCluster(t, clusterOpts{store: func(raw string) string {
+		u, _ := url.Parse(raw)
+		proxy = clustertest.NewProxy(t, u.Host)
+		u.Host = proxy.Addr
+		return u.String()
+	}})
+	A, B := c.a, c.b
+	dev := c.phone(B, "+41 79 555 17 01", "")
+	br := c.signIn(dev, A, B, A, &qrauth.Profile{Name: "Barbara"})
+	_, uid := br.me(B)
+	users := func() int {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, c.pgURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var n int
+		if err := conn.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := users()
+	// Made before: the phone's first request reads the store's salt.
+	newcomer := c.phone(B, "+41 79 555 17 02", "")
+
+	proxy.Block()
+	for _, in := range []*clustertest.Instance{A, B} {
+		st, body := br.do(in, "GET", wire.PathMe, "")
+		if st != 500 || body["code"] != qrauth.EINTERNAL {
+			t.Fatalf("me on %s with PostgreSQL away: %d %v, want 500 internal", in.Name, st, body)
+		}
+	}
+	waitClusterReadyz(t, 10*time.Second, 503, "store_unavailable", A, B)
+	// A new phone signs up meanwhile: refused, and nothing is written.
+	nb := c.browser(A)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The join already needs the store (is the device known?).
+	s, err := scanOn(ctx, newcomer, B, nb.open(A, ""))
+	if err == nil {
+		defer s.Close()
+		_, err = s.Approve(ctx, appclient.ApproveOptions{Profile: &qrauth.Profile{Name: "Nobody"}})
+	}
+	if qrauth.ErrorCode(err) != qrauth.EINTERNAL {
+		t.Fatalf("sign-up with PostgreSQL away: %v, want internal", err)
+	}
+
+	proxy.Unblock()
+	waitClusterReadyz(t, 15*time.Second, 200, "", A, B)
+	if n := users(); n != before {
+		t.Fatalf("%d users after the refused sign-up, %d before", n, before)
+	}
+	for _, in := range []*clustertest.Instance{A, B} {
+		if st, id := br.me(in); st != 200 || id != uid {
+			t.Fatalf("me on %s after PostgreSQL came back: %d %q", in.Name, st, id)
+		}
+	}
+	nb2 := c.signIn(newcomer, A, B, B, &qrauth.Profile{Name: "Newcomer"})
+	if st, _ := nb2.me(A); st != 200 || users() != before+1 {
+		t.Fatalf("sign-up after PostgreSQL came back: %d, %d users", st, users())
+	}
 }

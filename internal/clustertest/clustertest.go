@@ -309,6 +309,13 @@ func (in *Instance) Kill() {
 	in.signal(syscall.SIGKILL, time.Minute)
 }
 
+// Quit sends SIGQUIT, on which a Go program writes the stack of every
+// goroutine to its log and exits: what a test calls before it fails on a
+// hang, to see where the instance was stuck.
+func (in *Instance) Quit() {
+	in.signal(syscall.SIGQUIT, 10*time.Second)
+}
+
 func (in *Instance) signal(sig syscall.Signal, grace time.Duration) error {
 	in.mu.Lock()
 	cmd, done := in.cmd, in.done
