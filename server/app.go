@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -46,6 +50,26 @@ func (n *nonceCache) purge(now time.Time) {
 	}
 }
 
+// nonceTTL is how long a nonce is remembered: past it, the request's time
+// is too far from the clock to be accepted anyway.
+const nonceTTL = 3 * wire.AppRequestMaxSkew * time.Second
+
+// firstUse records the nonce key (device id "/" nonce) and reports whether
+// this is its first use: in this process's cache, or in a cluster in the
+// shared store, so that a request replayed to another instance is refused
+// too. The shared key is a hash: the store holds no client bytes verbatim.
+func (s *Server) firstUse(ctx context.Context, key string, now time.Time) (bool, error) {
+	if s.cfg.Shared == nil {
+		return s.seen.add(key, now.Add(nonceTTL)), nil
+	}
+	h := sha256.Sum256([]byte(key))
+	first, err := s.cfg.Shared.Once(ctx, "nonce:"+hex.EncodeToString(h[:]), nonceTTL)
+	if err != nil {
+		return false, qrauth.Internal(fmt.Errorf("app request nonce: %w", err))
+	}
+	return first, nil
+}
+
 // authenticateDevice checks a device-signed request (see wire.AppRequest).
 func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 	now := s.cfg.Now()
@@ -77,7 +101,9 @@ func (s *Server) authenticateDevice(c echo.Context) (*qrauth.Device, error) {
 		return nil, err
 	}
 	// Checked after the signature so that nobody can burn a device's nonces.
-	if !s.seen.add(string(id)+"/"+r.Nonce, now.Add(3*wire.AppRequestMaxSkew*time.Second)) {
+	if first, err := s.firstUse(c.Request().Context(), string(id)+"/"+r.Nonce, now); err != nil {
+		return nil, err
+	} else if !first {
 		return nil, unauth("replayed", "This request was already used.")
 	}
 	// A disabled account's phone approves nothing (offline transactions

@@ -141,6 +141,17 @@ type Host interface {
 	// the core's janitor drops. Its refusals are counted in the metrics
 	// under name, a fixed string such as "badge_frames".
 	NewLimiter(name string, r rate.Limit, burst int) *Limiter
+	// NewPeekLimiter is NewLimiter for a limit whose Peek decides: a limit
+	// of wrong answers, peeked before the answer is checked and counted
+	// (Allow) only when it is wrong. In a cluster its Peek reads the count
+	// every instance shares; a NewLimiter's Peek there always says yes, as
+	// the shared store cannot read its buckets without taking a token.
+	NewPeekLimiter(name string, r rate.Limit, burst int) *Limiter
+	// Recheck is 0 for an instance alone. In a cluster it is how often a
+	// flow that waits for a change of stored state (a long poll) reads it
+	// again by itself: a change made through another instance wakes no
+	// waiter here (Config.RoomRecheck).
+	Recheck() time.Duration
 }
 
 // SignIn is a sign-in in progress or complete: one or more passed steps.
@@ -251,7 +262,21 @@ func (h host) EndSession(c echo.Context) error             { return h.s.endSessi
 func (h host) RedirectSignedIn(c echo.Context) bool        { return h.s.redirectSignedIn(c) }
 
 func (h host) NewLimiter(name string, r rate.Limit, burst int) *Limiter {
-	l := newLimiter(name, r, burst, h.s.cfg.Metrics)
+	return h.addLimiter(h.s.newLimiter(name, r, burst, false))
+}
+
+func (h host) NewPeekLimiter(name string, r rate.Limit, burst int) *Limiter {
+	return h.addLimiter(h.s.newLimiter(name, r, burst, true))
+}
+
+func (h host) Recheck() time.Duration {
+	if h.s.cfg.Shared == nil {
+		return 0
+	}
+	return h.s.cfg.RoomRecheck
+}
+
+func (h host) addLimiter(l *Limiter) *Limiter {
 	h.s.limitersMu.Lock()
 	h.s.limiters = append(h.s.limiters, l)
 	h.s.limitersMu.Unlock()

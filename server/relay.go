@@ -318,7 +318,10 @@ func (h *hub) loadRelay(ctx context.Context, id string) (*relayRec, error) {
 }
 
 func (h *hub) hint(ctx context.Context, id string) {
-	if err := h.shared.Publish(ctx, roomKey(id)); err != nil {
+	// The topic names the sender, which skips its own hints: an instance
+	// never holds both a room and a relay to it, so what it wrote itself
+	// is nothing it must re-read.
+	if err := h.shared.Publish(ctx, roomKey(id)+"@"+h.cfg.InstanceID); err != nil {
 		// The other side re-reads on its own within RoomRecheck.
 		h.log.Warn("cluster: hint not sent", slog.Any("err", err))
 	}
@@ -340,6 +343,7 @@ type remoteRoom struct {
 	done     int        // the last In handled, to write
 	written  int        // the last Done written
 	flushing bool
+	pumping  bool // a pump is handing frames to the room: flush once, after
 }
 
 // remoteOf returns the room's remoteRoom, made on first use.
@@ -361,6 +365,18 @@ func (rr *remoteRoom) pump() {
 	h := rr.r.h
 	ctx, cancel := sharedCtx()
 	defer cancel()
+	// What the room answers while the pump runs goes into the record in
+	// one write with the pump's progress, not one write per message.
+	rr.mu.Lock()
+	rr.pumping = true
+	rr.mu.Unlock()
+	defer func() {
+		rr.mu.Lock()
+		rr.pumping = false
+		rr.done = rr.seen
+		rr.kickLocked()
+		rr.mu.Unlock()
+	}()
 	rec, err := h.loadRelay(ctx, rr.r.id)
 	if errors.Is(err, shared.ErrNotFound) {
 		rr.resetLocked("")
@@ -382,10 +398,6 @@ func (rr *remoteRoom) pump() {
 		rr.seen = in.Seq
 		rr.handle(ctx, in)
 	}
-	rr.mu.Lock()
-	rr.done = rr.seen
-	rr.kickLocked()
-	rr.mu.Unlock()
 }
 
 // resetLocked forgets the record seen so far, and the phones that came
@@ -442,7 +454,7 @@ func (rr *remoteRoom) handle(ctx context.Context, in relayIn) {
 
 // kickLocked starts a flush unless one runs. Called with rr.mu held.
 func (rr *remoteRoom) kickLocked() {
-	if rr.flushing || (len(rr.out) == 0 && rr.done == rr.written) {
+	if rr.flushing || rr.pumping || (len(rr.out) == 0 && rr.done == rr.written) {
 		return
 	}
 	rr.flushing = true
@@ -478,9 +490,13 @@ func (rr *remoteRoom) flush() {
 			rec.Done = max(rec.Done, done)
 			return nil
 		})
-		if err == nil {
+		switch {
+		case err == nil:
 			h.hint(ctx, rr.r.id)
-		} else {
+		case errors.Is(err, shared.ErrNotFound):
+			// The record is gone (expired, or Redis restarted): the
+			// phone's instance finds that out itself.
+		default:
 			// The phone's instance finds the record or its owner gone
 			// and tells the phone; nothing here can do better.
 			h.log.Warn("cluster: room answer not written", slog.Any("err", err))
@@ -569,10 +585,15 @@ func (h *hub) startRelay(ctx context.Context, cn *conn, owner, roomID, ip string
 	// Until the room's instance has seen the join it re-checks nothing of
 	// this room; its inbox, which it reads every RoomRecheck, names the
 	// room in case the hint is lost.
-	err = h.updateList(ctx, inboxKey(owner), func(ids []string) []string { return append(ids, roomID) })
-	if err != nil {
-		h.log.Warn("cluster: inbox not written", slog.Any("err", err))
-	}
+	// Off the join's path: the hint just sent is the quick way.
+	go func() {
+		ctx, cancel := sharedCtx()
+		defer cancel()
+		err := h.updateList(ctx, inboxKey(owner), func(ids []string) []string { return append(ids, roomID) })
+		if err != nil {
+			h.log.Warn("cluster: inbox not written", slog.Any("err", err))
+		}
+	}()
 	return rl
 }
 
@@ -786,7 +807,9 @@ func (h *hub) runCluster(stop <-chan struct{}) {
 	go func() {
 		for ctx.Err() == nil {
 			err := h.shared.Subscribe(ctx, func(topic string) {
-				if id, ok := strings.CutPrefix(topic, "room:"); ok {
+				id, ok := strings.CutPrefix(topic, "room:")
+				id, from, _ := strings.Cut(id, "@")
+				if ok && from != h.cfg.InstanceID {
 					h.onHint(id, false)
 				}
 			})

@@ -175,11 +175,12 @@ func (s *Server) Origin() string { return s.cfg.Origin }
 
 func (s *Server) build() error {
 	s.hub = newHub(s.cfg, s.store)
-	m := s.cfg.Metrics
-	s.rooms = newLimiter("rooms", s.cfg.RoomRate, s.cfg.RoomBurst, m)
-	s.apps = newLimiter("app", s.cfg.AppRate, s.cfg.AppBurst, m)
-	s.codes = codeGuard{perIP: newLimiter("code_ip", s.cfg.CodeRate, s.cfg.CodeBurst, m),
-		global: newLimiter("code_global", s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst, m)}
+	// The rooms limiter is peeked by the socket probe, the typed codes'
+	// before each lookup (newLimiter).
+	s.rooms = s.newLimiter("rooms", s.cfg.RoomRate, s.cfg.RoomBurst, true)
+	s.apps = s.newLimiter("app", s.cfg.AppRate, s.cfg.AppBurst, false)
+	s.codes = codeGuard{perIP: s.newLimiter("code_ip", s.cfg.CodeRate, s.cfg.CodeBurst, true),
+		global: s.newLimiter("code_global", s.cfg.CodeGlobalRate, s.cfg.CodeGlobalBurst, true)}
 	s.seen = newNonceCache()
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,

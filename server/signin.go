@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,8 +18,9 @@ import (
 // A sign-in is one or more steps. The first (a QR scan, a badge, an
 // offline code) identifies the user; gates then decide whether another
 // step is required (a second factor). Until the last step passes, the
-// browser holds a pending sign-in: a cookie naming an in-memory record
-// bound to the browser's bind cookie. Only then is a session issued.
+// browser holds a pending sign-in: a cookie naming a record bound to the
+// browser's bind cookie, in memory or, in a cluster, in the shared store
+// (signin_shared.go). Only then is a session issued.
 
 // Sign-in methods, recorded on the audit event of the sign-in.
 const (
@@ -169,12 +171,18 @@ func (s *Server) parkSignIn(c echo.Context, si *SignIn) error {
 		si.expires = s.cfg.Now().Add(pendingTTL)
 	}
 	s.dropPending(c)
-	s.pending.mu.Lock()
-	if s.pending.m == nil {
-		s.pending.m = make(map[[32]byte]*SignIn)
+	if s.cfg.Shared != nil {
+		if err := s.parkShared(c.Request().Context(), tok, si); err != nil {
+			return err
+		}
+	} else {
+		s.pending.mu.Lock()
+		if s.pending.m == nil {
+			s.pending.m = make(map[[32]byte]*SignIn)
+		}
+		s.pending.m[sha256.Sum256([]byte(tok))] = si
+		s.pending.mu.Unlock()
 	}
-	s.pending.m[sha256.Sum256([]byte(tok))] = si
-	s.pending.mu.Unlock()
 	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteStrictMode, MaxAge: int(pendingTTL / time.Second)})
 	return nil
@@ -192,17 +200,14 @@ var errNoPending = qrauth.Errorf(qrauth.EUNAUTHORIZED, "no_pending_sign_in",
 // copy is the caller's: a handler adds its step to it and continues, so two
 // requests racing on one sign-in never share a slice.
 func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
-	ck, err := c.Cookie(pendingCookie)
-	if err != nil || ck.Value == "" {
-		return nil, errNoPending
-	}
-	bind, err := s.bindValue(c)
-	if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
-		return nil, errNoPending
-	} else if err != nil {
+	tok, bind, err := s.pendingCookies(c)
+	if err != nil {
 		return nil, err
 	}
-	key := sha256.Sum256([]byte(ck.Value))
+	if s.cfg.Shared != nil {
+		return s.pendingShared(c.Request().Context(), tok, bind, true)
+	}
+	key := sha256.Sum256([]byte(tok))
 	s.pending.mu.Lock()
 	defer s.pending.mu.Unlock()
 	si, ok := s.pending.m[key]
@@ -219,9 +224,32 @@ func (s *Server) pendingSignIn(c echo.Context) (*SignIn, error) {
 	return si.clone(), nil
 }
 
+// pendingCookies returns the browser's pending cookie and bind value, or
+// errNoPending when it lacks either.
+func (s *Server) pendingCookies(c echo.Context) (tok, bind string, err error) {
+	ck, err := c.Cookie(pendingCookie)
+	if err != nil || ck.Value == "" {
+		return "", "", errNoPending
+	}
+	bind, err = s.bindValue(c)
+	if qrauth.ErrorReason(err) == qrauth.ErrorReason(errNoBindCookie) {
+		return "", "", errNoPending
+	} else if err != nil {
+		return "", "", err
+	}
+	return ck.Value, bind, nil
+}
+
 // peekSignIn returns a snapshot of the browser's parked sign-in without
 // counting an attempt: looking is not guessing.
 func (s *Server) peekSignIn(c echo.Context) (*SignIn, error) {
+	if s.cfg.Shared != nil {
+		tok, bind, err := s.pendingCookies(c)
+		if err != nil {
+			return nil, err
+		}
+		return s.pendingShared(c.Request().Context(), tok, bind, false)
+	}
 	si, err := s.pendingSignIn(c)
 	if err != nil {
 		return nil, err
@@ -242,9 +270,17 @@ func (s *Server) dropPending(c echo.Context) {
 	if err != nil {
 		return
 	}
-	s.pending.mu.Lock()
-	delete(s.pending.m, sha256.Sum256([]byte(ck.Value)))
-	s.pending.mu.Unlock()
+	if s.cfg.Shared != nil {
+		if err := s.cfg.Shared.Delete(c.Request().Context(), pendingKey(ck.Value)); err != nil {
+			// It expires by itself; a later step finds it only with the
+			// cookie this answer clears.
+			s.log.Warn("pending sign-in not removed from the shared store", slog.Any("err", err))
+		}
+	} else {
+		s.pending.mu.Lock()
+		delete(s.pending.m, sha256.Sum256([]byte(ck.Value)))
+		s.pending.mu.Unlock()
+	}
 	c.SetCookie(&http.Cookie{Name: pendingCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.cfg.secure(),
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }

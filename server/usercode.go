@@ -14,6 +14,9 @@ import (
 // instance. Only wrong codes count, so people typing right codes never use
 // up each other's budget; the lock makes "check both limits, look the code
 // up, count the miss" one step, so concurrent guesses cannot overshoot.
+// In a cluster the counts are shared (Config.Shared) but the lock is this
+// instance's: when a limit is reached, each other instance may let at most
+// the guesses it is checking at that moment through, one each.
 type codeGuard struct {
 	mu     sync.Mutex
 	perIP  *Limiter

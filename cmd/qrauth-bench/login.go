@@ -68,14 +68,15 @@ type LoginResult struct {
 // loginRunner holds what every sign-in shares.
 type loginRunner struct {
 	o         *options
-	t         *target
+	t         *target // the browsers' instance
+	phone     *target // the phones' instance: t, or another of the cluster
 	http      *http.Client
 	browser   *websocket.Dialer
 	scanOpts  appclient.ScanOptions
 	stepLimit time.Duration
 }
 
-func newLoginRunner(o *options, t *target) *loginRunner {
+func newLoginRunner(o *options, t, phone *target) *loginRunner {
 	sd := newSourceDialer(o.sourceIPs, 0, o.timeout, -1)
 	tr := &http.Transport{
 		DialContext:         sd.DialContext,
@@ -85,11 +86,11 @@ func newLoginRunner(o *options, t *target) *loginRunner {
 		DisableCompression:  true,
 	}
 	return &loginRunner{
-		o: o, t: t, stepLimit: o.timeout,
+		o: o, t: t, phone: phone, stepLimit: o.timeout,
 		http: &http.Client{Transport: tr, Timeout: o.timeout},
 		browser: &websocket.Dialer{NetDialContext: sd.DialContext, HandshakeTimeout: o.timeout,
 			ReadBufferSize: 2048, WriteBufferSize: 512, WriteBufferPool: &sync.Pool{}},
-		scanOpts: appclient.ScanOptions{Socket: t.AppSocket, Dialer: &websocket.Dialer{NetDialContext: sd.DialContext,
+		scanOpts: appclient.ScanOptions{Socket: phone.AppSocket, Dialer: &websocket.Dialer{NetDialContext: sd.DialContext,
 			HandshakeTimeout: o.timeout, ReadBufferSize: 1024, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{}}},
 	}
 }
@@ -109,7 +110,7 @@ func (l *loginRunner) newDevice(i int) (*appclient.Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &appclient.Device{Server: l.t.URL, Origin: l.t.Origin, PhoneIDHash: qrauth.PhoneIDHash(l.t.PhoneSalt, phone),
+	return &appclient.Device{Server: l.phone.URL, Origin: l.t.Origin, PhoneIDHash: qrauth.PhoneIDHash(l.t.PhoneSalt, phone),
 		Name: fmt.Sprintf("bench phone %d", i), PrivateKey: priv, HTTPClient: l.http}, nil
 }
 
@@ -334,13 +335,23 @@ func runLogin(ctx context.Context, o *options, prog *progress) (*LoginResult, er
 	t := ts[0]
 	oidcMode := o.command == "oidc"
 	res := &LoginResult{Mode: "login", Rate: o.rate, Inflight: o.inflight, Devices: o.devices, Errors: map[string]int64{}, SessionsInStore: -1}
-	if len(ts) > 1 {
-		res.Notes = append(res.Notes, "login drives the first --server only")
+	phone := t
+	switch {
+	case len(ts) == 2:
+		// A cluster: every sign-in's browser on the first instance, its
+		// phone on the second, so every room spans both.
+		phone = ts[1]
+		if phone.Origin != t.Origin {
+			return nil, fmt.Errorf("the two servers serve different origins (%s, %s): a cluster's instances share one", t.Origin, phone.Origin)
+		}
+		res.Notes = append(res.Notes, "cluster: browsers on "+t.URL+", phones on "+phone.URL)
+	case len(ts) > 2:
+		res.Notes = append(res.Notes, "login drives the first two --server only")
 	}
 	if t.inproc == nil {
 		res.Notes = append(res.Notes, "external server: its per-address rate limits apply; start qrauthd with large -room-rate, -room-burst, -app-rate and -app-burst")
 	}
-	l := newLoginRunner(o, t)
+	l := newLoginRunner(o, t, phone)
 	var rp *relyingSite
 	if oidcMode {
 		res.Mode, res.IDTokenAlg = "oidc", o.idTokenAlg

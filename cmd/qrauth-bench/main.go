@@ -82,6 +82,10 @@ type options struct {
 	pskRotation time.Duration
 	roomTTL     time.Duration
 	dataDir     string
+	storeURL    string // postgres://…: the PostgreSQL store instead of a bbolt file
+	redisURL    string // redis://…: the cluster's shared state
+	instances   int    // in-process instances sharing --store and --redis
+	origin      string // serve: the public origin (another instance's, in a cluster)
 
 	// hold
 	rooms       int
@@ -134,6 +138,10 @@ func parseFlags(command string, args []string, stderr io.Writer) (*options, erro
 
 	fs.DurationVar(&o.pskRotation, "psk-rotation", 30*time.Second, "in-process server: QR code rotation")
 	fs.DurationVar(&o.roomTTL, "room-ttl", 0, "in-process server: room lifetime (default: long enough for the run)")
+	fs.StringVar(&o.storeURL, "store", "", "in-process server and serve: a postgres:// URL to use PostgreSQL instead of a bbolt file (an empty database, or one a qrauthd made)")
+	fs.StringVar(&o.redisURL, "redis", "", "in-process server and serve: a redis:// URL of the cluster's shared state (needs --store)")
+	fs.IntVar(&o.instances, "instances", 1, "in-process servers sharing --store and --redis (2: browsers on the first, phones on the second)")
+	fs.StringVar(&o.origin, "origin", "", "serve: the public origin, default http://ADDR; give the first instance's to a second one")
 	fs.StringVar(&o.dataDir, "data-dir", "", "in-process server: directory for the bbolt file, kept afterwards (default: a temporary directory, removed)")
 
 	fs.IntVar(&o.rooms, "rooms", 1000, "hold: rooms to open")
@@ -186,6 +194,9 @@ func parseFlags(command string, args []string, stderr io.Writer) (*options, erro
 			return nil, err
 		}
 		o.debugURLs = append(o.debugURLs, u)
+	}
+	if err := o.checkCluster(); err != nil {
+		return nil, err
 	}
 	if len(o.serverPIDs) > 0 && len(o.serverPIDs) != len(o.servers) {
 		return nil, errors.New("give one --server-pid per --server")
@@ -244,6 +255,41 @@ func checkLoopbackURL(s, flagName string) (string, error) {
 		return "", fmt.Errorf("%s %q: the harness drives loopback servers only", flagName, s)
 	}
 	return "http://" + u.Host, nil
+}
+
+// checkCluster checks --store, --redis, --instances and --origin: the
+// engines must be on loopback like everything the harness talks to.
+func (o *options) checkCluster() error {
+	for _, c := range []struct{ flag, url string }{{"--store", o.storeURL}, {"--redis", o.redisURL}} {
+		if c.url == "" {
+			continue
+		}
+		u, err := url.Parse(c.url)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%s: want a URL such as postgres://127.0.0.1:5432/db or redis://127.0.0.1:6379/0", c.flag)
+		}
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("%s: the harness uses loopback servers only, not %s", c.flag, u.Hostname())
+		}
+	}
+	if o.storeURL != "" && !strings.HasPrefix(o.storeURL, "postgres://") && !strings.HasPrefix(o.storeURL, "postgresql://") {
+		return errors.New("--store: want a postgres:// URL")
+	}
+	if o.redisURL != "" && o.storeURL == "" {
+		return errors.New("--redis needs --store: instances sharing state share PostgreSQL, not a bbolt file")
+	}
+	if o.instances < 1 || o.instances > 2 {
+		return errors.New("--instances: 1 or 2")
+	}
+	if o.instances > 1 && (o.redisURL == "" || len(o.servers) > 0) {
+		return errors.New("--instances 2 needs --redis and no --server (for running instances give --server A,B)")
+	}
+	if o.origin != "" {
+		if _, err := checkLoopbackURL(o.origin, "--origin"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func isLoopbackHost(h string) bool {

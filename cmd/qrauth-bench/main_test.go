@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/pgtest"
+	"github.com/qrauth/qrauth/internal/redistest"
 	"github.com/qrauth/qrauth/store"
 )
 
@@ -23,7 +26,10 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "hold-worker" {
 		os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.StopShared()
+	redistest.StopShared()
+	os.Exit(code)
 }
 
 // mustRun runs the command with --json and decodes its report.
@@ -113,6 +119,44 @@ func TestHoldExternal(t *testing.T) {
 	for _, s := range rep.Hold.Servers {
 		if s.RoomsAtSample != 3 || s.PID != os.Getpid() {
 			t.Fatalf("server %s: %d rooms at the sample, pid %d; want 3 rooms each", s.URL, s.RoomsAtSample, s.PID)
+		}
+	}
+}
+
+// TestLoginCluster runs sign-ins on two in-process instances over one
+// PostgreSQL and one Redis: every browser on the first, every phone on the
+// second, and every session in the shared store afterwards.
+func TestLoginCluster(t *testing.T) {
+	t.Parallel()
+	pg, rs := pgtest.Shared(t), redistest.Shared(t)
+	rep := mustRun(t, "login", "--devices", "3", "--count", "10", "--rate", "50", "--duration", "10s",
+		"--store", pg.Schema(t), "--redis", rs.URL, "--instances", "2", "--baseline=false")
+	l := rep.Login
+	if l == nil {
+		t.Fatal("no login result")
+	}
+	if l.Registered != 3 || l.Completed != 10 || l.Failed != 0 || len(l.Errors) != 0 {
+		t.Fatalf("registered %d, completed %d, failed %d, errors %v %v", l.Registered, l.Completed, l.Failed, l.RegisterErrors, l.ErrorExamples)
+	}
+	if l.SessionsInStore != 13 {
+		t.Fatalf("sessions in store %d, want 13", l.SessionsInStore)
+	}
+	if !slices.ContainsFunc(l.Notes, func(n string) bool { return strings.HasPrefix(n, "cluster: browsers on ") }) {
+		t.Fatalf("notes %q: the run did not span two instances", l.Notes)
+	}
+}
+
+func TestClusterFlagsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--redis", "redis://127.0.0.1:1/0"},
+		{"--store", "postgres://db.example.com/x"},
+		{"--store", "postgres://127.0.0.1/x", "--redis", "redis://10.0.0.1:6379/0"},
+		{"--store", "postgres://127.0.0.1/x", "--instances", "2"},
+		{"--instances", "3"},
+	} {
+		var stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"login"}, args...), strings.NewReader(""), io.Discard, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, code, stderr.String())
 		}
 	}
 }

@@ -18,9 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/server"
 	"github.com/qrauth/qrauth/server/oidcflow"
+	"github.com/qrauth/qrauth/shared"
+	sharedredis "github.com/qrauth/qrauth/shared/redis"
 	"github.com/qrauth/qrauth/store"
+	"github.com/qrauth/qrauth/store/postgres"
 	"github.com/qrauth/qrauth/wire"
 	"golang.org/x/time/rate"
 )
@@ -38,70 +43,128 @@ type target struct {
 	inproc        *inprocServer
 }
 
-// inprocServer is a server this process started over a bbolt file.
+// benchStore is what an in-process server is given: the bbolt file or
+// PostgreSQL.
+type benchStore interface {
+	qrauth.Store
+	oidc.Store
+	Close() error
+}
+
+// inprocServer is a server this process started over a bbolt file, or
+// over PostgreSQL (--store), with more instances beside it sharing the
+// store and Redis (--redis, --instances).
 type inprocServer struct {
 	srv     *server.Server
-	db      *store.DB
+	others  []*server.Server // further instances: same store, same shared state, same origin
+	db      benchStore
+	sh      shared.Store // nil: one instance alone
 	dir     string
 	removes bool
 }
 
-// startInproc starts a server on 127.0.0.1:0 over a fresh bbolt file with
-// rate limits off.
+// startInproc starts a server on addr over a fresh bbolt file (or
+// --store) with rate limits off, and --instances-1 more on 127.0.0.1:0.
 func startInproc(o *options, addr string, roomTTL time.Duration) (*inprocServer, error) {
-	dir, removes := o.dataDir, false
-	if dir == "" {
-		d, err := os.MkdirTemp("", "qrauth-bench-*")
-		if err != nil {
-			return nil, err
-		}
-		dir, removes = d, true
-	}
-	db, err := store.Open(filepath.Join(dir, "qrauth.db"), store.Options{})
-	if err != nil {
-		if removes {
-			os.RemoveAll(dir)
-		}
+	s := &inprocServer{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fail := func(err error) (*inprocServer, error) {
+		s.closeStores()
 		return nil, err
+	}
+	if o.storeURL != "" {
+		pg, err := postgres.Open(ctx, o.storeURL, postgres.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
+		}
+		s.db = pg
+	} else {
+		dir, removes := o.dataDir, false
+		if dir == "" {
+			d, err := os.MkdirTemp("", "qrauth-bench-*")
+			if err != nil {
+				return nil, err
+			}
+			dir, removes = d, true
+		}
+		s.dir, s.removes = dir, removes
+		db, err := store.Open(filepath.Join(dir, "qrauth.db"), store.Options{})
+		if err != nil {
+			return fail(err)
+		}
+		s.db = db
+	}
+	if o.redisURL != "" {
+		sh, err := sharedredis.Open(ctx, o.redisURL, sharedredis.Options{})
+		if err != nil {
+			return fail(fmt.Errorf("--redis: %w", err))
+		}
+		s.sh = sh
 	}
 	if o.roomTTL > 0 {
 		roomTTL = o.roomTTL
 	}
 	cfg := server.Config{
-		Addr: addr, RoomRate: rate.Inf, AppRate: rate.Inf, MaxRooms: o.maxRooms,
-		PSKRotation: o.pskRotation, RoomTTL: roomTTL,
+		Addr: addr, Origin: o.origin, RoomRate: rate.Inf, AppRate: rate.Inf, MaxRooms: o.maxRooms,
+		PSKRotation: o.pskRotation, RoomTTL: roomTTL, Shared: s.sh,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	// The oidc command signs in for a relying site: the provider is a
-	// flow, as qrauthd lists it.
-	var flows []server.Flow
-	if o.command == "oidc" {
-		flows = append(flows, oidcflow.New(oidcflow.Config{}, db))
-	}
-	srv, err := server.New(cfg, db, flows...)
-	if err == nil {
-		err = srv.Open()
-	}
-	if err != nil {
-		db.Close()
-		if removes {
-			os.RemoveAll(dir)
+	open := func(cfg server.Config) (*server.Server, error) {
+		// The oidc command signs in for a relying site: the provider is
+		// a flow, as qrauthd lists it.
+		var flows []server.Flow
+		if o.command == "oidc" {
+			flows = append(flows, oidcflow.New(oidcflow.Config{}, s.db))
 		}
-		return nil, err
+		srv, err := server.New(cfg, s.db, flows...)
+		if err == nil {
+			err = srv.Open()
+		}
+		return srv, err
 	}
-	return &inprocServer{srv: srv, db: db, dir: dir, removes: removes}, nil
+	srv, err := open(cfg)
+	if err != nil {
+		return fail(err)
+	}
+	s.srv = srv
+	for range o.instances - 1 {
+		cfg.Addr, cfg.Origin = "127.0.0.1:0", srv.Origin()
+		other, err := open(cfg)
+		if err != nil {
+			s.close()
+			return nil, err
+		}
+		s.others = append(s.others, other)
+	}
+	return s, nil
 }
 
-// close shuts the server down, then closes the store it opened (the server
-// never closes the store it is given).
-func (s *inprocServer) close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := errors.Join(s.srv.Shutdown(ctx), s.db.Close())
+func (s *inprocServer) closeStores() error {
+	var errs []error
+	if s.sh != nil {
+		errs = append(errs, s.sh.Close())
+	}
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+	}
 	if s.removes {
 		os.RemoveAll(s.dir)
 	}
-	return err
+	return errors.Join(errs...)
+}
+
+// close shuts the servers down, then closes the stores it opened (a
+// server never closes the store it is given).
+func (s *inprocServer) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, o := range s.others {
+		errs = append(errs, o.Shutdown(ctx))
+	}
+	errs = append(errs, s.srv.Shutdown(ctx), s.closeStores())
+	return errors.Join(errs...)
 }
 
 // openTargets starts the in-process server or resolves the --server list,
@@ -113,12 +176,15 @@ func openTargets(ctx context.Context, o *options, roomTTL time.Duration) (ts []*
 		if err != nil {
 			return nil, nil, fmt.Errorf("start server: %w", err)
 		}
-		t := &target{URL: "http://" + s.srv.Addr().String(), PID: os.Getpid(), inproc: s}
-		if err := t.discover(ctx, o.timeout); err != nil {
-			s.close()
-			return nil, nil, err
+		for _, srv := range append([]*server.Server{s.srv}, s.others...) {
+			t := &target{URL: "http://" + srv.Addr().String(), PID: os.Getpid(), inproc: s}
+			if err := t.discover(ctx, o.timeout); err != nil {
+				s.close()
+				return nil, nil, err
+			}
+			ts = append(ts, t)
 		}
-		return []*target{t}, func() { s.close() }, nil
+		return ts, func() { s.close() }, nil
 	}
 	for i, u := range o.servers {
 		t := &target{URL: u}

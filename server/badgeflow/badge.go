@@ -219,7 +219,7 @@ func (b *Flow) Mount(h server.Host, e *echo.Echo) error {
 	b.h = h
 	b.frames = h.NewLimiter("badge_frames", cfg.FrameRate, cfg.FrameBurst)
 	b.pwIP = h.NewLimiter("badge_password_ip", cfg.PasswordRate, cfg.PasswordBurst)
-	b.pwUser = h.NewLimiter("badge_password_user", rate.Every(30*time.Second), 10)
+	b.pwUser = h.NewPeekLimiter("badge_password_user", rate.Every(30*time.Second), 10)
 	b.hashes = make(chan struct{}, n)
 	b.decodes = make(chan struct{}, n)
 	keys, err := newBadgeKeys(b.key, h.Rand())

@@ -477,6 +477,14 @@ func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration,
 		defer t.Stop()
 		timeout = t.C
 	}
+	// In a cluster the phone's scan or decision may reach another
+	// instance, whose notify wakes nobody here: read again every so often.
+	var recheck <-chan time.Time
+	if d := o.h.Recheck(); d > 0 && wait > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		recheck = t.C
+	}
 	for {
 		ch, done := o.wait.add(id)
 		a, err := o.st.FindApproval(ctx, id)
@@ -486,6 +494,8 @@ func (o *Flow) awaitApproval(ctx context.Context, id string, wait time.Duration,
 		}
 		select {
 		case <-ch:
+			done()
+		case <-recheck:
 			done()
 		case <-timeout:
 			done()

@@ -131,7 +131,7 @@ func (f *Flow) Mount(h server.Host, e *echo.Echo) error {
 	}
 	f.key = key
 	f.tries = h.NewLimiter("recovery_try", f.cfg.TryRate, f.cfg.TryBurst)
-	f.wrong = h.NewLimiter("recovery_wrong", f.cfg.WrongRate, f.cfg.WrongBurst)
+	f.wrong = h.NewPeekLimiter("recovery_wrong", f.cfg.WrongRate, f.cfg.WrongBurst)
 
 	e.POST(wire.PathAppRecover, f.handleRecover)
 	e.GET(wire.PathRecovery, f.handleStatus)
