@@ -493,9 +493,10 @@ func (rr *remoteRoom) flush() {
 		switch {
 		case err == nil:
 			h.hint(ctx, rr.r.id)
-		case errors.Is(err, shared.ErrNotFound):
-			// The record is gone (expired, or Redis restarted): the
-			// phone's instance finds that out itself.
+		case errors.Is(err, shared.ErrNotFound), errors.Is(err, errRecordReplaced):
+			// The record is gone (expired, or Redis restarted), or made
+			// again by a later phone: the phone's instance finds that
+			// out itself.
 		default:
 			// The phone's instance finds the record or its owner gone
 			// and tells the phone; nothing here can do better.
