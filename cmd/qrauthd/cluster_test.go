@@ -432,17 +432,87 @@ func TestClusterFlows(t *testing.T) {
 	}
 	b4 := oathFirst(A, B, B)
 	next := ok.code(step + 1)
-	// TODO(h14state): on A once pending sign-ins are shared.
-	if st, body := b4.do(B, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`); st != 200 {
-		t.Fatalf("OATH code on B: %d %v", st, body)
+	// The pending sign-in is in the shared store: the second step on A.
+	if st, body := b4.do(A, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`); st != 200 {
+		t.Fatalf("OATH code on A: %d %v", st, body)
 	}
 	if st, id := b4.me(B); st != 200 || id != uid {
 		t.Fatalf("me on B after the OATH code: %d %q", st, id)
 	}
 	// The same code in another sign-in, on the other instance: replayed.
 	b5 := oathFirst(B, A, A)
-	st, body = b5.do(A, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`)
-	wantRefused(t, "OATH code replayed on A", st, body, 409, "oath_replayed")
+	st, body = b5.do(B, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`)
+	wantRefused(t, "OATH code replayed on B", st, body, 409, "oath_replayed")
+
+	// A device-signed app request made on A, replayed word for word on
+	// B (and on A): its nonce is marked in the shared store.
+	rec := &recorder{rt: A.Transport()}
+	dev.HTTPClient = &http.Client{Transport: rec, Timeout: 15 * time.Second}
+	if _, err := dev.Sessions(ctx); err != nil {
+		t.Fatalf("signed request on A: %v", err)
+	}
+	for _, in := range []*clustertest.Instance{B, A} {
+		req, _ := http.NewRequest("GET", c.origin+wire.PathAppSessions, nil)
+		req.Header = rec.header.Clone()
+		resp, err := in.Client(nil).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		wantRefused(t, "signed app request replayed on "+in.Name, resp.StatusCode, body, 401, "replayed")
+	}
+}
+
+// recorder keeps the headers of the last request it sent.
+type recorder struct {
+	rt     http.RoundTripper
+	header http.Header
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.header = req.Header.Clone()
+	return r.rt.RoundTrip(req)
+}
+
+// TestClusterRateLimits: the per-address limits of new codes (browser
+// sockets) and of app connections are counted in the shared store, so a
+// burst spent on A is spent on B too.
+func TestClusterRateLimits(t *testing.T) {
+	t.Parallel()
+	// The later flags win: a burst of 3 that refills in about 17 minutes.
+	c := startCluster(t, clusterOpts{args: []string{"-room-rate", "0.001", "-room-burst", "3",
+		"-app-rate", "0.001", "-app-burst", "3"}})
+	A, B := c.a, c.b
+	br := c.browser(A)
+	for i := range 3 {
+		ws, err := br.dial(A, "")
+		if err != nil {
+			t.Fatalf("browser socket %d on A: %v", i+1, err)
+		}
+		ws.Close()
+	}
+	appSocket := "ws" + strings.TrimPrefix(c.origin, "http") + wire.PathAppSocket
+	for i := range 3 {
+		ws, _, err := A.Dialer().Dial(appSocket, nil)
+		if err != nil {
+			t.Fatalf("app socket %d on A: %v", i+1, err)
+		}
+		ws.Close()
+	}
+	for _, in := range []*clustertest.Instance{B, A} {
+		if _, err := br.dial(in, ""); !errors.Is(err, websocket.ErrBadHandshake) {
+			t.Fatalf("4th browser socket, on %s: %v, want refused", in.Name, err)
+		}
+		_, resp, err := in.Dialer().Dial(appSocket, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("4th app socket, on %s: %v %v, want 429 with Retry-After", in.Name, resp, err)
+		}
+	}
+	// The refusal of the browser socket says why, on B as on A.
+	st, body := br.do(B, "GET", wire.PathBrowserSocket, "")
+	wantRefused(t, "probe on B", st, body, 429, "rate_limited")
 }
 
 // wantRoomGone checks how a relayed phone is told that its room went
