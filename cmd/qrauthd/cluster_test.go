@@ -673,7 +673,7 @@ func waitClusterReadyz(t *testing.T, d time.Duration, status int, reason string,
 func TestClusterRedisRestart(t *testing.T) {
 	t.Parallel()
 	rs := redistest.Own(t)
-	c := startCluster(t, clusterOpts{redis: rs})
+	c := startCluster(t, clusterOpts{redis: rs, args: []string{"-psk-rotation", "3s"}})
 	A, B := c.a, c.b
 	dev := c.phone(B, "+41 79 555 16 01", "")
 	br := c.signIn(dev, A, B, A, &qrauth.Profile{Name: "Grace"})
@@ -685,6 +685,9 @@ func TestClusterRedisRestart(t *testing.T) {
 	if m := w.next(); m.Type != wire.MsgScanned {
 		t.Fatalf("browser: %+v", m)
 	}
+	// A room that no phone has joined yet: its code's PSK is in Redis.
+	idle := c.browser(A)
+	idleQR := idle.open(A, "")
 
 	rs.Stop()
 	waitClusterReadyz(t, 10*time.Second, 503, "shared_unavailable", A, B)
@@ -720,6 +723,31 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 	if st, id := w.me(A); st != 200 || id != uid {
 		t.Fatalf("new sign-in after the restart: %d %q", st, id)
+	}
+
+	// The idle room's code was lost with Redis: scanning it is refused.
+	// The room shows a fresh code at its next rotation (3 s here) or, if
+	// the rotation fell while Redis was down, ends with an error and the
+	// page opens a new socket, which gets one.
+	if _, err := scanOn(context.Background(), dev, B, idleQR); qrauth.ErrorReason(err) != "psk_unknown" {
+		t.Fatalf("the idle room's old code after the restart: %v, want psk_unknown", err)
+	}
+	var fresh *wire.ServerMessage
+	for fresh == nil {
+		m, err := readWS(idle.ws, 10*time.Second)
+		switch {
+		case err != nil:
+			t.Logf("idle room ended (%v): reconnecting", err)
+			fresh = idle.open(B, "")
+		case m.Type == wire.MsgQR:
+			fresh = m
+		case m.Type == wire.MsgError:
+			t.Logf("idle room: %s", m.Reason)
+		}
+	}
+	mustApprove(t, mustScan(t, dev, B, fresh), nil, wire.ResultSignedIn)
+	if st, body := idle.exchange(B, idle.approved()); st != 200 {
+		t.Fatalf("exchange of the idle room's fresh code: %d %v", st, body)
 	}
 }
 
