@@ -123,7 +123,7 @@ func (c *cluster) browser(on *clustertest.Instance) *cbrowser {
 // message (the QR code); query is e.g. "?mode=link".
 func (b *cbrowser) open(on *clustertest.Instance, query string) *wire.ServerMessage {
 	b.t.Helper()
-	ws, err := b.dial(on, query)
+	ws, _, err := b.dial(on, query)
 	if err != nil {
 		b.t.Fatalf("browser socket on %s: %v", on.Name, err)
 	}
@@ -135,17 +135,17 @@ func (b *cbrowser) open(on *clustertest.Instance, query string) *wire.ServerMess
 	return m
 }
 
-func (b *cbrowser) dial(on *clustertest.Instance, query string) (*websocket.Conn, error) {
+func (b *cbrowser) dial(on *clustertest.Instance, query string) (*websocket.Conn, *http.Response, error) {
 	u, _ := url.Parse(b.c.origin)
 	h := http.Header{"Origin": {b.c.origin}}
 	for _, ck := range b.jar.Cookies(u) {
 		h.Add("Cookie", ck.Name+"="+ck.Value)
 	}
-	ws, _, err := on.Dialer().Dial("ws"+strings.TrimPrefix(b.c.origin, "http")+wire.PathBrowserSocket+query, h)
+	ws, resp, err := on.Dialer().Dial("ws"+strings.TrimPrefix(b.c.origin, "http")+wire.PathBrowserSocket+query, h)
 	if err == nil {
 		b.t.Cleanup(func() { ws.Close() })
 	}
-	return ws, err
+	return ws, resp, err
 }
 
 func (b *cbrowser) next() *wire.ServerMessage {
@@ -487,7 +487,7 @@ func TestClusterRateLimits(t *testing.T) {
 	A, B := c.a, c.b
 	br := c.browser(A)
 	for i := range 3 {
-		ws, err := br.dial(A, "")
+		ws, _, err := br.dial(A, "")
 		if err != nil {
 			t.Fatalf("browser socket %d on A: %v", i+1, err)
 		}
@@ -502,10 +502,11 @@ func TestClusterRateLimits(t *testing.T) {
 		ws.Close()
 	}
 	for _, in := range []*clustertest.Instance{B, A} {
-		if _, err := br.dial(in, ""); !errors.Is(err, websocket.ErrBadHandshake) {
-			t.Fatalf("4th browser socket, on %s: %v, want refused", in.Name, err)
+		_, resp, err := br.dial(in, "")
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("4th browser socket, on %s: %v %v, want 429 with Retry-After", in.Name, resp, err)
 		}
-		_, resp, err := in.Dialer().Dial(appSocket, nil)
+		_, resp, err = in.Dialer().Dial(appSocket, nil)
 		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("4th app socket, on %s: %v %v, want 429 with Retry-After", in.Name, resp, err)
 		}
@@ -797,6 +798,11 @@ func TestClusterPostgresDown(t *testing.T) {
 		}
 	}
 	waitClusterReadyz(t, 10*time.Second, 503, "store_unavailable", A, B)
+	for _, in := range []*clustertest.Instance{A, B} {
+		if st, _ := br.do(in, "GET", "/healthz", ""); st != 200 {
+			t.Fatalf("/healthz on %s with PostgreSQL away: %d, want 200 (the process is fine)", in.Name, st)
+		}
+	}
 	// A new phone signs up meanwhile: refused, and nothing is written.
 	nb := c.browser(A)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
