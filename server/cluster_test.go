@@ -256,3 +256,42 @@ func TestClusterOwnerGone(t *testing.T) {
 		t.Fatalf("phone on B closed with %d, want reconnect or room_gone", code)
 	}
 }
+
+// The shared record of a room that spans two instances is lost (Redis
+// restarted, or evicted it) while a relayed phone is in the room: that
+// phone is told room_gone and the browser gets a fresh code. A phone that
+// then joins the fresh code through the other instance starts a new
+// record, numbered from 1 again, and must get its challenge: the room's
+// instance must not take the new record's join for one it has handled.
+func TestClusterRecordLost(t *testing.T) {
+	sh := shared.NewMemory(nil)
+	a, b := openCluster(t, sh, nil)
+	p := newPhone(t, b, "+41 44 668 18 00")
+	br := newBrowser(t, a)
+	first := br.open()
+	ch := p.join(first)
+	if ch.Type != wire.MsgChallenge {
+		t.Fatalf("join: %+v", ch)
+	}
+	br.next() // scanned
+	if err := sh.Delete(context.Background(), "room:"+ch.Room); err != nil {
+		t.Fatal(err)
+	}
+	if m := readMsg(t, p.ws); m.Type != wire.MsgError || m.Reason != "room_gone" {
+		t.Fatalf("relayed phone after its record was lost: %+v", m)
+	}
+	m := br.next()
+	if m.Type != wire.MsgQR || m.URL == first.URL {
+		t.Fatalf("browser after the record was lost: %+v, want a fresh code", m)
+	}
+	q := newPhone(t, b, "+41 44 668 18 02")
+	if ch := q.join(m); ch.Type != wire.MsgChallenge {
+		t.Fatalf("join of the fresh code through B: %+v", ch)
+	}
+	if m := br.next(); m.Type != wire.MsgScanned {
+		t.Fatalf("browser: %+v, want scanned", m)
+	}
+	if m := q.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
+		t.Fatalf("decide through B: %+v", m)
+	}
+}

@@ -226,6 +226,10 @@ func (h *hub) takeSharedTicket(tok string) (*ticket, error) {
 // Entries are numbered from 1 and never removed; a room exchanges a
 // handful in its life, and the record expires with the room.
 type relayRec struct {
+	// Gen is drawn when the record is created. A record lost (Redis
+	// restarted) and created again by a later join numbers its entries
+	// from 1 again: Gen tells both sides it is not the one they knew.
+	Gen   string     `json:"gen"`
 	Owner string     `json:"owner"`
 	In    []relayIn  `json:"in,omitempty"`
 	Out   []relayOut `json:"out,omitempty"`
@@ -255,10 +259,14 @@ type relayOut struct {
 	Text  string `json:"text,omitempty"`
 }
 
+// errRecordReplaced: the room's record is not the one a relay joined.
+var errRecordReplaced = errors.New("room record replaced")
+
 // updateRelay applies fn to the room's record with compare-and-swap,
-// retrying when another instance wrote in between. With create, a
-// missing record is made.
-func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec)) error {
+// retrying when another instance wrote in between; an error of fn stops
+// it and writes nothing. With create, a missing record is made, with a
+// new Gen.
+func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec) error) error {
 	ttl := h.cfg.RoomTTL + sharedMargin
 	if create {
 		// A phone's first join: the record is almost always new, so
@@ -276,7 +284,14 @@ func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*
 		var rec relayRec
 		switch {
 		case errors.Is(err, shared.ErrNotFound) && create:
-			fn(&rec)
+			gen, gerr := qrauth.RandomToken(h.cfg.Rand, 8)
+			if gerr != nil {
+				return gerr
+			}
+			rec.Gen = gen
+			if err := fn(&rec); err != nil {
+				return err
+			}
 			b, _ := json.Marshal(&rec)
 			err = h.shared.Create(ctx, roomKey(id), b, ttl)
 			if errors.Is(err, shared.ErrConflict) {
@@ -289,7 +304,9 @@ func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return fmt.Errorf("room record: %w", err)
 		}
-		fn(&rec)
+		if err := fn(&rec); err != nil {
+			return err
+		}
 		b, _ := json.Marshal(&rec)
 		if _, err = h.shared.Swap(ctx, roomKey(id), ver, b, ttl); errors.Is(err, shared.ErrConflict) {
 			continue
@@ -327,10 +344,12 @@ type remoteRoom struct {
 	r *room
 
 	pumpMu sync.Mutex // one pump at a time, in record order
+	gen    string     // the Gen of the record seen, "" before any
 	seen   int        // the last In handled
 	apps   map[string]*remoteApp
 
 	mu       sync.Mutex
+	outGen   string     // the Gen of the record the answers are for
 	out      []relayOut // answers not yet in the record
 	done     int        // the last In handled, to write
 	written  int        // the last Done written
@@ -371,15 +390,17 @@ func (rr *remoteRoom) pump() {
 	}()
 	rec, err := h.loadRelay(ctx, rr.r.id)
 	if errors.Is(err, shared.ErrNotFound) {
-		for id, app := range rr.apps {
-			rr.r.appGone(app)
-			delete(rr.apps, id)
-		}
+		rr.resetLocked("")
 		return
 	}
 	if err != nil {
 		h.log.Warn("cluster: room record not read", slog.Any("err", err))
 		return
+	}
+	if rec.Gen != rr.gen {
+		// A new record: the old one's phones are gone, and its entries
+		// are numbered afresh.
+		rr.resetLocked(rec.Gen)
 	}
 	for _, in := range rec.In {
 		if in.Seq <= rr.seen {
@@ -388,6 +409,19 @@ func (rr *remoteRoom) pump() {
 		rr.seen = in.Seq
 		rr.handle(ctx, in)
 	}
+}
+
+// resetLocked forgets the record seen so far, and the phones that came
+// through it, which the room treats as gone. Called with pumpMu held.
+func (rr *remoteRoom) resetLocked(gen string) {
+	for id, app := range rr.apps {
+		rr.r.appGone(app)
+		delete(rr.apps, id)
+	}
+	rr.gen, rr.seen = gen, 0
+	rr.mu.Lock()
+	rr.outGen, rr.out, rr.done, rr.written = gen, nil, 0, 0
+	rr.mu.Unlock()
 }
 
 func (rr *remoteRoom) handle(ctx context.Context, in relayIn) {
@@ -453,19 +487,27 @@ func (rr *remoteRoom) flush() {
 		}
 		rr.mu.Unlock()
 		ctx, cancel := sharedCtx()
-		err := h.updateRelay(ctx, rr.r.id, false, func(rec *relayRec) {
+		rr.mu.Lock()
+		gen := rr.outGen
+		rr.mu.Unlock()
+		err := h.updateRelay(ctx, rr.r.id, false, func(rec *relayRec) error {
+			if rec.Gen != gen {
+				return errRecordReplaced // answers to phones of a lost record
+			}
 			for _, o := range out {
 				o.Seq = len(rec.Out) + 1
 				rec.Out = append(rec.Out, o)
 			}
 			rec.Done = max(rec.Done, done)
+			return nil
 		})
 		switch {
 		case err == nil:
 			h.hint(ctx, rr.r.id)
-		case errors.Is(err, shared.ErrNotFound):
-			// The record is gone (expired, or Redis restarted): the
-			// phone's instance finds that out itself.
+		case errors.Is(err, shared.ErrNotFound), errors.Is(err, errRecordReplaced):
+			// The record is gone (expired, or Redis restarted), or made
+			// again by a later phone: the phone's instance finds that
+			// out itself.
 		default:
 			// The phone's instance finds the record or its owner gone
 			// and tells the phone; nothing here can do better.
@@ -527,8 +569,9 @@ type relay struct {
 	cn    *conn
 
 	mu   sync.Mutex
-	sent int // the Seq of the last frame this relay put in the record
-	seen int // the last Out handled
+	gen  string // the Gen of the record its join went into
+	sent int    // the Seq of the last frame this relay put in the record
+	seen int    // the last Out handled
 	done bool
 }
 
@@ -634,18 +677,29 @@ func (h *hub) readInbox(ctx context.Context) {
 func (rl *relay) put(ctx context.Context, in relayIn) error {
 	in.App = rl.id
 	var seq int
-	err := rl.h.updateRelay(ctx, rl.room, in.Kind == inJoin, func(rec *relayRec) {
+	var gen string
+	rl.mu.Lock()
+	want := rl.gen
+	rl.mu.Unlock()
+	err := rl.h.updateRelay(ctx, rl.room, in.Kind == inJoin, func(rec *relayRec) error {
+		if in.Kind != inJoin && rec.Gen != want {
+			return errRecordReplaced // lost and made again by another phone
+		}
 		if rec.Owner == "" {
 			rec.Owner = rl.owner
 		}
 		in.Seq = len(rec.In) + 1
-		seq = in.Seq
+		seq, gen = in.Seq, rec.Gen
 		rec.In = append(rec.In, in)
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	rl.mu.Lock()
+	if in.Kind == inJoin {
+		rl.gen = gen
+	}
 	rl.sent = max(rl.sent, seq)
 	rl.mu.Unlock()
 	rl.h.hint(ctx, rl.room)
@@ -655,7 +709,7 @@ func (rl *relay) put(ctx context.Context, in relayIn) error {
 // forward relays a frame the phone sent after its join.
 func (rl *relay) forward(ctx context.Context, data []byte) {
 	if err := rl.put(ctx, relayIn{Kind: inFrame, Data: data}); err != nil {
-		if errors.Is(err, shared.ErrNotFound) {
+		if errors.Is(err, shared.ErrNotFound) || errors.Is(err, errRecordReplaced) {
 			rl.finish(func() { rl.cn.closeErr(errRoomGone) })
 			return
 		}
@@ -712,11 +766,13 @@ func (rl *relay) pump(rehint bool) {
 	}
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	if rl.done {
+	if rl.done || rl.gen == "" {
+		// Nothing to read before the join is in the record (the record
+		// may not even exist yet).
 		return
 	}
 	rec, err := h.loadRelay(ctx, rl.room)
-	if errors.Is(err, shared.ErrNotFound) {
+	if errors.Is(err, shared.ErrNotFound) || (err == nil && rec.Gen != rl.gen) {
 		rl.mu.Unlock()
 		rl.finish(func() { rl.cn.closeErr(errRoomGone) })
 		rl.mu.Lock()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/clustertest"
 	"github.com/qrauth/qrauth/internal/pgtest"
 	"github.com/qrauth/qrauth/internal/redistest"
 	"github.com/qrauth/qrauth/store/postgres"
@@ -22,6 +23,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	pgtest.StopShared()
 	redistest.StopShared()
+	clustertest.Cleanup()
 	os.Exit(code)
 }
 
