@@ -268,14 +268,23 @@ var errRecordReplaced = errors.New("room record replaced")
 // new Gen.
 func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec) error) error {
 	ttl := h.cfg.RoomTTL + sharedMargin
+	// fresh makes the record anew, with a generation of its own.
+	fresh := func() error {
+		gen, err := qrauth.RandomToken(h.cfg.Rand, 8)
+		if err != nil {
+			return err
+		}
+		rec := relayRec{Gen: gen}
+		if err := fn(&rec); err != nil {
+			return err
+		}
+		b, _ := json.Marshal(&rec)
+		return h.shared.Create(ctx, roomKey(id), b, ttl)
+	}
 	if create {
 		// A phone's first join: the record is almost always new, so
 		// try that first and save a read.
-		var rec relayRec
-		fn(&rec)
-		b, _ := json.Marshal(&rec)
-		err := h.shared.Create(ctx, roomKey(id), b, ttl)
-		if !errors.Is(err, shared.ErrConflict) {
+		if err := fresh(); !errors.Is(err, shared.ErrConflict) {
 			return err
 		}
 	}
@@ -284,16 +293,7 @@ func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*
 		var rec relayRec
 		switch {
 		case errors.Is(err, shared.ErrNotFound) && create:
-			gen, gerr := qrauth.RandomToken(h.cfg.Rand, 8)
-			if gerr != nil {
-				return gerr
-			}
-			rec.Gen = gen
-			if err := fn(&rec); err != nil {
-				return err
-			}
-			b, _ := json.Marshal(&rec)
-			err = h.shared.Create(ctx, roomKey(id), b, ttl)
+			err = fresh()
 			if errors.Is(err, shared.ErrConflict) {
 				continue
 			}
@@ -571,8 +571,11 @@ type relay struct {
 	mu   sync.Mutex
 	gen  string // the Gen of the record its join went into
 	sent int    // the Seq of the last frame this relay put in the record
-	seen int    // the last Out handled
-	done bool
+	// aliveMisses counts the re-checks in a row that found the owner's
+	// alive key gone.
+	aliveMisses int
+	seen        int // the last Out handled
+	done        bool
 }
 
 // startRelay puts the phone's join into the room's record; nil if it
@@ -759,7 +762,19 @@ func (rl *relay) pump(rehint bool) {
 	defer cancel()
 	h := rl.h
 	if rehint {
-		if _, _, err := h.shared.Load(ctx, aliveKey(rl.owner)); errors.Is(err, shared.ErrNotFound) {
+		// Gone only when missed twice in a row: right after Redis
+		// restarts, a living instance has not yet written its key again
+		// (it does at its next re-check).
+		_, _, err := h.shared.Load(ctx, aliveKey(rl.owner))
+		rl.mu.Lock()
+		if errors.Is(err, shared.ErrNotFound) {
+			rl.aliveMisses++
+		} else if err == nil {
+			rl.aliveMisses = 0
+		}
+		gone := rl.aliveMisses >= 2
+		rl.mu.Unlock()
+		if gone {
 			rl.finish(func() { rl.cn.closeErr(errRoomGone) })
 			return
 		}
