@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -254,6 +255,77 @@ func TestClusterOwnerGone(t *testing.T) {
 	code := readClose(t, p.ws)
 	if code != wire.CloseServiceRestart && code != wire.CloseCode(qrauth.ENOTFOUND) {
 		t.Fatalf("phone on B closed with %d, want reconnect or room_gone", code)
+	}
+}
+
+// remoteView is one instance's view of the shared state across a network:
+// each call takes a moment, and once closed (as qrauthd closes its Redis
+// client as soon as the server's Shutdown returns) nothing more reaches
+// the state.
+type remoteView struct {
+	shared.Store
+	closed atomic.Bool
+}
+
+func (v *remoteView) call() error {
+	time.Sleep(30 * time.Millisecond) // the round trip, not a wait for an event
+	if v.closed.Load() {
+		return shared.ErrClosed
+	}
+	return nil
+}
+
+func (v *remoteView) Load(ctx context.Context, key string) ([]byte, uint64, error) {
+	if err := v.call(); err != nil {
+		return nil, 0, err
+	}
+	return v.Store.Load(ctx, key)
+}
+
+func (v *remoteView) Swap(ctx context.Context, key string, ver uint64, b []byte, ttl time.Duration) (uint64, error) {
+	if err := v.call(); err != nil {
+		return 0, err
+	}
+	return v.Store.Swap(ctx, key, ver, b, ttl)
+}
+
+func (v *remoteView) Delete(ctx context.Context, key string) error {
+	if err := v.call(); err != nil {
+		return err
+	}
+	return v.Store.Delete(ctx, key)
+}
+
+// Shutdown returns only when the instance has written what it owes the
+// shared state: its relayed phones' goodbye (reconnect, 1012) and the
+// removal of its alive key. qrauthd closes the Redis client right after,
+// so anything left to a goroutine then is lost, and the phone would learn
+// only from the alive key's expiry, seconds later, with room_gone.
+func TestClusterShutdownFlushes(t *testing.T) {
+	sh := shared.NewMemory(nil)
+	viewA := &remoteView{Store: sh}
+	a, b := openCluster(t, sh, func(c *server.Config) {
+		if c.InstanceID == "A" {
+			c.Shared = viewA
+		}
+	})
+	p := newPhone(t, b, "+41 44 668 18 00")
+	br := newBrowser(t, a)
+	if m := p.join(br.open()); m.Type != wire.MsgChallenge {
+		t.Fatalf("join: %+v", m)
+	}
+	br.next() // scanned
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Server.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	viewA.closed.Store(true)
+	if _, _, err := sh.Load(ctx, "alive:A"); !errors.Is(err, shared.ErrNotFound) {
+		t.Errorf("alive key of the instance shut down: %v, want it deleted", err)
+	}
+	if code := readClose(t, p.ws); code != wire.CloseServiceRestart {
+		t.Fatalf("phone on B closed with %d, want %d (reconnect)", code, wire.CloseServiceRestart)
 	}
 }
 

@@ -33,6 +33,10 @@ type hub struct {
 	// this instance that joined a room held by another (relay.go).
 	shared shared.Store
 	relays map[string]map[*relay]struct{} // room id -> relays
+	// bg runs the goroutines that read or write the shared state for
+	// rooms and relays (pumps, flushes, index drops): runCluster waits for
+	// them before it ends, since the caller closes the store after Shutdown.
+	bg sync.WaitGroup
 }
 
 // ticket is what an approved browser exchanges for a session. Only its hash
@@ -98,7 +102,8 @@ func (h *hub) unregister(r *room) {
 	if h.shared != nil {
 		// Off the caller's lock: the entries would expire on their own,
 		// dropping them only frees the keys early.
-		go h.dropShared(pskKey(r.psk), r.pskVal, codeKey(r.code), r.codeVal)
+		pskK, pskV, codeK, codeV := pskKey(r.psk), r.pskVal, codeKey(r.code), r.codeVal
+		h.bg.Go(func() { h.dropShared(pskK, pskV, codeK, codeV) })
 	}
 }
 

@@ -469,7 +469,7 @@ func (rr *remoteRoom) kickLocked() {
 		return
 	}
 	rr.flushing = true
-	go rr.flush()
+	rr.r.h.bg.Go(rr.flush)
 }
 
 // flush writes the room's answers and progress into the record, then
@@ -601,14 +601,14 @@ func (h *hub) startRelay(ctx context.Context, cn *conn, owner, roomID, ip string
 	// this room; its inbox, which it reads every RoomRecheck, names the
 	// room in case the hint is lost.
 	// Off the join's path: the hint just sent is the quick way.
-	go func() {
+	h.bg.Go(func() {
 		ctx, cancel := sharedCtx()
 		defer cancel()
 		err := h.updateList(ctx, inboxKey(owner), func(ids []string) []string { return append(ids, roomID) })
 		if err != nil {
 			h.log.Warn("cluster: inbox not written", slog.Any("err", err))
 		}
-	}()
+	})
 	return rl
 }
 
@@ -661,7 +661,7 @@ func (h *hub) readInbox(ctx context.Context) {
 		r := h.rooms[id]
 		h.mu.Unlock()
 		if r != nil {
-			go r.remoteOf().pump()
+			h.bg.Go(r.remoteOf().pump)
 		}
 	}
 	_ = h.updateList(ctx, key, func(ids []string) []string {
@@ -827,11 +827,14 @@ func (rl *relay) pump(rehint bool) {
 
 // runCluster keeps this instance's part of the cluster going until stop:
 // it listens for hints, keeps its alive key fresh and re-checks the rooms
-// that span two instances every RoomRecheck.
+// that span two instances every RoomRecheck. After stop it returns once
+// nothing of it uses the shared state any more.
 func (h *hub) runCluster(stop <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-stop; cancel() }()
+	subscribed := make(chan struct{})
 	go func() {
+		defer close(subscribed)
 		for ctx.Err() == nil {
 			err := h.shared.Subscribe(ctx, func(topic string) {
 				id, ok := strings.CutPrefix(topic, "room:")
@@ -858,6 +861,12 @@ func (h *hub) runCluster(stop <-chan struct{}) {
 	for {
 		select {
 		case <-ctx.Done():
+			// First what the rooms' ends owe the shared state (their
+			// phones' goodbyes, written by flushes): the caller closes the
+			// store once this returns. No hint starts a pump after the
+			// subscription has ended, nor a re-check after this loop.
+			<-subscribed
+			h.bg.Wait()
 			// Gone on purpose: the phones relayed to this instance's rooms
 			// are told at once, not when the key would have expired.
 			dctx, dcancel := sharedCtx()
@@ -899,10 +908,10 @@ func (h *hub) onHint(id string, rehint bool) {
 	}
 	h.mu.Unlock()
 	if r != nil {
-		go r.remoteOf().pump()
+		h.bg.Go(r.remoteOf().pump)
 	}
 	for _, rl := range rls {
-		go rl.pump(rehint)
+		h.bg.Go(func() { rl.pump(rehint) })
 	}
 }
 
@@ -926,10 +935,10 @@ func (h *hub) recheck() {
 		rr := r.remote
 		r.mu.Unlock()
 		if rr != nil {
-			go rr.pump()
+			h.bg.Go(rr.pump)
 		}
 	}
 	for _, rl := range rls {
-		go rl.pump(true)
+		h.bg.Go(func() { rl.pump(true) })
 	}
 }

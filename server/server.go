@@ -53,6 +53,9 @@ type Server struct {
 	stop     chan struct{}
 	stopped  chan struct{}
 	served   chan error
+	// clusterDone is closed when the cluster loop (Config.Shared set) has
+	// ended and no longer uses the shared state.
+	clusterDone chan struct{}
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -205,7 +208,11 @@ func (s *Server) build() error {
 	}
 	go s.janitor()
 	if s.cfg.Shared != nil {
-		go s.hub.runCluster(s.stop)
+		s.clusterDone = make(chan struct{})
+		go func() {
+			defer close(s.clusterDone)
+			s.hub.runCluster(s.stop)
+		}()
 	}
 	return nil
 }
@@ -348,6 +355,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 		close(s.stop)
 		<-s.stopped
+		if s.clusterDone != nil {
+			// The caller may close Config.Shared once Shutdown returns.
+			select {
+			case <-s.clusterDone:
+			case <-ctx.Done():
+				errs = append(errs, fmt.Errorf("shared state still in use: %w", ctx.Err()))
+			}
+		}
 	}
 	if s.served != nil {
 		if err := <-s.served; err != nil {
