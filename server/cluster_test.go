@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -365,5 +366,66 @@ func TestClusterRecordLost(t *testing.T) {
 	}
 	if m := q.decide(wire.DecisionApprove, true, nil); m.Type != wire.MsgNeedsForm {
 		t.Fatalf("decide through B: %+v", m)
+	}
+}
+
+// recording keeps every key and value written to the shared store.
+type recording struct {
+	shared.Store
+	mu      sync.Mutex
+	written []string
+}
+
+func (r *recording) note(key string, v []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.written = append(r.written, key, string(v))
+}
+
+func (r *recording) Put(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	r.note(key, v)
+	return r.Store.Put(ctx, key, v, ttl)
+}
+
+func (r *recording) Create(ctx context.Context, key string, v []byte, ttl time.Duration) error {
+	r.note(key, v)
+	return r.Store.Create(ctx, key, v, ttl)
+}
+
+func (r *recording) Swap(ctx context.Context, key string, ver uint64, v []byte, ttl time.Duration) (uint64, error) {
+	r.note(key, v)
+	return r.Store.Swap(ctx, key, ver, v, ttl)
+}
+
+// A typed code shown by a room on A is exchanged on B for the room's QR
+// URL, once; and nothing written to the shared store holds the live PSK
+// or the code, so reading Redis lets nobody into a waiting room.
+func TestClusterTypedCode(t *testing.T) {
+	rec := &recording{Store: shared.NewMemory(nil)}
+	a, b := openCluster(t, rec, func(c *server.Config) { c.CodeRate, c.CodeGlobalRate = rate.Inf, rate.Inf })
+	br := newBrowser(t, a)
+	qr := br.open()
+	if qr.UserCode == "" {
+		t.Fatalf("no typed code: %+v", qr)
+	}
+	psk := qr.URL[strings.LastIndex(qr.URL, "/")+1:]
+	code, _ := wire.NormalizeUserCode(qr.UserCode)
+	rec.mu.Lock()
+	for _, w := range rec.written {
+		if strings.Contains(w, psk) || strings.Contains(w, code) {
+			t.Errorf("the shared store was given %q, which holds the live PSK or code", w)
+		}
+	}
+	rec.mu.Unlock()
+	if st, reason, url := postCode(t, b, "", qr.UserCode); st != 200 || url != qr.URL {
+		t.Fatalf("code on B: %d %s %q, want the QR URL %q", st, reason, url, qr.URL)
+	}
+	if st, reason, _ := postCode(t, a, "", qr.UserCode); st != 404 || reason != "code_unknown" {
+		t.Fatalf("code again on A: %d %s, want 404 code_unknown", st, reason)
+	}
+	// The URL leads a phone on B into the room on A.
+	p := newPhone(t, b, "+41 44 668 18 00")
+	if m := p.join(qr); m.Type != wire.MsgChallenge || m.Mode != wire.ModeSignUp {
+		t.Fatalf("join through B: %+v", m)
 	}
 }

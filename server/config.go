@@ -124,7 +124,10 @@ type Config struct {
 	// existed. The server does not close it.
 	Shared shared.Store
 	// InstanceID names this instance in the shared state (which instance
-	// holds a room's browser). Default: random per start.
+	// holds a room's browser). Default: random per start. It must be new
+	// at every start: an instance restarted under its old id would keep
+	// its alive key, so the phones relayed to its lost rooms would wait
+	// for the rooms to expire instead of hearing room_gone.
 	InstanceID string
 	// RoomRecheck is how often an instance re-reads, on its own, the shared
 	// record of a room that spans two instances, so that a lost pub/sub

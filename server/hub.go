@@ -183,7 +183,7 @@ func (h *hub) setCode(r *room, code [32]byte, url string) (bool, error) {
 func (h *hub) takeCode(ctx context.Context, code string) (string, error) {
 	sum := userCodeHash(code)
 	if h.shared != nil {
-		return h.takeSharedCode(ctx, sum)
+		return h.takeSharedCode(ctx, code, sum)
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()

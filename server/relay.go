@@ -22,14 +22,19 @@ package server
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qrauth/qrauth"
@@ -81,7 +86,7 @@ type pskEntry struct {
 // codeValue is what a user code names in the shared index.
 type codeValue struct {
 	Room string `json:"room"`
-	URL  string `json:"url"`
+	URL  string `json:"url"` // sealed under the code (sealCodeURL): it holds the live PSK
 }
 
 // setSharedPSK puts psk in the shared index for ttl, and drops the room's
@@ -152,7 +157,54 @@ func (h *hub) setSharedCode(r *room, code [32]byte, url string) (bool, error) {
 	return true, nil
 }
 
-func (h *hub) takeSharedCode(ctx context.Context, sum [32]byte) (string, error) {
+// codeURLKey is the AES-256 key that seals a typed code's URL in the
+// shared index: derived from the code itself, which only the browser
+// shows and only the person typing it knows.
+func codeURLKey(code string) [32]byte {
+	return sha256.Sum256([]byte("qrauth user code url\n" + code))
+}
+
+// sealCodeURL seals url under code (AES-GCM, random nonce), base64.
+func sealCodeURL(rnd io.Reader, code, url string) (string, error) {
+	k := codeURLKey(code)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return "", err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := io.ReadFull(rnd, nonce); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(url), nil)), nil
+}
+
+// openCodeURL opens what sealCodeURL made with the same code.
+func openCodeURL(code, sealed string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", err
+	}
+	k := codeURLKey(code)
+	block, err := aes.NewCipher(k[:])
+	if err != nil {
+		return "", err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return "", err
+	}
+	if len(b) < aead.NonceSize() {
+		return "", errors.New("sealed code URL too short")
+	}
+	url, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], nil)
+	return string(url), err
+}
+
+func (h *hub) takeSharedCode(ctx context.Context, code string, sum [32]byte) (string, error) {
 	v, err := h.shared.Take(ctx, codeKey(sum))
 	if errors.Is(err, shared.ErrNotFound) {
 		return "", errCodeUnknown
@@ -164,7 +216,11 @@ func (h *hub) takeSharedCode(ctx context.Context, sum [32]byte) (string, error) 
 	if err := json.Unmarshal(v, &e); err != nil || e.URL == "" {
 		return "", sharedErr("user code", fmt.Errorf("bad entry"))
 	}
-	return e.URL, nil
+	url, err := openCodeURL(code, e.URL)
+	if err != nil {
+		return "", sharedErr("user code", err)
+	}
+	return url, nil
 }
 
 // dropShared removes a finished room's index entries, if still ours.
@@ -343,10 +399,11 @@ func (h *hub) hint(ctx context.Context, id string) {
 type remoteRoom struct {
 	r *room
 
-	pumpMu sync.Mutex // one pump at a time, in record order
-	gen    string     // the Gen of the record seen, "" before any
-	seen   int        // the last In handled
-	apps   map[string]*remoteApp
+	pumpMu  sync.Mutex  // one pump at a time, in record order
+	waiting atomic.Bool // a pump waits for pumpMu
+	gen     string      // the Gen of the record seen, "" before any
+	seen    int         // the last In handled
+	apps    map[string]*remoteApp
 
 	mu       sync.Mutex
 	outGen   string     // the Gen of the record the answers are for
@@ -371,7 +428,14 @@ func (r *room) remoteOf() *remoteRoom {
 // pump. A record that is gone (Redis restarted, or the room outlived it)
 // means its phones are gone too.
 func (rr *remoteRoom) pump() {
+	// One pump waiting is enough: it reads the record after whatever write
+	// woke the others. Without this, pumps pile up behind a Redis that
+	// hangs, one per hint and re-check.
+	if !rr.waiting.CompareAndSwap(false, true) {
+		return
+	}
 	rr.pumpMu.Lock()
+	rr.waiting.Store(false)
 	defer rr.pumpMu.Unlock()
 	h := rr.r.h
 	ctx, cancel := sharedCtx()
@@ -478,7 +542,8 @@ func (rr *remoteRoom) flush() {
 	h := rr.r.h
 	for {
 		rr.mu.Lock()
-		out, done := rr.out, rr.done
+		// One look: answers, progress and the record they belong to.
+		out, done, gen := rr.out, rr.done, rr.outGen
 		rr.out = nil
 		if len(out) == 0 && done == rr.written {
 			rr.flushing = false
@@ -487,9 +552,6 @@ func (rr *remoteRoom) flush() {
 		}
 		rr.mu.Unlock()
 		ctx, cancel := sharedCtx()
-		rr.mu.Lock()
-		gen := rr.outGen
-		rr.mu.Unlock()
 		err := h.updateRelay(ctx, rr.r.id, false, func(rec *relayRec) error {
 			if rec.Gen != gen {
 				return errRecordReplaced // answers to phones of a lost record

@@ -159,7 +159,15 @@ func (r *room) newCodeLocked(url string) (string, error) {
 			return "", err
 		}
 		sum := userCodeHash(code)
-		ok, err := r.h.setCode(r, sum, url)
+		val := url
+		if r.h.shared != nil {
+			// The URL holds the room's live PSK: sealed under the code,
+			// so that reading Redis does not let anyone into the room.
+			if val, err = sealCodeURL(r.h.cfg.Rand, code, url); err != nil {
+				return "", err
+			}
+		}
+		ok, err := r.h.setCode(r, sum, val)
 		if err != nil {
 			return "", err
 		}

@@ -23,7 +23,7 @@ import (
 func postCode(t *testing.T, srv *testServer, ip, code string) (status int, reason, url string) {
 	t.Helper()
 	body, _ := json.Marshal(wire.CodeRequest{Code: code})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+wire.PathAppCode, strings.NewReader(string(body)))
+	req, _ := http.NewRequest(http.MethodPost, srv.base()+wire.PathAppCode, strings.NewReader(string(body)))
 	req.Header.Set("Content-Type", "application/json")
 	if ip != "" {
 		req.Header.Set("X-Forwarded-For", ip)

@@ -3,28 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/base32"
-	"encoding/binary"
 	"fmt"
-	"hash"
 	"io"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -35,71 +26,14 @@ func oathRunMain(t *testing.T, args ...string) *Main {
 	return MustRunMain(t, append([]string{"-key-file", mustKeyFile(t), "-oath-policy", "if-enrolled"}, args...)...)
 }
 
-// oathOTP is an RFC 4226/6238 implementation of the test's own, with
-// crypto/hmac only, so that the server's library is checked against
-// something independent of it. It is pinned to the RFCs' vectors below.
-func oathOTP(secret []byte, alg string, digits int, counter uint64) string {
-	h := map[string]func() hash.Hash{"SHA1": sha1.New, "SHA256": sha256.New, "SHA512": sha512.New}[alg]
-	mac := hmac.New(h, secret)
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], counter)
-	mac.Write(msg[:])
-	sum := mac.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	code := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	mod := uint32(1)
-	for range digits {
-		mod *= 10
-	}
-	return fmt.Sprintf("%0*d", digits, code%mod)
-}
-
 func TestOATHOwnOTPMatchesRFC(t *testing.T) {
-	if got := oathOTP([]byte("12345678901234567890"), "SHA1", 6, 1); got != "287082" {
+	if got := testutil.OTP([]byte("12345678901234567890"), "SHA1", 6, 1); got != "287082" {
 		t.Fatalf("RFC 4226 counter 1: %s", got)
 	}
-	if got := oathOTP([]byte("12345678901234567890"), "SHA1", 8, 59/30); got != "94287082" {
+	if got := testutil.OTP([]byte("12345678901234567890"), "SHA1", 8, 59/30); got != "94287082" {
 		t.Fatalf("RFC 6238 T=59: %s", got)
 	}
 }
-
-// oathURIKey is what an authenticator app reads from the otpauth:// URI.
-type oathURIKey struct {
-	uri    *url.URL
-	base32 string
-	secret []byte
-	alg    string
-	digits int
-	period int64
-}
-
-func oathParse(t *testing.T, raw string) *oathURIKey {
-	t.Helper()
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme != "otpauth" || u.Host != "totp" {
-		t.Fatalf("not a TOTP otpauth URI: %q (%v)", raw, err)
-	}
-	q := u.Query()
-	k := &oathURIKey{uri: u, base32: q.Get("secret"), alg: q.Get("algorithm"), digits: 6, period: 30}
-	if k.secret, err = base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(k.base32); err != nil || len(k.secret) == 0 {
-		t.Fatalf("secret of %s: %v", raw, err)
-	}
-	if d, err := strconv.Atoi(q.Get("digits")); err == nil {
-		k.digits = d
-	}
-	if p, err := strconv.ParseInt(q.Get("period"), 10, 64); err == nil {
-		k.period = p
-	}
-	if k.alg == "" {
-		k.alg = "SHA1"
-	}
-	return k
-}
-
-// step is the TOTP time step of now.
-func (k *oathURIKey) step() uint64 { return uint64(time.Now().Unix() / k.period) }
-
-func (k *oathURIKey) code(step uint64) string { return oathOTP(k.secret, k.alg, k.digits, step) }
 
 // oathScanPage scans the login page's QR code with dev and approves, as
 // a sign-up (with a profile) or a sign-in.
@@ -157,21 +91,21 @@ func TestOATHBrowserEnrolAndSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decode the page's QR code: %v", err)
 	}
-	k := oathParse(t, text)
-	if k.uri.Path != "/qrauth:ada@example.com" || k.uri.Query().Get("issuer") != "qrauth" {
-		t.Fatalf("label and issuer of %s", k.uri)
+	k := testutil.ParseOTPAuth(t, text)
+	if k.URI.Path != "/qrauth:ada@example.com" || k.URI.Query().Get("issuer") != "qrauth" {
+		t.Fatalf("label and issuer of %s", k.URI)
 	}
 	var shown string
 	if err := chromedp.Run(ctx, chromedp.Text("#oath-secret", &shown, chromedp.ByQuery)); err != nil {
 		t.Fatal(err)
 	}
-	if strings.ReplaceAll(shown, " ", "") != k.base32 {
-		t.Fatalf("page shows key %q, the QR code holds %q", shown, k.base32)
+	if strings.ReplaceAll(shown, " ", "") != k.Base32 {
+		t.Fatalf("page shows key %q, the QR code holds %q", shown, k.Base32)
 	}
 	saveScreenshot(t, ctx, "oath-enrol.png")
-	used := k.step()
+	used := k.Step()
 	if err := chromedp.Run(ctx,
-		chromedp.SendKeys("#oath-code", k.code(used), chromedp.ByQuery),
+		chromedp.SendKeys("#oath-code", k.Code(used), chromedp.ByQuery),
 		chromedp.Click("#oath-confirm", chromedp.ByQuery),
 		chromedp.WaitVisible(`#oath-panel[data-state="active"]`, chromedp.ByQuery),
 	); err != nil {
@@ -190,7 +124,7 @@ func TestOATHBrowserEnrolAndSignIn(t *testing.T) {
 	// The code of the enrolment is spent; the next step's code is inside
 	// the window and was never used.
 	if err := chromedp.Run(ctx,
-		chromedp.SendKeys("#verify-code", k.code(used+1), chromedp.ByQuery),
+		chromedp.SendKeys("#verify-code", k.Code(used+1), chromedp.ByQuery),
 		chromedp.Click("#verify-submit", chromedp.ByQuery),
 	); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
 		t.Fatal(err)
@@ -234,10 +168,10 @@ func TestOATHBrowserRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := oathParse(t, text)
+	k := testutil.ParseOTPAuth(t, text)
 	saveScreenshot(t, ctx, "oath-enrol-signin.png")
 	// A wrong code first: the page says so and stays.
-	wrong := k.code(k.step() + 7)
+	wrong := k.Code(k.Step() + 7)
 	var msg string
 	if err := chromedp.Run(ctx,
 		chromedp.SendKeys("#enrol-code", wrong, chromedp.ByQuery),
@@ -251,7 +185,7 @@ func TestOATHBrowserRequired(t *testing.T) {
 		t.Fatalf("error shown: %q", msg)
 	}
 	if err := chromedp.Run(ctx,
-		chromedp.SendKeys("#enrol-code", k.code(k.step()), chromedp.ByQuery),
+		chromedp.SendKeys("#enrol-code", k.Code(k.Step()), chromedp.ByQuery),
 		chromedp.Click("#enrol-submit", chromedp.ByQuery),
 	); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
 		t.Fatal(err)
@@ -315,11 +249,11 @@ func TestOATHAdminCommandsAndLetter(t *testing.T) {
 	if filepath.Dir(lm[1]) != filepath.Join(filepath.Dir(m.DataPath), "letters") {
 		t.Fatalf("letter written to %s", lm[1])
 	}
-	k := oathParse(t, oathLetterQR(t, lm[1]))
+	k := testutil.ParseOTPAuth(t, oathLetterQR(t, lm[1]))
 
 	code, out, _ = admin("oath", "secret", string(uid))
-	if code != 0 || !strings.Contains(out, "base32  "+k.base32) || !strings.Contains(out, fmt.Sprintf("hex     %x", k.secret)) {
-		t.Fatalf("secret: %d %q (letter holds %s)", code, out, k.base32)
+	if code != 0 || !strings.Contains(out, "base32  "+k.Base32) || !strings.Contains(out, fmt.Sprintf("hex     %x", k.Secret)) {
+		t.Fatalf("secret: %d %q (letter holds %s)", code, out, k.Base32)
 	}
 	// A second letter reuses the secret.
 	code, out, _ = admin("oath", "letter", string(uid))
@@ -327,8 +261,8 @@ func TestOATHAdminCommandsAndLetter(t *testing.T) {
 	if code != 0 || lm2 == nil || lm2[2] != "the existing token" || lm2[3] != lm[3] || lm2[1] == lm[1] {
 		t.Fatalf("second letter: %d %q", code, out)
 	}
-	if k2 := oathParse(t, oathLetterQR(t, lm2[1])); k2.base32 != k.base32 {
-		t.Fatalf("second letter holds %s, want %s", k2.base32, k.base32)
+	if k2 := testutil.ParseOTPAuth(t, oathLetterQR(t, lm2[1])); k2.Base32 != k.Base32 {
+		t.Fatalf("second letter holds %s, want %s", k2.Base32, k.Base32)
 	}
 
 	if code, out, _ := admin("oath", "show", string(uid)); code != 0 || !strings.Contains(out, "active") || !strings.Contains(out, "from letter") {
@@ -352,7 +286,7 @@ func TestOATHAdminCommandsAndLetter(t *testing.T) {
 			t.Fatalf("audit lacks %s: %q", ev, out)
 		}
 	}
-	if strings.Contains(out, k.base32) {
+	if strings.Contains(out, k.Base32) {
 		t.Fatal("the audit log shows the secret")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/oidc"
 	"github.com/qrauth/qrauth/server/oidcflow"
 	"github.com/qrauth/qrauth/wire"
@@ -666,10 +667,10 @@ func TestOIDCACRSecondFactor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k := oathParse(t, text)
-	used := k.step()
+	k := testutil.ParseOTPAuth(t, text)
+	used := k.Step()
 	if err := chromedp.Run(ctx,
-		chromedp.SendKeys("#oath-code", k.code(used), chromedp.ByQuery),
+		chromedp.SendKeys("#oath-code", k.Code(used), chromedp.ByQuery),
 		chromedp.Click("#oath-confirm", chromedp.ByQuery),
 		chromedp.WaitVisible(`#oath-panel[data-state="active"]`, chromedp.ByQuery),
 	); err != nil {
@@ -690,7 +691,7 @@ func TestOIDCACRSecondFactor(t *testing.T) {
 		t.Fatalf("the site's second factor was not asked: %v", err)
 	}
 	if err := chromedp.Run(ctx,
-		chromedp.SendKeys("#verify-code", k.code(used+1), chromedp.ByQuery),
+		chromedp.SendKeys("#verify-code", k.Code(used+1), chromedp.ByQuery),
 		chromedp.Click("#verify-submit", chromedp.ByQuery),
 	); err != nil && !strings.Contains(err.Error(), "navigated or closed") {
 		t.Fatal(err)

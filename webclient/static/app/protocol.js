@@ -341,6 +341,7 @@ export const REASONS = {
   device_id_mismatch: 'This phone’s key does not match its id. Set the app up again.',
   bad_signature: 'The server did not accept this phone’s signature. Nothing was signed in or approved.',
   psk_unknown: 'This code has expired or was already used. Scan the code that is on the screen now.',
+  room_gone: 'The sign-in page closed or its server restarted before you finished. Scan the code that is on the screen now.',
   invalid_code: 'A sign-in code has 8 letters and digits, like 7K3M-QX9D. Check what you typed.',
   code_unknown: 'That code is not right, has changed or was already used. Type the code the computer shows now.',
   too_many_guesses: 'Too many wrong codes were typed on this server just now. Scan the QR code instead, or try again in a minute.',

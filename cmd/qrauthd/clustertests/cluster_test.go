@@ -1,4 +1,4 @@
-package main
+package clustertests
 
 // Cluster tests with real processes: two qrauthd binaries on loopback
 // ports sharing one real Redis and one real PostgreSQL, both serving the
@@ -71,7 +71,7 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 	if err := os.WriteFile(tokens, []byte(offlineTestToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key := mustKeyFile(t)
+	key := mustKeyFile(t, bin)
 	addrA, addrB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	c.origin = "http://" + addrA
 	newInst := func(name, addr string) *clustertest.Instance {
@@ -413,9 +413,9 @@ func TestClusterFlows(t *testing.T) {
 	if st != 200 {
 		t.Fatalf("enrol on A: %d %v", st, body)
 	}
-	ok := oathParse(t, body["uri"].(string))
-	step := ok.step()
-	if st, body := br.do(B, "POST", wire.PathOATHConfirm, `{"code":"`+ok.code(step)+`"}`); st != 200 {
+	ok := testutil.ParseOTPAuth(t, body["uri"].(string))
+	step := ok.Step()
+	if st, body := br.do(B, "POST", wire.PathOATHConfirm, `{"code":"`+ok.Code(step)+`"}`); st != 200 {
 		t.Fatalf("confirm on B: %d %v", st, body)
 	}
 	oathFirst := func(bOn, pOn, xOn *clustertest.Instance) *cbrowser {
@@ -431,7 +431,7 @@ func TestClusterFlows(t *testing.T) {
 		return b
 	}
 	b4 := oathFirst(A, B, B)
-	next := ok.code(step + 1)
+	next := ok.Code(step + 1)
 	// The pending sign-in is in the shared store: the second step on A.
 	if st, body := b4.do(A, "POST", wire.PathOATHSignIn, `{"code":"`+next+`"}`); st != 200 {
 		t.Fatalf("OATH code on A: %d %v", st, body)
