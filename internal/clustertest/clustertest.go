@@ -14,6 +14,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -143,12 +144,18 @@ type Options struct {
 	// bounds the wait (default 30 s).
 	Ready       string
 	ReadyWithin time.Duration
+	// TLS, if set, is the clients' configuration for a process that
+	// serves HTTPS (a TLS proxy in front of instances): URL is then
+	// https://Addr, and Ready is polled, and Transport and Dialer
+	// connect, with it.
+	TLS *tls.Config
 }
 
 // Instance is one server process (running or not).
 type Instance struct {
 	Options
-	// URL is http://Addr, where this instance is reached directly.
+	// URL is http://Addr (https:// with TLS), where this instance is
+	// reached directly.
 	URL string
 
 	tb   testing.TB
@@ -181,6 +188,9 @@ func New(tb testing.TB, opts Options) *Instance {
 		opts.ReadyWithin = 30 * time.Second
 	}
 	in := &Instance{Options: opts, URL: "http://" + opts.Addr, tb: tb, log: &logBuffer{}}
+	if opts.TLS != nil {
+		in.URL = "https://" + opts.Addr
+	}
 	tb.Cleanup(func() {
 		in.Kill()
 		if tb.Failed() {
@@ -263,7 +273,8 @@ func (in *Instance) Exited() <-chan struct{} {
 func (in *Instance) WaitReady(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	done := in.Exited()
-	client := &http.Client{Timeout: 2 * time.Second}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: in.TLS}}
+	defer client.CloseIdleConnections()
 	var last string
 	for {
 		resp, err := client.Get(in.URL + in.Ready)
@@ -347,7 +358,7 @@ func (in *Instance) dial(ctx context.Context, network, _ string) (net.Conn, erro
 // Transport sends every request to this instance (a new one each call,
 // so that connections to a killed instance are not reused by others).
 func (in *Instance) Transport() *http.Transport {
-	return &http.Transport{DialContext: in.dial, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
+	return &http.Transport{DialContext: in.dial, TLSClientConfig: in.TLS, MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}
 }
 
 // Client is an HTTP client whose requests all reach this instance, with
@@ -358,7 +369,7 @@ func (in *Instance) Client(jar http.CookieJar) *http.Client {
 
 // Dialer is a WebSocket dialer whose connections all reach this instance.
 func (in *Instance) Dialer() *websocket.Dialer {
-	return &websocket.Dialer{NetDialContext: in.dial, HandshakeTimeout: 10 * time.Second}
+	return &websocket.Dialer{NetDialContext: in.dial, TLSClientConfig: in.TLS, HandshakeTimeout: 10 * time.Second}
 }
 
 // Proxy forwards TCP connections from a loopback port to a target, until

@@ -52,6 +52,9 @@ type clusterOpts struct {
 	store func(string) string
 	// args are added to both instances' flags.
 	args []string
+	// origin, if set, is the origin both serve (a proxy's); default the
+	// first instance's URL.
+	origin string
 }
 
 func startCluster(t *testing.T, o clusterOpts) *cluster {
@@ -74,6 +77,9 @@ func startCluster(t *testing.T, o clusterOpts) *cluster {
 	key := mustKeyFile(t, bin)
 	addrA, addrB := clustertest.FreeAddr(t), clustertest.FreeAddr(t)
 	c.origin = "http://" + addrA
+	if o.origin != "" {
+		c.origin = o.origin
+	}
 	newInst := func(name, addr string) *clustertest.Instance {
 		args := []string{"-addr", addr, "-origin", c.origin,
 			"-store", storeURL, "-redis", c.redis.URL, "-redis-prefix", "t-" + t.Name() + ":",
