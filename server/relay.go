@@ -157,21 +157,21 @@ func (h *hub) setSharedCode(r *room, code [32]byte, url string) (bool, error) {
 	return true, nil
 }
 
-// codeURLKey is the AES-256 key that seals a typed code's URL in the
-// shared index: derived from the code itself, which only the browser
-// shows and only the person typing it knows.
-func codeURLKey(code string) [32]byte {
-	return sha256.Sum256([]byte("qrauth user code url\n" + code))
-}
-
-// sealCodeURL seals url under code (AES-GCM, random nonce), base64.
-func sealCodeURL(rnd io.Reader, code, url string) (string, error) {
-	k := codeURLKey(code)
+// codeURLAEAD is the AES-256-GCM that seals a typed code's URL in the
+// shared index, its key derived from the code itself, which only the
+// browser shows and only the person typing it knows.
+func codeURLAEAD(code string) (cipher.AEAD, error) {
+	k := sha256.Sum256([]byte("qrauth user code url\n" + code))
 	block, err := aes.NewCipher(k[:])
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	return cipher.NewGCM(block)
+}
+
+// sealCodeURL seals url under code (random nonce first), base64.
+func sealCodeURL(rnd io.Reader, code, url string) (string, error) {
+	aead, err := codeURLAEAD(code)
 	if err != nil {
 		return "", err
 	}
@@ -188,12 +188,7 @@ func openCodeURL(code, sealed string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	k := codeURLKey(code)
-	block, err := aes.NewCipher(k[:])
-	if err != nil {
-		return "", err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := codeURLAEAD(code)
 	if err != nil {
 		return "", err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -52,19 +53,6 @@ func integrationBlock(t *testing.T, lang string) string {
 	}
 	block, _, _ = strings.Cut(block, "\n```\n")
 	return block
-}
-
-// substitute makes replacements in s, each of which must apply: a
-// document that drifted from what the test expects fails it.
-func substitute(t *testing.T, s string, pairs ...string) string {
-	t.Helper()
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !strings.Contains(s, pairs[i]) {
-			t.Fatalf("the documented config no longer contains %q:\n%s", pairs[i], s)
-		}
-		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
-	}
-	return s
 }
 
 // freePort returns a loopback port nobody listens on now.
@@ -146,7 +134,7 @@ func startProxy(t *testing.T, dir, ready string, env []string, name string, args
 // block of its own (temporary paths, log to stderr).
 func startNginx(t *testing.T, port int, qrauthAddr, appAddr string) {
 	t.Helper()
-	runNginx(t, substitute(t, integrationBlock(t, "nginx"),
+	runNginx(t, testutil.Substitute(t, integrationBlock(t, "nginx"),
 		"example.com", "example.test",
 		"listen 80;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
 		"127.0.0.1:8080", qrauthAddr,
@@ -183,7 +171,7 @@ http {
 // port, bound to loopback, with no admin endpoint.
 func startCaddy(t *testing.T, port int, qrauthAddr, appAddr string) {
 	t.Helper()
-	conf := substitute(t, integrationBlock(t, "caddyfile"),
+	conf := testutil.Substitute(t, integrationBlock(t, "caddyfile"),
 		"example.com", "example.test",
 		"127.0.0.1:8080", qrauthAddr,
 		"127.0.0.1:3000", appAddr)

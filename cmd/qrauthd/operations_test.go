@@ -28,6 +28,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/qrauth/qrauth"
 	"github.com/qrauth/qrauth/appclient"
+	"github.com/qrauth/qrauth/internal/testutil"
 	"github.com/qrauth/qrauth/wire"
 )
 
@@ -41,20 +42,7 @@ const operationsDoc = "../../docs/operations.md"
 // <!-- tested: name --> in docs/operations.md.
 func operationsBlock(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(operationsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(b), "<!-- tested: "+name+" -->\n```")
-	if !ok {
-		t.Fatalf("docs/operations.md has no block marked <!-- tested: %s -->", name)
-	}
-	_, block, _ := strings.Cut(rest, "\n") // past the language
-	block, _, ok = strings.Cut(block, "\n```\n")
-	if !ok {
-		t.Fatalf("docs/operations.md: the %s block does not end", name)
-	}
-	return block
+	return testutil.TestedBlock(t, operationsDoc, name)
 }
 
 // selfSignedCert writes a certificate for host and its key into a
@@ -130,7 +118,7 @@ func testOperationsProxy(t *testing.T, proxy string) {
 		}
 		cert, key, pool := selfSignedCert(t, "login.example.test")
 		roots = pool
-		runNginx(t, substitute(t, conf,
+		runNginx(t, testutil.Substitute(t, conf,
 			"/etc/letsencrypt/live/login.example.com/fullchain.pem", cert,
 			"/etc/letsencrypt/live/login.example.com/privkey.pem", key,
 			"login.example.com", "login.example.test",
@@ -141,7 +129,7 @@ func testOperationsProxy(t *testing.T, proxy string) {
 		// Caddy's own local CA stands in for the public one; no
 		// redirect listener on port 80.
 		storage := runCaddy(t, "local_certs\n\tskip_install_trust\n\tauto_https disable_redirects", "certificate obtained successfully",
-			substitute(t, operationsBlock(t, "caddy"),
+			testutil.Substitute(t, operationsBlock(t, "caddy"),
 				"login.example.com {", fmt.Sprintf("https://login.example.test:%d {", port),
 				"127.0.0.1:8080", addr))
 		pem, err := os.ReadFile(filepath.Join(storage, "pki", "authorities", "local", "root.crt"))

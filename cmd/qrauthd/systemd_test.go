@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/qrauth/qrauth/internal/testutil"
 )
 
 const systemdUnit = "../../deploy/qrauthd.service"
@@ -121,7 +123,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	copyPath := filepath.Join(t.TempDir(), "qrauthd.service")
-	if err := os.WriteFile(copyPath, []byte(substitute(t, string(data), "ExecStart=/usr/local/bin/qrauthd ", "ExecStart="+self+" ")), 0o644); err != nil {
+	if err := os.WriteFile(copyPath, []byte(testutil.Substitute(t, string(data), "ExecStart=/usr/local/bin/qrauthd ", "ExecStart="+self+" ")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(analyze, "verify", copyPath).CombinedOutput()

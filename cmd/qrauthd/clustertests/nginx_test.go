@@ -26,40 +26,6 @@ import (
 	"github.com/qrauth/qrauth/wire"
 )
 
-// docBlock returns the fenced block that follows the marker
-// <!-- tested: name in the document at path (relative to the repository).
-func docBlock(t *testing.T, path, name string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(b), "<!-- tested: "+name)
-	if !ok {
-		t.Fatalf("%s has no block marked <!-- tested: %s", path, name)
-	}
-	_, rest, _ = strings.Cut(rest, "\n```") // past the marker's line
-	_, block, _ := strings.Cut(rest, "\n")  // past the language
-	block, _, ok = strings.Cut(block, "\n```\n")
-	if !ok {
-		t.Fatalf("%s: the %s block does not end", path, name)
-	}
-	return block
-}
-
-// substitute makes replacements in s, each of which must apply: a
-// document that drifted from what the test expects fails it.
-func substitute(t *testing.T, s string, pairs ...string) string {
-	t.Helper()
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if !strings.Contains(s, pairs[i]) {
-			t.Fatalf("the documented config no longer contains %q:\n%s", pairs[i], s)
-		}
-		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
-	}
-	return s
-}
-
 // nginxHit is one line of nginx's access log: the status, the upstream
 // addresses tried (", " between them) and the request.
 type nginxHit struct{ status, upstream, request string }
@@ -94,15 +60,15 @@ func startNginx(t *testing.T, c *cluster, addr string, ca *testutil.TestCA, upst
 	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mapBlock := regexp.MustCompile(`(?s)map \$http_upgrade \$connection_upgrade \{.*?\n\}`).FindString(docBlock(t, "docs/operations.md", "nginx"))
+	mapBlock := regexp.MustCompile(`(?s)map \$http_upgrade \$connection_upgrade \{.*?\n\}`).FindString(testutil.TestedBlock(t, "../../../docs/operations.md", "nginx"))
 	if mapBlock == "" {
 		t.Fatal("docs/operations.md's nginx block has no map $http_upgrade $connection_upgrade block")
 	}
-	conf := docBlock(t, "docs/cluster.md", "nginx")
+	conf := testutil.TestedBlock(t, "../../../docs/cluster.md", "nginx")
 	if upstreamFirst != "" {
-		conf = substitute(t, conf, "upstream qrauth {\n", "upstream qrauth {\n    "+upstreamFirst+"\n")
+		conf = testutil.Substitute(t, conf, "upstream qrauth {\n", "upstream qrauth {\n    "+upstreamFirst+"\n")
 	}
-	conf = substitute(t, conf,
+	conf = testutil.Substitute(t, conf,
 		"10.0.0.11:8080", c.a.Addr,
 		"10.0.0.12:8080", c.b.Addr,
 		"listen 443 ssl http2;", "listen "+addr+" ssl http2;",
