@@ -22,8 +22,6 @@ package server
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -38,6 +36,7 @@ import (
 	"time"
 
 	"github.com/qrauth/qrauth"
+	"github.com/qrauth/qrauth/internal/keys"
 	"github.com/qrauth/qrauth/shared"
 	"github.com/qrauth/qrauth/wire"
 )
@@ -157,29 +156,17 @@ func (h *hub) setSharedCode(r *room, code [32]byte, url string) (bool, error) {
 	return true, nil
 }
 
-// codeURLAEAD is the AES-256-GCM that seals a typed code's URL in the
-// shared index, its key derived from the code itself, which only the
-// browser shows and only the person typing it knows.
-func codeURLAEAD(code string) (cipher.AEAD, error) {
-	k := sha256.Sum256([]byte("qrauth user code url\n" + code))
-	block, err := aes.NewCipher(k[:])
-	if err != nil {
-		return nil, err
-	}
-	return cipher.NewGCM(block)
-}
-
-// sealCodeURL seals url under code (random nonce first), base64.
+// sealCodeURL seals url under code (keys.UserCodeSealer), base64.
 func sealCodeURL(rnd io.Reader, code, url string) (string, error) {
-	aead, err := codeURLAEAD(code)
+	s, err := keys.UserCodeSealer(code, rnd)
 	if err != nil {
 		return "", err
 	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := io.ReadFull(rnd, nonce); err != nil {
+	sealed, err := s.Seal([]byte(url), nil)
+	if err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(url), nil)), nil
+	return base64.RawURLEncoding.EncodeToString(sealed), nil
 }
 
 // openCodeURL opens what sealCodeURL made with the same code.
@@ -188,14 +175,11 @@ func openCodeURL(code, sealed string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	aead, err := codeURLAEAD(code)
+	s, err := keys.UserCodeSealer(code, nil)
 	if err != nil {
 		return "", err
 	}
-	if len(b) < aead.NonceSize() {
-		return "", errors.New("sealed code URL too short")
-	}
-	url, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], nil)
+	url, err := s.Open(b, nil)
 	return string(url), err
 }
 

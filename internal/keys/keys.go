@@ -29,6 +29,9 @@ const (
 	badgeSecureLabel   = "badge/secure/" // + user id
 )
 
+// userCodeLabel is the label of UserCodeSealer's key, after "qrauth/v1/".
+const userCodeLabel = "user-code/url"
+
 // KeySize is the size of every derived key: AES-256 and HMAC-SHA256.
 const KeySize = 32
 
@@ -60,6 +63,22 @@ func BadgeCredentialAEAD(master []byte, uid qrauth.UserID, stamp []byte) (cipher
 		return nil, err
 	}
 	return newGCM(key)
+}
+
+// UserCodeSealer seals what a typed user code stands for (the URL of its
+// room's QR code, in a cluster's shared state) under a key derived from
+// the code itself, which only the browser shows and only the person typing
+// it knows: a reader of the shared state cannot open it without the code.
+func UserCodeSealer(code string, rand io.Reader) (*Sealer, error) {
+	key, err := derive([]byte(code), nil, userCodeLabel)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Sealer{aead: aead, rand: rand}, nil
 }
 
 // Sealer encrypts small secrets with AES-256-GCM under the key of one
