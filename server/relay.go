@@ -488,16 +488,11 @@ func (rr *remoteRoom) handle(ctx context.Context, in relayIn) {
 			return
 		}
 		f, err := wire.DecodeAppFrame(in.Data)
-		switch {
-		case err != nil:
+		if err != nil {
 			app.closeErr(err)
-		case f.Type == wire.MsgDecision:
-			r.decide(ctx, app, f)
-		case f.Type == wire.MsgProfile:
-			r.profile(ctx, app, qrauth.Profile{Name: f.Name, Email: f.Email})
-		default:
-			app.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))
+			return
 		}
+		r.appFrame(ctx, app, f)
 	case inGone:
 		if app != nil {
 			r.appGone(app)

@@ -393,6 +393,19 @@ func (r *room) join(ctx context.Context, app peer, appIP string, f *wire.AppFram
 	return true
 }
 
+// appFrame handles a frame the app sends after its join, from its socket
+// here or relayed from another instance.
+func (r *room) appFrame(ctx context.Context, app peer, f *wire.AppFrame) {
+	switch f.Type {
+	case wire.MsgDecision:
+		r.decide(ctx, app, f)
+	case wire.MsgProfile:
+		r.profile(ctx, app, qrauth.Profile{Name: f.Name, Email: f.Email})
+	default:
+		app.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))
+	}
+}
+
 // decide handles the app's signed decision.
 func (r *room) decide(ctx context.Context, app peer, f *wire.AppFrame) {
 	r.mu.Lock()

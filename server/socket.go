@@ -229,12 +229,8 @@ func (s *Server) handleAppSocket(c echo.Context) error {
 			}
 		case r == nil:
 			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "join_first", "Join a room before anything else."))
-		case f.Type == wire.MsgDecision:
-			r.decide(ctx, cn, f)
-		case f.Type == wire.MsgProfile:
-			r.profile(ctx, cn, qrauth.Profile{Name: f.Name, Email: f.Email})
 		default:
-			cn.closeErr(qrauth.Errorf(qrauth.EINVALID, "not_expected", "Already joined."))
+			r.appFrame(ctx, cn, f)
 		}
 	}, func() {
 		if r != nil {
