@@ -297,58 +297,69 @@ type relayOut struct {
 // errRecordReplaced: the room's record is not the one a relay joined.
 var errRecordReplaced = errors.New("room record replaced")
 
-// updateRelay applies fn to the room's record with compare-and-swap,
-// retrying when another instance wrote in between; an error of fn stops
-// it and writes nothing. With create, a missing record is made, with a
-// new Gen.
-func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec) error) error {
-	ttl := h.cfg.RoomTTL + sharedMargin
-	// fresh makes the record anew, with a generation of its own.
-	fresh := func() error {
-		gen, err := qrauth.RandomToken(h.cfg.Rand, 8)
+// updateJSON applies fn to the JSON record at key with compare-and-swap,
+// reading again when another instance wrote in between; an error of fn
+// stops it and writes nothing. A missing record is ErrNotFound, unless
+// fresh is given: then fn is applied to what fresh makes and the record is
+// created, first of all without reading when createFirst says a missing
+// record is the likely case.
+func updateJSON[T any](ctx context.Context, st shared.Store, key string, ttl time.Duration,
+	fresh func() (T, error), createFirst bool, fn func(*T) error) error {
+	create := func() error {
+		v, err := fresh()
 		if err != nil {
 			return err
 		}
-		rec := relayRec{Gen: gen}
-		if err := fn(&rec); err != nil {
+		if err := fn(&v); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(&rec)
-		return h.shared.Create(ctx, roomKey(id), b, ttl)
+		b, _ := json.Marshal(&v)
+		return st.Create(ctx, key, b, ttl)
 	}
-	if create {
-		// A phone's first join: the record is almost always new, so
-		// try that first and save a read.
-		if err := fresh(); !errors.Is(err, shared.ErrConflict) {
+	if fresh != nil && createFirst {
+		if err := create(); !errors.Is(err, shared.ErrConflict) {
 			return err
 		}
 	}
 	for range 64 {
-		v, ver, err := h.shared.Load(ctx, roomKey(id))
-		var rec relayRec
+		b, ver, err := st.Load(ctx, key)
 		switch {
-		case errors.Is(err, shared.ErrNotFound) && create:
-			err = fresh()
-			if errors.Is(err, shared.ErrConflict) {
+		case errors.Is(err, shared.ErrNotFound) && fresh != nil:
+			if err = create(); errors.Is(err, shared.ErrConflict) {
 				continue
 			}
 			return err
 		case err != nil:
 			return err
 		}
-		if err := json.Unmarshal(v, &rec); err != nil {
-			return fmt.Errorf("room record: %w", err)
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
 		}
-		if err := fn(&rec); err != nil {
+		if err := fn(&v); err != nil {
 			return err
 		}
-		b, _ := json.Marshal(&rec)
-		if _, err = h.shared.Swap(ctx, roomKey(id), ver, b, ttl); errors.Is(err, shared.ErrConflict) {
+		b, _ = json.Marshal(&v)
+		if _, err = st.Swap(ctx, key, ver, b, ttl); errors.Is(err, shared.ErrConflict) {
 			continue
 		}
 		return err
 	}
-	return errors.New("room record: too many concurrent writers")
+	return fmt.Errorf("%s: too many concurrent writers", key)
+}
+
+// updateRelay applies fn to the room's record (updateJSON). With create,
+// a missing record is made, with a new Gen; a phone's first join creates
+// it without reading first, as it is almost always new.
+func (h *hub) updateRelay(ctx context.Context, id string, create bool, fn func(*relayRec) error) error {
+	var fresh func() (relayRec, error)
+	if create {
+		fresh = func() (relayRec, error) {
+			gen, err := qrauth.RandomToken(h.cfg.Rand, 8)
+			return relayRec{Gen: gen}, err
+		}
+	}
+	return updateJSON(ctx, h.shared, roomKey(id), h.cfg.RoomTTL+sharedMargin, fresh, create, fn)
 }
 
 func (h *hub) loadRelay(ctx context.Context, id string) (*relayRec, error) {
@@ -648,33 +659,14 @@ func (h *hub) startRelay(ctx context.Context, cn *conn, owner, roomID, ip string
 	return rl
 }
 
-// updateList changes a versioned list of strings with compare-and-swap.
+// updateList changes a versioned list of strings (updateJSON); a missing
+// list is an empty one.
 func (h *hub) updateList(ctx context.Context, key string, fn func([]string) []string) error {
-	ttl := h.cfg.RoomTTL + sharedMargin
-	for range 64 {
-		v, ver, err := h.shared.Load(ctx, key)
-		var ids []string
-		if errors.Is(err, shared.ErrNotFound) {
-			b, _ := json.Marshal(fn(nil))
-			err = h.shared.Create(ctx, key, b, ttl)
-			if errors.Is(err, shared.ErrConflict) {
-				continue
-			}
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(v, &ids); err != nil {
-			ids = nil // rewritten whole below
-		}
-		b, _ := json.Marshal(fn(ids))
-		if _, err = h.shared.Swap(ctx, key, ver, b, ttl); errors.Is(err, shared.ErrConflict) {
-			continue
-		}
-		return err
-	}
-	return errors.New("inbox: too many concurrent writers")
+	empty := func() ([]string, error) { return nil, nil }
+	return updateJSON(ctx, h.shared, key, h.cfg.RoomTTL+sharedMargin, empty, false, func(ids *[]string) error {
+		*ids = fn(*ids)
+		return nil
+	})
 }
 
 // readInbox pumps the rooms that phones of other instances joined, as
