@@ -33,6 +33,9 @@ type hub struct {
 	// this instance that joined a room held by another (relay.go).
 	shared shared.Store
 	relays map[string]map[*relay]struct{} // room id -> relays
+	// remotes are the rooms here that a phone on another instance joined,
+	// the only ones the re-check reads.
+	remotes map[*room]*remoteRoom
 	// bg runs the goroutines that read or write the shared state for
 	// rooms and relays (pumps, flushes, index drops): runCluster waits for
 	// them before it ends, since the caller closes the store after Shutdown.
@@ -62,6 +65,7 @@ func newHub(cfg Config, store qrauth.Store) *hub {
 		tickets: make(map[[32]byte]*ticket),
 		shared:  cfg.Shared,
 		relays:  make(map[string]map[*relay]struct{}),
+		remotes: make(map[*room]*remoteRoom),
 	}
 }
 
@@ -92,6 +96,7 @@ func (h *hub) unregister(r *room) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.rooms, r.id)
+	delete(h.remotes, r)
 	h.cfg.Metrics.RoomsWaiting(-1)
 	if h.psks[r.psk] == r {
 		delete(h.psks, r.psk)

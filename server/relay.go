@@ -410,6 +410,11 @@ func (r *room) remoteOf() *remoteRoom {
 	defer r.mu.Unlock()
 	if r.remote == nil {
 		r.remote = &remoteRoom{r: r, apps: make(map[string]*remoteApp)}
+		r.h.mu.Lock()
+		if _, open := r.h.rooms[r.id]; open {
+			r.h.remotes[r] = r.remote
+		}
+		r.h.mu.Unlock()
 	}
 	return r.remote
 }
@@ -947,9 +952,9 @@ func (h *hub) onHint(id string, rehint bool) {
 // here that a remote phone joined, and the relays of its phones.
 func (h *hub) recheck() {
 	h.mu.Lock()
-	var rooms []*room
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
+	rrs := make([]*remoteRoom, 0, len(h.remotes))
+	for _, rr := range h.remotes {
+		rrs = append(rrs, rr)
 	}
 	var rls []*relay
 	for _, m := range h.relays {
@@ -958,13 +963,8 @@ func (h *hub) recheck() {
 		}
 	}
 	h.mu.Unlock()
-	for _, r := range rooms {
-		r.mu.Lock()
-		rr := r.remote
-		r.mu.Unlock()
-		if rr != nil {
-			h.bg.Go(rr.pump)
-		}
+	for _, rr := range rrs {
+		h.bg.Go(rr.pump)
 	}
 	for _, rl := range rls {
 		h.bg.Go(func() { rl.pump(true) })
